@@ -1,0 +1,65 @@
+/**
+ * netd's own routes, under /netd/v1: attach a container by PID or namespace path, detach it, list
+ * endpoints and sandboxes.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import type { Controller } from '../cnm/controller.js';
+import type { SandboxTarget } from '../cnm/sandbox.js';
+import { obj, str, strList, type Router } from './http.js';
+
+/** A PID (digits) or an absolute namespace path; anything else is not a new attach target. */
+export function attachTargetOf(ref: string): SandboxTarget | undefined {
+  if (/^\d+$/.test(ref)) return { pid: Number(ref) };
+  if (ref.startsWith('/')) return { path: ref };
+  return undefined;
+}
+
+function targetOf(value: unknown): SandboxTarget {
+  if (typeof value === 'number') return { pid: value };
+  if (typeof value === 'string') {
+    const t = attachTargetOf(value);
+    if (t) return t;
+  }
+  const o = obj(value, 'target');
+  if (o.pid !== undefined) {
+    if (typeof o.pid !== 'number') throw new InvalidArgumentError('target.pid must be a number');
+    return { pid: o.pid };
+  }
+  const path = str(o, 'path', 'target.path');
+  if (path) return { path };
+  throw new InvalidArgumentError('target must be a PID or a namespace path');
+}
+
+export function addNetdRoutes(router: Router, controller: Controller): void {
+  router.add('POST', '/netd/v1/attach', async (req) => {
+    const body = obj(await req.body(), 'request body');
+    const result = await controller.attach({
+      target: targetOf(body.target),
+      network: str(body, 'network'),
+      name: str(body, 'name'),
+      ip: str(body, 'ip'),
+      ip6: str(body, 'ip6'),
+      mac: str(body, 'mac'),
+      aliases: strList(body, 'aliases'),
+    });
+    return { status: 201, body: result };
+  });
+
+  router.add('POST', '/netd/v1/detach', async (req) => {
+    const body = obj(await req.body(), 'request body');
+    const container = body.container;
+    if (typeof container !== 'string' && typeof container !== 'number') throw new InvalidArgumentError('container must be a PID, name, id or namespace path');
+    const removed = await controller.detach(String(container), str(body, 'network'));
+    return { status: 200, body: { removed } };
+  });
+
+  router.add('GET', '/netd/v1/endpoints', () => {
+    const byId = new Map(controller.networks().map((n) => [n.id, n.name]));
+    return {
+      status: 200,
+      body: controller.endpoints().map((e) => ({ ...e, network: byId.get(e.networkId) })),
+    };
+  });
+
+  router.add('GET', '/netd/v1/sandboxes', () => ({ status: 200, body: controller.sandboxes() }));
+}

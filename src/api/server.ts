@@ -1,0 +1,55 @@
+/**
+ * The API server: HTTP on a unix socket (mode 0660, so only root and the socket's group can use it), or
+ * on TCP only when a tcp:// address is given explicitly.
+ */
+import { createServer, type Server } from 'node:http';
+import { chmodSync, chownSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { InvalidArgumentError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Controller } from '../cnm/controller.js';
+import { Router } from './http.js';
+import { addDockerRoutes } from './docker-api.js';
+import { addNetdRoutes } from './netd-api.js';
+
+export type Listen = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+
+export function parseHost(host: string): Listen {
+  if (host.startsWith('unix://')) {
+    const path = host.slice('unix://'.length);
+    if (!path.startsWith('/')) throw new InvalidArgumentError(`--host ${host}: the socket path must be absolute`);
+    return { kind: 'unix', path };
+  }
+  const m = /^tcp:\/\/([^:]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(host);
+  if (m && Number(m[2]) > 0 && Number(m[2]) < 65536) return { kind: 'tcp', host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  throw new InvalidArgumentError(`--host ${host}: expected unix:///path or tcp://HOST:PORT`);
+}
+
+export async function startApiServer(opts: { host: string; controller: Controller; log: Logger; group?: number }): Promise<Server> {
+  const router = new Router(opts.log);
+  addDockerRoutes(router, opts.controller);
+  addNetdRoutes(router, opts.controller);
+  const server = createServer((req, res) => void router.handle(req, res));
+  const listen = parseHost(opts.host);
+  if (listen.kind === 'unix') {
+    mkdirSync(dirname(listen.path), { recursive: true, mode: 0o755 });
+    try {
+      if (statSync(listen.path).isSocket()) rmSync(listen.path); // left by a daemon that died; the data-root lock says none runs
+    } catch {
+      /* no stale socket */
+    }
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listen.path, () => resolve());
+    });
+    chmodSync(listen.path, 0o660);
+    if (opts.group !== undefined) chownSync(listen.path, 0, opts.group);
+  } else {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listen.port, listen.host, () => resolve());
+    });
+    opts.log.warn({ op: 'listen', host: opts.host }, 'the API is reachable over TCP without authentication');
+  }
+  return server;
+}

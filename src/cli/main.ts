@@ -1,0 +1,229 @@
+#!/usr/bin/env node
+/**
+ * The netd command line: `netd daemon` runs the daemon; every other command is a thin client of its API.
+ * Errors are one line on stderr and a non-zero exit.
+ */
+import { Command, Option } from 'commander';
+import { Client } from './client.js';
+import { table } from './format.js';
+import { DEFAULTS, startDaemon } from '../daemon/daemon.js';
+
+const VERSION = '0.1.0';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function keyValues(list: string[], what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new Error(`${what} ${JSON.stringify(item)} must be KEY=VALUE`);
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}
+
+function client(cmd: Command): Client {
+  return new Client(cmd.optsWithGlobals().host as string);
+}
+
+function print(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+interface NetworkJson {
+  Id: string;
+  Name: string;
+  Driver: string;
+  Scope: string;
+  IPAM: { Config: { Subnet: string; Gateway: string }[] };
+  Containers: Record<string, unknown>;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('netd')
+    .description('netd: container networking daemon and its command line')
+    .version(VERSION)
+    .addOption(new Option('-H, --host <address>', 'daemon socket (unix:///path or tcp://host:port)').env('NETD_HOST').default(DEFAULTS.host))
+    .showHelpAfterError(false);
+
+  program
+    .command('daemon')
+    .description('run the daemon')
+    .option('--data-root <dir>', 'where state is kept', DEFAULTS.dataRoot)
+    .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
+    .option('--bridge <name>', 'bridge of the default network', DEFAULTS.bridge)
+    .option('--default-address-pool <base=CIDR,size=N>', 'default address pool (repeatable; replaces the built-in pools)', collect, [])
+    .option('--group <gid>', 'group allowed to use the socket (numeric gid)')
+    .action(async (opts, cmd: Command) => {
+      const daemon = await startDaemon({
+        host: cmd.optsWithGlobals().host,
+        dataRoot: opts.dataRoot,
+        logLevel: opts.logLevel,
+        bridge: opts.bridge,
+        defaultAddressPools: opts.defaultAddressPool,
+        group: opts.group === undefined ? undefined : Number(opts.group),
+      });
+      let stopping = false;
+      const stop = async () => {
+        if (stopping) return;
+        stopping = true;
+        await daemon.stop();
+        process.exit(0);
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    });
+
+  program
+    .command('create-network <name>')
+    .description('create a network; prints its id')
+    .option('-d, --driver <driver>', 'network driver', 'bridge')
+    .option('--subnet <cidr>', 'subnet, IPv4 or IPv6 (repeatable: one of each)', collect, [])
+    .option('--gateway <ip>', 'gateway for the subnet of the same family (repeatable)', collect, [])
+    .option('--ip-range <cidr>', 'allocate container addresses from this part of the IPv4 subnet')
+    .option('--ipv6', 'enable IPv6')
+    .option('--internal', 'no access to the outside')
+    .option('--attachable', 'mark the network attachable')
+    .option('-o, --opt <key=value>', 'driver option (repeatable)', collect, [])
+    .option('--label <key=value>', 'label (repeatable)', collect, [])
+    .action(async (name: string, opts, cmd: Command) => {
+      const config: { Subnet: string; Gateway?: string; IPRange?: string }[] = [];
+      const gateways: string[] = opts.gateway;
+      for (const subnet of opts.subnet as string[]) {
+        const v6 = subnet.includes(':');
+        config.push({ Subnet: subnet, Gateway: gateways.find((g) => g.includes(':') === v6), IPRange: v6 ? undefined : opts.ipRange });
+      }
+      if (config.length === 0 && (opts.ipRange || gateways.length > 0)) throw new Error('--ip-range and --gateway need --subnet');
+      const res = await client(cmd).call<{ Id: string }>('POST', '/networks/create', {
+        Name: name,
+        Driver: opts.driver,
+        IPAM: { Driver: 'default', Config: config },
+        EnableIPv6: Boolean(opts.ipv6),
+        Internal: Boolean(opts.internal),
+        Attachable: Boolean(opts.attachable),
+        Options: keyValues(opts.opt, 'option'),
+        Labels: keyValues(opts.label, 'label'),
+      });
+      process.stdout.write(res.Id + '\n');
+    });
+
+  program
+    .command('attach <container>')
+    .description('attach a container (PID or network namespace path) to a network; prints the result as JSON')
+    .option('-n, --network <network>', 'network to attach to', 'bridge')
+    .option('--name <name>', 'container name')
+    .option('--ip <address>', 'IPv4 address')
+    .option('--ip6 <address>', 'IPv6 address')
+    .option('--mac <address>', 'MAC address')
+    .option('--alias <name>', 'network-scoped alias (repeatable)', collect, [])
+    .action(async (container: string, opts, cmd: Command) => {
+      const target = /^\d+$/.test(container) ? { pid: Number(container) } : { path: container };
+      print(
+        await client(cmd).call('POST', '/netd/v1/attach', {
+          target,
+          network: opts.network,
+          name: opts.name,
+          ip: opts.ip,
+          ip6: opts.ip6,
+          mac: opts.mac,
+          aliases: opts.alias,
+        }),
+      );
+    });
+
+  program
+    .command('detach <container>')
+    .description('detach a container (PID, name or id) from one network, or from all')
+    .option('-n, --network <network>', 'only from this network')
+    .action(async (container: string, opts, cmd: Command) => {
+      const res = await client(cmd).call<{ removed: string[] }>('POST', '/netd/v1/detach', { container, network: opts.network });
+      for (const id of res.removed) process.stdout.write(id + '\n');
+    });
+
+  program
+    .command('connect <network> <container>')
+    .description('connect a container (name, id, PID or namespace path) to a network')
+    .option('--ip <address>', 'IPv4 address')
+    .option('--ip6 <address>', 'IPv6 address')
+    .option('--alias <name>', 'network-scoped alias (repeatable)', collect, [])
+    .action(async (network: string, container: string, opts, cmd: Command) => {
+      await client(cmd).call('POST', `/networks/${encodeURIComponent(network)}/connect`, {
+        Container: container,
+        EndpointConfig: { IPAMConfig: { IPv4Address: opts.ip, IPv6Address: opts.ip6 }, Aliases: opts.alias },
+      });
+    });
+
+  program
+    .command('disconnect <network> <container>')
+    .description('disconnect a container from a network')
+    .action(async (network: string, container: string, _opts, cmd: Command) => {
+      await client(cmd).call('POST', `/networks/${encodeURIComponent(network)}/disconnect`, { Container: container });
+    });
+
+  program
+    .command('networks')
+    .alias('ls')
+    .description('list networks')
+    .option('--format <format>', 'table or json', 'table')
+    .option('-q, --quiet', 'only ids')
+    .action(async (opts, cmd: Command) => {
+      const list = await client(cmd).call<NetworkJson[]>('GET', '/networks');
+      list.sort((a, b) => a.Name.localeCompare(b.Name));
+      if (opts.format === 'json') return print(list);
+      if (opts.quiet) return void process.stdout.write(list.map((n) => n.Id.slice(0, 12) + '\n').join(''));
+      const rows = list.map((n) => [n.Id.slice(0, 12), n.Name, n.Driver, n.IPAM.Config.map((c) => c.Subnet).join(',') || '-', String(Object.keys(n.Containers).length)]);
+      process.stdout.write(table(['NETWORK ID', 'NAME', 'DRIVER', 'SUBNET', 'CONTAINERS'], rows) + '\n');
+    });
+
+  program
+    .command('inspect <network...>')
+    .description('show networks as JSON')
+    .action(async (networks: string[], _opts, cmd: Command) => {
+      const c = client(cmd);
+      print(await Promise.all(networks.map((n) => c.call('GET', `/networks/${encodeURIComponent(n)}`))));
+    });
+
+  program
+    .command('rm-network <network...>')
+    .alias('rm')
+    .description('remove networks (refused while containers are attached)')
+    .action(async (networks: string[], _opts, cmd: Command) => {
+      const c = client(cmd);
+      for (const n of networks) {
+        await c.call('DELETE', `/networks/${encodeURIComponent(n)}`);
+        process.stdout.write(n + '\n');
+      }
+    });
+
+  program
+    .command('prune')
+    .description('remove every network without containers (not the predefined ones)')
+    .action(async (_opts, cmd: Command) => {
+      const res = await client(cmd).call<{ NetworksDeleted: string[] | null }>('POST', '/networks/prune');
+      for (const n of res.NetworksDeleted ?? []) process.stdout.write(n + '\n');
+    });
+
+  program
+    .command('endpoints')
+    .description('list endpoints')
+    .option('--format <format>', 'table or json', 'table')
+    .action(async (opts, cmd: Command) => {
+      const list = await client(cmd).call<{ id: string; name: string; network: string; ifname: string; ipv4?: string; ipv6?: string; mac?: string; driverState: { hostIfname?: string } }[]>('GET', '/netd/v1/endpoints');
+      if (opts.format === 'json') return print(list);
+      const rows = list.map((e) => [e.id.slice(0, 12), e.name, e.network, e.ifname || '-', e.driverState.hostIfname ?? '-', e.mac ?? '-', [e.ipv4, e.ipv6].filter(Boolean).join(',') || '-']);
+      process.stdout.write(table(['ENDPOINT ID', 'CONTAINER', 'NETWORK', 'IFACE', 'HOST IFACE', 'MAC', 'ADDRESSES'], rows) + '\n');
+    });
+
+  return program;
+}
+
+if (require.main === module) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((err: Error) => {
+      process.stderr.write(`netd: ${err.message}\n`);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,37 @@
+/** An endpoint: a network's attachment point inside one sandbox (for the bridge driver, a veth pair). */
+
+export interface EndpointRecord {
+  id: string;
+  /** The container's name on this network (used by DNS later). */
+  name: string;
+  networkId: string;
+  sandboxId: string;
+  /** Interface name inside the sandbox (eth0, eth1, ...); empty for drivers that make no interface. */
+  ifname: string;
+  mac?: string;
+  /** `address/prefix` */
+  ipv4?: string;
+  ipv6?: string;
+  gateway4?: string;
+  gateway6?: string;
+  /** Whether this endpoint provides the sandbox's default route(s). */
+  gatewayEndpoint: boolean;
+  aliases: string[];
+  created: string;
+  driverState: Record<string, unknown>;
+}
+
+/** What an attach/connect reports back to its caller. */
+export interface AttachResult {
+  network: string;
+  networkId: string;
+  endpointId: string;
+  sandboxId: string;
+  name: string;
+  interface: string;
+  mac?: string;
+  ipv4?: string;
+  ipv6?: string;
+  gateway?: string;
+  gateway6?: string;
+}

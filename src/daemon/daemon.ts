@@ -1,0 +1,90 @@
+/**
+ * The daemon: wires the kernel layer, the firewall, IPAM, the store and the drivers into a Controller,
+ * restores state, and serves the API until it is told to stop. Kernel state is left in place on stop, so
+ * containers keep their networking while netd restarts.
+ */
+import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { createLogger, type Logger } from '../log.js';
+import { Controller } from '../cnm/controller.js';
+import { Ipam } from '../ipam/ipam.js';
+import { DEFAULT_ADDRESS_POOLS, parseAddressPool } from '../ipam/default-pools.js';
+import { Store } from '../store/store.js';
+import { DataRootLock } from '../store/lock.js';
+import { Rtnl } from '../kernel/rtnetlink.js';
+import { createFirewall } from '../firewall/firewall.js';
+import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
+import { HostDriver } from '../drivers/host.js';
+import { NullDriver } from '../drivers/null.js';
+import { OPT_BRIDGE_NAME, OPT_DEFAULT_BRIDGE } from '../drivers/bridge/options.js';
+import { validateIfName } from '../kernel/names.js';
+import { startApiServer } from '../api/server.js';
+import { ProcNamespaceResolver } from './namespace-resolver.js';
+import { hostSubnets } from './host-subnets.js';
+
+export interface DaemonConfig {
+  host: string;
+  dataRoot: string;
+  logLevel: string;
+  bridge: string;
+  defaultAddressPools: string[];
+  /** Group allowed to use the socket (gid). */
+  group?: number;
+}
+
+export const DEFAULTS: DaemonConfig = {
+  host: 'unix:///run/netd/netd.sock',
+  dataRoot: '/var/lib/netd',
+  logLevel: 'info',
+  bridge: 'netd0',
+  defaultAddressPools: [],
+};
+
+export interface RunningDaemon {
+  controller: Controller;
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> {
+  const log = createLogger(config.logLevel);
+  validateIfName(config.bridge);
+  const pools = (config.defaultAddressPools.length > 0 ? config.defaultAddressPools : DEFAULT_ADDRESS_POOLS).map(parseAddressPool);
+  mkdirSync(config.dataRoot, { recursive: true, mode: 0o700 });
+  const lock = DataRootLock.acquire(config.dataRoot);
+  let rtnl: Rtnl | undefined;
+  let server: Server | undefined;
+  try {
+    rtnl = Rtnl.open();
+    const hostRtnl = rtnl;
+    const firewall = createFirewall({ logger: log });
+    const controller = new Controller({
+      store: new Store(config.dataRoot),
+      ipam: new Ipam(pools),
+      drivers: [new BridgeDriver({ rtnl: hostRtnl, firewall, log }), new HostDriver(), new NullDriver()],
+      resolver: new ProcNamespaceResolver(),
+      log,
+      hostSubnets: () => hostSubnets(hostRtnl),
+      defaultBridgeOptions: { [OPT_BRIDGE_NAME]: config.bridge, [OPT_DEFAULT_BRIDGE]: 'true' },
+    });
+    const problems = await controller.start();
+    server = await startApiServer({ host: config.host, controller, log, group: config.group });
+    log.info({ op: 'start', host: config.host, dataRoot: config.dataRoot, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
+    const srv = server;
+    return {
+      controller,
+      log,
+      stop: async () => {
+        await new Promise<void>((resolve) => srv.close(() => resolve()));
+        hostRtnl.close();
+        lock.release();
+        log.info({ op: 'stop' }, 'netd stopped');
+      },
+    };
+  } catch (err) {
+    server?.close();
+    rtnl?.close();
+    lock.release();
+    throw err;
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Locates a container's network namespace from a PID or a namespace path, for the controller. Refuses
+ * the daemon's own namespace: attaching "a container" that shares it would reconfigure the host.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { ForbiddenError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import type { NamespaceResolver, ResolvedNamespace, SandboxRecord, SandboxTarget } from '../cnm/sandbox.js';
+
+export class ProcNamespaceResolver implements NamespaceResolver {
+  /** The daemon's own namespace, and the device every nsfs file lives on. */
+  private readonly own = statSync('/proc/self/ns/net');
+
+  resolve(target: SandboxTarget): ResolvedNamespace {
+    let key: string;
+    let pid: number | undefined;
+    if (target.pid !== undefined) {
+      if (!Number.isSafeInteger(target.pid) || target.pid <= 0) throw new InvalidArgumentError(`invalid PID ${JSON.stringify(target.pid)}`);
+      pid = target.pid;
+      key = `/proc/${pid}/ns/net`;
+      if (!existsSync(`/proc/${pid}`)) throw new NotFoundError(`no process with PID ${pid}`);
+    } else if (typeof target.path === 'string' && target.path !== '') {
+      if (!isAbsolute(target.path) || target.path.includes('\0')) throw new InvalidArgumentError(`namespace path must be absolute: ${JSON.stringify(target.path)}`);
+      key = target.path;
+    } else {
+      throw new InvalidArgumentError('a target needs a PID or a namespace path');
+    }
+    let st;
+    try {
+      st = statSync(key);
+    } catch (err) {
+      throw new NotFoundError(`cannot open the network namespace ${key}: ${(err as NodeJS.ErrnoException).code}`);
+    }
+    if (st.dev !== this.own.dev) throw new InvalidArgumentError(`${key} is not a network namespace`);
+    if (st.ino === this.own.ino) {
+      throw new ForbiddenError(`${pid !== undefined ? `PID ${pid}` : key} is in netd's own (the host's) network namespace; attaching would reconfigure the host (use the host network instead)`);
+    }
+    return { key, pid, nsId: `${st.dev}:${st.ino}` };
+  }
+
+  alive(sandbox: SandboxRecord): boolean {
+    try {
+      const st = statSync(sandbox.key);
+      return `${st.dev}:${st.ino}` === sandbox.nsId;
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * The bridge driver: a Linux bridge per network with the gateway address on it, NAT to the outside
+ * through the firewall layer, and one veth pair per endpoint whose container end is created directly
+ * inside the container's namespace, named and addressed there through a netlink socket opened in it.
+ *
+ * Everything it creates is recognisable as netd's: links carry the ifalias `netd:<id12>` (network or
+ * endpoint id) and firewall rules carry a `netd` comment, so a restart can remove leftovers and nothing
+ * else.
+ */
+import { InvalidArgumentError, ConflictError, KernelError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { Driver } from '../driver.js';
+import type { NetworkRecord } from '../../cnm/network.js';
+import type { EndpointRecord } from '../../cnm/endpoint.js';
+import type { SandboxRecord } from '../../cnm/sandbox.js';
+import { Transaction } from '../../cnm/transaction.js';
+import type { Firewall, NetworkFirewallSpec } from '../../firewall/firewall.js';
+import { Netns } from '../../kernel/netns.js';
+import { Rtnl, type Link } from '../../kernel/rtnetlink.js';
+import { randomMac } from '../../kernel/names.js';
+import { writeSysctl } from '../../kernel/sysctl.js';
+import { parseBridgeOptions, type BridgeOptions } from './options.js';
+
+export const OWNER_PREFIX = 'netd:';
+
+export interface BridgeDriverDeps {
+  /** A netlink socket in the host namespace (the daemon's). */
+  rtnl: Rtnl;
+  firewall: Firewall;
+  log: Logger;
+}
+
+interface BridgeState {
+  bridge: string;
+  [key: string]: unknown;
+}
+
+export class BridgeDriver implements Driver {
+  readonly type = 'bridge';
+  readonly providesInterface = true;
+  /** Bridge ifindex by network id, looked up once. */
+  private readonly bridgeIndex = new Map<string, number>();
+
+  constructor(private readonly deps: BridgeDriverDeps) {}
+
+  private get rtnl(): Rtnl {
+    return this.deps.rtnl;
+  }
+
+  // ---------------------------------------------------------------- networks
+
+  async createNetwork(network: NetworkRecord): Promise<Record<string, unknown>> {
+    const opts = parseBridgeOptions(network.id, network.options);
+    const existing = await this.rtnl.linkByName(opts.bridgeName);
+    if (existing) {
+      throw new ConflictError(`interface ${opts.bridgeName} already exists; choose another bridge name`);
+    }
+    const tx = new Transaction('bridge create network', this.deps.log);
+    const bridge: Link = await tx.step(
+      `create bridge ${opts.bridgeName}`,
+      () => this.rtnl.createBridge({ name: opts.bridgeName, mtu: opts.mtu, alias: owner(network.id) }),
+      (): Promise<void> => this.rtnl.deleteLink(bridge.index),
+    );
+    await this.configureBridge(tx, network, bridge.index);
+    await tx.step('enable IP forwarding', () => this.enableForwarding(network));
+    const spec = firewallSpec(network, opts);
+    await tx.step(
+      'set up firewall rules',
+      () => this.deps.firewall.setupNetwork(spec),
+      () => this.deps.firewall.teardownNetwork(spec),
+    );
+    this.bridgeIndex.set(network.id, bridge.index);
+    const state: BridgeState = { bridge: opts.bridgeName };
+    return state;
+  }
+
+  private async configureBridge(tx: Transaction, network: NetworkRecord, index: number): Promise<void> {
+    for (const c of [...network.ipv4, ...network.ipv6]) {
+      const cidr = `${c.gateway}/${c.subnet.split('/')[1]}`;
+      await tx.step(`add gateway address ${cidr}`, () => this.rtnl.addAddress(index, cidr));
+    }
+    await tx.step('bring the bridge up', () => this.rtnl.setLink(index, { up: true }));
+  }
+
+  private async enableForwarding(network: NetworkRecord): Promise<void> {
+    if (network.ipv4.length > 0) await writeSysctl('net.ipv4.ip_forward', '1');
+    if (network.ipv6.length > 0) await writeSysctl('net.ipv6.conf.all.forwarding', '1');
+  }
+
+  async deleteNetwork(network: NetworkRecord): Promise<void> {
+    const state = network.driverState as Partial<BridgeState>;
+    const opts = parseBridgeOptions(network.id, network.options);
+    await this.deps.firewall.teardownNetwork(firewallSpec(network, opts));
+    const name = state.bridge ?? opts.bridgeName;
+    const link = await this.rtnl.linkByName(name);
+    if (link && link.alias === owner(network.id)) await this.rtnl.deleteLink(link.index);
+    this.bridgeIndex.delete(network.id);
+  }
+
+  private async bridgeOf(network: NetworkRecord): Promise<number> {
+    const cached = this.bridgeIndex.get(network.id);
+    if (cached !== undefined) return cached;
+    const name = (network.driverState as Partial<BridgeState>).bridge ?? parseBridgeOptions(network.id, network.options).bridgeName;
+    const link = await this.rtnl.linkByName(name);
+    if (!link) throw new KernelError(`find bridge ${name} of network ${network.name}`, 'ENODEV', 'the bridge is missing; restart netd to recreate it');
+    this.bridgeIndex.set(network.id, link.index);
+    return link.index;
+  }
+
+  // ---------------------------------------------------------------- endpoints
+
+  async join(network: NetworkRecord, endpoint: EndpointRecord, sandbox: SandboxRecord): Promise<Record<string, unknown>> {
+    const opts = parseBridgeOptions(network.id, network.options);
+    const hostIfname = hostInterfaceName(endpoint.id);
+    const mac = endpoint.mac ?? randomMac();
+    let master = await this.bridgeOf(network);
+    const ns = Netns.open(sandbox.key);
+    try {
+      const create = () =>
+        this.rtnl.createVeth({
+          name: hostIfname,
+          mtu: opts.mtu,
+          alias: owner(endpoint.id),
+          master,
+          up: true,
+          peer: { name: endpoint.ifname, netns: ns, mac, mtu: opts.mtu },
+        });
+      let veth;
+      try {
+        veth = await create();
+      } catch (err) {
+        // A bridge recreated behind our back has a new index: look it up once more.
+        if (!(err instanceof KernelError) || err.errno !== 'ENODEV') throw err;
+        this.bridgeIndex.delete(network.id);
+        master = await this.bridgeOf(network);
+        veth = await create();
+      }
+      try {
+        await this.configureContainerSide(ns, endpoint);
+      } catch (err) {
+        await this.rtnl.deleteLink(veth.index).catch(() => undefined);
+        throw err;
+      }
+    } finally {
+      ns.close();
+    }
+    return { hostIfname, mac };
+  }
+
+  /** Inside the container: lo up, addresses on the interface, interface up, default routes. */
+  private async configureContainerSide(ns: Netns, endpoint: EndpointRecord): Promise<void> {
+    const rtnl = Rtnl.open(ns);
+    try {
+      const links = await rtnl.links();
+      const lo = links.find((l) => l.name === 'lo');
+      if (lo && !lo.up) await rtnl.setLink(lo.index, { up: true });
+      const link = links.find((l) => l.name === endpoint.ifname);
+      if (!link) throw new KernelError(`find ${endpoint.ifname} in the container`, 'ENODEV');
+      if (endpoint.ipv4) await rtnl.addAddress(link.index, endpoint.ipv4);
+      if (endpoint.ipv6) await rtnl.addAddress(link.index, endpoint.ipv6);
+      await rtnl.setLink(link.index, { up: true });
+      if (endpoint.gatewayEndpoint) {
+        if (endpoint.gateway4) await rtnl.addRoute({ dst: 'default', family: 4, gateway: endpoint.gateway4, oif: link.index });
+        if (endpoint.gateway6) await rtnl.addRoute({ dst: 'default', family: 6, gateway: endpoint.gateway6, oif: link.index });
+      }
+    } finally {
+      rtnl.close();
+    }
+  }
+
+  async leave(_network: NetworkRecord, endpoint: EndpointRecord): Promise<void> {
+    const name = (endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id);
+    const link = await this.rtnl.linkByName(name);
+    // Gone already when the container's namespace died: the kernel removes both ends.
+    if (link && link.alias === owner(endpoint.id)) await this.rtnl.deleteLink(link.index);
+  }
+
+  // ---------------------------------------------------------------- restart
+
+  async restore(networks: NetworkRecord[], endpoints: EndpointRecord[]): Promise<void> {
+    await this.deps.firewall.init();
+    const links = await this.rtnl.links();
+    for (const network of networks) {
+      const opts = parseBridgeOptions(network.id, network.options);
+      const name = (network.driverState as Partial<BridgeState>).bridge ?? opts.bridgeName;
+      let link = links.find((l) => l.name === name);
+      if (!link) {
+        // Recreate a bridge that disappeared (e.g. the host rebooted or someone deleted it).
+        const tx = new Transaction('restore bridge', this.deps.log);
+        link = await tx.step(`create bridge ${name}`, () => this.rtnl.createBridge({ name, mtu: opts.mtu, alias: owner(network.id) }));
+        await this.configureBridge(tx, network, link.index);
+        this.deps.log.warn({ op: 'restore', network: network.id, bridge: name }, 'bridge was missing; recreated');
+      } else if (!link.up) {
+        await this.rtnl.setLink(link.index, { up: true });
+      }
+      this.bridgeIndex.set(network.id, link.index);
+      await this.enableForwarding(network);
+    }
+    await this.deps.firewall.reconcile(networks.map((n) => firewallSpec(n, parseBridgeOptions(n.id, n.options))));
+
+    // Host ends netd made but has no record of (an attach interrupted by a crash): remove them.
+    const known = new Set(endpoints.map((e) => owner(e.id)));
+    for (const l of links) {
+      if (l.kind === 'veth' && l.alias?.startsWith(OWNER_PREFIX) && !known.has(l.alias)) {
+        this.deps.log.warn({ op: 'restore', link: l.name }, 'removing a veth netd has no record of');
+        await this.rtnl.deleteLink(l.index).catch(() => undefined);
+      }
+    }
+  }
+}
+
+function owner(id: string): string {
+  return `${OWNER_PREFIX}${id.slice(0, 12)}`;
+}
+
+/** `veth` + 7 hex characters of the endpoint id. */
+export function hostInterfaceName(endpointId: string): string {
+  if (!/^[0-9a-f]{7}/.test(endpointId)) throw new InvalidArgumentError(`invalid endpoint id ${endpointId}`);
+  return `veth${endpointId.slice(0, 7)}`;
+}
+
+function firewallSpec(network: NetworkRecord, opts: BridgeOptions): NetworkFirewallSpec {
+  return {
+    id: network.id,
+    bridge: (network.driverState as Partial<BridgeState>).bridge ?? opts.bridgeName,
+    subnets: [...network.ipv4, ...network.ipv6].map((c) => c.subnet),
+    internal: network.internal,
+    masquerade: opts.masquerade,
+    icc: opts.icc,
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * Options of the bridge driver, with Docker's option keys, parsed and validated before anything is
+ * created.
+ */
+import { InvalidArgumentError } from '../../errors.js';
+import { validateIfName } from '../../kernel/names.js';
+
+export const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
+export const OPT_MTU = 'com.docker.network.driver.mtu';
+export const OPT_ICC = 'com.docker.network.bridge.enable_icc';
+export const OPT_MASQUERADE = 'com.docker.network.bridge.enable_ip_masquerade';
+export const OPT_HOST_BINDING_IPV4 = 'com.docker.network.bridge.host_binding_ipv4';
+export const OPT_DEFAULT_BRIDGE = 'com.docker.network.bridge.default_bridge';
+
+const KNOWN = new Set([OPT_BRIDGE_NAME, OPT_MTU, OPT_ICC, OPT_MASQUERADE, OPT_HOST_BINDING_IPV4, OPT_DEFAULT_BRIDGE]);
+
+export interface BridgeOptions {
+  bridgeName: string;
+  mtu?: number;
+  icc: boolean;
+  masquerade: boolean;
+}
+
+function parseBool(key: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (/^(true|1)$/i.test(value)) return true;
+  if (/^(false|0)$/i.test(value)) return false;
+  throw new InvalidArgumentError(`option ${key} must be true or false, not ${JSON.stringify(value)}`);
+}
+
+export function parseBridgeOptions(networkId: string, options: Record<string, string>): BridgeOptions {
+  for (const key of Object.keys(options)) {
+    // Docker's generic com.docker.network.* keys of other drivers are refused rather than ignored.
+    if (key.startsWith('com.docker.network.') && !KNOWN.has(key)) throw new InvalidArgumentError(`unknown bridge driver option ${key}`);
+  }
+  const bridgeName = options[OPT_BRIDGE_NAME] ?? `br-${networkId.slice(0, 12)}`;
+  validateIfName(bridgeName);
+  let mtu: number | undefined;
+  if (options[OPT_MTU] !== undefined) {
+    const text = options[OPT_MTU];
+    mtu = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+    if (!(mtu >= 68 && mtu <= 65535)) throw new InvalidArgumentError(`option ${OPT_MTU} must be a number from 68 to 65535, not ${JSON.stringify(text)}`);
+  }
+  return {
+    bridgeName,
+    mtu,
+    icc: parseBool(OPT_ICC, options[OPT_ICC], true),
+    masquerade: parseBool(OPT_MASQUERADE, options[OPT_MASQUERADE], true),
+  };
+}

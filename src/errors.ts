@@ -1,0 +1,73 @@
+/**
+ * Typed errors. Every error netd raises on purpose is a NetdError: it carries the HTTP status the API
+ * answers with and a stable code. Kernel failures keep their errno name and the operation that failed.
+ */
+export class NetdError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(message: string, status: number, code: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Bad input: the request itself is wrong (HTTP 400). */
+export class InvalidArgumentError extends NetdError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 400, 'invalid_argument', options);
+  }
+}
+
+/** The object asked for does not exist (HTTP 404). */
+export class NotFoundError extends NetdError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 404, 'not_found', options);
+  }
+}
+
+/** The request conflicts with existing state: name taken, address in use, network has endpoints (HTTP 409). */
+export class ConflictError extends NetdError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 409, 'conflict', options);
+  }
+}
+
+/** The operation is not allowed on this object, e.g. removing a predefined network (HTTP 403). */
+export class ForbiddenError extends NetdError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 403, 'forbidden', options);
+  }
+}
+
+/** A kernel request failed. `errno` is the symbolic name (EEXIST, ENODEV, ...), `op` what was attempted. */
+export class KernelError extends NetdError {
+  readonly errno: string;
+  readonly op: string;
+  constructor(op: string, errno: string, detail?: string, options?: { cause?: unknown }) {
+    super(`${op}: ${errno}${detail ? ` (${detail})` : ''}`, 500, 'kernel', options);
+    this.errno = errno;
+    this.op = op;
+  }
+}
+
+/** An external command (iptables-restore, ...) failed. Carries its exit status and stderr. */
+export class CommandError extends NetdError {
+  readonly command: string;
+  readonly exitCode: number | null;
+  readonly stderr: string;
+  constructor(command: string, exitCode: number | null, stderr: string) {
+    super(`${command} failed (exit ${exitCode}): ${stderr.trim().split('\n').slice(-3).join('; ')}`, 500, 'command');
+    this.command = command;
+    this.exitCode = exitCode;
+    this.stderr = stderr;
+  }
+}
+
+/** Turns anything thrown into a NetdError, keeping the original as cause. */
+export function asNetdError(err: unknown): NetdError {
+  if (err instanceof NetdError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new NetdError(message, 500, 'internal', { cause: err });
+}

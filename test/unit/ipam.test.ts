@@ -1,0 +1,112 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Ipam } from '../../src/ipam/ipam.js';
+import { DEFAULT_ADDRESS_POOLS, parseAddressPool, candidateSubnets } from '../../src/ipam/default-pools.js';
+import { Subnet } from '../../src/ipam/ip.js';
+import { ConflictError, InvalidArgumentError } from '../../src/errors.js';
+
+const pools = () => DEFAULT_ADDRESS_POOLS.map(parseAddressPool);
+
+test('default pools are Docker’s: 15 /16s from 172.17 then 16 /20s of 192.168', () => {
+  const all = [...candidateSubnets(pools())].map(String);
+  assert.equal(all.length, 31);
+  assert.equal(all[0], '172.17.0.0/16');
+  assert.equal(all[14], '172.31.0.0/16');
+  assert.equal(all[15], '192.168.0.0/20');
+  assert.equal(all[30], '192.168.240.0/20');
+});
+
+test('networks get the next free default subnet, skipping host subnets', () => {
+  const ipam = new Ipam(pools());
+  assert.deepEqual(ipam.addPool({ family: 4 }), { subnet: '172.17.0.0/16', family: 4, gateway: '172.17.0.1', ipRange: undefined, prefix: 16 });
+  const avoid = [Subnet.parse('172.18.5.0/24'), Subnet.parse('172.19.0.10/32')];
+  assert.equal(ipam.addPool({ family: 4 }, avoid).subnet, '172.20.0.0/16');
+  assert.equal(ipam.addPool({ family: 4 }).subnet, '172.18.0.0/16', 'the avoid list applies per request');
+});
+
+test('pools run out with a clear error', () => {
+  const ipam = new Ipam([parseAddressPool('base=10.9.0.0/23,size=24')]);
+  ipam.addPool({ family: 4 });
+  ipam.addPool({ family: 4 });
+  assert.throws(() => ipam.addPool({ family: 4 }), ConflictError);
+});
+
+test('explicit subnets: overlap, host bits, too small, gateway and ip-range checks', () => {
+  const ipam = new Ipam(pools());
+  ipam.addPool({ family: 4, subnet: '10.1.0.0/16' });
+  assert.throws(() => ipam.addPool({ family: 4, subnet: '10.1.2.0/24' }), ConflictError);
+  assert.throws(() => ipam.addPool({ family: 4, subnet: '10.2.0.1/16' }), /host bits/);
+  assert.throws(() => ipam.addPool({ family: 4, subnet: '10.3.0.0/31' }), /too small/);
+  assert.throws(() => ipam.addPool({ family: 4, subnet: '10.4.0.0/24', gateway: '10.5.0.1' }), /not inside/);
+  assert.throws(() => ipam.addPool({ family: 4, subnet: '10.4.0.0/24', gateway: '10.4.0.255' }), /broadcast/);
+  assert.throws(() => ipam.addPool({ family: 4, subnet: '10.4.0.0/24', ipRange: '10.5.0.0/25' }), /not inside/);
+  assert.throws(() => ipam.addPool({ family: 4, subnet: 'banana' }), InvalidArgumentError);
+  assert.throws(() => ipam.addPool({ family: 4, subnet: '10.0.0.999/24' }), InvalidArgumentError);
+  assert.throws(() => ipam.addPool({ family: 4, subnet: 'fd00::/64' }), /not an IPv4/);
+  assert.equal(ipam.addPool({ family: 4, subnet: '10.4.0.0/24', gateway: '10.4.0.254' }).gateway, '10.4.0.254');
+});
+
+test('addresses are sequential, skip the gateway, honour a preferred one, refuse a taken one', () => {
+  const ipam = new Ipam(pools());
+  const p = ipam.addPool({ family: 4, subnet: '192.0.2.0/29', gateway: '192.0.2.3' });
+  assert.equal(ipam.allocate(p.subnet), '192.0.2.1/29');
+  assert.equal(ipam.allocate(p.subnet), '192.0.2.2/29');
+  assert.equal(ipam.allocate(p.subnet), '192.0.2.4/29', 'gateway skipped');
+  assert.equal(ipam.allocate(p.subnet, '192.0.2.6'), '192.0.2.6/29');
+  assert.throws(() => ipam.allocate(p.subnet, '192.0.2.6'), ConflictError);
+  assert.throws(() => ipam.allocate(p.subnet, '192.0.2.3'), /gateway/);
+  assert.throws(() => ipam.allocate(p.subnet, '192.0.2.7'), /broadcast/);
+  assert.throws(() => ipam.allocate(p.subnet, '192.0.2.9'), /not inside/);
+  assert.equal(ipam.allocate(p.subnet), '192.0.2.5/29');
+  assert.throws(() => ipam.allocate(p.subnet), /no free address/);
+  ipam.release(p.subnet, '192.0.2.2/29');
+  assert.equal(ipam.allocate(p.subnet), '192.0.2.2/29', 'a released address is reused once the range wraps');
+});
+
+test('a released address is not handed out again before the range wraps', () => {
+  const ipam = new Ipam(pools());
+  const p = ipam.addPool({ family: 4, subnet: '198.51.100.0/24' });
+  const a = ipam.allocate(p.subnet);
+  ipam.release(p.subnet, a);
+  assert.notEqual(ipam.allocate(p.subnet), a);
+});
+
+test('ip-range limits allocation; reserve replays state', () => {
+  const ipam = new Ipam(pools());
+  const p = ipam.addPool({ family: 4, subnet: '10.10.0.0/16', ipRange: '10.10.5.0/30' });
+  assert.equal(p.ipRange, '10.10.5.0/30');
+  ipam.reserve(p.subnet, '10.10.5.0/16');
+  assert.equal(ipam.allocate(p.subnet), '10.10.5.1/16');
+  assert.equal(ipam.allocate(p.subnet), '10.10.5.2/16');
+  assert.equal(ipam.allocate(p.subnet), '10.10.5.3/16');
+  assert.throws(() => ipam.allocate(p.subnet), /no free address/);
+});
+
+test('IPv6 pools and addresses', () => {
+  const ipam = new Ipam([...pools(), parseAddressPool('base=fd00:dead::/48,size=64')]);
+  const p = ipam.addPool({ family: 6 });
+  assert.equal(p.subnet, 'fd00:dead::/64');
+  assert.equal(p.gateway, 'fd00:dead::1');
+  assert.equal(ipam.allocate(p.subnet), 'fd00:dead::2/64');
+  assert.equal(ipam.allocate(p.subnet, 'fd00:dead::ffff'), 'fd00:dead::ffff/64');
+  const q = ipam.addPool({ family: 6, subnet: '2001:db8::/64' });
+  assert.equal(ipam.allocate(q.subnet), '2001:db8::2/64');
+  assert.throws(() => ipam.allocate(q.subnet, '192.0.2.1'), /not inside/);
+});
+
+test('allocation cost stays flat: 50,000 addresses in a /16', () => {
+  const ipam = new Ipam(pools());
+  const p = ipam.addPool({ family: 4, subnet: '10.20.0.0/16' });
+  const seen = new Set<string>();
+  for (let i = 0; i < 50_000; i++) seen.add(ipam.allocate(p.subnet));
+  assert.equal(seen.size, 50_000);
+  assert.equal(ipam.allocatedCount(p.subnet), 50_000);
+});
+
+test('address pool syntax', () => {
+  assert.deepEqual(String(parseAddressPool('base=10.0.0.0/8,size=24').base), '10.0.0.0/8');
+  assert.throws(() => parseAddressPool('base=10.0.0.0/8'), /required/);
+  assert.throws(() => parseAddressPool('base=10.0.0.0/8,size=4'), /size must be/);
+  assert.throws(() => parseAddressPool('base=10.0.0.0/8,size=24,x=1'), /unknown field/);
+  assert.throws(() => parseAddressPool('nonsense'), /expected/);
+});

@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, readdirSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Store } from '../../src/store/store.js';
+import { DataRootLock } from '../../src/store/lock.js';
+import { ConflictError } from '../../src/errors.js';
+
+const id = (c: string) => c.repeat(64);
+
+test('store: put, list, delete; atomic files only', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'netd-store-'));
+  try {
+    const s = new Store(dir);
+    s.put('networks', id('a'), { name: 'one' });
+    s.put('networks', id('b'), { name: 'two' });
+    s.put('networks', id('a'), { name: 'one again' });
+    assert.deepEqual(s.list('networks'), [{ name: 'one again' }, { name: 'two' }]);
+    s.delete('networks', id('b'));
+    assert.deepEqual(s.list('networks'), [{ name: 'one again' }]);
+    assert.deepEqual(readdirSync(join(dir, 'networks')), [`${id('a')}.json`]);
+    assert.throws(() => s.put('networks', '../../etc/passwd', {}), /invalid object id/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('store: a corrupt file is set aside and reported, an interrupted write is dropped', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'netd-store-'));
+  try {
+    const s = new Store(dir);
+    s.put('endpoints', id('c'), { ok: true });
+    writeFileSync(join(dir, 'endpoints', `${id('d')}.json`), '{"truncated": ');
+    writeFileSync(join(dir, 'endpoints', `${id('e')}.json.tmp`), '{}');
+    const problems: { file: string; error: string }[] = [];
+    assert.deepEqual(s.list('endpoints', problems), [{ ok: true }]);
+    assert.equal(problems.length, 1);
+    assert.ok(existsSync(join(dir, 'endpoints', `${id('d')}.json.corrupt`)));
+    assert.ok(!existsSync(join(dir, 'endpoints', `${id('e')}.json.tmp`)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('lock: one holder at a time; a stale lock is taken over', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'netd-lock-'));
+  try {
+    const lock = DataRootLock.acquire(dir);
+    // Another live process holding it: simulate with our parent's pid written in the file.
+    lock.release();
+    writeFileSync(join(dir, 'netd.pid'), `${process.ppid}\n`);
+    assert.throws(() => DataRootLock.acquire(dir), ConflictError);
+    // A pid that no longer runs.
+    const dead = spawnSync('true').pid!;
+    writeFileSync(join(dir, 'netd.pid'), `${dead}\n`);
+    const again = DataRootLock.acquire(dir);
+    again.release();
+    assert.ok(!existsSync(join(dir, 'netd.pid')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
