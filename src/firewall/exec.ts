@@ -1,0 +1,50 @@
+/**
+ * Running firewall commands: argv arrays and stdin, never a shell string. The runner is injectable so
+ * tests can prefix every command with `ip netns exec NAME` (or record calls without running anything).
+ */
+import { spawn } from 'node:child_process';
+import { CommandError } from '../errors.js';
+
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export type CommandRunner = (argv: string[], stdin?: string) => Promise<CommandResult>;
+
+const DEFAULT_TIMEOUT_MS = 60_000;
+
+/** Spawns argv directly (no shell), feeds stdin, collects output. Never rejects: failures are a result. */
+export const spawnRunner: CommandRunner = (argv, stdin) =>
+  new Promise((resolve) => {
+    let stdout = '';
+    let stderr = '';
+    let settled = false;
+    const finish = (code: number | null, extra = '') => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr: stderr + extra });
+    };
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      finish(null, `\n${argv[0]}: killed after ${DEFAULT_TIMEOUT_MS} ms`);
+    }, DEFAULT_TIMEOUT_MS);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', (err) => finish(null, `${argv[0]}: ${err.message}`)); // e.g. ENOENT
+    child.on('close', (code) => finish(code));
+    // A child that exits before reading all of stdin makes the write fail with EPIPE: its exit status
+    // and stderr tell the story, so the write error itself is ignored.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(stdin ?? '');
+  });
+
+/** Runs a command and throws CommandError unless it exits 0. */
+export async function runChecked(exec: CommandRunner, argv: string[], stdin?: string): Promise<CommandResult> {
+  const res = await exec(argv, stdin);
+  if (res.code !== 0) throw new CommandError(argv.join(' '), res.code, res.stderr);
+  return res;
+}
