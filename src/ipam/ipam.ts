@@ -58,6 +58,11 @@ class Pool {
     };
   }
 
+  /** Replaying state: continue after the highest address in use, as an uninterrupted run would. */
+  advancePast(value: bigint): void {
+    if (value >= this.cursor && value <= this.lastUsable) this.cursor = value + 1n;
+  }
+
   next(): bigint | undefined {
     const span = this.lastUsable - this.first + 1n;
     if (span <= 0n) return undefined;
@@ -185,6 +190,7 @@ export class Ipam {
     const pool = this.pool(subnet);
     const { value } = parseAddress(address.split('/')[0], 'address');
     pool.allocated.add(value);
+    pool.advancePast(value);
   }
 
   release(subnet: string, address: string): void {

@@ -129,8 +129,16 @@ export async function kernelSnapshot(ns: TestNetns): Promise<Record<string, stri
   const rules = (await ns.exec(['iptables-save'])).stdout + (await ns.exec(['ip6tables-save'])).stdout;
   return {
     links: links.map((l) => `${l.ifname} ${l.linkinfo?.info_kind ?? ''} ${l.master ?? ''}`).sort(),
-    addresses: addrs.flatMap((a) => a.addr_info.map((i) => `${a.ifname} ${i.local}/${i.prefixlen}`)).sort(),
-    routes: [...routes4, ...routes6].map((r) => `${r.table ?? 'main'} ${r.dst} ${r.gateway ?? ''} ${r.dev ?? ''}`).sort(),
+    // IPv6 link-local addresses and their routes are the kernel's autoconfiguration, which lands a moment
+    // after a link comes up: not netd's state, and racy to compare.
+    addresses: addrs
+      .flatMap((a) => a.addr_info.map((i) => `${a.ifname} ${i.local}/${i.prefixlen}`))
+      .filter((a) => !/ fe80:/.test(a))
+      .sort(),
+    routes: [...routes4, ...routes6]
+      .map((r) => `${r.table ?? 'main'} ${r.dst} ${r.gateway ?? ''} ${r.dev ?? ''}`)
+      .filter((r) => !/ (fe80:|ff00:|multicast)/.test(r))
+      .sort(),
     rules: rules
       .split('\n')
       .filter((l) => l && !l.startsWith('#'))

@@ -46,6 +46,8 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
         resolve(result);
       }
     });
+    // A command that exits without reading its input must not fail the run with EPIPE.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }

@@ -165,7 +165,7 @@ test('restart: endpoints are remembered, addresses not handed out twice, dead co
   assert.equal(second.controller.endpoints().length, 1, 'the dead container was released');
   assert.ok(second.driver.calls.includes('restore 2 2'));
   const r = await second.controller.attach({ target: { pid: 300 }, network: 'a' });
-  assert.equal(r.ipv4, '10.63.0.3/24', 'no address handed out twice (10.63.0.2 is still in use)');
+  assert.equal(r.ipv4, '10.63.0.4/24', 'continues after the highest address in use; 10.63.0.2 is never handed out twice');
 }));
 
 test('prune removes unused user networks only', withDir(async (dir) => {

@@ -77,6 +77,9 @@ test('ip-range limits allocation; reserve replays state', () => {
   assert.equal(p.ipRange, '10.10.5.0/30');
   ipam.reserve(p.subnet, '10.10.5.0/16');
   assert.equal(ipam.allocate(p.subnet), '10.10.5.1/16');
+  const q = ipam.addPool({ family: 4, subnet: '10.11.0.0/24' });
+  ipam.reserve(q.subnet, '10.11.0.7');
+  assert.equal(ipam.allocate(q.subnet), '10.11.0.8/24', 'replayed state: allocation continues after the highest address in use');
   assert.equal(ipam.allocate(p.subnet), '10.10.5.2/16');
   assert.equal(ipam.allocate(p.subnet), '10.10.5.3/16');
   assert.throws(() => ipam.allocate(p.subnet), /no free address/);

@@ -12,6 +12,7 @@ export const OPT_MASQUERADE = 'com.docker.network.bridge.enable_ip_masquerade';
 export const OPT_HOST_BINDING_IPV4 = 'com.docker.network.bridge.host_binding_ipv4';
 export const OPT_DEFAULT_BRIDGE = 'com.docker.network.bridge.default_bridge';
 
+const SAFE_IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 const KNOWN = new Set([OPT_BRIDGE_NAME, OPT_MTU, OPT_ICC, OPT_MASQUERADE, OPT_HOST_BINDING_IPV4, OPT_DEFAULT_BRIDGE]);
 
 export interface BridgeOptions {
@@ -34,6 +35,11 @@ export function parseBridgeOptions(networkId: string, options: Record<string, st
     if (key.startsWith('com.docker.network.') && !KNOWN.has(key)) throw new InvalidArgumentError(`unknown bridge driver option ${key}`);
   }
   const bridgeName = options[OPT_BRIDGE_NAME] ?? `br-${networkId.slice(0, 12)}`;
+  // Stricter than the kernel (which allows e.g. ';' or '+'): the name also reaches iptables, where '+'
+  // is a wildcard, so only a plain charset is accepted, before anything is created.
+  if (!SAFE_IFNAME.test(bridgeName)) {
+    throw new InvalidArgumentError(`invalid bridge name ${JSON.stringify(bridgeName)}: use 1-15 characters of [A-Za-z0-9_.-], starting with a letter or digit`);
+  }
   validateIfName(bridgeName);
   let mtu: number | undefined;
   if (options[OPT_MTU] !== undefined) {
