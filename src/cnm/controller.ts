@@ -19,6 +19,7 @@ import { Transaction } from './transaction.js';
 import { Network, type IpamConfig, type NetworkCreateRequest, type NetworkRecord } from './network.js';
 import type { AttachResult, EndpointRecord } from './endpoint.js';
 import type { NamespaceResolver, SandboxRecord, SandboxTarget } from './sandbox.js';
+import type { AttachExtras, NetworkObserver } from './observer.js';
 
 export const DEFAULT_NETWORK = 'bridge';
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
@@ -33,6 +34,8 @@ export interface AttachRequest {
   ip6?: string;
   mac?: string;
   aliases?: string[];
+  /** Fields for observers (see observer.ts), passed through untouched. */
+  extras?: AttachExtras;
 }
 
 export interface ControllerOptions {
@@ -45,6 +48,7 @@ export interface ControllerOptions {
   hostSubnets: () => Promise<Subnet[]>;
   /** Options for the predefined `bridge` network (e.g. its bridge name). */
   defaultBridgeOptions: Record<string, string>;
+  observers?: NetworkObserver[];
 }
 
 export class Controller {
@@ -106,6 +110,13 @@ export class Controller {
       }
 
       await this.ensurePredefined();
+      for (const n of this.networksById.values()) {
+        await this.notify('networkCreated', (o) => o.networkCreated?.(n.record));
+        for (const epId of n.endpoints) {
+          const ep = this.endpointsById.get(epId)!;
+          await this.notify('endpointJoined', (o) => o.endpointJoined?.(n.record, ep, this.sandboxesById.get(ep.sandboxId)!, {}));
+        }
+      }
       return problems;
     });
   }
@@ -259,6 +270,7 @@ export class Controller {
     record.driverState = await tx.step('driver create network', () => driver.createNetwork(record), () => driver.deleteNetwork(record));
     await tx.step('persist network', () => this.opts.store.put('networks', id, record));
     this.networksById.set(id, new Network(record));
+    if (!predefined) await this.notify('networkCreated', (o) => o.networkCreated?.(record));
     return record;
   }
 
@@ -281,6 +293,7 @@ export class Controller {
       throw new ForbiddenError(`network ${network.name} has ${network.endpoints.size} active endpoint(s); detach them first`);
     }
     const driver = this.driverOf(network.record);
+    await this.notify('networkRemoved', (o) => o.networkRemoved?.(network.record));
     await driver.deleteNetwork(network.record);
     for (const c of [...network.record.ipv4, ...network.record.ipv6]) this.opts.ipam.removePool(c.subnet);
     this.opts.store.delete('networks', network.id);
@@ -389,11 +402,15 @@ export class Controller {
     if (newSandbox) this.sandboxesById.set(sb.id, sb);
     this.endpointsById.set(endpoint.id, endpoint);
     network.endpoints.add(endpoint.id);
+    await this.notify('endpointJoined', (o) => o.endpointJoined?.(network.record, endpoint, sb, req.extras ?? {}));
     return this.attachResult(network.record, endpoint);
   }
 
   private attachResult(network: NetworkRecord, ep: EndpointRecord): AttachResult {
+    const extra: Record<string, unknown> = {};
+    for (const o of this.opts.observers ?? []) Object.assign(extra, o.describeEndpoint?.(network, ep));
     return {
+      ...extra,
       network: network.name,
       networkId: network.id,
       endpointId: ep.id,
@@ -443,6 +460,7 @@ export class Controller {
       network.endpoints.delete(ep.id);
       sandbox.endpoints = sandbox.endpoints.filter((id) => id !== ep.id);
       removed.push(ep.id);
+      await this.notify('endpointLeft', (o) => o.endpointLeft?.(network.record, ep));
       this.log.info({ op: 'release-endpoint', reason, endpoint: ep.id, network: network.id, sandbox: sandbox.id }, 'endpoint released');
     }
     if (sandbox.endpoints.length === 0) this.forgetSandbox(sandbox);
@@ -456,6 +474,17 @@ export class Controller {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Tells every observer; an observer's failure is logged and goes no further. */
+  private async notify(event: string, call: (o: NetworkObserver) => unknown): Promise<void> {
+    for (const o of this.opts.observers ?? []) {
+      try {
+        await call(o);
+      } catch (err) {
+        this.log.error({ op: 'observer', event, err }, 'observer failed');
+      }
+    }
+  }
 
   private driverOf(network: NetworkRecord): Driver {
     const d = this.drivers.get(network.driver);

@@ -34,4 +34,6 @@ export interface AttachResult {
   ipv6?: string;
   gateway?: string;
   gateway6?: string;
+  /** Observer-provided fields, e.g. `dns`. */
+  [extra: string]: unknown;
 }
