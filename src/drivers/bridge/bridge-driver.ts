@@ -58,7 +58,8 @@ export class BridgeDriver implements Driver {
     const tx = new Transaction('bridge create network', this.deps.log);
     const bridge: Link = await tx.step(
       `create bridge ${opts.bridgeName}`,
-      () => this.rtnl.createBridge({ name: opts.bridgeName, mtu: opts.mtu, alias: owner(network.id) }),
+      // A fixed MAC: otherwise the bridge takes on its ports' MACs as containers come and go.
+      () => this.rtnl.createBridge({ name: opts.bridgeName, mtu: opts.mtu, mac: randomMac(), alias: owner(network.id) }),
       (): Promise<void> => this.rtnl.deleteLink(bridge.index),
     );
     await this.configureBridge(tx, network, bridge.index);
@@ -187,7 +188,7 @@ export class BridgeDriver implements Driver {
       if (!link) {
         // Recreate a bridge that disappeared (e.g. the host rebooted or someone deleted it).
         const tx = new Transaction('restore bridge', this.deps.log);
-        link = await tx.step(`create bridge ${name}`, () => this.rtnl.createBridge({ name, mtu: opts.mtu, alias: owner(network.id) }));
+        link = await tx.step(`create bridge ${name}`, () => this.rtnl.createBridge({ name, mtu: opts.mtu, mac: randomMac(), alias: owner(network.id) }));
         await this.configureBridge(tx, network, link.index);
         this.deps.log.warn({ op: 'restore', network: network.id, bridge: name }, 'bridge was missing; recreated');
       } else if (!link.up) {
