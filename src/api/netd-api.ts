@@ -27,7 +27,9 @@ function targetOf(value: unknown): SandboxTarget {
   }
   const path = str(o, 'path', 'target.path');
   if (path) return { path };
-  throw new InvalidArgumentError('target must be a PID or a namespace path');
+  const sandbox = str(o, 'sandbox', 'target.sandbox');
+  if (sandbox) return { sandbox };
+  throw new InvalidArgumentError('target must be a PID, a namespace path or a sandbox name');
 }
 
 export function addNetdRoutes(router: Router, controller: Controller): void {
@@ -41,6 +43,7 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
       ip6: str(body, 'ip6'),
       mac: str(body, 'mac'),
       aliases: strList(body, 'aliases'),
+      mode: str(body, 'mode'),
     });
     return { status: 201, body: result };
   });
@@ -62,4 +65,13 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
   });
 
   router.add('GET', '/netd/v1/sandboxes', () => ({ status: 200, body: controller.sandboxes() }));
+
+  router.add('POST', '/netd/v1/sandboxes', async (req) => {
+    const body = obj(await req.body(), 'request body');
+    const name = str(body, 'name');
+    if (!name) throw new InvalidArgumentError('name is required');
+    return { status: 201, body: await controller.createSandbox(name) };
+  });
+
+  router.add('DELETE', '/netd/v1/sandboxes/{name}', async (req) => ({ status: 200, body: { removed: await controller.removeSandbox(req.params.name) } }));
 }

@@ -52,6 +52,7 @@ export function buildProgram(): Command {
     .command('daemon')
     .description('run the daemon')
     .option('--data-root <dir>', 'where state is kept', DEFAULTS.dataRoot)
+    .option('--exec-root <dir>', 'runtime files (namespaces netd creates)', DEFAULTS.execRoot)
     .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
     .option('--bridge <name>', 'bridge of the default network', DEFAULTS.bridge)
     .option('--default-address-pool <base=CIDR,size=N>', 'default address pool (repeatable; replaces the built-in pools)', collect, [])
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
       const daemon = await startDaemon({
         host: cmd.optsWithGlobals().host,
         dataRoot: opts.dataRoot,
+        execRoot: opts.execRoot,
         logLevel: opts.logLevel,
         bridge: opts.bridge,
         defaultAddressPools: opts.defaultAddressPool,
@@ -111,15 +113,16 @@ export function buildProgram(): Command {
 
   program
     .command('attach <container>')
-    .description('attach a container (PID or network namespace path) to a network; prints the result as JSON')
-    .option('-n, --network <network>', 'network to attach to', 'bridge')
+    .description('attach a container (PID, network namespace path, or sandbox name) to a network; prints the result as JSON')
+    .option('-n, --network <network>', 'network to attach to (default: bridge)')
+    .option('--mode <mode>', 'bridge (default), host, none, or container:<name|id|pid> to share another container\'s namespace')
     .option('--name <name>', 'container name')
     .option('--ip <address>', 'IPv4 address')
     .option('--ip6 <address>', 'IPv6 address')
     .option('--mac <address>', 'MAC address')
     .option('--alias <name>', 'network-scoped alias (repeatable)', collect, [])
     .action(async (container: string, opts, cmd: Command) => {
-      const target = /^\d+$/.test(container) ? { pid: Number(container) } : { path: container };
+      const target = /^\d+$/.test(container) ? { pid: Number(container) } : container.startsWith('/') ? { path: container } : { sandbox: container };
       print(
         await client(cmd).call('POST', '/netd/v1/attach', {
           target,
@@ -129,6 +132,7 @@ export function buildProgram(): Command {
           ip6: opts.ip6,
           mac: opts.mac,
           aliases: opts.alias,
+          mode: opts.mode,
         }),
       );
     });
@@ -160,6 +164,31 @@ export function buildProgram(): Command {
     .description('disconnect a container from a network')
     .action(async (network: string, container: string, _opts, cmd: Command) => {
       await client(cmd).call('POST', `/networks/${encodeURIComponent(network)}/disconnect`, { Container: container });
+    });
+
+  const sandbox = program.command('sandbox').description('network namespaces netd creates and keeps (for runtimes that want them)');
+  sandbox
+    .command('create <name>')
+    .description('create a persistent network namespace; prints its path')
+    .action(async (name: string, _opts, cmd: Command) => {
+      const sb = await client(cmd).call<{ key: string }>('POST', '/netd/v1/sandboxes', { name });
+      process.stdout.write(sb.key + '\n');
+    });
+  sandbox
+    .command('rm <name>')
+    .description('detach everything from a sandbox and remove its namespace')
+    .action(async (name: string, _opts, cmd: Command) => {
+      await client(cmd).call('DELETE', `/netd/v1/sandboxes/${encodeURIComponent(name)}`);
+    });
+  sandbox
+    .command('ls')
+    .description('list sandboxes (containers\' namespaces)')
+    .option('--format <format>', 'table or json', 'table')
+    .action(async (opts, cmd: Command) => {
+      const list = await client(cmd).call<{ id: string; name: string; key: string; endpoints: string[]; persistent?: boolean; members?: { name: string }[] }[]>('GET', '/netd/v1/sandboxes');
+      if (opts.format === 'json') return print(list);
+      const rows = list.map((s) => [s.id.slice(0, 12), s.name, s.key, String(s.endpoints.length), s.persistent ? 'yes' : 'no', (s.members ?? []).map((m) => m.name).join(',') || '-']);
+      process.stdout.write(table(['SANDBOX ID', 'NAME', 'NAMESPACE', 'ENDPOINTS', 'NETD-MADE', 'SHARED BY'], rows) + '\n');
     });
 
   program

@@ -17,8 +17,8 @@ import type { Store, LoadProblem } from '../store/store.js';
 import { Mutex } from './mutex.js';
 import { Transaction } from './transaction.js';
 import { Network, type IpamConfig, type NetworkCreateRequest, type NetworkRecord } from './network.js';
-import type { AttachResult, EndpointRecord } from './endpoint.js';
-import type { NamespaceResolver, SandboxRecord, SandboxTarget } from './sandbox.js';
+import type { AttachResult, EndpointRecord, SharedAttachResult } from './endpoint.js';
+import type { NamespaceResolver, ResolvedNamespace, SandboxMember, SandboxRecord, SandboxTarget } from './sandbox.js';
 import type { AttachExtras, NetworkObserver } from './observer.js';
 
 export const DEFAULT_NETWORK = 'bridge';
@@ -34,6 +34,8 @@ export interface AttachRequest {
   ip6?: string;
   mac?: string;
   aliases?: string[];
+  /** `bridge` (the default: use `network`), `host`, `none` or `container:<name|id|pid>`. */
+  mode?: string;
   /** Fields for observers (see observer.ts), passed through untouched. */
   extras?: AttachExtras;
 }
@@ -105,8 +107,12 @@ export class Controller {
 
       // Containers that died while netd was down: release what they held.
       for (const sb of [...this.sandboxesById.values()]) {
-        if (!this.opts.resolver.alive(sb)) await this.removeSandboxEndpoints(sb, undefined, 'container gone');
-        else if (sb.endpoints.length === 0) this.forgetSandbox(sb);
+        if (sb.host ? sb.pid !== undefined && !this.pidAlive(sb.pid) : !this.opts.resolver.alive(sb) && !this.revive(sb)) {
+          await this.removeSandboxEndpoints(sb, undefined, 'container gone', true);
+          this.forgetSandbox(sb);
+        } else if (sb.endpoints.length === 0 && !sb.persistent) {
+          this.forgetSandbox(sb);
+        }
       }
 
       await this.ensurePredefined();
@@ -176,38 +182,90 @@ export class Controller {
     return undefined;
   }
 
-  /**
-   * Finds an attached container by PID, name, sandbox id (or unique prefix) or namespace path.
-   */
+  /** Finds an attached container's sandbox by PID, name, sandbox id (or unique prefix) or namespace path. */
   findSandbox(ref: string): SandboxRecord | undefined {
+    return this.locateContainer(ref)?.sandbox;
+  }
+
+  /**
+   * Finds a container: the sandbox it is in and, when it shares another's sandbox (`container:` mode), which
+   * member of that sandbox it is.
+   */
+  private locateContainer(ref: string): { sandbox: SandboxRecord; member?: SandboxMember } | undefined {
     if (typeof ref !== 'string' || ref === '') return undefined;
     const all = [...this.sandboxesById.values()];
+    const byMember = (pred: (m: SandboxMember) => boolean) => {
+      for (const sandbox of all) {
+        const member = sandbox.members?.find(pred);
+        if (member) return { sandbox, member };
+      }
+      return undefined;
+    };
     if (/^\d+$/.test(ref)) {
       const pid = Number(ref);
       const byPid = all.find((s) => s.pid === pid);
-      if (byPid) return byPid;
+      if (byPid) return { sandbox: byPid };
+      const member = byMember((m) => m.pid === pid);
+      if (member) return member;
       try {
         const ns = this.opts.resolver.resolve({ pid });
-        return all.find((s) => s.nsId === ns.nsId);
+        const sandbox = all.find((s) => s.nsId === ns.nsId && !s.host);
+        return sandbox ? { sandbox } : undefined;
       } catch {
         return undefined;
       }
     }
-    const byIdOrName = this.sandboxesById.get(ref) ?? all.find((s) => s.name === ref);
-    if (byIdOrName) return byIdOrName;
+    const direct = this.sandboxesById.get(ref) ?? all.find((s) => s.name === ref);
+    if (direct) return { sandbox: direct };
+    const member = byMember((m) => m.name === ref);
+    if (member) return member;
     if (ref.startsWith('/')) {
       try {
         const ns = this.opts.resolver.resolve({ path: ref });
-        return all.find((s) => s.nsId === ns.nsId);
+        const sandbox = all.find((s) => s.nsId === ns.nsId && !s.host);
+        return sandbox ? { sandbox } : undefined;
       } catch {
         return undefined;
       }
     }
     if (/^[0-9a-f]{1,63}$/.test(ref)) {
       const matches = all.filter((s) => s.id.startsWith(ref));
-      if (matches.length === 1) return matches[0];
+      if (matches.length === 1) return { sandbox: matches[0] };
     }
     return undefined;
+  }
+
+  // ---------------------------------------------------------------- sandboxes netd creates
+
+  /** `netd sandbox create NAME`: a persistent network namespace (lo up), kept until removed. */
+  createSandbox(name: string): Promise<SandboxRecord> {
+    return this.exclusive('sandbox-create', { name }, async () => {
+      if (typeof name !== 'string' || !NAME.test(name)) throw new InvalidArgumentError(`invalid sandbox name ${JSON.stringify(name)}`);
+      this.checkNameFree(name);
+      const ns = await this.opts.resolver.create(name);
+      const record: SandboxRecord = { id: newId(), name, key: ns.key, nsId: ns.nsId, created: new Date().toISOString(), endpoints: [], persistent: true };
+      try {
+        this.opts.store.put('sandboxes', record.id, record);
+      } catch (err) {
+        this.opts.resolver.destroy(ns.key);
+        throw err;
+      }
+      this.sandboxesById.set(record.id, record);
+      return record;
+    });
+  }
+
+  /** `netd sandbox rm NAME`: detaches every endpoint, then removes the namespace. */
+  removeSandbox(ref: string): Promise<string[]> {
+    return this.exclusive('sandbox-rm', { sandbox: ref }, async () => {
+      const sandbox = this.findSandbox(ref);
+      if (!sandbox) throw new NotFoundError(`no sandbox ${ref}`);
+      if (!sandbox.persistent) throw new InvalidArgumentError(`${sandbox.name} is a container's own namespace, not one netd created; use detach`);
+      const removed = await this.removeSandboxEndpoints(sandbox, undefined, 'sandbox removed', true);
+      this.opts.resolver.destroy(sandbox.key);
+      this.forgetSandbox(sandbox);
+      return removed;
+    });
   }
 
   // ---------------------------------------------------------------- networks
@@ -315,41 +373,53 @@ export class Controller {
 
   // ---------------------------------------------------------------- attach / detach
 
-  attach(req: AttachRequest): Promise<AttachResult> {
+  attach(req: AttachRequest): Promise<AttachResult | SharedAttachResult> {
     return this.exclusive('attach', { network: req?.network ?? DEFAULT_NETWORK, target: req?.target }, () => this.doAttach(req));
   }
 
-  private async doAttach(req: AttachRequest): Promise<AttachResult> {
-    if (!req || !req.target) throw new InvalidArgumentError('attach needs a target: a container PID or a namespace path');
-    const network = this.findNetwork(req.network ?? DEFAULT_NETWORK);
-    if (!network) throw new NotFoundError(`network ${req.network} not found`);
-    const driver = this.driverOf(network.record);
-    const aliases = checkAliases(req.aliases);
+  private async doAttach(req: AttachRequest): Promise<AttachResult | SharedAttachResult> {
+    if (!req || !req.target) throw new InvalidArgumentError('attach needs a target: a container PID, a namespace path or a sandbox name');
+    const mode = parseMode(req.mode);
     if (req.name !== undefined && (typeof req.name !== 'string' || !NAME.test(req.name))) {
       throw new InvalidArgumentError(`invalid container name ${JSON.stringify(req.name)}`);
     }
-    const ns = this.opts.resolver.resolve(req.target);
+    if (mode.kind === 'container') return this.joinSharedSandbox(req, mode.ref);
+    const networkRef = mode.kind === 'network' ? (req.network ?? DEFAULT_NETWORK) : mode.kind;
+    if (mode.kind !== 'network' && req.network !== undefined && this.findNetwork(req.network)?.name !== mode.kind) {
+      throw new InvalidArgumentError(`--mode ${mode.kind} and --network ${req.network} contradict each other`);
+    }
+    const network = this.findNetwork(networkRef);
+    if (!network) throw new NotFoundError(`network ${networkRef} not found`);
+    const driver = this.driverOf(network.record);
+    const aliases = checkAliases(req.aliases);
+    const onHostNetwork = network.record.driver === 'host';
+    const ns = this.resolveTarget(req.target, onHostNetwork);
+    if (onHostNetwork && !ns.host) {
+      throw new InvalidArgumentError('the host network is for processes in the host\'s network namespace; this one has a namespace of its own');
+    }
     const tx = new Transaction('attach', this.log);
 
-    // The sandbox: found again by namespace identity, or new.
-    let sandbox = [...this.sandboxesById.values()].find((s) => s.nsId === ns.nsId);
+    // The sandbox: found again by namespace identity, or new. On the host network every container is a
+    // sandbox of its own, since they all share the host's namespace.
+    let sandbox = onHostNetwork ? undefined : [...this.sandboxesById.values()].find((s) => s.nsId === ns.nsId && !s.host);
     const newSandbox = !sandbox;
     if (sandbox) {
-      if (req.name !== undefined && req.name !== sandbox.name) {
+      if (req.name !== undefined && req.name !== sandbox.name && !sandbox.persistent) {
         throw new ConflictError(`this container is already attached as ${sandbox.name}`);
       }
-      for (const epId of sandbox.endpoints) {
-        if (this.endpointsById.get(epId)?.networkId === network.id) {
-          throw new ConflictError(`container ${sandbox.name} is already attached to network ${network.name}`);
-        }
+      const current = sandbox.endpoints.map((id) => this.endpointsById.get(id)!);
+      if (current.some((e) => e.networkId === network.id)) {
+        throw new ConflictError(`container ${sandbox.name} is already attached to network ${network.name}`);
+      }
+      const onNone = (e: { networkId: string }) => this.networksById.get(e.networkId)?.record.driver === 'null';
+      if (current.length > 0 && (network.record.driver === 'null' || current.some(onNone))) {
+        throw new ConflictError(`container ${sandbox.name} cannot be on the none network and another network at once`);
       }
     } else {
       const id = newId();
       const name = req.name ?? id.slice(0, 12);
-      if ([...this.sandboxesById.values()].some((s) => s.name === name)) {
-        throw new ConflictError(`the container name ${name} is already in use`);
-      }
-      sandbox = { id, name, key: ns.key, pid: ns.pid, nsId: ns.nsId, created: new Date().toISOString(), endpoints: [] };
+      this.checkNameFree(name);
+      sandbox = { id, name, key: ns.key, pid: ns.pid, nsId: ns.nsId, created: new Date().toISOString(), endpoints: [], ...(onHostNetwork ? { host: true } : {}) };
     }
     const sb = sandbox;
 
@@ -406,6 +476,50 @@ export class Controller {
     return this.attachResult(network.record, endpoint);
   }
 
+  /** `--mode container:<other>`: the container shares another's sandbox; no endpoint of its own. */
+  private async joinSharedSandbox(req: AttachRequest, ref: string): Promise<SharedAttachResult> {
+    const owner = this.locateContainer(ref)?.sandbox;
+    if (!owner) throw new NotFoundError(`no attached container ${ref} to share a network namespace with`);
+    if (owner.host) throw new InvalidArgumentError(`container ${owner.name} uses the host network: use --mode host`);
+    const name = req.name ?? newId().slice(0, 12);
+    this.checkNameFree(name);
+    let pid: number | undefined;
+    if (req.target.pid !== undefined || req.target.path !== undefined) {
+      const ns = this.opts.resolver.resolve(req.target);
+      if (ns.nsId !== owner.nsId) {
+        throw new InvalidArgumentError(`the target is not in the network namespace of container ${owner.name}; start it in ${owner.key}`);
+      }
+      pid = ns.pid;
+    }
+    if (req.ip !== undefined || req.ip6 !== undefined || req.mac !== undefined || req.network !== undefined) {
+      throw new InvalidArgumentError('a container sharing another\'s namespace takes no network, address or MAC of its own');
+    }
+    const members = [...(owner.members ?? []), { name, ...(pid !== undefined ? { pid } : {}) }];
+    this.opts.store.put('sandboxes', owner.id, { ...owner, members });
+    owner.members = members;
+    const endpoints = owner.endpoints.map((id) => this.endpointsById.get(id)!);
+    return {
+      name,
+      sandboxId: owner.id,
+      sharedWith: owner.name,
+      endpoints: endpoints.map((ep) => this.attachResult(this.networksById.get(ep.networkId)!.record, ep)),
+    };
+  }
+
+  private checkNameFree(name: string): void {
+    if (this.locateContainer(name)) throw new ConflictError(`the container name ${name} is already in use`);
+  }
+
+  private resolveTarget(target: SandboxTarget, allowHost: boolean): ResolvedNamespace {
+    if (target.sandbox !== undefined) {
+      const sb = this.findSandbox(String(target.sandbox));
+      if (!sb) throw new NotFoundError(`no sandbox ${target.sandbox}`);
+      if (sb.host) throw new InvalidArgumentError(`container ${sb.name} uses the host network`);
+      return { key: sb.key, nsId: sb.nsId, pid: sb.pid, host: false };
+    }
+    return this.opts.resolver.resolve(target, { allowHost });
+  }
+
   private attachResult(network: NetworkRecord, ep: EndpointRecord): AttachResult {
     const extra: Record<string, unknown> = {};
     for (const o of this.opts.observers ?? []) Object.assign(extra, o.describeEndpoint?.(network, ep));
@@ -431,8 +545,21 @@ export class Controller {
    */
   detach(container: string, networkRef?: string): Promise<string[]> {
     return this.exclusive('detach', { container, network: networkRef }, async () => {
-      const sandbox = this.findSandbox(String(container));
-      if (!sandbox) throw new NotFoundError(`no attached container ${container}`);
+      const located = this.locateContainer(String(container));
+      if (!located) throw new NotFoundError(`no attached container ${container}`);
+      const { sandbox, member } = located;
+      if (member) {
+        // A container sharing another's namespace: it only leaves; the namespace's endpoints stay.
+        if (networkRef !== undefined) throw new InvalidArgumentError(`container ${member.name} shares the network namespace of ${sandbox.name}; disconnect ${sandbox.name} instead`);
+        sandbox.members = sandbox.members!.filter((m) => m !== member);
+        this.opts.store.put('sandboxes', sandbox.id, sandbox);
+        return [];
+      }
+      if (networkRef === undefined && sandbox.members && sandbox.members.length > 0) {
+        // The namespace lives on with the containers sharing it: hand it to the next one.
+        this.promoteMember(sandbox);
+        return [];
+      }
       let network: Network | undefined;
       if (networkRef !== undefined) {
         network = this.findNetwork(networkRef);
@@ -445,7 +572,7 @@ export class Controller {
     });
   }
 
-  private async removeSandboxEndpoints(sandbox: SandboxRecord, only: Network | undefined, reason: string): Promise<string[]> {
+  private async removeSandboxEndpoints(sandbox: SandboxRecord, only: Network | undefined, reason: string, keepRecord = false): Promise<string[]> {
     const removed: string[] = [];
     for (const epId of [...sandbox.endpoints]) {
       const ep = this.endpointsById.get(epId);
@@ -463,9 +590,33 @@ export class Controller {
       await this.notify('endpointLeft', (o) => o.endpointLeft?.(network.record, ep));
       this.log.info({ op: 'release-endpoint', reason, endpoint: ep.id, network: network.id, sandbox: sandbox.id }, 'endpoint released');
     }
-    if (sandbox.endpoints.length === 0) this.forgetSandbox(sandbox);
+    if (keepRecord) return removed;
+    if (sandbox.endpoints.length === 0 && !sandbox.persistent) this.forgetSandbox(sandbox);
     else this.opts.store.put('sandboxes', sandbox.id, sandbox);
     return removed;
+  }
+
+  /** The sandbox's named container is gone; the first member sharing it becomes its container. */
+  private promoteMember(sandbox: SandboxRecord): void {
+    const [next, ...rest] = sandbox.members!;
+    sandbox.name = next.name;
+    sandbox.pid = next.pid;
+    if (next.pid !== undefined) sandbox.key = `/proc/${next.pid}/ns/net`;
+    sandbox.members = rest;
+    this.opts.store.put('sandboxes', sandbox.id, sandbox);
+  }
+
+  /** A sandbox whose key died may live on in a member's process. */
+  private revive(sandbox: SandboxRecord): boolean {
+    while (sandbox.members && sandbox.members.length > 0) {
+      const next = sandbox.members[0];
+      if (next.pid !== undefined && this.opts.resolver.alive({ ...sandbox, key: `/proc/${next.pid}/ns/net` })) {
+        this.promoteMember(sandbox);
+        return true;
+      }
+      sandbox.members = sandbox.members.slice(1);
+    }
+    return false;
   }
 
   private forgetSandbox(sandbox: SandboxRecord): void {
@@ -474,6 +625,15 @@ export class Controller {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  private pidAlive(pid: number): boolean {
+    try {
+      this.opts.resolver.resolve({ pid }, { allowHost: true });
+      return true;
+    } catch {
+      return false;
+    }
+  }
 
   /** Tells every observer; an observer's failure is logged and goes no further. */
   private async notify(event: string, call: (o: NetworkObserver) => unknown): Promise<void> {
@@ -565,4 +725,14 @@ function normaliseMac(mac: string): string {
   if (parseInt(lower.slice(0, 2), 16) & 1) throw new InvalidArgumentError(`MAC address ${mac} is a multicast address`);
   if (lower === '00:00:00:00:00:00') throw new InvalidArgumentError('MAC address 00:00:00:00:00:00 is not usable');
   return lower;
+}
+
+type Mode = { kind: 'network' } | { kind: 'host' } | { kind: 'none' } | { kind: 'container'; ref: string };
+
+function parseMode(mode: unknown): Mode {
+  if (mode === undefined || mode === null || mode === '' || mode === 'bridge' || mode === 'default') return { kind: 'network' };
+  if (mode === 'host') return { kind: 'host' };
+  if (mode === 'none') return { kind: 'none' };
+  if (typeof mode === 'string' && mode.startsWith('container:') && mode.length > 'container:'.length) return { kind: 'container', ref: mode.slice('container:'.length) };
+  throw new InvalidArgumentError(`invalid mode ${JSON.stringify(mode)}: use bridge, host, none or container:<name|id|pid>`);
 }

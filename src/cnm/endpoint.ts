@@ -37,3 +37,11 @@ export interface AttachResult {
   /** Observer-provided fields, e.g. `dns`. */
   [extra: string]: unknown;
 }
+
+/** What `--mode container:<other>` reports: the shared sandbox and its endpoints. */
+export interface SharedAttachResult {
+  name: string;
+  sandboxId: string;
+  sharedWith: string;
+  endpoints: AttachResult[];
+}

@@ -13,12 +13,25 @@ export interface SandboxRecord {
   nsId: string;
   created: string;
   endpoints: string[];
+  /** A namespace netd created (`netd sandbox create`): kept while it has no endpoints, removed only on request. */
+  persistent?: boolean;
+  /** Further containers sharing this namespace (`--mode container:<this>`), besides the one named above. */
+  members?: SandboxMember[];
+  /** A container using the host's own namespace (`--mode host`). */
+  host?: boolean;
+}
+
+export interface SandboxMember {
+  name: string;
+  pid?: number;
 }
 
 /** Where a caller points netd at a container's namespace. */
 export interface SandboxTarget {
   pid?: number;
   path?: string;
+  /** A sandbox netd already knows, by name or id (e.g. one made with `netd sandbox create`). */
+  sandbox?: string;
 }
 
 /** A namespace located by the kernel layer. */
@@ -26,6 +39,8 @@ export interface ResolvedNamespace {
   key: string;
   nsId: string;
   pid?: number;
+  /** The namespace is the daemon's own (the host's). */
+  host: boolean;
 }
 
 /**
@@ -33,7 +48,12 @@ export interface ResolvedNamespace {
  * that stats /proc and refuses the daemon's own namespace.
  */
 export interface NamespaceResolver {
-  resolve(target: SandboxTarget): ResolvedNamespace;
+  /** Locates a namespace; the host's own is refused unless `allowHost`. */
+  resolve(target: SandboxTarget, opts?: { allowHost?: boolean }): ResolvedNamespace;
   /** Whether a sandbox's namespace still exists and is the same one. */
   alive(sandbox: SandboxRecord): boolean;
+  /** Creates a persistent, empty namespace (lo up) named `name`, as `ip netns add` does. */
+  create(name: string): Promise<ResolvedNamespace>;
+  /** Removes a namespace made by `create`. */
+  destroy(key: string): void;
 }

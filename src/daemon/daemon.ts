@@ -4,6 +4,7 @@
  * containers keep their networking while netd restarts.
  */
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { createLogger, type Logger } from '../log.js';
 import { Controller } from '../cnm/controller.js';
@@ -25,6 +26,8 @@ import { hostSubnets } from './host-subnets.js';
 export interface DaemonConfig {
   host: string;
   dataRoot: string;
+  /** Runtime files: the namespaces netd creates live in `<execRoot>/netns`. */
+  execRoot: string;
   logLevel: string;
   bridge: string;
   defaultAddressPools: string[];
@@ -35,6 +38,7 @@ export interface DaemonConfig {
 export const DEFAULTS: DaemonConfig = {
   host: 'unix:///run/netd/netd.sock',
   dataRoot: '/var/lib/netd',
+  execRoot: '/run/netd',
   logLevel: 'info',
   bridge: 'netd0',
   defaultAddressPools: [],
@@ -62,7 +66,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       store: new Store(config.dataRoot),
       ipam: new Ipam(pools),
       drivers: [new BridgeDriver({ rtnl: hostRtnl, firewall, log }), new HostDriver(), new NullDriver()],
-      resolver: new ProcNamespaceResolver(),
+      resolver: new ProcNamespaceResolver(join(config.execRoot, 'netns')),
       log,
       hostSubnets: () => hostSubnets(hostRtnl),
       defaultBridgeOptions: { [OPT_BRIDGE_NAME]: config.bridge, [OPT_DEFAULT_BRIDGE]: 'true' },

@@ -3,7 +3,9 @@
  * the daemon's own namespace: attaching "a container" that shares it would reconfigure the host.
  */
 import { existsSync, statSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
+import { isAbsolute, join } from 'node:path';
+import { Netns, createPersistentNetns, deletePersistentNetns } from '../kernel/netns.js';
+import { Rtnl } from '../kernel/rtnetlink.js';
 import { ForbiddenError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { NamespaceResolver, ResolvedNamespace, SandboxRecord, SandboxTarget } from '../cnm/sandbox.js';
 
@@ -11,7 +13,10 @@ export class ProcNamespaceResolver implements NamespaceResolver {
   /** The daemon's own namespace, and the device every nsfs file lives on. */
   private readonly own = statSync('/proc/self/ns/net');
 
-  resolve(target: SandboxTarget): ResolvedNamespace {
+  /** @param netnsDir where namespaces netd creates are bind-mounted (like /run/netns for `ip netns`). */
+  constructor(private readonly netnsDir: string) {}
+
+  resolve(target: SandboxTarget, opts: { allowHost?: boolean } = {}): ResolvedNamespace {
     let key: string;
     let pid: number | undefined;
     if (target.pid !== undefined) {
@@ -32,10 +37,41 @@ export class ProcNamespaceResolver implements NamespaceResolver {
       throw new NotFoundError(`cannot open the network namespace ${key}: ${(err as NodeJS.ErrnoException).code}`);
     }
     if (st.dev !== this.own.dev) throw new InvalidArgumentError(`${key} is not a network namespace`);
-    if (st.ino === this.own.ino) {
+    const host = st.ino === this.own.ino;
+    if (host && !opts.allowHost) {
       throw new ForbiddenError(`${pid !== undefined ? `PID ${pid}` : key} is in netd's own (the host's) network namespace; attaching would reconfigure the host (use the host network instead)`);
     }
-    return { key, pid, nsId: `${st.dev}:${st.ino}` };
+    return { key, pid, nsId: `${st.dev}:${st.ino}`, host };
+  }
+
+  async create(name: string): Promise<ResolvedNamespace> {
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(name)) throw new InvalidArgumentError(`invalid sandbox name ${JSON.stringify(name)}`);
+    const key = join(this.netnsDir, name);
+    createPersistentNetns(key);
+    try {
+      // A fresh namespace has lo down; containers expect it up.
+      const ns = Netns.open(key);
+      try {
+        const rtnl = Rtnl.open(ns);
+        try {
+          const lo = await rtnl.linkByName('lo');
+          if (lo && !lo.up) await rtnl.setLink(lo.index, { up: true });
+        } finally {
+          rtnl.close();
+        }
+      } finally {
+        ns.close();
+      }
+      const st = statSync(key);
+      return { key, nsId: `${st.dev}:${st.ino}`, host: false };
+    } catch (err) {
+      deletePersistentNetns(key);
+      throw err;
+    }
+  }
+
+  destroy(key: string): void {
+    deletePersistentNetns(key);
   }
 
   alive(sandbox: SandboxRecord): boolean {

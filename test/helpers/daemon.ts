@@ -41,7 +41,7 @@ export class TestDaemon {
   }
 
   async launch(): Promise<void> {
-    const child = this.hostNs.spawn(['node', CLI, '--host', this.host, 'daemon', '--data-root', this.dataRoot, '--log-level', 'debug', ...this.extraArgs]);
+    const child = this.hostNs.spawn(['node', CLI, '--host', this.host, 'daemon', '--data-root', this.dataRoot, '--exec-root', join(this.dir, 'run'), '--log-level', 'debug', ...this.extraArgs]);
     this.child = child;
     child.stdout?.on('data', (d) => (this.logs += d));
     child.stderr?.on('data', (d) => (this.logs += d));

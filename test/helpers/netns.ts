@@ -138,6 +138,23 @@ export class TestContainer {
     throw new Error('container process never entered a new network namespace');
   }
 
+  /** A second process in the same network namespace as `other` (as a runtime does for `container:` mode). */
+  static async startSharing(other: TestContainer): Promise<TestContainer> {
+    const child = spawn('nsenter', ['-t', String(other.pid), '-n', '--', 'sleep', 'infinity'], { stdio: 'ignore' });
+    if (child.pid === undefined) throw new Error('could not start a sharing process');
+    const want = statSync(other.netnsPath).ino;
+    for (let i = 0; i < 200; i++) {
+      try {
+        if (statSync(`/proc/${child.pid}/ns/net`).ino === want && /sleep/.test(await readComm(child.pid))) return new TestContainer(child, child.pid);
+      } catch {
+        /* not there yet */
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill('SIGKILL');
+    throw new Error('sharing process never entered the namespace');
+  }
+
   get netnsPath(): string {
     return `/proc/${this.pid}/ns/net`;
   }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Controller } from '../../src/cnm/controller.js';
+import { Controller, type AttachRequest } from '../../src/cnm/controller.js';
 import type { Driver } from '../../src/drivers/driver.js';
 import type { NamespaceResolver, SandboxRecord, SandboxTarget } from '../../src/cnm/sandbox.js';
 import { Ipam } from '../../src/ipam/ipam.js';
@@ -15,6 +15,12 @@ import { DEFAULT_ADDRESS_POOLS, parseAddressPool } from '../../src/ipam/default-
 import { Store } from '../../src/store/store.js';
 import { silentLogger } from '../../src/log.js';
 import { ConflictError, ForbiddenError, NotFoundError } from '../../src/errors.js';
+import type { AttachResult } from '../../src/cnm/endpoint.js';
+
+/** Attach to a network (not `container:` mode), typed as such. */
+function att(c: Controller, req: AttachRequest): Promise<AttachResult> {
+  return c.attach(req) as Promise<AttachResult>;
+}
 
 class RecordingDriver implements Driver {
   constructor(
@@ -48,8 +54,12 @@ class FakeNamespaces implements NamespaceResolver {
   resolve(t: SandboxTarget) {
     if (t.pid === 1) throw new ForbiddenError('host namespace');
     const key = t.pid !== undefined ? `/proc/${t.pid}/ns/net` : t.path!;
-    return { key, pid: t.pid, nsId: `ns:${t.pid ?? t.path}` };
+    return { key, pid: t.pid, nsId: `ns:${t.pid ?? t.path}`, host: false };
   }
+  async create(name: string) {
+    return { key: `/run/test/${name}`, nsId: `ns:${name}`, host: false };
+  }
+  destroy() {}
   alive(s: SandboxRecord) {
     return !this.dead.has(s.nsId);
   }
@@ -109,13 +119,13 @@ test('attach: sequential addresses, eth0 then eth1, one gateway endpoint, duplic
   const { controller } = setup(dir);
   await controller.start();
   await controller.createNetwork({ name: 'a', subnet: '10.60.0.0/24' });
-  const r1 = await controller.attach({ target: { pid: 100 }, network: 'a', name: 'one' });
-  const r2 = await controller.attach({ target: { pid: 200 }, network: 'a' });
+  const r1 = await att(controller, { target: { pid: 100 }, network: 'a', name: 'one' });
+  const r2 = await att(controller, { target: { pid: 200 }, network: 'a' });
   assert.equal(r1.ipv4, '10.60.0.2/24');
   assert.equal(r2.ipv4, '10.60.0.3/24');
   assert.equal(r1.interface, 'eth0');
   assert.equal(r1.gateway, '10.60.0.1');
-  const r3 = await controller.attach({ target: { pid: 100 }, network: 'bridge' });
+  const r3 = await att(controller, { target: { pid: 100 }, network: 'bridge' });
   assert.equal(r3.interface, 'eth1');
   assert.equal(r3.gateway, undefined, 'only the first network gives the default route');
   assert.equal(r3.name, 'one');
@@ -135,15 +145,15 @@ test('a failed join rolls back: the address is free again and nothing is recorde
   assert.equal(controller.endpoints().length, 0);
   assert.equal(controller.sandboxes().length, 0);
   driver.failJoin = false;
-  assert.equal((await controller.attach({ target: { pid: 100 }, network: 'a', ip: '10.61.0.9' })).ipv4, '10.61.0.9/24');
+  assert.equal((await att(controller, { target: { pid: 100 }, network: 'a', ip: '10.61.0.9' })).ipv4, '10.61.0.9/24');
 }));
 
 test('detach by pid, name or id; from one network or all', withDir(async (dir) => {
   const { controller, driver } = setup(dir);
   await controller.start();
   await controller.createNetwork({ name: 'a', subnet: '10.62.0.0/24' });
-  const r = await controller.attach({ target: { pid: 100 }, network: 'a', name: 'c1' });
-  await controller.attach({ target: { pid: 100 } });
+  const r = await att(controller, { target: { pid: 100 }, network: 'a', name: 'c1' });
+  await att(controller, { target: { pid: 100 } });
   assert.deepEqual(await controller.detach('c1', 'a'), [r.endpointId]);
   await assert.rejects(controller.detach('c1', 'a'), /not attached/);
   assert.equal((await controller.detach('100')).length, 1);
@@ -164,7 +174,7 @@ test('restart: endpoints are remembered, addresses not handed out twice, dead co
   await second.controller.start();
   assert.equal(second.controller.endpoints().length, 1, 'the dead container was released');
   assert.ok(second.driver.calls.includes('restore 2 2'));
-  const r = await second.controller.attach({ target: { pid: 300 }, network: 'a' });
+  const r = (await second.controller.attach({ target: { pid: 300 }, network: 'a' })) as AttachResult;
   assert.equal(r.ipv4, '10.63.0.4/24', 'continues after the highest address in use; 10.63.0.2 is never handed out twice');
 }));
 
@@ -173,7 +183,64 @@ test('prune removes unused user networks only', withDir(async (dir) => {
   await controller.start();
   await controller.createNetwork({ name: 'unused' });
   await controller.createNetwork({ name: 'used' });
-  await controller.attach({ target: { pid: 100 }, network: 'used' });
+  await att(controller, { target: { pid: 100 }, network: 'used' });
   assert.deepEqual(await controller.prune(), ['unused']);
   assert.equal(controller.network('used').ipv4[0].subnet, '172.19.0.0/16');
+}));
+
+test('modes: none gives lo only, host takes host-namespace processes, none excludes other networks', withDir(async (dir) => {
+  const ns = new FakeNamespaces();
+  ns.resolve = (t: SandboxTarget, opts?: { allowHost?: boolean }) => {
+    const host = t.pid === 1;
+    if (host && !opts?.allowHost) throw new ForbiddenError('host namespace');
+    return { key: `/proc/${t.pid}/ns/net`, pid: t.pid, nsId: host ? 'ns:host' : `ns:${t.pid}`, host };
+  };
+  const { controller } = setup(dir, new RecordingDriver(), ns);
+  await controller.start();
+  const none = await att(controller, { target: { pid: 100 }, mode: 'none', name: 'quiet' });
+  assert.equal(none.network, 'none');
+  assert.equal(none.ipv4, undefined);
+  await assert.rejects(att(controller, { target: { pid: 100 } }), /none network and another/);
+  const h1 = await att(controller, { target: { pid: 1 }, mode: 'host', name: 'h1' });
+  const h2 = await att(controller, { target: { pid: 1 }, mode: 'host', name: 'h2' });
+  assert.notEqual(h1.sandboxId, h2.sandboxId, 'each host-mode container is its own sandbox');
+  await assert.rejects(att(controller, { target: { pid: 200 }, mode: 'host' }), /namespace of its own/);
+  await assert.rejects(att(controller, { target: { pid: 1 } }), ForbiddenError);
+  await assert.rejects(att(controller, { target: { pid: 300 }, mode: 'bogus' }), /invalid mode/);
+  await assert.rejects(att(controller, { target: { pid: 300 }, mode: 'host', network: 'bridge' }), /contradict/);
+  assert.deepEqual(await controller.detach('h1'), [h1.endpointId]);
+}));
+
+test('container:<other> shares the sandbox; detaching the first keeps it for the second', withDir(async (dir) => {
+  const { controller, driver } = setup(dir);
+  await controller.start();
+  const first = await att(controller, { target: { pid: 100 }, name: 'web' });
+  const shared = (await controller.attach({ target: { pid: 100 }, mode: 'container:web', name: 'sidecar' })) as unknown as { sharedWith: string; endpoints: AttachResult[] };
+  assert.equal(shared.sharedWith, 'web');
+  assert.equal(shared.endpoints[0].ipv4, first.ipv4, 'same address');
+  await assert.rejects(controller.attach({ target: { pid: 200 }, mode: 'container:web' }), /not in the network namespace/);
+  await assert.rejects(controller.attach({ target: {}, mode: 'container:nobody' }), NotFoundError);
+  await assert.rejects(controller.attach({ target: {}, mode: 'container:web', name: 'web' }), /already in use/);
+  assert.deepEqual(await controller.detach('web'), [], 'the namespace lives on with sidecar');
+  assert.equal(controller.endpoints().length, 1);
+  assert.equal(controller.findSandbox('sidecar')?.name, 'sidecar');
+  assert.equal(driver.calls.filter((c) => c.startsWith('leave')).length, 0);
+  assert.equal((await controller.detach('sidecar')).length, 1, 'the last one out releases the endpoint');
+}));
+
+test('sandboxes netd creates persist without endpoints and are removed on request', withDir(async (dir) => {
+  const { controller } = setup(dir);
+  await controller.start();
+  const sb = await controller.createSandbox('pod1');
+  assert.equal(sb.key, '/run/test/pod1');
+  await assert.rejects(controller.createSandbox('pod1'), /already in use/);
+  const r = await att(controller, { target: { sandbox: 'pod1' } });
+  assert.equal(r.name, 'pod1');
+  await controller.detach('pod1');
+  assert.ok(controller.findSandbox('pod1'), 'kept without endpoints');
+  await att(controller, { target: { sandbox: 'pod1' } });
+  assert.equal((await controller.removeSandbox('pod1')).length, 1);
+  assert.equal(controller.findSandbox('pod1'), undefined);
+  await att(controller, { target: { pid: 100 }, name: 'plain' });
+  await assert.rejects(controller.removeSandbox('plain'), /not one netd created/);
 }));
