@@ -99,11 +99,14 @@ export class Controller {
         this.reserveAddresses(network.record, ep);
       }
 
+      await this.replayIntents(problems);
+
       for (const [type, driver] of this.drivers) {
         const nets = [...this.networksById.values()].filter((n) => n.record.driver === type).map((n) => n.record);
         const eps = [...this.endpointsById.values()].filter((e) => nets.some((n) => n.id === e.networkId));
         await driver.restore(nets, eps);
       }
+      await this.repairEndpoints();
 
       // Containers that died while netd was down: release what they held.
       for (const sb of [...this.sandboxesById.values()]) {
@@ -125,6 +128,67 @@ export class Controller {
       }
       return problems;
     });
+  }
+
+  /**
+   * Operations a crash interrupted: creates are rolled back (their kernel objects removed), deletes are
+   * completed. Nothing is left half-done.
+   */
+  private async replayIntents(problems: LoadProblem[]): Promise<void> {
+    for (const intent of this.opts.store.list<Intent>('intents', problems)) {
+      try {
+        if (intent.op === 'attach') {
+          const ep = intent.endpoint;
+          const network = this.networksById.get(ep.networkId);
+          if (!this.endpointsById.has(ep.id) && network) {
+            await this.driverOf(network.record).leave(network.record, ep, undefined);
+            this.log.warn({ op: 'start', endpoint: ep.id }, 'rolled back an attach interrupted by a crash');
+          }
+          this.opts.store.delete('intents', ep.id);
+        } else if (intent.op === 'create-network') {
+          if (!this.networksById.has(intent.network.id)) {
+            await this.driverOf(intent.network).deleteNetwork(intent.network);
+            this.log.warn({ op: 'start', network: intent.network.id }, 'rolled back a create-network interrupted by a crash');
+          }
+          this.opts.store.delete('intents', intent.network.id);
+        } else if (intent.op === 'rm-network') {
+          const network = this.networksById.get(intent.networkId);
+          if (network) await this.finishDeleteNetwork(network);
+          this.opts.store.delete('intents', intent.networkId);
+          this.log.warn({ op: 'start', network: intent.networkId }, 'completed an rm-network interrupted by a crash');
+        } else if (intent.op === 'detach') {
+          const ep = this.endpointsById.get(intent.endpointId);
+          if (ep) {
+            const sandbox = this.sandboxesById.get(ep.sandboxId);
+            await this.removeEndpoint(this.networksById.get(ep.networkId)!, ep, sandbox);
+            if (sandbox && sandbox.endpoints.length === 0 && !sandbox.persistent) this.forgetSandbox(sandbox);
+            else if (sandbox) this.opts.store.put('sandboxes', sandbox.id, sandbox);
+          }
+          this.opts.store.delete('intents', intent.endpointId);
+          this.log.warn({ op: 'start', endpoint: intent.endpointId }, 'completed a detach interrupted by a crash');
+        }
+      } catch (err) {
+        this.log.error({ op: 'start', intent, err }, 'could not replay an interrupted operation; it stays journaled');
+      }
+    }
+  }
+
+  /** Endpoints of live containers whose kernel objects went missing (e.g. a veth deleted by hand) are plumbed again. */
+  private async repairEndpoints(): Promise<void> {
+    for (const ep of this.endpointsById.values()) {
+      const network = this.networksById.get(ep.networkId)!;
+      const sandbox = this.sandboxesById.get(ep.sandboxId);
+      const driver = this.driverOf(network.record);
+      if (!sandbox || !driver.endpointHealthy || !this.opts.resolver.alive(sandbox)) continue;
+      if (await driver.endpointHealthy(network.record, ep)) continue;
+      try {
+        await driver.leave(network.record, ep, sandbox);
+        await driver.join(network.record, ep, sandbox);
+        this.log.warn({ op: 'start', endpoint: ep.id }, 'endpoint was broken; plumbed again');
+      } catch (err) {
+        this.log.error({ op: 'start', endpoint: ep.id, err }, 'could not repair endpoint');
+      }
+    }
   }
 
   private async ensurePredefined(): Promise<void> {
@@ -325,8 +389,14 @@ export class Controller {
       predefined,
       driverState: {},
     };
+    await tx.step(
+      'journal',
+      () => this.opts.store.put('intents', id, { op: 'create-network', network: record } satisfies Intent),
+      () => this.opts.store.delete('intents', id),
+    );
     record.driverState = await tx.step('driver create network', () => driver.createNetwork(record), () => driver.deleteNetwork(record));
     await tx.step('persist network', () => this.opts.store.put('networks', id, record));
+    this.opts.store.delete('intents', id);
     this.networksById.set(id, new Network(record));
     if (!predefined) await this.notify('networkCreated', (o) => o.networkCreated?.(record));
     return record;
@@ -350,12 +420,20 @@ export class Controller {
     if (network.endpoints.size > 0) {
       throw new ForbiddenError(`network ${network.name} has ${network.endpoints.size} active endpoint(s); detach them first`);
     }
+    await this.finishDeleteNetwork(network);
+  }
+
+  /** Removes a network's kernel state, then its record. Journaled: a crash midway is completed at start. */
+  private async finishDeleteNetwork(network: Network): Promise<void> {
     const driver = this.driverOf(network.record);
+    const tx = new Transaction('rm-network', this.log);
+    await tx.step('journal', () => this.opts.store.put('intents', network.id, { op: 'rm-network', networkId: network.id } satisfies Intent));
     await this.notify('networkRemoved', (o) => o.networkRemoved?.(network.record));
-    await driver.deleteNetwork(network.record);
+    await tx.step('driver delete network', () => driver.deleteNetwork(network.record));
     for (const c of [...network.record.ipv4, ...network.record.ipv6]) this.opts.ipam.removePool(c.subnet);
-    this.opts.store.delete('networks', network.id);
+    await tx.step('delete record', () => this.opts.store.delete('networks', network.id));
     this.networksById.delete(network.id);
+    this.opts.store.delete('intents', network.id);
   }
 
   /** Removes every network that has no endpoints (never the predefined ones). Returns their names. */
@@ -457,6 +535,11 @@ export class Controller {
       throw new InvalidArgumentError(`network ${network.name} (driver ${network.record.driver}) takes no address or MAC`);
     }
 
+    await tx.step(
+      'journal',
+      () => this.opts.store.put('intents', endpoint.id, { op: 'attach', endpoint } satisfies Intent),
+      () => this.opts.store.delete('intents', endpoint.id),
+    );
     endpoint.driverState = await tx.step(
       'driver join',
       () => driver.join(network.record, endpoint, sb),
@@ -468,6 +551,7 @@ export class Controller {
       this.opts.store.put('endpoints', endpoint.id, endpoint);
       this.opts.store.put('sandboxes', sb.id, { ...sb, endpoints: [...sb.endpoints, endpoint.id] });
     });
+    this.opts.store.delete('intents', endpoint.id);
     sb.endpoints.push(endpoint.id);
     if (newSandbox) this.sandboxesById.set(sb.id, sb);
     this.endpointsById.set(endpoint.id, endpoint);
@@ -579,21 +663,29 @@ export class Controller {
       if (!ep) continue;
       if (only && ep.networkId !== only.id) continue;
       const network = this.networksById.get(ep.networkId)!;
-      await this.driverOf(network.record).leave(network.record, ep, sandbox);
-      if (ep.ipv4 && network.record.ipv4[0]) this.opts.ipam.release(network.record.ipv4[0].subnet, ep.ipv4);
-      if (ep.ipv6 && network.record.ipv6[0]) this.opts.ipam.release(network.record.ipv6[0].subnet, ep.ipv6);
-      this.opts.store.delete('endpoints', ep.id);
-      this.endpointsById.delete(ep.id);
-      network.endpoints.delete(ep.id);
-      sandbox.endpoints = sandbox.endpoints.filter((id) => id !== ep.id);
+      await this.removeEndpoint(network, ep, sandbox);
       removed.push(ep.id);
-      await this.notify('endpointLeft', (o) => o.endpointLeft?.(network.record, ep));
       this.log.info({ op: 'release-endpoint', reason, endpoint: ep.id, network: network.id, sandbox: sandbox.id }, 'endpoint released');
     }
     if (keepRecord) return removed;
     if (sandbox.endpoints.length === 0 && !sandbox.persistent) this.forgetSandbox(sandbox);
     else this.opts.store.put('sandboxes', sandbox.id, sandbox);
     return removed;
+  }
+
+  /** Removes an endpoint's kernel state, then its record. Journaled: a crash midway is completed at start. */
+  private async removeEndpoint(network: Network, ep: EndpointRecord, sandbox: SandboxRecord | undefined): Promise<void> {
+    const tx = new Transaction('detach', this.log);
+    await tx.step('journal', () => this.opts.store.put('intents', ep.id, { op: 'detach', endpointId: ep.id } satisfies Intent));
+    await tx.step('driver leave', () => this.driverOf(network.record).leave(network.record, ep, sandbox));
+    if (ep.ipv4 && network.record.ipv4[0]) this.opts.ipam.release(network.record.ipv4[0].subnet, ep.ipv4);
+    if (ep.ipv6 && network.record.ipv6[0]) this.opts.ipam.release(network.record.ipv6[0].subnet, ep.ipv6);
+    await tx.step('delete record', () => this.opts.store.delete('endpoints', ep.id));
+    this.endpointsById.delete(ep.id);
+    network.endpoints.delete(ep.id);
+    if (sandbox) sandbox.endpoints = sandbox.endpoints.filter((id) => id !== ep.id);
+    this.opts.store.delete('intents', ep.id);
+    await this.notify('endpointLeft', (o) => o.endpointLeft?.(network.record, ep));
   }
 
   /** The sandbox's named container is gone; the first member sharing it becomes its container. */
@@ -736,3 +828,10 @@ function parseMode(mode: unknown): Mode {
   if (typeof mode === 'string' && mode.startsWith('container:') && mode.length > 'container:'.length) return { kind: 'container', ref: mode.slice('container:'.length) };
   throw new InvalidArgumentError(`invalid mode ${JSON.stringify(mode)}: use bridge, host, none or container:<name|id|pid>`);
 }
+
+/** The write-ahead journal: what an operation is about to change, so a crash can be undone or completed. */
+type Intent =
+  | { op: 'attach'; endpoint: EndpointRecord }
+  | { op: 'create-network'; network: NetworkRecord }
+  | { op: 'rm-network'; networkId: string }
+  | { op: 'detach'; endpointId: string };

@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../log.js';
 import { NetdError } from '../errors.js';
+import { faultPoint } from './fault.js';
 
 type Undo = () => unknown | Promise<unknown>;
 
@@ -29,6 +30,7 @@ export class Transaction {
   /** Runs `action`; on success remembers `undo` for rollback. */
   async step<T>(step: string, action: () => T | Promise<T>, undo?: Undo): Promise<T> {
     let result: T;
+    faultPoint(this.op, `before:${step}`);
     try {
       result = await action();
     } catch (err) {
@@ -37,6 +39,7 @@ export class Transaction {
       throw new StepError(step, err);
     }
     if (undo) this.undos.push({ step, undo });
+    faultPoint(this.op, `after:${step}`);
     return result;
   }
 

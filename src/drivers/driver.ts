@@ -21,6 +21,9 @@ export interface Driver {
   /** Undoes join; tolerates a sandbox that is already gone. */
   leave(network: NetworkRecord, endpoint: EndpointRecord, sandbox: SandboxRecord | undefined): Promise<void>;
 
+  /** Whether an endpoint's kernel objects are all there (checked at start for live containers). */
+  endpointHealthy?(network: NetworkRecord, endpoint: EndpointRecord): Promise<boolean>;
+
   /** After a restart: make the kernel match the persisted networks and endpoints again. */
   restore(networks: NetworkRecord[], endpoints: EndpointRecord[]): Promise<void>;
 }

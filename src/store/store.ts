@@ -7,8 +7,9 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, openSync, writeSync, fsyncSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type Kind = 'networks' | 'endpoints' | 'sandboxes';
-const KINDS: Kind[] = ['networks', 'endpoints', 'sandboxes'];
+/** `intents` is the write-ahead journal: what an operation is about to change in the kernel. */
+export type Kind = 'networks' | 'endpoints' | 'sandboxes' | 'intents';
+const KINDS: Kind[] = ['networks', 'endpoints', 'sandboxes', 'intents'];
 const ID = /^[0-9a-f]{64}$/;
 
 export interface LoadProblem {

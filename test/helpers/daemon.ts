@@ -16,6 +16,8 @@ export const FIXTURES = join(REPO, 'test/fixtures');
 export class TestDaemon {
   private child?: ChildProcess;
   logs = '';
+  /** Extra environment for the next launch (e.g. NETD_FAULT_AT). */
+  env: NodeJS.ProcessEnv = {};
   readonly client: Client;
 
   constructor(
@@ -41,7 +43,7 @@ export class TestDaemon {
   }
 
   async launch(): Promise<void> {
-    const child = this.hostNs.spawn(['node', CLI, '--host', this.host, 'daemon', '--data-root', this.dataRoot, '--exec-root', join(this.dir, 'run'), '--log-level', 'debug', ...this.extraArgs]);
+    const child = this.hostNs.spawn(['node', CLI, '--host', this.host, 'daemon', '--data-root', this.dataRoot, '--exec-root', join(this.dir, 'run'), '--log-level', 'debug', ...this.extraArgs], { ...process.env, ...this.env });
     this.child = child;
     child.stdout?.on('data', (d) => (this.logs += d));
     child.stderr?.on('data', (d) => (this.logs += d));
@@ -64,6 +66,25 @@ export class TestDaemon {
   /** Runs the netd CLI against this daemon. */
   cli(args: string[], allowFail = false): Promise<RunResult> {
     return run(['node', CLI, '--host', this.host, ...args], { allowFail });
+  }
+
+  /** Waits for the daemon to exit by itself; returns how it ended. */
+  async exited(timeoutMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const child = this.child!;
+    if (child.exitCode === null && child.signalCode === null) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`netd did not exit within ${timeoutMs} ms`)), timeoutMs);
+        child.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return { code: child.exitCode, signal: child.signalCode };
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

@@ -14,6 +14,7 @@ import type { NetworkRecord } from '../../cnm/network.js';
 import type { EndpointRecord } from '../../cnm/endpoint.js';
 import type { SandboxRecord } from '../../cnm/sandbox.js';
 import { Transaction } from '../../cnm/transaction.js';
+import { faultPoint } from '../../cnm/fault.js';
 import type { Firewall, NetworkFirewallSpec } from '../../firewall/firewall.js';
 import { Netns } from '../../kernel/netns.js';
 import { Rtnl, type Link } from '../../kernel/rtnetlink.js';
@@ -55,9 +56,9 @@ export class BridgeDriver implements Driver {
     if (existing) {
       throw new ConflictError(`interface ${opts.bridgeName} already exists; choose another bridge name`);
     }
-    const tx = new Transaction('bridge create network', this.deps.log);
+    const tx = new Transaction('create-network', this.deps.log);
     const bridge: Link = await tx.step(
-      `create bridge ${opts.bridgeName}`,
+      'create bridge',
       // A fixed MAC: otherwise the bridge takes on its ports' MACs as containers come and go.
       () => this.rtnl.createBridge({ name: opts.bridgeName, mtu: opts.mtu, mac: randomMac(), alias: owner(network.id) }),
       (): Promise<void> => this.rtnl.deleteLink(bridge.index),
@@ -78,7 +79,7 @@ export class BridgeDriver implements Driver {
   private async configureBridge(tx: Transaction, network: NetworkRecord, index: number): Promise<void> {
     for (const c of [...network.ipv4, ...network.ipv6]) {
       const cidr = `${c.gateway}/${c.subnet.split('/')[1]}`;
-      await tx.step(`add gateway address ${cidr}`, () => this.rtnl.addAddress(index, cidr));
+      await tx.step(`add gateway address IPv${c.subnet.includes(':') ? 6 : 4}`, () => this.rtnl.addAddress(index, cidr));
     }
     await tx.step('bring the bridge up', () => this.rtnl.setLink(index, { up: true }));
   }
@@ -92,9 +93,11 @@ export class BridgeDriver implements Driver {
     const state = network.driverState as Partial<BridgeState>;
     const opts = parseBridgeOptions(network.id, network.options);
     await this.deps.firewall.teardownNetwork(firewallSpec(network, opts));
+    faultPoint('rm-network', 'after:firewall teardown');
     const name = state.bridge ?? opts.bridgeName;
     const link = await this.rtnl.linkByName(name);
-    if (link && link.alias === owner(network.id)) await this.rtnl.deleteLink(link.index);
+    // No alias: made by an operation a crash interrupted before the alias (a separate request) was set.
+    if (link && link.kind === 'bridge' && (link.alias === owner(network.id) || !link.alias)) await this.rtnl.deleteLink(link.index);
     this.bridgeIndex.delete(network.id);
   }
 
@@ -136,6 +139,7 @@ export class BridgeDriver implements Driver {
         master = await this.bridgeOf(network);
         veth = await create();
       }
+      faultPoint('attach', 'after:create veth');
       try {
         await this.configureContainerSide(ns, endpoint);
       } catch (err) {
@@ -172,8 +176,15 @@ export class BridgeDriver implements Driver {
   async leave(_network: NetworkRecord, endpoint: EndpointRecord): Promise<void> {
     const name = (endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id);
     const link = await this.rtnl.linkByName(name);
-    // Gone already when the container's namespace died: the kernel removes both ends.
-    if (link && link.alias === owner(endpoint.id)) await this.rtnl.deleteLink(link.index);
+    // Gone already when the container's namespace died: the kernel removes both ends. No alias: made by an
+    // attach a crash interrupted before the alias (a separate request) was set.
+    if (link && link.kind === 'veth' && (link.alias === owner(endpoint.id) || !link.alias)) await this.rtnl.deleteLink(link.index);
+  }
+
+  async endpointHealthy(network: NetworkRecord, endpoint: EndpointRecord): Promise<boolean> {
+    const name = (endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id);
+    const link = await this.rtnl.linkByName(name);
+    return link !== undefined && link.up && link.master === (await this.bridgeOf(network).catch(() => -1));
   }
 
   // ---------------------------------------------------------------- restart
@@ -187,8 +198,8 @@ export class BridgeDriver implements Driver {
       let link = links.find((l) => l.name === name);
       if (!link) {
         // Recreate a bridge that disappeared (e.g. the host rebooted or someone deleted it).
-        const tx = new Transaction('restore bridge', this.deps.log);
-        link = await tx.step(`create bridge ${name}`, () => this.rtnl.createBridge({ name, mtu: opts.mtu, mac: randomMac(), alias: owner(network.id) }));
+        const tx = new Transaction('restore', this.deps.log);
+        link = await tx.step('create bridge', () => this.rtnl.createBridge({ name, mtu: opts.mtu, mac: randomMac(), alias: owner(network.id) }));
         await this.configureBridge(tx, network, link.index);
         this.deps.log.warn({ op: 'restore', network: network.id, bridge: name }, 'bridge was missing; recreated');
       } else if (!link.up) {

@@ -1,0 +1,61 @@
+/**
+ * The invariants a daemon's state and the kernel must satisfy at rest, whatever happened before:
+ * every bridge and veth netd could have made has a record and every record has them; firewall rules
+ * exist exactly for the recorded networks; no address is allocated twice.
+ */
+import assert from 'node:assert/strict';
+import type { TestDaemon } from './daemon.js';
+import type { TestNetns } from './netns.js';
+
+interface NetworkJson {
+  Id: string;
+  Name: string;
+  Driver: string;
+  Options: Record<string, string>;
+}
+
+interface EndpointJson {
+  id: string;
+  networkId: string;
+  ipv4?: string;
+  ipv6?: string;
+  driverState: { hostIfname?: string };
+}
+
+interface LinkJson {
+  ifname: string;
+  master?: string;
+  ifalias?: string;
+  linkinfo?: { info_kind?: string };
+}
+
+export async function checkInvariants(daemon: TestDaemon, host: TestNetns): Promise<void> {
+  const networks = await daemon.client.call<NetworkJson[]>('GET', '/networks');
+  const endpoints = await daemon.client.call<EndpointJson[]>('GET', '/netd/v1/endpoints');
+  const links = JSON.parse((await host.exec(['ip', '-j', '-d', 'link', 'show'])).stdout) as LinkJson[];
+
+  const bridgeNets = networks.filter((n) => n.Driver === 'bridge');
+  const bridgeOf = new Map(bridgeNets.map((n) => [n.Id, n.Options['com.docker.network.bridge.name'] ?? `br-${n.Id.slice(0, 12)}`]));
+  const kernelBridges = links.filter((l) => l.linkinfo?.info_kind === 'bridge').map((l) => l.ifname).sort();
+  assert.deepEqual(kernelBridges, [...bridgeOf.values()].sort(), 'bridges in the kernel = bridges of recorded networks');
+
+  const kernelVeths = links.filter((l) => l.linkinfo?.info_kind === 'veth' && /^veth[0-9a-f]{7}$/.test(l.ifname));
+  const bridgeEndpoints = endpoints.filter((e) => bridgeOf.has(e.networkId));
+  assert.deepEqual(kernelVeths.map((l) => l.ifname).sort(), bridgeEndpoints.map((e) => e.driverState.hostIfname).sort(), 'veths in the kernel = recorded endpoints');
+  for (const e of bridgeEndpoints) {
+    const link = kernelVeths.find((l) => l.ifname === e.driverState.hostIfname)!;
+    assert.equal(link.master, bridgeOf.get(e.networkId), `${link.ifname} is on its network's bridge`);
+    assert.equal(link.ifalias, `netd:${e.id.slice(0, 12)}`, `${link.ifname} carries its owner mark`);
+  }
+
+  const rules = (await host.exec(['iptables-save'])).stdout + (await host.exec(['ip6tables-save'])).stdout;
+  const tags = new Set([...rules.matchAll(/netd:([0-9a-f]{12})/g)].map((m) => m[1]));
+  const ids = new Set(bridgeNets.map((n) => n.Id.slice(0, 12)));
+  for (const t of tags) assert.ok(ids.has(t), `rules tagged netd:${t} belong to a recorded network`);
+  for (const id of ids) assert.ok(tags.has(id), `network ${id} has its rules`);
+
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const used = endpoints.map((e) => e[family]).filter((a): a is string => Boolean(a));
+    assert.equal(new Set(used).size, used.length, `no ${family} address allocated twice`);
+  }
+}
