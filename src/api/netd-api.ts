@@ -66,6 +66,11 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
 
   router.add('GET', '/netd/v1/sandboxes', () => ({ status: 200, body: controller.sandboxes() }));
 
+  router.add('POST', '/netd/v1/firewall/reload', async () => {
+    await controller.reloadFirewall('request');
+    return { status: 204 };
+  });
+
   router.add('POST', '/netd/v1/sandboxes', async (req) => {
     const body = obj(await req.body(), 'request body');
     const name = str(body, 'name');

@@ -57,6 +57,7 @@ export function buildProgram(): Command {
     .option('--bridge <name>', 'bridge of the default network', DEFAULTS.bridge)
     .option('--default-address-pool <base=CIDR,size=N>', 'default address pool (repeatable; replaces the built-in pools)', collect, [])
     .option('--group <gid>', 'group allowed to use the socket (numeric gid)')
+    .option('--firewall-check-interval <ms>', 'how often to check that netd\'s firewall rules are still there (0: never)', '3000')
     .action(async (opts, cmd: Command) => {
       const daemon = await startDaemon({
         host: cmd.optsWithGlobals().host,
@@ -66,6 +67,7 @@ export function buildProgram(): Command {
         bridge: opts.bridge,
         defaultAddressPools: opts.defaultAddressPool,
         group: opts.group === undefined ? undefined : Number(opts.group),
+        firewallCheckIntervalMs: Number(opts.firewallCheckInterval),
       });
       let stopping = false;
       const stop = async () => {
@@ -232,6 +234,13 @@ export function buildProgram(): Command {
     .action(async (_opts, cmd: Command) => {
       const res = await client(cmd).call<{ NetworksDeleted: string[] | null }>('POST', '/networks/prune');
       for (const n of res.NetworksDeleted ?? []) process.stdout.write(n + '\n');
+    });
+
+  program
+    .command('firewall-reload')
+    .description('re-apply netd\'s firewall rules now (after a firewall flush or reload)')
+    .action(async (_opts, cmd: Command) => {
+      await client(cmd).call('POST', '/netd/v1/firewall/reload');
     });
 
   program

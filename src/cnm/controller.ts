@@ -203,6 +203,64 @@ export class Controller {
     }
   }
 
+  // ---------------------------------------------------------------- monitors
+
+  /**
+   * Background checks while the daemon runs: containers whose namespace died without a detach are released
+   * (their addresses, rules and names), and firewall rules someone flushed are put back. Returns a stop
+   * function. An interval of 0 disables that check.
+   */
+  startMonitors(opts: { sweepMs?: number; firewallMs?: number } = {}): () => void {
+    const timers: NodeJS.Timeout[] = [];
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      if (ms <= 0) return;
+      let running = false;
+      const t = setInterval(() => {
+        if (running) return;
+        running = true;
+        fn()
+          .catch((err) => this.log.error({ op: 'monitor', err }, 'monitor failed'))
+          .finally(() => (running = false));
+      }, ms);
+      t.unref();
+      timers.push(t);
+    };
+    every(opts.sweepMs ?? 1000, () => this.sweepDeadContainers());
+    every(opts.firewallMs ?? 3000, () => this.reloadFirewall('watchdog'));
+    return () => timers.forEach((t) => clearInterval(t));
+  }
+
+  private isGone(sb: SandboxRecord): boolean {
+    if (sb.persistent) return false;
+    if (sb.host) return sb.pid !== undefined && !this.pidAlive(sb.pid);
+    return !this.opts.resolver.alive(sb);
+  }
+
+  /** Releases the endpoints of containers whose namespace is gone. Takes the lock only when there is work. */
+  private async sweepDeadContainers(): Promise<void> {
+    if (![...this.sandboxesById.values()].some((sb) => this.isGone(sb))) return;
+    await this.exclusive('sweep', {}, async () => {
+      for (const sb of [...this.sandboxesById.values()]) {
+        if (!this.isGone(sb) || (!sb.host && this.revive(sb))) continue;
+        await this.removeSandboxEndpoints(sb, undefined, 'container gone');
+        if (this.sandboxesById.has(sb.id)) this.forgetSandbox(sb);
+      }
+    });
+  }
+
+  /** `netd firewall-reload` and the watchdog: every driver re-applies its rules. */
+  reloadFirewall(reason = 'request'): Promise<void> {
+    return this.mutex.run(async () => {
+      for (const [type, driver] of this.drivers) {
+        if (!driver.reloadFirewall) continue;
+        const nets = [...this.networksById.values()].filter((n) => n.record.driver === type).map((n) => n.record);
+        const eps = [...this.endpointsById.values()].filter((e) => nets.some((n) => n.id === e.networkId));
+        await driver.reloadFirewall(nets, eps);
+      }
+      if (reason !== 'watchdog') this.log.info({ op: 'firewall-reload', reason }, 'firewall rules re-applied');
+    });
+  }
+
   // ---------------------------------------------------------------- queries
 
   networks(): NetworkRecord[] {

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { createLogger, type Logger } from '../log.js';
+import { InvalidArgumentError } from '../errors.js';
 import { Controller } from '../cnm/controller.js';
 import { Ipam } from '../ipam/ipam.js';
 import { DEFAULT_ADDRESS_POOLS, parseAddressPool } from '../ipam/default-pools.js';
@@ -33,6 +34,10 @@ export interface DaemonConfig {
   defaultAddressPools: string[];
   /** Group allowed to use the socket (gid). */
   group?: number;
+  /** How often to look for containers that died without a detach (ms; 0: never). */
+  sweepIntervalMs?: number;
+  /** How often to check that netd's firewall rules are still there (ms; 0: never). */
+  firewallCheckIntervalMs?: number;
 }
 
 export const DEFAULTS: DaemonConfig = {
@@ -53,6 +58,9 @@ export interface RunningDaemon {
 export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> {
   const log = createLogger(config.logLevel);
   validateIfName(config.bridge);
+  for (const [what, ms] of [['sweep interval', config.sweepIntervalMs], ['firewall check interval', config.firewallCheckIntervalMs]] as const) {
+    if (ms !== undefined && !(Number.isSafeInteger(ms) && ms >= 0)) throw new InvalidArgumentError(`${what} must be a whole number of milliseconds, not ${ms}`);
+  }
   const pools = (config.defaultAddressPools.length > 0 ? config.defaultAddressPools : DEFAULT_ADDRESS_POOLS).map(parseAddressPool);
   mkdirSync(config.dataRoot, { recursive: true, mode: 0o700 });
   const lock = DataRootLock.acquire(config.dataRoot);
@@ -72,6 +80,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       defaultBridgeOptions: { [OPT_BRIDGE_NAME]: config.bridge, [OPT_DEFAULT_BRIDGE]: 'true' },
     });
     const problems = await controller.start();
+    const stopMonitors = controller.startMonitors({ sweepMs: config.sweepIntervalMs, firewallMs: config.firewallCheckIntervalMs });
     server = await startApiServer({ host: config.host, controller, log, group: config.group });
     log.info({ op: 'start', host: config.host, dataRoot: config.dataRoot, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
     const srv = server;
@@ -79,6 +88,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       controller,
       log,
       stop: async () => {
+        stopMonitors();
         await new Promise<void>((resolve) => srv.close(() => resolve()));
         hostRtnl.close();
         lock.release();

@@ -24,6 +24,12 @@ export interface Driver {
   /** Whether an endpoint's kernel objects are all there (checked at start for live containers). */
   endpointHealthy?(network: NetworkRecord, endpoint: EndpointRecord): Promise<boolean>;
 
+  /**
+   * Re-applies the driver's firewall rules for these networks and endpoints, removing stale ones of its own
+   * (after someone flushed or reloaded the firewall). Cheap when nothing is missing.
+   */
+  reloadFirewall?(networks: NetworkRecord[], endpoints: EndpointRecord[]): Promise<void>;
+
   /** After a restart: make the kernel match the persisted networks and endpoints again. */
   restore(networks: NetworkRecord[], endpoints: EndpointRecord[]): Promise<void>;
 }

@@ -187,6 +187,13 @@ export class BridgeDriver implements Driver {
     return link !== undefined && link.up && link.master === (await this.bridgeOf(network).catch(() => -1));
   }
 
+  // ---------------------------------------------------------------- firewall reload
+
+  async reloadFirewall(networks: NetworkRecord[]): Promise<void> {
+    await this.deps.firewall.init();
+    await this.deps.firewall.reconcile(networks.map((n) => firewallSpec(n, parseBridgeOptions(n.id, n.options))));
+  }
+
   // ---------------------------------------------------------------- restart
 
   async restore(networks: NetworkRecord[], endpoints: EndpointRecord[]): Promise<void> {
