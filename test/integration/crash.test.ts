@@ -12,13 +12,8 @@ import { join } from 'node:path';
 import { TestContainer, requireRoot } from '../helpers/netns.js';
 import { TestDaemon, Topology } from '../helpers/daemon.js';
 import { checkInvariants } from '../helpers/invariants.js';
+import { FAULT_POINTS } from '../helpers/fault-points.js';
 
-export const FAULT_POINTS: Record<string, string[]> = {
-  'create-network': ['before:journal', 'after:journal', 'after:create bridge', 'after:add gateway address IPv4', 'after:bring the bridge up', 'after:set up firewall rules', 'after:driver create network', 'after:persist network'],
-  attach: ['before:journal', 'after:allocate IPv4 address', 'after:journal', 'after:create veth', 'after:driver join', 'after:persist endpoint'],
-  detach: ['before:journal', 'after:journal', 'after:driver leave', 'after:delete record'],
-  'rm-network': ['before:journal', 'after:journal', 'after:firewall teardown', 'after:driver delete network', 'after:delete record'],
-};
 
 describe('crash at every step, restart, invariants hold', () => {
   let topo: Topology;
