@@ -68,3 +68,32 @@ test('a second daemon on the same data root is refused', async () => {
     await topo.destroy();
   }
 });
+
+test('restart repairs a live endpoint whose veth vanished, and never removes links that are not netd’s', async () => {
+  requireRoot();
+  const topo = await Topology.create('rp');
+  const daemon = await TestDaemon.start(topo.host);
+  const c = await TestContainer.start();
+  try {
+    const r = JSON.parse((await daemon.cli(['attach', String(c.pid), '--name', 'fixme'])).stdout) as { ipv4: string; gateway: string; mac: string; endpointId: string };
+    await daemon.stop();
+    // Someone deletes the container's veth while netd is down; someone else makes look-alike links.
+    await topo.host.exec(['ip', 'link', 'del', `veth${r.endpointId.slice(0, 7)}`]);
+    await topo.host.exec(['ip', 'link', 'add', 'veth7654321', 'type', 'veth', 'peer', 'name', 'vethforeign']);
+    await topo.host.exec(['ip', 'link', 'add', 'br-0123456789ab', 'type', 'bridge']);
+    await topo.host.exec(['ip', 'link', 'add', 'veth1111111', 'type', 'veth', 'peer', 'name', 'vethforeig2']);
+    await topo.host.exec(['ip', 'link', 'set', 'veth1111111', 'alias', 'not-netd']);
+    await daemon.launch();
+
+    const eth0 = (await c.ipJson<{ address: string; addr_info: { local: string }[] }[]>(['addr', 'show', 'eth0']))[0];
+    assert.equal(eth0.address, r.mac, 'same MAC');
+    assert.ok(eth0.addr_info.some((a) => a.local === r.ipv4.split('/')[0]), 'same address');
+    assert.equal((await c.exec(['ping', '-c', '1', '-W', '1', r.gateway], { allowFail: true })).code, 0, 'working again');
+    const names = (JSON.parse((await topo.host.exec(['ip', '-j', 'link', 'show'])).stdout) as { ifname: string }[]).map((l) => l.ifname);
+    for (const foreign of ['veth7654321', 'vethforeign', 'br-0123456789ab', 'veth1111111']) assert.ok(names.includes(foreign), `${foreign} untouched`);
+  } finally {
+    await c.stop();
+    await daemon.destroy();
+    await topo.destroy();
+  }
+});
