@@ -23,6 +23,7 @@ import { validateIfName } from '../kernel/names.js';
 import { startApiServer } from '../api/server.js';
 import { ProcNamespaceResolver } from './namespace-resolver.js';
 import { hostSubnets } from './host-subnets.js';
+import { DnsService } from '../dns/dns-service.js';
 
 export interface DaemonConfig {
   host: string;
@@ -38,6 +39,8 @@ export interface DaemonConfig {
   sweepIntervalMs?: number;
   /** How often to check that netd's firewall rules are still there (ms; 0: never). */
   firewallCheckIntervalMs?: number;
+  /** Upstream DNS servers for the embedded DNS (`--dns`); default: the host's resolv.conf nameservers. */
+  dns?: string[];
 }
 
 export const DEFAULTS: DaemonConfig = {
@@ -66,7 +69,9 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const lock = DataRootLock.acquire(config.dataRoot);
   let rtnl: Rtnl | undefined;
   let server: Server | undefined;
+  let dns: DnsService | undefined;
   try {
+    dns = new DnsService({ log, servers: config.dns });
     rtnl = Rtnl.open();
     const hostRtnl = rtnl;
     const firewall = createFirewall({ logger: log });
@@ -78,18 +83,21 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       log,
       hostSubnets: () => hostSubnets(hostRtnl),
       defaultBridgeOptions: { [OPT_BRIDGE_NAME]: config.bridge, [OPT_DEFAULT_BRIDGE]: 'true' },
+      observers: [dns],
     });
     const problems = await controller.start();
     const stopMonitors = controller.startMonitors({ sweepMs: config.sweepIntervalMs, firewallMs: config.firewallCheckIntervalMs });
     server = await startApiServer({ host: config.host, controller, log, group: config.group });
     log.info({ op: 'start', host: config.host, dataRoot: config.dataRoot, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
     const srv = server;
+    const dnsService = dns;
     return {
       controller,
       log,
       stop: async () => {
         stopMonitors();
         await new Promise<void>((resolve) => srv.close(() => resolve()));
+        await dnsService.close();
         hostRtnl.close();
         lock.release();
         log.info({ op: 'stop' }, 'netd stopped');
@@ -97,6 +105,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     };
   } catch (err) {
     server?.close();
+    await dns?.close();
     rtnl?.close();
     lock.release();
     throw err;

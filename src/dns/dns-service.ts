@@ -1,0 +1,295 @@
+/**
+ * netd's embedded DNS, as a controller observer: it follows networks and endpoints, runs a
+ * NetworkDnsServer on each network's gateway, tells attach callers which resolv.conf to use, and writes
+ * resolv.conf and hosts files for runtimes that ask for them (attach extras `resolvConf`, `hosts`,
+ * `links`).
+ *
+ * What each kind of network gets (chosen to match what Docker users know):
+ * - user-defined bridge networks: names resolved on the gateway, everything else forwarded; containers
+ *   get `nameserver GATEWAY` (v4, then v6), the host's search domains and options, plus `ndots:0`;
+ * - the default `bridge` network: no names (as in Docker); containers get the upstream resolvers
+ *   themselves (the daemon's --dns servers, or the host's resolv.conf nameservers), as Docker gives
+ *   them. Loopback resolvers (127.0.0.53...) are unreachable from a container, so those are left out,
+ *   and when nothing else is left the container is pointed at the gateway, where netd forwards for it
+ *   (where Docker would fall back to Google's public resolvers);
+ * - the `host` network: the host's own resolv.conf (same namespace, so loopback resolvers work);
+ * - `none`: nothing.
+ * If a network's listener cannot bind (port 53 taken), containers get the upstreams as on the default
+ * bridge, and the failure is logged: the daemon never stops for DNS.
+ */
+import { statSync } from 'node:fs';
+import type { Logger } from '../log.js';
+import type { NetworkRecord } from '../cnm/network.js';
+import type { EndpointRecord } from '../cnm/endpoint.js';
+import type { SandboxRecord } from '../cnm/sandbox.js';
+import type { AttachExtras, NetworkObserver } from '../cnm/observer.js';
+import { NameDirectory } from './directory.js';
+import { namesOf } from './records.js';
+import { Forwarder } from './forwarder.js';
+import { Responder } from './responder.js';
+import { NetworkDnsServer } from './dns-server.js';
+import { writeFileAtomic } from './atomic-file.js';
+import { parseLink, renderHosts, type HostsEntry } from './hosts-file.js';
+import {
+  HOST_RESOLV_CONF,
+  MAX_NAMESERVERS,
+  containerOptions,
+  formatUpstream,
+  isLoopback,
+  parseUpstream,
+  readResolvConf,
+  renderResolvConf,
+  type DnsConfig,
+  type ResolvConf,
+  type Upstream,
+} from './resolv-conf.js';
+
+export interface DnsServiceOptions {
+  log: Logger;
+  /** Upstream resolvers (`--dns`): replace the host resolv.conf's nameservers. */
+  servers?: string[];
+  /** The host's resolv.conf (search domains, options, and upstreams when `servers` is empty). */
+  resolvConf?: string;
+  /** Listening port (53; tests of the service alone may use another). */
+  port?: number;
+  timeoutMs?: number;
+  attemptMs?: number;
+  maxInFlight?: number;
+}
+
+/** How often the host's resolv.conf is checked for changes, at most. */
+const RESOLV_CONF_CHECK_MS = 2000;
+
+/** The attach result's record of the files written for the container. */
+interface FilesOutcome {
+  resolvConf?: string;
+  hosts?: string;
+  problems?: string[];
+}
+
+const plain = (cidr: string | undefined): string | undefined => cidr?.split('/')[0];
+
+export class DnsService implements NetworkObserver {
+  private readonly directory = new NameDirectory();
+  private readonly servers = new Map<string, NetworkDnsServer>();
+  private readonly files = new Map<string, FilesOutcome>();
+  private readonly forwarder: Forwarder;
+  private readonly responder: Responder;
+  private readonly configured: Upstream[];
+  private readonly resolvConfPath: string;
+  private host: ResolvConf;
+  private hostUpstreams: Upstream[] = [];
+  private hostStamp = '';
+  private hostCheckedAt = 0;
+
+  constructor(private readonly opts: DnsServiceOptions) {
+    // A bad --dns value is the operator's mistake: refuse to start, before anything listens.
+    this.configured = (opts.servers ?? []).map(parseUpstream);
+    this.resolvConfPath = opts.resolvConf ?? HOST_RESOLV_CONF;
+    this.host = readResolvConf(this.resolvConfPath);
+    this.hostUpstreams = upstreamsOf(this.host);
+    this.hostStamp = stamp(this.resolvConfPath);
+    this.forwarder = new Forwarder({ log: opts.log, timeoutMs: opts.timeoutMs, attemptMs: opts.attemptMs, maxInFlight: opts.maxInFlight });
+    this.responder = new Responder({ directory: this.directory, forwarder: this.forwarder, upstreams: () => this.upstreams(), log: opts.log });
+    opts.log.info({ op: 'dns', upstreams: this.upstreams().map(formatUpstream), source: this.configured.length > 0 ? '--dns' : this.resolvConfPath }, 'DNS upstreams');
+  }
+
+  /** The upstreams in force: --dns, or the host's resolv.conf as it is now. */
+  upstreams(): Upstream[] {
+    if (this.configured.length > 0) return this.configured;
+    this.hostConf();
+    return this.hostUpstreams;
+  }
+
+  /** The host's resolv.conf, re-read when it changed (checked at most every few seconds). */
+  private hostConf(): ResolvConf {
+    const now = Date.now();
+    if (now - this.hostCheckedAt >= RESOLV_CONF_CHECK_MS) {
+      this.hostCheckedAt = now;
+      const s = stamp(this.resolvConfPath);
+      if (s !== this.hostStamp) {
+        this.hostStamp = s;
+        this.host = readResolvConf(this.resolvConfPath);
+        this.hostUpstreams = upstreamsOf(this.host);
+        this.opts.log.info({ op: 'dns', file: this.resolvConfPath, nameservers: this.host.nameservers }, 'host resolv.conf changed');
+      }
+    }
+    return this.host;
+  }
+
+  // ---------------------------------------------------------------- observer hooks
+
+  async networkCreated(network: NetworkRecord): Promise<void> {
+    const configs = [...network.ipv4, ...network.ipv6];
+    this.directory.addNetwork({
+      id: network.id,
+      name: network.name,
+      resolvesNames: !isDefaultBridge(network),
+      internal: network.internal,
+      subnets: configs.map((c) => c.subnet),
+    });
+    const gateways = configs.map((c) => c.gateway).filter((g): g is string => Boolean(g));
+    if (gateways.length === 0 || this.servers.has(network.id)) return;
+    const server = new NetworkDnsServer({
+      networkId: network.id,
+      networkName: network.name,
+      addresses: gateways,
+      port: this.opts.port,
+      directory: this.directory,
+      responder: this.responder,
+      log: this.opts.log,
+    });
+    this.servers.set(network.id, server);
+    const outcomes = await server.start();
+    const failed = outcomes.filter((o) => o.error !== undefined);
+    if (failed.length > 0) {
+      this.opts.log.error(
+        { op: 'dns', network: network.id, name: network.name, failed: failed.map((o) => `${o.transport} ${o.address}: ${o.error}`) },
+        'DNS listener could not start; containers on this network get the upstream resolvers instead',
+      );
+    } else {
+      this.opts.log.debug({ op: 'dns', network: network.id, name: network.name, addresses: server.listening, port: this.opts.port ?? 53 }, 'DNS listening');
+    }
+  }
+
+  async networkRemoved(network: NetworkRecord): Promise<void> {
+    const server = this.servers.get(network.id);
+    this.servers.delete(network.id);
+    this.directory.removeNetwork(network.id);
+    await server?.close();
+  }
+
+  endpointJoined(network: NetworkRecord, endpoint: EndpointRecord, sandbox: SandboxRecord, extras: AttachExtras): void {
+    this.directory.join(network.id, {
+      endpointId: endpoint.id,
+      sandboxId: endpoint.sandboxId,
+      name: endpoint.name,
+      names: namesOf(endpoint),
+      ipv4: plain(endpoint.ipv4),
+      ipv6: plain(endpoint.ipv6),
+    });
+    const outcome = this.writeFiles(network, endpoint, sandbox, extras ?? {});
+    if (outcome) this.files.set(endpoint.id, outcome);
+  }
+
+  endpointLeft(network: NetworkRecord, endpoint: EndpointRecord): void {
+    this.directory.leave(network.id, endpoint.id);
+    this.files.delete(endpoint.id);
+  }
+
+  describeEndpoint(network: NetworkRecord, endpoint: EndpointRecord): Record<string, unknown> | undefined {
+    const files = this.files.get(endpoint.id);
+    this.files.delete(endpoint.id);
+    const dns = this.dnsConfig(network);
+    if (!dns) return undefined;
+    return files ? { dns, files } : { dns };
+  }
+
+  async close(): Promise<void> {
+    const servers = [...this.servers.values()];
+    this.servers.clear();
+    await Promise.all(servers.map((s) => s.close()));
+  }
+
+  // ---------------------------------------------------------------- what containers use
+
+  /** The resolver configuration for a container on this network. */
+  dnsConfig(network: NetworkRecord): DnsConfig | undefined {
+    if (network.driver === 'null') return undefined;
+    const host = this.hostConf();
+    const upstreams = this.upstreams().filter((u) => u.port === 53);
+    if (network.driver === 'host') {
+      const nameservers = this.configured.length > 0 ? upstreams.map((u) => u.address) : host.nameservers;
+      return { nameservers: nameservers.slice(0, MAX_NAMESERVERS), search: host.search, options: [...host.options] };
+    }
+    const listening = this.servers.get(network.id)?.listening ?? [];
+    if (!isDefaultBridge(network) && listening.length > 0) {
+      return { nameservers: listening.slice(0, MAX_NAMESERVERS), search: host.search, options: containerOptions(host.options) };
+    }
+    const reachable = upstreams.map((u) => u.address).filter((a) => !isLoopback(a));
+    const nameservers = reachable.length > 0 ? reachable : listening;
+    return { nameservers: nameservers.slice(0, MAX_NAMESERVERS), search: host.search, options: [...host.options] };
+  }
+
+  // ---------------------------------------------------------------- resolv.conf and hosts files
+
+  private writeFiles(network: NetworkRecord, endpoint: EndpointRecord, sandbox: SandboxRecord, extras: AttachExtras): FilesOutcome | undefined {
+    const { resolvConf, hosts, links } = extras as { resolvConf?: unknown; hosts?: unknown; links?: unknown };
+    if (resolvConf === undefined && hosts === undefined && links === undefined) return undefined;
+    const outcome: FilesOutcome = {};
+    const problems: string[] = [];
+    const path = (value: unknown, what: string): string | undefined => {
+      if (value === undefined) return undefined;
+      if (typeof value === 'string' && value.startsWith('/') && !value.endsWith('/')) return value;
+      problems.push(`${what} must be an absolute file path, not ${JSON.stringify(value)}`);
+      return undefined;
+    };
+    const resolvPath = path(resolvConf, 'resolvConf');
+    const hostsPath = path(hosts, 'hosts');
+
+    if (resolvPath) {
+      const dns = this.dnsConfig(network) ?? { nameservers: [], search: [], options: [] };
+      try {
+        writeFileAtomic(resolvPath, renderResolvConf(dns));
+        outcome.resolvConf = resolvPath;
+      } catch (err) {
+        problems.push(`could not write ${resolvPath}: ${(err as Error).message}`);
+      }
+    }
+
+    const linked: HostsEntry[] = [];
+    const before = problems.length;
+    if (links !== undefined && (!Array.isArray(links) || links.some((l) => typeof l !== 'string'))) {
+      problems.push('links must be a list of NAME[:ALIAS]');
+    } else {
+      for (const text of (links as string[] | undefined) ?? []) {
+        try {
+          const link = parseLink(text);
+          const target = this.directory.endpointNamed(network.id, link.name);
+          if (!target) throw new Error(`link ${text}: no container named ${link.name} on network ${network.name}`);
+          const names = link.alias ? [link.alias, link.name] : [link.name];
+          for (const address of [target.ipv4, target.ipv6]) if (address) linked.push({ address, names });
+        } catch (err) {
+          problems.push((err as Error).message);
+        }
+      }
+      if (((links as string[] | undefined) ?? []).length > 0 && hosts === undefined) problems.push('links need a hosts file to be written to');
+    }
+    const linksOk = problems.length === before;
+
+    // The hosts file is written whole or not at all: a missing link is an error, not a silent gap.
+    if (hostsPath && linksOk) {
+      const self: HostsEntry[] = [];
+      for (const address of [plain(endpoint.ipv4), plain(endpoint.ipv6)]) if (address) self.push({ address, names: [sandbox.name] });
+      try {
+        writeFileAtomic(hostsPath, renderHosts({ self, links: linked }));
+        outcome.hosts = hostsPath;
+      } catch (err) {
+        problems.push(`could not write ${hostsPath}: ${(err as Error).message}`);
+      }
+    }
+    if (problems.length > 0) {
+      outcome.problems = problems;
+      this.opts.log.warn({ op: 'dns-files', endpoint: endpoint.id, problems }, 'resolv.conf/hosts not (all) written');
+    }
+    return outcome;
+  }
+}
+
+function upstreamsOf(conf: ResolvConf): Upstream[] {
+  return conf.nameservers.slice(0, MAX_NAMESERVERS).map(parseUpstream);
+}
+
+function isDefaultBridge(network: NetworkRecord): boolean {
+  return network.predefined && network.driver === 'bridge';
+}
+
+/** Identity of a file's current content for change detection (missing file: empty). */
+function stamp(path: string): string {
+  try {
+    const s = statSync(path);
+    return `${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch {
+    return '';
+  }
+}
