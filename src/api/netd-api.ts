@@ -2,9 +2,10 @@
  * netd's own routes, under /netd/v1: attach a container by PID or namespace path, detach it, list
  * endpoints and sandboxes.
  */
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Controller } from '../cnm/controller.js';
 import type { SandboxTarget } from '../cnm/sandbox.js';
+import { parsePortRequests } from '../portmap/parse.js';
 import { obj, str, strList, type Router } from './http.js';
 
 /** A PID (digits) or an absolute namespace path; anything else is not a new attach target. */
@@ -44,6 +45,10 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
       mac: str(body, 'mac'),
       aliases: strList(body, 'aliases'),
       mode: str(body, 'mode'),
+      // libnetwork's com.docker.network.portmap entries ({Proto, Port, HostIP, HostPort}) or "-p" strings.
+      ports: parsePortRequests(body.ports),
+      // Observer fields (resolv.conf/hosts paths, links), passed through for them to check.
+      extras: body.extras === undefined || body.extras === null ? undefined : obj(body.extras, 'extras'),
     });
     return { status: 201, body: result };
   });
@@ -65,6 +70,25 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
   });
 
   router.add('GET', '/netd/v1/sandboxes', () => ({ status: 200, body: controller.sandboxes() }));
+
+  // A container's published ports, on every network it is attached to (`netd port`).
+  router.add('GET', '/netd/v1/containers/{container}/ports', (req) => {
+    const sandbox = controller.findSandbox(req.params.container);
+    if (!sandbox) throw new NotFoundError(`no attached container ${req.params.container}`);
+    const names = new Map(controller.networks().map((n) => [n.id, n.name]));
+    const body = controller
+      .endpoints()
+      .filter((e) => e.sandboxId === sandbox.id)
+      .flatMap((e) =>
+        (e.ports ?? []).map((p) => ({
+          network: names.get(e.networkId),
+          endpointId: e.id,
+          containerIp: (p.hostIp.includes(':') ? e.ipv6 : e.ipv4)?.split('/')[0],
+          ...p,
+        })),
+      );
+    return { status: 200, body };
+  });
 
   router.add('POST', '/netd/v1/firewall/reload', async () => {
     await controller.reloadFirewall('request');

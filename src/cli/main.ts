@@ -3,10 +3,13 @@
  * The netd command line: `netd daemon` runs the daemon; every other command is a thin client of its API.
  * Errors are one line on stderr and a non-zero exit.
  */
+import { resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
 import { Client } from './client.js';
 import { table } from './format.js';
 import { DEFAULTS, startDaemon } from '../daemon/daemon.js';
+import { parsePublishSpec } from '../portmap/parse.js';
+import { formatBinding, toDockerPortBinding, type PortBinding } from '../portmap/types.js';
 
 const VERSION = '0.1.0';
 
@@ -58,6 +61,7 @@ export function buildProgram(): Command {
     .option('--default-address-pool <base=CIDR,size=N>', 'default address pool (repeatable; replaces the built-in pools)', collect, [])
     .option('--group <gid>', 'group allowed to use the socket (numeric gid)')
     .option('--firewall-check-interval <ms>', 'how often to check that netd\'s firewall rules are still there (0: never)', '3000')
+    .option('--dns <address>', 'upstream DNS server for the embedded DNS: IP, IPv4:PORT or [IPv6]:PORT (repeatable; default: the host resolv.conf nameservers)', collect, [])
     .action(async (opts, cmd: Command) => {
       const daemon = await startDaemon({
         host: cmd.optsWithGlobals().host,
@@ -68,6 +72,7 @@ export function buildProgram(): Command {
         defaultAddressPools: opts.defaultAddressPool,
         group: opts.group === undefined ? undefined : Number(opts.group),
         firewallCheckIntervalMs: Number(opts.firewallCheckInterval),
+        dns: opts.dns,
       });
       let stopping = false;
       const stop = async () => {
@@ -123,20 +128,45 @@ export function buildProgram(): Command {
     .option('--ip6 <address>', 'IPv6 address')
     .option('--mac <address>', 'MAC address')
     .option('--alias <name>', 'network-scoped alias (repeatable)', collect, [])
+    .option('-p, --publish <[host-ip:][host-port[-end]:]port[-end][/proto]>', 'publish container ports on the host (repeatable); no host port: a free one', collect, [])
+    .option('--resolv-conf <path>', 'have the daemon write the resolv.conf the container should use to this file (atomically)')
+    .option('--hosts <path>', 'have the daemon write the container\'s hosts file to this file (atomically)')
+    .option('--link <name[:alias]>', 'hosts entry for another container on the network (repeatable; needs --hosts)', collect, [])
     .action(async (container: string, opts, cmd: Command) => {
       const target = /^\d+$/.test(container) ? { pid: Number(container) } : container.startsWith('/') ? { path: container } : { sandbox: container };
-      print(
-        await client(cmd).call('POST', '/netd/v1/attach', {
-          target,
-          network: opts.network,
-          name: opts.name,
-          ip: opts.ip,
-          ip6: opts.ip6,
-          mac: opts.mac,
-          aliases: opts.alias,
-          mode: opts.mode,
-        }),
-      );
+      if ((opts.link as string[]).length > 0 && !opts.hosts) throw new Error('--link needs --hosts');
+      const absolute = (p: string | undefined) => (p === undefined ? undefined : resolvePath(p));
+      const extras = opts.resolvConf || opts.hosts ? { resolvConf: absolute(opts.resolvConf), hosts: absolute(opts.hosts), links: opts.link } : undefined;
+      const result = await client(cmd).call<{ network: string; files?: { problems?: string[] } }>('POST', '/netd/v1/attach', {
+        target,
+        network: opts.network,
+        name: opts.name,
+        ip: opts.ip,
+        ip6: opts.ip6,
+        mac: opts.mac,
+        aliases: opts.alias,
+        mode: opts.mode,
+        // Sent in libnetwork's portmap shape; an error in a spec stops here, before the daemon is asked.
+        ports: (opts.publish as string[]).length > 0 ? (opts.publish as string[]).flatMap(parsePublishSpec).map(toDockerPortBinding) : undefined,
+        extras,
+      });
+      print(result);
+      // The container is attached either way; a file the runtime asked for and did not get is still a failure.
+      const problems = result.files?.problems ?? [];
+      if (problems.length > 0) throw new Error(`attached to ${result.network}, but ${problems.join('; ')}`);
+    });
+
+  program
+    .command('port <container> [port]')
+    .description("list a container's published ports (80/tcp -> 0.0.0.0:8080), or the host addresses of one port (80 or 80/udp)")
+    .action(async (container: string, port: string | undefined, _opts, cmd: Command) => {
+      const list = await client(cmd).call<PortBinding[]>('GET', `/netd/v1/containers/${encodeURIComponent(container)}/ports`);
+      list.sort((a, b) => a.containerPort - b.containerPort || a.proto.localeCompare(b.proto) || Number(a.hostIp.includes(':')) - Number(b.hostIp.includes(':')) || a.hostPort - b.hostPort);
+      if (port === undefined) return void process.stdout.write(list.map((b) => formatBinding(b) + '\n').join(''));
+      const [number, proto = 'tcp'] = port.split('/');
+      const matching = list.filter((b) => String(b.containerPort) === number && b.proto === proto.toLowerCase());
+      if (matching.length === 0) throw new Error(`no public port ${number}/${proto} published for ${container}`);
+      process.stdout.write(matching.map((b) => formatBinding(b).split(' -> ')[1] + '\n').join(''));
     });
 
   program

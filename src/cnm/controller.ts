@@ -18,6 +18,7 @@ import { Mutex } from './mutex.js';
 import { Transaction } from './transaction.js';
 import { Network, type IpamConfig, type NetworkCreateRequest, type NetworkRecord } from './network.js';
 import type { AttachResult, EndpointRecord, SharedAttachResult } from './endpoint.js';
+import type { PortBinding, PortRequest } from '../portmap/types.js';
 import type { NamespaceResolver, ResolvedNamespace, SandboxMember, SandboxRecord, SandboxTarget } from './sandbox.js';
 import type { AttachExtras, NetworkObserver } from './observer.js';
 
@@ -36,6 +37,8 @@ export interface AttachRequest {
   aliases?: string[];
   /** `bridge` (the default: use `network`), `host`, `none` or `container:<name|id|pid>`. */
   mode?: string;
+  /** Ports to publish (parsed by portmap/parse.ts); only networks whose driver gives an interface. */
+  ports?: PortRequest[];
   /** Fields for observers (see observer.ts), passed through untouched. */
   extras?: AttachExtras;
 }
@@ -519,6 +522,7 @@ export class Controller {
     if (req.name !== undefined && (typeof req.name !== 'string' || !NAME.test(req.name))) {
       throw new InvalidArgumentError(`invalid container name ${JSON.stringify(req.name)}`);
     }
+    if (mode.kind === 'container' && (req.ports?.length ?? 0) > 0) throw new InvalidArgumentError('a container sharing another\'s namespace publishes no ports of its own; publish them on the other');
     if (mode.kind === 'container') return this.joinSharedSandbox(req, mode.ref);
     const networkRef = mode.kind === 'network' ? (req.network ?? DEFAULT_NETWORK) : mode.kind;
     if (mode.kind !== 'network' && req.network !== undefined && this.findNetwork(req.network)?.name !== mode.kind) {
@@ -589,6 +593,9 @@ export class Controller {
         endpoint.gateway6 = v6.gateway;
       }
       endpoint.mac = req.mac === undefined ? undefined : normaliseMac(req.mac);
+      if (req.ports && req.ports.length > 0) endpoint.portRequests = req.ports;
+    } else if (req.ports && req.ports.length > 0) {
+      throw new InvalidArgumentError(`network ${network.name} (driver ${network.record.driver}) cannot publish ports`);
     } else if (req.ip !== undefined || req.ip6 !== undefined || req.mac !== undefined) {
       throw new InvalidArgumentError(`network ${network.name} (driver ${network.record.driver}) takes no address or MAC`);
     }
@@ -604,6 +611,7 @@ export class Controller {
       () => driver.leave(network.record, endpoint, sb),
     );
     if (typeof endpoint.driverState.mac === 'string') endpoint.mac = endpoint.driverState.mac;
+    if (Array.isArray(endpoint.driverState.ports)) endpoint.ports = endpoint.driverState.ports as PortBinding[];
 
     await tx.step('persist endpoint', () => {
       this.opts.store.put('endpoints', endpoint.id, endpoint);
@@ -678,6 +686,7 @@ export class Controller {
       ipv6: ep.ipv6,
       gateway: ep.gatewayEndpoint ? ep.gateway4 : undefined,
       gateway6: ep.gatewayEndpoint ? ep.gateway6 : undefined,
+      ...(ep.ports ? { ports: ep.ports } : {}),
     };
   }
 

@@ -1,4 +1,5 @@
 /** An endpoint: a network's attachment point inside one sandbox (for the bridge driver, a veth pair). */
+import type { PortBinding, PortRequest } from '../portmap/types.js';
 
 export interface EndpointRecord {
   id: string;
@@ -17,6 +18,10 @@ export interface EndpointRecord {
   /** Whether this endpoint provides the sandbox's default route(s). */
   gatewayEndpoint: boolean;
   aliases: string[];
+  /** Ports asked to be published at attach (libnetwork's com.docker.network.portmap), for the driver. */
+  portRequests?: PortRequest[];
+  /** Ports the driver published: one per host address family, with the host port it chose. */
+  ports?: PortBinding[];
   created: string;
   driverState: Record<string, unknown>;
 }
@@ -34,6 +39,8 @@ export interface AttachResult {
   ipv6?: string;
   gateway?: string;
   gateway6?: string;
+  /** Published ports, when any were asked for. */
+  ports?: PortBinding[];
   /** Observer-provided fields, e.g. `dns`. */
   [extra: string]: unknown;
 }

@@ -1,14 +1,16 @@
 /**
  * The firewall interface the bridge driver uses. Like netavark's FirewallDriver it speaks of networks
- * (and, later, port forwards), not of rules: the backend decides the rules.
+ * and port forwards, not of rules: the backend decides the rules.
  */
 import type { Logger } from '../log.js';
 import { spawnRunner, type CommandRunner } from './exec.js';
 import { IptablesFirewall } from './iptables.js';
 import type { NetworkFirewallSpec } from './spec.js';
+import type { PortForwardSpec } from './port-forward.js';
 
 export type { CommandRunner, CommandResult } from './exec.js';
 export type { NetworkFirewallSpec } from './spec.js';
+export type { PortForwardSpec, PortForwardMapping } from './port-forward.js';
 
 export interface Firewall {
   readonly backend: string;
@@ -19,10 +21,19 @@ export interface Firewall {
   /** Removes exactly that network's rules, tolerating ones already gone. */
   teardownNetwork(n: NetworkFirewallSpec): Promise<void>;
   /**
-   * Converge: add what is missing for these networks, remove netd-tagged rules of networks not in the
-   * list. Never touches NETD-USER's contents or rules that are not netd's.
+   * Publishes an endpoint's ports (DNAT from every local address, or the given host addresses, to the
+   * container). Its network must be set up. Idempotent; all-or-nothing; its cost does not depend on how
+   * many other ports are published. New UDP/SCTP host ports get their stale conntrack entries cleared.
    */
-  reconcile(networks: NetworkFirewallSpec[]): Promise<void>;
+  setupPortForward(forward: PortForwardSpec): Promise<void>;
+  /** Removes exactly that endpoint's port-forward rules, then the conntrack entries of its flows. */
+  teardownPortForward(forward: PortForwardSpec): Promise<void>;
+  /**
+   * Converge: add what is missing for these networks and port forwards, remove netd-tagged rules (and
+   * port-forward chains) of networks and endpoints not in the lists. Never touches NETD-USER's contents
+   * or rules that are not netd's. Port forwards left out are removed: pass all of them.
+   */
+  reconcile(networks: NetworkFirewallSpec[], forwards?: PortForwardSpec[]): Promise<void>;
 }
 
 export interface FirewallOptions {

@@ -25,8 +25,11 @@ export const TABLES: readonly Table[] = ['filter', 'nat', 'raw'];
 const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 const CHAIN_RE = /^[A-Za-z0-9_-]{1,28}$/; // iptables: chain names are at most 28 characters
 const COMMENT_RE = /^[A-Za-z0-9_.:-]{1,255}$/; // xt_comment holds 255 characters
-/** Anything rendered into a restore line is one of these. '!' only ever stands alone (negation). */
-const SAFE_TOKEN_RE = /^(?:!|[A-Za-z0-9_.:/,][A-Za-z0-9_.:/,-]*|-{1,2}[A-Za-z][A-Za-z-]*)$/;
+/**
+ * Anything rendered into a restore line is one of these. '!' only ever stands alone (negation); brackets
+ * only appear in an IPv6 DNAT destination ("[2001:db8::2]:80").
+ */
+const SAFE_TOKEN_RE = /^(?:!|[A-Za-z0-9_.:/,[][A-Za-z0-9_.:/,[\]-]*|-{1,2}[A-Za-z][A-Za-z-]*)$/;
 
 function describe(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : typeof value;
@@ -206,11 +209,22 @@ export type Match =
   | { readonly module: 'addrtype'; readonly dstType: AddrType };
 
 export type Verdict = 'ACCEPT' | 'DROP' | 'RETURN';
-/** Targets (`-j ...`). Extend this union (and renderTarget) for targets with options, e.g. DNAT. */
+/** Targets (`-j ...`). Extend this union (and renderTarget) for targets with options. */
 export type Target =
   | { readonly kind: 'verdict'; readonly verdict: Verdict }
   | { readonly kind: 'jump'; readonly chain: string }
-  | { readonly kind: 'masquerade' };
+  | { readonly kind: 'masquerade' }
+  /** `-j DNAT --to-destination ADDRESS:PORT` (IPv6: `[ADDRESS]:PORT`); address without prefix. */
+  | { readonly kind: 'dnat'; readonly address: string; readonly port: number };
+
+export const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+/** `-p PROTO`, and with a port `-m PROTO --dport PORT` (the form iptables-save prints). */
+export interface ProtocolMatch {
+  readonly name: Protocol;
+  readonly dport?: number;
+}
 
 /** One iptables rule, independent of the operation (-A/-I/-D) applied with it. */
 export interface Rule {
@@ -221,9 +235,16 @@ export interface Rule {
   readonly dst?: AddressMatch;
   readonly in?: InterfaceMatch;
   readonly out?: InterfaceMatch;
+  readonly proto?: ProtocolMatch;
   readonly matches?: readonly Match[];
   readonly comment?: string;
   readonly target: Target;
+}
+
+/** A wanted rule; `top` rules are inserted at position 1 when missing, others appended. */
+export interface PlacedRule {
+  readonly rule: Rule;
+  readonly top?: boolean;
 }
 
 function checkCidr(c: Cidr, family: Family): string {
@@ -250,7 +271,27 @@ function renderMatch(m: Match): string[] {
   }
 }
 
-function renderTarget(t: Target): string[] {
+function checkPort(port: unknown): string {
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new InvalidArgumentError(`invalid port ${describe(port)}: expected an integer from 1 to 65535`);
+  }
+  return String(port);
+}
+
+function renderProto(p: ProtocolMatch): string[] {
+  if (!PROTOCOLS.includes(p.name)) throw new InvalidArgumentError(`invalid protocol ${describe(p.name)}`);
+  return p.dport === undefined ? ['-p', p.name] : ['-p', p.name, '-m', p.name, '--dport', checkPort(p.dport)];
+}
+
+/** A single address of the batch's family, canonical (validated through parseCidr as a host prefix). */
+function checkAddress(address: unknown, family: Family): string {
+  if (typeof address !== 'string') throw new InvalidArgumentError(`invalid address ${describe(address)}`);
+  const c = parseCidr(`${address}/${family === 4 ? 32 : 128}`, 'address');
+  if (c.family !== family || c.address !== address) throw new InvalidArgumentError(`address ${describe(address)} is not a canonical IPv${family} address`);
+  return c.address;
+}
+
+function renderTarget(t: Target, family: Family): string[] {
   switch (t.kind) {
     case 'verdict':
       if (!['ACCEPT', 'DROP', 'RETURN'].includes(t.verdict)) throw new InvalidArgumentError(`invalid verdict ${describe(t.verdict)}`);
@@ -259,6 +300,10 @@ function renderTarget(t: Target): string[] {
       return ['-j', validateChainName(t.chain)];
     case 'masquerade':
       return ['-j', 'MASQUERADE'];
+    case 'dnat': {
+      const a = checkAddress(t.address, family);
+      return ['-j', 'DNAT', '--to-destination', `${family === 6 ? `[${a}]` : a}:${checkPort(t.port)}`];
+    }
   }
 }
 
@@ -273,10 +318,11 @@ export function ruleArgs(rule: Rule, family: Family): string[] {
   if (rule.dst) out.push(...neg(rule.dst.negate), '-d', checkCidr(rule.dst.cidr, family));
   if (rule.in) out.push(...neg(rule.in.negate), '-i', validateInterfaceName(rule.in.name));
   if (rule.out) out.push(...neg(rule.out.negate), '-o', validateInterfaceName(rule.out.name));
+  if (rule.proto) out.push(...renderProto(rule.proto));
   for (const m of rule.matches ?? []) out.push(...renderMatch(m));
   // iptables-nft prints the comment after all other matches, whatever the order it was given in.
   if (rule.comment !== undefined) out.push('-m', 'comment', '--comment', validateComment(rule.comment));
-  out.push(...renderTarget(rule.target));
+  out.push(...renderTarget(rule.target, family));
   for (const t of out) {
     if (!SAFE_TOKEN_RE.test(t)) throw new InvalidArgumentError(`refusing to render unsafe token ${describe(t)}`);
   }
@@ -425,8 +471,14 @@ export type RestoreOp =
   | { readonly kind: 'new-chain'; readonly chain: string }
   | { readonly kind: 'add'; readonly rule: Rule; readonly top: boolean }
   | { readonly kind: 'delete-saved'; readonly saved: SavedRule }
-  | { readonly kind: 'delete-rule'; readonly rule: Rule }
+  /** `-D` by specification; `top` says where the inverse puts it back. */
+  | { readonly kind: 'delete-rule'; readonly rule: Rule; readonly top?: boolean }
   | { readonly kind: 'insert-saved'; readonly saved: SavedRule; readonly position: number }
+  /**
+   * `-F CHAIN`. Its contents, for the inverse: `rules` (known, in order) or `saved` (as read, with their
+   * positions).
+   */
+  | { readonly kind: 'flush-chain'; readonly chain: string; readonly rules?: readonly Rule[]; readonly saved?: readonly SavedRule[] }
   | { readonly kind: 'delete-chain'; readonly chain: string };
 
 /** Saved text is kernel output, but it is spliced into a line: refuse anything that could end the line. */
@@ -472,6 +524,7 @@ export class RestoreScript {
       for (const op of ops) {
         if (op.kind === 'add' || op.kind === 'insert-saved') added++;
         else if (op.kind === 'delete-saved' || op.kind === 'delete-rule') deleted++;
+        else if (op.kind === 'flush-chain') deleted += (op.rules?.length ?? 0) + (op.saved?.length ?? 0);
         else chains++;
       }
     }
@@ -507,6 +560,9 @@ export class RestoreScript {
           case 'insert-saved':
             lines.push(`-I ${checkChain(table, op.saved.chain)} ${op.position} ${checkRaw(op.saved.raw)}`.trimEnd());
             break;
+          case 'flush-chain':
+            lines.push(`-F ${validateChainName(op.chain)}`);
+            break;
           case 'delete-chain':
             lines.push(`-X ${validateChainName(op.chain)}`);
             break;
@@ -527,15 +583,18 @@ export class RestoreScript {
 
   /**
    * The script that undoes the given tables of this one, assuming nothing else changed them meanwhile:
-   * delete what was added, put deleted rules back at their original positions (ascending, so each
-   * position is right once the additions are gone), then remove chains that were created.
+   * recreate deleted chains (declarations render first), delete what was added, put deleted rules back —
+   * saved ones at their original positions (ascending, so each position is right once the additions are
+   * gone), flushed contents and rules deleted by specification appended in their order (`top` ones
+   * inserted first) — then remove chains that were created.
    */
   inverse(tables: readonly Table[]): RestoreScript {
     const inv = new RestoreScript(this.family);
     for (const table of tables) {
       const ops = this.ops(table);
+      for (const op of ops) if (op.kind === 'delete-chain') inv.push(table, { kind: 'new-chain', chain: op.chain });
       for (const op of ops) if (op.kind === 'add') inv.push(table, { kind: 'delete-rule', rule: op.rule });
-      const deleted = ops.flatMap((op) => (op.kind === 'delete-saved' ? [op.saved] : []));
+      const deleted = ops.flatMap((op) => (op.kind === 'delete-saved' ? [op.saved] : op.kind === 'flush-chain' ? (op.saved ?? []) : []));
       const byChain = new Map<string, SavedRule[]>();
       for (const s of deleted) byChain.set(s.chain, [...(byChain.get(s.chain) ?? []), s]);
       for (const list of byChain.values()) {
@@ -543,6 +602,14 @@ export class RestoreScript {
           inv.push(table, { kind: 'insert-saved', saved: s, position: s.index });
         }
       }
+      for (const op of ops) {
+        if (op.kind === 'flush-chain') for (const rule of op.rules ?? []) inv.push(table, { kind: 'add', rule, top: false });
+      }
+      // Rules deleted by specification: appended back in order; those that stood at the top are inserted
+      // at position 1 in reverse order, which restores their relative order.
+      const bySpec = ops.flatMap((op) => (op.kind === 'delete-rule' ? [op] : []));
+      for (const op of bySpec) if (!op.top) inv.push(table, { kind: 'add', rule: op.rule, top: false });
+      for (const op of [...bySpec].reverse()) if (op.top) inv.push(table, { kind: 'add', rule: op.rule, top: true });
       for (const op of ops) if (op.kind === 'new-chain') inv.push(table, { kind: 'delete-chain', chain: op.chain });
     }
     return inv;

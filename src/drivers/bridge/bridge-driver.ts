@@ -21,6 +21,8 @@ import { Rtnl, type Link } from '../../kernel/rtnetlink.js';
 import { randomMac } from '../../kernel/names.js';
 import { writeSysctl } from '../../kernel/sysctl.js';
 import { parseBridgeOptions, type BridgeOptions } from './options.js';
+import { PortPublisher } from './port-publisher.js';
+import type { PortBinding } from '../../portmap/types.js';
 
 export const OWNER_PREFIX = 'netd:';
 
@@ -41,8 +43,12 @@ export class BridgeDriver implements Driver {
   readonly providesInterface = true;
   /** Bridge ifindex by network id, looked up once. */
   private readonly bridgeIndex = new Map<string, number>();
+  /** Published ports of this driver's endpoints. */
+  private readonly ports: PortPublisher;
 
-  constructor(private readonly deps: BridgeDriverDeps) {}
+  constructor(private readonly deps: BridgeDriverDeps) {
+    this.ports = new PortPublisher(deps);
+  }
 
   private get rtnl(): Rtnl {
     return this.deps.rtnl;
@@ -65,6 +71,7 @@ export class BridgeDriver implements Driver {
     );
     await this.configureBridge(tx, network, bridge.index);
     await tx.step('enable IP forwarding', () => this.enableForwarding(network));
+    await tx.step('bridge sysctls', () => this.tuneBridge(network, opts.bridgeName));
     const spec = firewallSpec(network, opts);
     await tx.step(
       'set up firewall rules',
@@ -82,6 +89,20 @@ export class BridgeDriver implements Driver {
       await tx.step(`add gateway address IPv${c.subnet.includes(':') ? 6 : 4}`, () => this.rtnl.addAddress(index, cidr));
     }
     await tx.step('bring the bridge up', () => this.rtnl.setLink(index, { up: true }));
+  }
+
+  /**
+   * - route_localnet=1: published ports are reachable from the host on 127.0.0.1; DNAT sends such a
+   *   packet, source 127.0.0.1, out of the bridge, which the kernel refuses unless route_localnet is set
+   *   there. (The firewall drops packets for 127/8 that arrive on non-loopback interfaces, so this opens
+   *   nothing.)
+   * - accept_dad=0 (IPv6): the bridge's link-local address is only configured when its first port comes
+   *   up, and stays tentative for a second of DAD; meanwhile neighbour solicitations for forwarded
+   *   packets (a published port's first connection) wait. The address is netd's own, from a random MAC.
+   */
+  private tuneBridge(network: NetworkRecord, bridge: string): void {
+    if (network.ipv4.length > 0 && !network.internal) writeSysctl(`net.ipv4.conf.${bridge}.route_localnet`, '1');
+    if (network.ipv6.length > 0) writeSysctl(`net.ipv6.conf.${bridge}.accept_dad`, '0');
   }
 
   private async enableForwarding(network: NetworkRecord): Promise<void> {
@@ -115,6 +136,17 @@ export class BridgeDriver implements Driver {
 
   async join(network: NetworkRecord, endpoint: EndpointRecord, sandbox: SandboxRecord): Promise<Record<string, unknown>> {
     const opts = parseBridgeOptions(network.id, network.options);
+    // Host ports are chosen and checked before anything is created: a conflict leaves no trace.
+    const ports = await this.ports.reserve(network, opts, endpoint, endpoint.portRequests ?? []);
+    try {
+      return { ...(await this.plumb(network, opts, endpoint, sandbox, ports)), ...(ports.length > 0 ? { ports } : {}) };
+    } catch (err) {
+      this.ports.release(endpoint.id);
+      throw err;
+    }
+  }
+
+  private async plumb(network: NetworkRecord, opts: BridgeOptions, endpoint: EndpointRecord, sandbox: SandboxRecord, ports: PortBinding[]): Promise<Record<string, unknown>> {
     const hostIfname = hostInterfaceName(endpoint.id);
     const mac = endpoint.mac ?? randomMac();
     let master = await this.bridgeOf(network);
@@ -142,6 +174,7 @@ export class BridgeDriver implements Driver {
       faultPoint('attach', 'after:create veth');
       try {
         await this.configureContainerSide(ns, endpoint);
+        await this.ports.publish(bridgeName(network, opts), opts, endpoint, veth.index, ports);
       } catch (err) {
         await this.rtnl.deleteLink(veth.index).catch(() => undefined);
         throw err;
@@ -173,7 +206,10 @@ export class BridgeDriver implements Driver {
     }
   }
 
-  async leave(_network: NetworkRecord, endpoint: EndpointRecord): Promise<void> {
+  async leave(network: NetworkRecord, endpoint: EndpointRecord): Promise<void> {
+    // Rules first (and their conntrack entries), so nothing is DNATed to an address about to be released.
+    const opts = parseBridgeOptions(network.id, network.options);
+    await this.ports.unpublish(bridgeName(network, opts), opts, endpoint);
     const name = (endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id);
     const link = await this.rtnl.linkByName(name);
     // Gone already when the container's namespace died: the kernel removes both ends. No alias: made by an
@@ -191,7 +227,10 @@ export class BridgeDriver implements Driver {
 
   async reloadFirewall(networks: NetworkRecord[]): Promise<void> {
     await this.deps.firewall.init();
-    await this.deps.firewall.reconcile(networks.map((n) => firewallSpec(n, parseBridgeOptions(n.id, n.options))));
+    await this.deps.firewall.reconcile(
+      networks.map((n) => firewallSpec(n, parseBridgeOptions(n.id, n.options))),
+      this.ports.forwards(),
+    );
   }
 
   // ---------------------------------------------------------------- restart
@@ -214,8 +253,21 @@ export class BridgeDriver implements Driver {
       }
       this.bridgeIndex.set(network.id, link.index);
       await this.enableForwarding(network);
+      this.tuneBridge(network, name);
     }
-    await this.deps.firewall.reconcile(networks.map((n) => firewallSpec(n, parseBridgeOptions(n.id, n.options))));
+    const forwards = await this.ports.restore(
+      endpoints.flatMap((endpoint) => {
+        const network = networks.find((n) => n.id === endpoint.networkId);
+        if (!network) return [];
+        const opts = parseBridgeOptions(network.id, network.options);
+        const hostIf = links.find((l) => l.name === ((endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id)));
+        return [{ endpoint, bridge: bridgeName(network, opts), opts, hostIfIndex: hostIf?.index }];
+      }),
+    );
+    await this.deps.firewall.reconcile(
+      networks.map((n) => firewallSpec(n, parseBridgeOptions(n.id, n.options))),
+      forwards,
+    );
 
     // Host ends netd made but has no record of (an attach interrupted by a crash): remove them.
     const known = new Set(endpoints.map((e) => owner(e.id)));
@@ -238,10 +290,14 @@ export function hostInterfaceName(endpointId: string): string {
   return `veth${endpointId.slice(0, 7)}`;
 }
 
+function bridgeName(network: NetworkRecord, opts: BridgeOptions): string {
+  return (network.driverState as Partial<BridgeState>).bridge ?? opts.bridgeName;
+}
+
 function firewallSpec(network: NetworkRecord, opts: BridgeOptions): NetworkFirewallSpec {
   return {
     id: network.id,
-    bridge: (network.driverState as Partial<BridgeState>).bridge ?? opts.bridgeName,
+    bridge: bridgeName(network, opts),
     subnets: [...network.ipv4, ...network.ipv6].map((c) => c.subnet),
     internal: network.internal,
     masquerade: opts.masquerade,

@@ -4,6 +4,7 @@
  */
 import { InvalidArgumentError } from '../../errors.js';
 import { validateIfName } from '../../kernel/names.js';
+import { parseIp, type IpFamily } from '../../kernel/ipaddr.js';
 
 export const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 export const OPT_MTU = 'com.docker.network.driver.mtu';
@@ -11,15 +12,23 @@ export const OPT_ICC = 'com.docker.network.bridge.enable_icc';
 export const OPT_MASQUERADE = 'com.docker.network.bridge.enable_ip_masquerade';
 export const OPT_HOST_BINDING_IPV4 = 'com.docker.network.bridge.host_binding_ipv4';
 export const OPT_DEFAULT_BRIDGE = 'com.docker.network.bridge.default_bridge';
+/** "nat" (default) or "routed": in routed mode published container ports are also reachable directly. */
+export const OPT_GATEWAY_MODE_IPV4 = 'com.docker.network.bridge.gateway_mode_ipv4';
+export const OPT_GATEWAY_MODE_IPV6 = 'com.docker.network.bridge.gateway_mode_ipv6';
 
 const SAFE_IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
-const KNOWN = new Set([OPT_BRIDGE_NAME, OPT_MTU, OPT_ICC, OPT_MASQUERADE, OPT_HOST_BINDING_IPV4, OPT_DEFAULT_BRIDGE]);
+const KNOWN = new Set([OPT_BRIDGE_NAME, OPT_MTU, OPT_ICC, OPT_MASQUERADE, OPT_HOST_BINDING_IPV4, OPT_DEFAULT_BRIDGE, OPT_GATEWAY_MODE_IPV4, OPT_GATEWAY_MODE_IPV6]);
+const GATEWAY_MODES = ['nat', 'routed'];
 
 export interface BridgeOptions {
   bridgeName: string;
   mtu?: number;
   icc: boolean;
   masquerade: boolean;
+  /** Default host address of published ports (host_binding_ipv4); undefined: every address. */
+  hostBindingIp?: string;
+  /** Families in routed gateway mode. */
+  routed: IpFamily[];
 }
 
 function parseBool(key: string, value: string | undefined, fallback: boolean): boolean {
@@ -47,10 +56,28 @@ export function parseBridgeOptions(networkId: string, options: Record<string, st
     mtu = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
     if (!(mtu >= 68 && mtu <= 65535)) throw new InvalidArgumentError(`option ${OPT_MTU} must be a number from 68 to 65535, not ${JSON.stringify(text)}`);
   }
+  let hostBindingIp: string | undefined;
+  const binding = options[OPT_HOST_BINDING_IPV4];
+  if (binding !== undefined && binding !== '') {
+    try {
+      hostBindingIp = parseIp(binding).text;
+    } catch {
+      throw new InvalidArgumentError(`option ${OPT_HOST_BINDING_IPV4} must be an IP address, not ${JSON.stringify(binding)}`);
+    }
+  }
+  const routed: IpFamily[] = [];
+  for (const [key, family] of [[OPT_GATEWAY_MODE_IPV4, 4], [OPT_GATEWAY_MODE_IPV6, 6]] as const) {
+    const mode = options[key];
+    if (mode === undefined) continue;
+    if (!GATEWAY_MODES.includes(mode)) throw new InvalidArgumentError(`option ${key} must be one of ${GATEWAY_MODES.join(', ')}, not ${JSON.stringify(mode)}`);
+    if (mode === 'routed') routed.push(family);
+  }
   return {
     bridgeName,
     mtu,
     icc: parseBool(OPT_ICC, options[OPT_ICC], true),
     masquerade: parseBool(OPT_MASQUERADE, options[OPT_MASQUERADE], true),
+    hostBindingIp,
+    routed,
   };
 }

@@ -1,0 +1,166 @@
+/**
+ * Published ports for the bridge driver: host ports are chosen and checked (allocator, host sockets,
+ * host addresses) before anything changes in the kernel; then hairpin mode on the endpoint's bridge port
+ * and the firewall's port forward make them real. Everything in the kernel, no proxy process.
+ *
+ * The bindings are persisted in the endpoint's driverState (`ports`), so a restart re-registers them
+ * and hands them to the firewall's reconcile.
+ */
+import { InvalidArgumentError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { NetworkRecord } from '../../cnm/network.js';
+import type { EndpointRecord } from '../../cnm/endpoint.js';
+import type { Firewall, PortForwardSpec } from '../../firewall/firewall.js';
+import { parseIp, type IpFamily } from '../../kernel/ipaddr.js';
+import type { Rtnl } from '../../kernel/rtnetlink.js';
+import { readSysctl } from '../../kernel/sysctl.js';
+import { PortAllocator, describeAddress, type PortRange } from '../../portmap/allocator.js';
+import { tcpListenProbe } from '../../portmap/bind-probe.js';
+import { HostSockets } from '../../portmap/host-sockets.js';
+import { PROTOS, familyOf, isWildcard, type PortBinding, type PortRequest } from '../../portmap/types.js';
+import type { BridgeOptions } from './options.js';
+
+export interface PortPublisherDeps {
+  rtnl: Rtnl;
+  firewall: Firewall;
+  log: Logger;
+}
+
+/** net.ipv4.ip_local_port_range ("32768\t60999"); it also governs IPv6. */
+export function ephemeralRange(): PortRange {
+  const [start, end] = readSysctl('net.ipv4.ip_local_port_range').split(/\s+/).map(Number);
+  if (!(start >= 1 && end <= 65535 && start <= end)) throw new InvalidArgumentError(`unexpected ip_local_port_range ${start} ${end}`);
+  return { start, end };
+}
+
+/** The bindings persisted in an endpoint's driverState, checked (they come back from a JSON file). */
+export function bindingsOf(endpoint: EndpointRecord): PortBinding[] {
+  const raw = endpoint.driverState.ports;
+  if (!Array.isArray(raw)) return [];
+  return raw.filter(
+    (b): b is PortBinding =>
+      typeof b === 'object' &&
+      b !== null &&
+      PROTOS.includes((b as PortBinding).proto) &&
+      typeof (b as PortBinding).hostIp === 'string' &&
+      Number.isInteger((b as PortBinding).hostPort) &&
+      Number.isInteger((b as PortBinding).containerPort),
+  );
+}
+
+function addressOf(cidr: string | undefined): string | undefined {
+  return cidr === undefined ? undefined : cidr.split('/')[0];
+}
+
+export class PortPublisher {
+  private readonly allocator = new PortAllocator();
+  /** The port forwards in place, by endpoint id: what a firewall reload must put back. */
+  private readonly published = new Map<string, PortForwardSpec>();
+
+  constructor(private readonly deps: PortPublisherDeps) {}
+
+  /**
+   * Chooses and reserves the host ports of an endpoint that is about to join. Throws (and reserves
+   * nothing) on a conflict or bad request; touches nothing in the kernel.
+   */
+  async reserve(network: NetworkRecord, opts: BridgeOptions, endpoint: EndpointRecord, requests: readonly PortRequest[]): Promise<PortBinding[]> {
+    if (requests.length === 0) return [];
+    if (network.internal) throw new InvalidArgumentError(`network ${network.name} is internal: it cannot publish ports`);
+    const families: IpFamily[] = [];
+    if (endpoint.ipv4) families.push(4);
+    if (endpoint.ipv6) families.push(6);
+    const specific = requests.some((r) => {
+      const ip = r.hostIp ?? opts.hostBindingIp;
+      return ip !== undefined && !isWildcard(ip);
+    });
+    const local = specific ? await this.localAddresses() : new Set<string>();
+    // UDP and SCTP from /proc (cheap); TCP by trying to listen (see bind-probe.ts).
+    const others = HostSockets.read(['udp', 'sctp']);
+    return this.allocator.allocate(
+      { endpointId: endpoint.id, name: endpoint.name },
+      requests,
+      {
+        families,
+        defaultHostIp: opts.hostBindingIp,
+        hostConflict: async (proto, hostIp, port) => {
+          if (proto === 'tcp') {
+            const errno = await tcpListenProbe(hostIp, port);
+            return errno === undefined ? undefined : errno === 'EADDRINUSE' ? `listening on ${port}/tcp` : `cannot listen on ${describeAddress(hostIp)}:${port}: ${errno}`;
+          }
+          const s = others.conflict(proto, hostIp, port);
+          return s && `bound to ${describeAddress(s.address)}:${s.port}/${s.proto}`;
+        },
+        // All of 127.0.0.0/8 is local (lo holds 127.0.0.1/8).
+        isLocalAddress: (a) => local.has(a) || (familyOf(a) === 4 && a.startsWith('127.')),
+        ephemeral: ephemeralRange(),
+      },
+    );
+  }
+
+  release(endpointId: string): void {
+    this.allocator.release(endpointId);
+  }
+
+  /** Once the endpoint's veth is on the bridge: hairpin on its port, then the DNAT rules. */
+  async publish(bridge: string, opts: BridgeOptions, endpoint: EndpointRecord, hostIfIndex: number, bindings: readonly PortBinding[]): Promise<void> {
+    if (bindings.length === 0) return;
+    // A container reaching its own published port through a host address is answered through the same
+    // bridge port its packet came in by; a bridge only does that on ports in hairpin mode.
+    await this.deps.rtnl.setBridgePortHairpin(hostIfIndex, true);
+    const spec = forwardSpec(bridge, opts, endpoint, bindings);
+    await this.deps.firewall.setupPortForward(spec);
+    this.published.set(endpoint.id, spec);
+  }
+
+  /** Removes an endpoint's rules and conntrack entries and frees its host ports. */
+  async unpublish(bridge: string, opts: BridgeOptions, endpoint: EndpointRecord): Promise<void> {
+    const bindings = bindingsOf(endpoint);
+    if (bindings.length > 0) await this.deps.firewall.teardownPortForward(forwardSpec(bridge, opts, endpoint, bindings));
+    this.published.delete(endpoint.id);
+    this.allocator.release(endpoint.id);
+  }
+
+  /** Every port forward in place (for a firewall reload's reconcile). */
+  forwards(): PortForwardSpec[] {
+    return [...this.published.values()];
+  }
+
+  /**
+   * After a restart: re-registers the persisted bindings, puts hairpin mode back on their bridge ports
+   * (a recreated link would have lost it), and returns the port forwards for the firewall's reconcile.
+   */
+  async restore(endpoints: readonly { endpoint: EndpointRecord; bridge: string; opts: BridgeOptions; hostIfIndex?: number }[]): Promise<PortForwardSpec[]> {
+    const specs: PortForwardSpec[] = [];
+    for (const { endpoint, bridge, opts, hostIfIndex } of endpoints) {
+      const bindings = bindingsOf(endpoint);
+      if (bindings.length === 0) continue;
+      this.allocator.restore({ endpointId: endpoint.id, name: endpoint.name }, bindings);
+      if (hostIfIndex !== undefined) {
+        await this.deps.rtnl.setBridgePortHairpin(hostIfIndex, true).catch((err: unknown) =>
+          this.deps.log.warn({ op: 'restore', endpoint: endpoint.id, err }, 'could not set hairpin mode'),
+        );
+      }
+      const spec = forwardSpec(bridge, opts, endpoint, bindings);
+      this.published.set(endpoint.id, spec);
+      specs.push(spec);
+    }
+    return specs;
+  }
+
+  private async localAddresses(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const a of await this.deps.rtnl.addresses()) out.add(parseIp(a.cidr.split('/')[0]).text);
+    return out;
+  }
+}
+
+export function forwardSpec(bridge: string, opts: BridgeOptions, endpoint: EndpointRecord, bindings: readonly PortBinding[]): PortForwardSpec {
+  return {
+    endpointId: endpoint.id,
+    bridge,
+    containerV4: addressOf(endpoint.ipv4),
+    containerV6: addressOf(endpoint.ipv6),
+    ports: bindings.map((b) => ({ proto: b.proto, hostIp: b.hostIp, hostPort: b.hostPort, containerPort: b.containerPort })),
+    routed: opts.routed,
+  };
+}

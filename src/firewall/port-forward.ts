@@ -1,0 +1,238 @@
+/**
+ * What the firewall layer is told about an endpoint's published ports (PortForwardSpec), its validation
+ * into a normalised form, and the rules it becomes.
+ *
+ * Each endpoint with published ports owns one chain per table it needs, `NETD-PF-<endpoint id12>`,
+ * reached through a bucket chain `NETD-PFB-<first 2 hex of the id>` (256 buckets, made when first used):
+ *   nat     NETD -j NETD-PFB-ab                                (NETD is reached from PREROUTING and OUTPUT
+ *           NETD-PFB-ab -j NETD-PF-x                            for local destinations)
+ *           NETD-PF-x [-d HOST_IP] -p P -m P --dport HP -j DNAT --to-destination C:CP   one per mapping
+ *   filter  only in routed gateway mode: NETD -j NETD-PFB-ab at the top, NETD-PFB-ab -j NETD-PF-x, and
+ *           NETD-PF-x -d C ! -i br -o br -p P -m P --dport CP -j ACCEPT (direct access to the container port)
+ * Endpoint rules carry the comment `netd:pf:<endpoint id12>`, bucket jumps `netd:pf`. What lets DNATed
+ * traffic in, masquerades hairpin and localhost flows and drops martian 127/8 packets is per network or
+ * base (see iptables.ts). So publishing is: declare a chain, fill it, append one jump to a bucket. No
+ * chain that grows with the number of endpoints is ever appended to: with iptables-nft, appending to a
+ * chain costs time in proportion to its length (10000 jumps in NETD: ~12 ms per append).
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { BASE_TAG } from './spec.js';
+import {
+  PROTOCOLS,
+  parseCidr,
+  validateInterfaceName,
+  type Family,
+  type PlacedRule,
+  type Protocol,
+  type Rule,
+  type Table,
+} from './model.js';
+
+export interface PortForwardMapping {
+  proto: Protocol;
+  /** Host address; '0.0.0.0' or '::' for every address of that family. Its family picks the container address. */
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+}
+
+export interface PortForwardSpec {
+  /** Endpoint id, 64 lower-case hex characters. */
+  endpointId: string;
+  /** The bridge the container is on. */
+  bridge: string;
+  /** The container's addresses on that bridge, without prefix. */
+  containerV4?: string;
+  containerV6?: string;
+  ports: PortForwardMapping[];
+  /** Families whose gateway mode is "routed": published container ports are also reachable directly. */
+  routed?: Family[];
+}
+
+/** One family's part of a forward, validated. */
+export interface FamilyForward {
+  readonly container: string;
+  readonly mappings: readonly PortForwardMapping[];
+  readonly routed: boolean;
+}
+
+export interface FirewallForward {
+  readonly endpointId: string;
+  readonly id12: string;
+  readonly tag: string;
+  /** Chain name, the same in each table that has one. */
+  readonly chain: string;
+  /** The bucket chain it is reached through. */
+  readonly bucket: string;
+  readonly bridge: string;
+  readonly v4?: FamilyForward;
+  readonly v6?: FamilyForward;
+}
+
+export const FORWARD_CHAIN_PREFIX = 'NETD-PF-';
+export const BUCKET_CHAIN_PREFIX = 'NETD-PFB-';
+const FORWARD_CHAIN_RE = /^NETD-PF-[0-9a-f]{12}$|^NETD-PFB-[0-9a-f]{2}$/;
+/** The comment of the jumps from NETD into buckets (shared by the endpoints of a bucket). */
+export const BUCKET_TAG = `${BASE_TAG}:pf`;
+
+export function forwardTag(id12: string): string {
+  return `${BASE_TAG}:pf:${id12}`;
+}
+
+/**
+ * Whether a chain is a port-forward chain or bucket (so reconcile may delete it when nothing uses it).
+ */
+export function isForwardChain(table: string, chain: string): boolean {
+  return (table === 'nat' || table === 'filter') && FORWARD_CHAIN_RE.test(chain);
+}
+
+const WILDCARDS: Record<Family, string> = { 4: '0.0.0.0', 6: '::' };
+
+function port(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
+    throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(value)}: expected an integer from 1 to 65535`);
+  }
+  return value;
+}
+
+/** A single address, canonical; its family. */
+function address(value: unknown, what: string): { text: string; family: Family } {
+  if (typeof value !== 'string' || value.includes('/')) throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(value)}`);
+  const v4 = !value.includes(':');
+  const c = parseCidr(`${value}/${v4 ? 32 : 128}`, what);
+  return { text: c.address, family: c.family };
+}
+
+/**
+ * Validates a spec. `families` are the families the firewall programs: mappings of another family are
+ * dropped (and reported through `ignored`).
+ */
+export function normalizeForward(spec: PortForwardSpec, families: readonly Family[], ignored?: (m: PortForwardMapping) => void): FirewallForward {
+  if (typeof spec !== 'object' || spec === null) throw new InvalidArgumentError('port forward spec must be an object');
+  if (typeof spec.endpointId !== 'string' || !/^[0-9a-f]{64}$/.test(spec.endpointId)) {
+    throw new InvalidArgumentError(`invalid endpoint id ${JSON.stringify(spec.endpointId)}: expected 64 lower-case hex characters`);
+  }
+  const bridge = validateInterfaceName(spec.bridge, 'bridge name');
+  if (!Array.isArray(spec.ports)) throw new InvalidArgumentError('port forward needs a list of ports');
+  const containers: Partial<Record<Family, string>> = {};
+  if (spec.containerV4 !== undefined) {
+    const a = address(spec.containerV4, 'container IPv4 address');
+    if (a.family !== 4) throw new InvalidArgumentError(`container IPv4 address ${spec.containerV4} is not IPv4`);
+    containers[4] = a.text;
+  }
+  if (spec.containerV6 !== undefined) {
+    const a = address(spec.containerV6, 'container IPv6 address');
+    if (a.family !== 6) throw new InvalidArgumentError(`container IPv6 address ${spec.containerV6} is not IPv6`);
+    containers[6] = a.text;
+  }
+  const routed = spec.routed ?? [];
+  if (!Array.isArray(routed) || routed.some((f) => f !== 4 && f !== 6)) throw new InvalidArgumentError('routed must be a list of families (4, 6)');
+
+  const byFamily: Record<Family, PortForwardMapping[]> = { 4: [], 6: [] };
+  const seen = new Set<string>();
+  for (const m of spec.ports) {
+    if (typeof m !== 'object' || m === null) throw new InvalidArgumentError('each port mapping must be an object');
+    if (!PROTOCOLS.includes(m.proto)) throw new InvalidArgumentError(`invalid protocol ${JSON.stringify(m.proto)}`);
+    const host = address(m.hostIp, 'host IP');
+    const mapping: PortForwardMapping = { proto: m.proto, hostIp: host.text, hostPort: port(m.hostPort, 'host port'), containerPort: port(m.containerPort, 'container port') };
+    if (!containers[host.family]) throw new InvalidArgumentError(`host IP ${host.text} needs a container IPv${host.family} address`);
+    const key = `${mapping.proto}/${mapping.hostIp}/${mapping.hostPort}`;
+    if (seen.has(key)) throw new InvalidArgumentError(`host port ${mapping.hostPort}/${mapping.proto} on ${mapping.hostIp} is mapped twice`);
+    seen.add(key);
+    if (families.includes(host.family)) byFamily[host.family].push(mapping);
+    else ignored?.(mapping);
+  }
+  const id12 = spec.endpointId.slice(0, 12);
+  const part = (f: Family): FamilyForward | undefined =>
+    byFamily[f].length > 0 ? { container: containers[f]!, mappings: byFamily[f], routed: routed.includes(f) } : undefined;
+  return {
+    endpointId: spec.endpointId,
+    id12,
+    tag: forwardTag(id12),
+    chain: `${FORWARD_CHAIN_PREFIX}${id12}`,
+    bucket: `${BUCKET_CHAIN_PREFIX}${id12.slice(0, 2)}`,
+    bridge,
+    v4: part(4),
+    v6: part(6),
+  };
+}
+
+export function forwardFamily(f: FirewallForward, family: Family): FamilyForward | undefined {
+  return family === 4 ? f.v4 : f.v6;
+}
+
+/** A bucket chain in one table, and the jump from NETD into it (at the top in filter). */
+export interface BucketLayout {
+  readonly table: Table;
+  readonly chain: string;
+  readonly jump: PlacedRule;
+}
+
+/** What a forward adds in one family: its chains, their contents, the jumps into them, their buckets. */
+export interface ForwardLayout {
+  readonly chains: readonly { readonly table: Table; readonly chain: string }[];
+  /** Rules inside the forward's own chains, per table, in order. */
+  readonly contents: readonly { readonly table: Table; readonly rules: readonly Rule[] }[];
+  /** The jumps from the buckets into them. */
+  readonly jumps: readonly PlacedRule[];
+  /** The buckets they need (shared with other endpoints). */
+  readonly buckets: readonly BucketLayout[];
+}
+
+function bucketLayout(table: Table, chain: string): BucketLayout {
+  return {
+    table,
+    chain,
+    jump: { rule: { table, chain: 'NETD', comment: BUCKET_TAG, target: { kind: 'jump', chain } }, top: table === 'filter' },
+  };
+}
+
+export function forwardLayout(f: FirewallForward, family: Family): ForwardLayout {
+  const part = forwardFamily(f, family);
+  if (!part) return { chains: [], contents: [], jumps: [], buckets: [] };
+  const bits = family === 4 ? 32 : 128;
+  const host = (ip: string) => (ip === WILDCARDS[family] ? {} : { dst: { cidr: parseCidr(`${ip}/${bits}`) } });
+  const dnat: Rule[] = part.mappings.map((m) => ({
+    table: 'nat',
+    chain: f.chain,
+    ...host(m.hostIp),
+    proto: { name: m.proto, dport: m.hostPort },
+    comment: f.tag,
+    target: { kind: 'dnat', address: part.container, port: m.containerPort },
+  }));
+  const chains: { table: Table; chain: string }[] = [{ table: 'nat', chain: f.chain }];
+  const contents: { table: Table; rules: Rule[] }[] = [{ table: 'nat', rules: dnat }];
+  const jumps: PlacedRule[] = [{ rule: { table: 'nat', chain: f.bucket, comment: f.tag, target: { kind: 'jump', chain: f.chain } } }];
+  const buckets: BucketLayout[] = [bucketLayout('nat', f.bucket)];
+  if (part.routed) {
+    // One ACCEPT per distinct container port (two host ports may lead to the same one).
+    const seen = new Set<string>();
+    const accepts: Rule[] = [];
+    for (const m of part.mappings) {
+      const k = `${m.proto}/${m.containerPort}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      accepts.push({
+        table: 'filter',
+        chain: f.chain,
+        dst: { cidr: parseCidr(`${part.container}/${bits}`) },
+        in: { name: f.bridge, negate: true },
+        out: { name: f.bridge },
+        proto: { name: m.proto, dport: m.containerPort },
+        comment: f.tag,
+        target: { kind: 'verdict', verdict: 'ACCEPT' },
+      });
+    }
+    chains.push({ table: 'filter', chain: f.chain });
+    contents.push({ table: 'filter', rules: accepts });
+    // The bucket's jump sits at the top of NETD, ahead of the per-network DROPs.
+    jumps.push({ rule: { table: 'filter', chain: f.bucket, comment: f.tag, target: { kind: 'jump', chain: f.chain } } });
+    buckets.push(bucketLayout('filter', f.bucket));
+  }
+  return { chains, contents, jumps, buckets };
+}
+
+/** Whether two normalised forwards program exactly the same rules. */
+export function sameForward(a: FirewallForward, b: FirewallForward): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

@@ -1,0 +1,158 @@
+/**
+ * Parsing published-port requests, from the command line's `-p/--publish` syntax
+ *   [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|/udp|/sctp]     (IPv6 HOST_IP in brackets)
+ * and from the API's `ports` list (libnetwork's `com.docker.network.portmap` shape, or the same strings).
+ * Everything is validated here, before anything is allocated or changed in the kernel.
+ *
+ * Ranges: `8000-8001:80-81` is two mappings; `8000-8010:80` maps 80 to any one free port of 8000-8010
+ * (as Docker); `80-81` (no host port) gives each container port a free ephemeral port. Ranges of unequal
+ * length, or a single host port for a container range, are refused.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { parseIp } from '../kernel/ipaddr.js';
+import { PROTOS, PROTO_NUMBER, type PortRequest, type Proto } from './types.js';
+
+const MAX_PORT = 65535;
+
+function bad(spec: string, why: string): never {
+  throw new InvalidArgumentError(`invalid published port ${JSON.stringify(spec)}: ${why}`);
+}
+
+/** A port number 1-65535, decimal digits only. */
+function parsePort(text: string, spec: string, what: string): number {
+  if (!/^[0-9]{1,5}$/.test(text)) bad(spec, `${what} ${JSON.stringify(text)} is not a port number`);
+  const n = Number(text);
+  if (n < 1 || n > MAX_PORT) bad(spec, `${what} ${n} is out of range (1-${MAX_PORT})`);
+  return n;
+}
+
+/** `N` or `N-M` (N <= M). */
+function parseRange(text: string, spec: string, what: string): { start: number; end: number } {
+  const dash = text.indexOf('-');
+  if (dash < 0) {
+    const p = parsePort(text, spec, what);
+    return { start: p, end: p };
+  }
+  const start = parsePort(text.slice(0, dash), spec, what);
+  const end = parsePort(text.slice(dash + 1), spec, what);
+  if (end < start) bad(spec, `${what} range ${text} ends before it starts`);
+  return { start, end };
+}
+
+export function parseProto(value: unknown, spec: string): Proto {
+  if (typeof value === 'number') {
+    const byNumber = PROTOS.find((p) => PROTO_NUMBER[p] === value);
+    if (!byNumber) bad(spec, `protocol number ${value} is not one of 6 (tcp), 17 (udp), 132 (sctp)`);
+    return byNumber;
+  }
+  const text = typeof value === 'string' ? value.toLowerCase() : '';
+  if (!(PROTOS as readonly string[]).includes(text)) bad(spec, `protocol ${JSON.stringify(value)} is not tcp, udp or sctp`);
+  return text as Proto;
+}
+
+/** A host address: IPv4 or IPv6 literal, canonical text. */
+function parseHostIp(text: string, spec: string): string {
+  try {
+    return parseIp(text, 'host IP').text;
+  } catch {
+    return bad(spec, `host IP ${JSON.stringify(text)} is not an IPv4 or IPv6 address`);
+  }
+}
+
+/** One `-p` argument: one or more requests (a range gives one per port). */
+export function parsePublishSpec(spec: string): PortRequest[] {
+  if (typeof spec !== 'string' || spec === '') bad(String(spec), 'empty');
+  if (/\s/.test(spec)) bad(spec, 'contains whitespace');
+  let rest = spec;
+  let proto: Proto = 'tcp';
+  const slash = rest.lastIndexOf('/');
+  if (slash >= 0) {
+    proto = parseProto(rest.slice(slash + 1), spec);
+    rest = rest.slice(0, slash);
+  }
+
+  let hostIp: string | undefined;
+  let parts: string[];
+  if (rest.startsWith('[')) {
+    const close = rest.indexOf(']');
+    if (close < 0 || rest[close + 1] !== ':') bad(spec, 'an IPv6 host IP is written [ADDRESS]:HOST_PORT:CONTAINER_PORT');
+    hostIp = parseHostIp(rest.slice(1, close), spec);
+    parts = [rest.slice(1, close), ...rest.slice(close + 2).split(':')];
+    if (parts.length !== 3) bad(spec, 'expected [HOST_IP]:HOST_PORT:CONTAINER_PORT');
+  } else {
+    parts = rest.split(':');
+    if (parts.length > 3) bad(spec, 'too many ":" (write an IPv6 host IP in brackets: [::1]:8080:80)');
+    if (parts.length === 3) hostIp = parseHostIp(parts[0], spec);
+  }
+
+  const containerText = parts[parts.length - 1];
+  const hostText = parts.length >= 2 ? parts[parts.length - 2] : '';
+  if (containerText === '') bad(spec, 'the container port is missing');
+  const container = parseRange(containerText, spec, 'container port');
+  const host = hostText === '' ? undefined : parseRange(hostText, spec, 'host port');
+  const containerCount = container.end - container.start + 1;
+
+  const out: PortRequest[] = [];
+  if (!host) {
+    for (let p = container.start; p <= container.end; p++) out.push({ proto, hostIp, hostPort: 0, hostPortEnd: 0, containerPort: p });
+    return out;
+  }
+  const hostCount = host.end - host.start + 1;
+  if (containerCount === 1) {
+    // One container port: a single host port, or any one free port of a host range.
+    out.push({ proto, hostIp, hostPort: host.start, hostPortEnd: host.end, containerPort: container.start });
+    return out;
+  }
+  if (hostCount !== containerCount) {
+    bad(spec, `host ports ${hostText} (${hostCount}) and container ports ${containerText} (${containerCount}) are ranges of unequal length`);
+  }
+  for (let i = 0; i < containerCount; i++) {
+    out.push({ proto, hostIp, hostPort: host.start + i, hostPortEnd: host.start + i, containerPort: container.start + i });
+  }
+  return out;
+}
+
+const DOCKER_KEYS = new Set(['Proto', 'IP', 'Port', 'HostIP', 'HostPort', 'HostPortEnd']);
+
+function intField(o: Record<string, unknown>, key: string, spec: string, min: number): number {
+  const v = o[key];
+  if (v === undefined || v === null) return 0;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_PORT) bad(spec, `${key} must be an integer from ${min} to ${MAX_PORT}`);
+  return v;
+}
+
+/** One entry of libnetwork's portmap: `{Proto: 6, Port: 80, HostIP: "", HostPort: 8080, HostPortEnd: 0}`. */
+export function parseDockerPortBinding(value: unknown, index: number): PortRequest {
+  const spec = `ports[${index}]`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) bad(spec, 'must be an object or a string');
+  const o = value as Record<string, unknown>;
+  for (const key of Object.keys(o)) if (!DOCKER_KEYS.has(key)) bad(spec, `unknown field ${JSON.stringify(key)}`);
+  const proto = o.Proto === undefined || o.Proto === null ? 'tcp' : parseProto(o.Proto, spec);
+  const containerPort = intField(o, 'Port', spec, 1);
+  if (containerPort === 0) bad(spec, 'Port (the container port) is required');
+  // libnetwork encodes "pick a port" as HostPort 0.
+  const hostPort = intField(o, 'HostPort', spec, 0);
+  let hostPortEnd = intField(o, 'HostPortEnd', spec, 0);
+  if (hostPort === 0 && hostPortEnd !== 0) bad(spec, 'HostPortEnd needs a HostPort');
+  if (hostPort !== 0 && hostPortEnd === 0) hostPortEnd = hostPort;
+  if (hostPortEnd < hostPort) bad(spec, `HostPortEnd ${hostPortEnd} is below HostPort ${hostPort}`);
+  const hostIpText = o.HostIP;
+  if (hostIpText !== undefined && hostIpText !== null && typeof hostIpText !== 'string') bad(spec, 'HostIP must be a string');
+  const hostIp = hostIpText ? parseHostIp(hostIpText, spec) : undefined;
+  return { proto, containerPort, hostIp, hostPort, hostPortEnd };
+}
+
+/**
+ * The API's `ports` field: a list of libnetwork portmap entries and/or `-p` strings. Undefined or null
+ * is no ports. The same mapping requested twice is refused.
+ */
+export function parsePortRequests(value: unknown): PortRequest[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new InvalidArgumentError('ports must be a list');
+  const out: PortRequest[] = [];
+  value.forEach((item, i) => {
+    if (typeof item === 'string') out.push(...parsePublishSpec(item));
+    else out.push(parseDockerPortBinding(item, i));
+  });
+  return out;
+}

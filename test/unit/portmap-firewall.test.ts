@@ -1,0 +1,275 @@
+/**
+ * Port forwards in the iptables backend, without a kernel: a fake CommandRunner plays iptables-save from
+ * a given text and records every command. The restore scripts are compared with golden files in
+ * test/golden/firewall/pf-*.restore (regenerate with NETD_UPDATE_GOLDEN=1, then review the diff by eye).
+ * The integration test (ports.test.ts) pins the same layout against the real kernel.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CommandError, InvalidArgumentError } from '../../src/errors.js';
+import { silentLogger } from '../../src/log.js';
+import { createFirewall, type CommandRunner, type NetworkFirewallSpec, type PortForwardSpec } from '../../src/firewall/firewall.js';
+import { ruleArgs } from '../../src/firewall/model.js';
+
+const GOLDEN_DIR = resolve(__dirname, '../../../test/golden/firewall');
+const UPDATE = process.env.NETD_UPDATE_GOLDEN === '1';
+
+function golden(name: string, actual: string): void {
+  const file = join(GOLDEN_DIR, name);
+  if (UPDATE) {
+    mkdirSync(GOLDEN_DIR, { recursive: true });
+    writeFileSync(file, actual);
+    return;
+  }
+  assert.ok(existsSync(file), `golden file ${file} is missing (run with NETD_UPDATE_GOLDEN=1 and review it)`);
+  assert.equal(actual, readFileSync(file, 'utf8'), `output differs from golden ${name}`);
+}
+
+interface Call {
+  argv: string[];
+  stdin?: string;
+}
+
+/** Plays iptables-save from fixed texts; restores succeed unless `fail` says otherwise; conntrack finds nothing. */
+function fakeRunner(state: { v4: string; v6: string } = { v4: '', v6: '' }, fail?: (argv: string[], stdin: string) => string | undefined) {
+  const calls: Call[] = [];
+  const exec: CommandRunner = async (argv, stdin) => {
+    calls.push({ argv, stdin });
+    if (argv[0] === 'iptables-save') return { code: 0, stdout: state.v4, stderr: '' };
+    if (argv[0] === 'ip6tables-save') return { code: 0, stdout: state.v6, stderr: '' };
+    if (argv[0].endsWith('-restore')) {
+      const stderr = fail?.(argv, stdin ?? '');
+      return stderr ? { code: 1, stdout: '', stderr } : { code: 0, stdout: '', stderr: '' };
+    }
+    if (argv[0] === 'conntrack') return { code: 1, stdout: '', stderr: 'conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n' };
+    return { code: 127, stdout: '', stderr: `unexpected command ${argv[0]}` };
+  };
+  const restores = () => calls.filter((c) => c.argv[0].endsWith('-restore'));
+  const transcript = () => restores().map((c) => `# ${c.argv.join(' ')}\n${c.stdin}`).join('');
+  const commands = (name: string) => calls.filter((c) => c.argv[0] === name).map((c) => c.argv.join(' '));
+  return { exec, calls, restores, transcript, commands };
+}
+
+const NET: NetworkFirewallSpec = { id: '0123456789ab' + 'cdef'.repeat(13), bridge: 'netd0', subnets: ['172.17.0.0/16'], internal: false, masquerade: true, icc: true };
+const EP = 'a1b2c3d4e5f6' + '0'.repeat(52);
+const EP_SAME_BUCKET = 'a1ffffffffff' + '1'.repeat(52);
+
+function forward(over: Partial<PortForwardSpec> = {}): PortForwardSpec {
+  return {
+    endpointId: EP,
+    bridge: 'netd0',
+    containerV4: '172.17.0.2',
+    ports: [
+      { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 80 },
+      { proto: 'udp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 80 },
+      { proto: 'tcp', hostIp: '127.0.0.1', hostPort: 8081, containerPort: 81 },
+    ],
+    ...over,
+  };
+}
+
+const DUAL_ROUTED = forward({
+  containerV6: '2001:db8:1::2',
+  ports: [
+    { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8443, containerPort: 443 },
+    { proto: 'tcp', hostIp: '::', hostPort: 8443, containerPort: 443 },
+    { proto: 'sctp', hostIp: '2001:db8::1', hostPort: 3868, containerPort: 3868 },
+  ],
+  routed: [4, 6],
+});
+
+/** What iptables-save prints once EP's three mappings are in place (as the integration test sees it). */
+const SAVED_V4 = `*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:NETD - [0:0]
+:NETD-PF-a1b2c3d4e5f6 - [0:0]
+:NETD-PFB-a1 - [0:0]
+:NETD-POSTROUTING - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment netd -j NETD
+-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment netd -j NETD
+-A POSTROUTING -m comment --comment netd -j NETD-POSTROUTING
+-A NETD -m comment --comment "netd:pf" -j NETD-PFB-a1
+-A NETD-PF-a1b2c3d4e5f6 -p tcp -m tcp --dport 8080 -m comment --comment "netd:pf:a1b2c3d4e5f6" -j DNAT --to-destination 172.17.0.2:80
+-A NETD-PF-a1b2c3d4e5f6 -p udp -m udp --dport 8080 -m comment --comment "netd:pf:a1b2c3d4e5f6" -j DNAT --to-destination 172.17.0.2:80
+-A NETD-PF-a1b2c3d4e5f6 -d 127.0.0.1/32 -p tcp -m tcp --dport 8081 -m comment --comment "netd:pf:a1b2c3d4e5f6" -j DNAT --to-destination 172.17.0.2:81
+-A NETD-PFB-a1 -m comment --comment "netd:pf:a1b2c3d4e5f6" -j NETD-PF-a1b2c3d4e5f6
+COMMIT
+`;
+
+describe('port forwards: fast path (no iptables-save read)', () => {
+  test('setup declares the bucket and the endpoint chain, fills it, jumps to it; UDP host ports lose stale conntrack entries', async () => {
+    const f = fakeRunner();
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
+    await fw.setupPortForward(forward());
+    golden('pf-setup.restore', f.transcript());
+    assert.deepEqual(f.commands('iptables-save'), [], 'no read');
+    assert.deepEqual(f.commands('ip6tables-restore'), [], 'an IPv4-only forward does not touch ip6tables');
+    assert.deepEqual(f.commands('conntrack'), ['conntrack -D -p udp --orig-port-dst 8080']);
+
+    const calls = f.calls.length;
+    await fw.setupPortForward(forward());
+    assert.equal(f.calls.length, calls, 'the same forward again: nothing to do');
+  });
+
+  test('the rendered DNAT rule is the text iptables-save prints (so reconcile finds it)', async () => {
+    const f = fakeRunner();
+    await createFirewall({ logger: silentLogger(), exec: f.exec }).setupPortForward(forward());
+    for (const line of f.restores()[0].stdin!.split('\n').filter((l) => l.startsWith('-A NETD-PF-'))) {
+      const saved = SAVED_V4.split('\n').find((l) => l.replace(/"/g, '') === line);
+      assert.ok(saved, `${line} is in the saved state`);
+    }
+  });
+
+  test('teardown removes the jump, the chain and the emptied bucket, then the flows to the container ports', async () => {
+    const f = fakeRunner();
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
+    await fw.setupPortForward(forward());
+    f.calls.length = 0;
+    await fw.teardownPortForward(forward());
+    golden('pf-teardown.restore', f.transcript());
+    assert.deepEqual(f.commands('iptables-save'), [], 'no read');
+    assert.deepEqual(f.commands('conntrack'), [
+      'conntrack -D -p tcp --reply-src 172.17.0.2 --reply-port-src 80',
+      'conntrack -D -p tcp --reply-src 172.17.0.2 --reply-port-src 81',
+      'conntrack -D -p udp --reply-src 172.17.0.2 --reply-port-src 80',
+    ]);
+  });
+
+  test('a bucket stays while another endpoint uses it, and is made only once', async () => {
+    const f = fakeRunner();
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
+    await fw.setupPortForward(forward());
+    await fw.setupPortForward(forward({ endpointId: EP_SAME_BUCKET, containerV4: '172.17.0.3', ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 9000, containerPort: 80 }] }));
+    assert.ok(!f.restores()[1].stdin!.includes(':NETD-PFB-a1'), 'the bucket exists already');
+    await fw.teardownPortForward(forward());
+    assert.ok(!f.restores()[2].stdin!.includes('-X NETD-PFB-a1'), 'still used by the other endpoint');
+    await fw.teardownPortForward(forward({ endpointId: EP_SAME_BUCKET, containerV4: '172.17.0.3', ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 9000, containerPort: 80 }] }));
+    assert.match(f.restores()[3].stdin!, /-D NETD -m comment --comment netd:pf -j NETD-PFB-a1\n-X NETD-PFB-a1\n/);
+  });
+
+  test('dual-stack, a specific IPv6 host address, SCTP, routed mode (filter chain reached from the top of NETD)', async () => {
+    const f = fakeRunner();
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
+    await fw.setupPortForward(DUAL_ROUTED);
+    golden('pf-setup-dual-routed.restore', f.transcript());
+    f.calls.length = 0;
+    await fw.teardownPortForward(DUAL_ROUTED);
+    golden('pf-teardown-dual-routed.restore', f.transcript());
+  });
+
+  test('many ports: one conntrack command per protocol instead of one per port', async () => {
+    const f = fakeRunner();
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
+    const ports = Array.from({ length: 40 }, (_, i) => ({ proto: 'tcp' as const, hostIp: '0.0.0.0', hostPort: 20000 + i, containerPort: 20000 + i }));
+    await fw.setupPortForward(forward({ ports }));
+    await fw.teardownPortForward(forward({ ports }));
+    assert.deepEqual(f.commands('conntrack'), ['conntrack -D -p tcp --reply-src 172.17.0.2']);
+  });
+});
+
+describe('port forwards: repair, revert, reconcile', () => {
+  test('a failing fast setup is reverted by iptables-restore itself, then repaired from a read', async () => {
+    let first = true;
+    const f = fakeRunner({ v4: '', v6: '' }, () => {
+      if (!first) return undefined;
+      first = false;
+      return 'iptables-restore: line 4 failed: No chain/target/match by that name.\n';
+    });
+    await createFirewall({ logger: silentLogger(), exec: f.exec }).setupPortForward(forward());
+    assert.deepEqual(f.commands('iptables-save'), ['iptables-save'], 'the repair reads');
+    golden('pf-setup-repair.restore', f.transcript());
+  });
+
+  test('IPv6 failing after IPv4 committed: IPv4 is reverted (chains deleted again)', async () => {
+    const f = fakeRunner({ v4: '', v6: '' }, (argv) => (argv[0] === 'ip6tables-restore' ? 'ip6tables-restore: line 3 failed: x\n' : undefined));
+    await assert.rejects(createFirewall({ logger: silentLogger(), exec: f.exec }).setupPortForward(DUAL_ROUTED), CommandError);
+    golden('pf-revert-family.restore', f.transcript());
+  });
+
+  test('teardown by a process that did not set it up reads the kernel and removes exactly that endpoint', async () => {
+    const other = SAVED_V4.replace('COMMIT\n', '-A NETD-POSTROUTING -s 172.17.0.0/16 ! -o netd0 -m comment --comment "netd:0123456789ab" -j MASQUERADE\nCOMMIT\n');
+    const f = fakeRunner({ v4: other, v6: '' });
+    await createFirewall({ logger: silentLogger(), exec: f.exec }).teardownPortForward(forward());
+    golden('pf-teardown-read.restore', f.transcript());
+    assert.ok(!f.transcript().includes('MASQUERADE'), 'the network’s rules stay');
+  });
+
+  test('reconcile with the forward changes nothing; without it, removes its chain and its bucket', async () => {
+    const keep = fakeRunner({ v4: SAVED_V4, v6: '' });
+    await createFirewall({ logger: silentLogger(), exec: keep.exec, ipv6: false }).reconcile([], [forward()]);
+    assert.ok(!/NETD-PF/.test(keep.transcript()), `reconcile with the forward must not touch it:\n${keep.transcript()}`);
+
+    const drop = fakeRunner({ v4: SAVED_V4, v6: '' });
+    await createFirewall({ logger: silentLogger(), exec: drop.exec, ipv6: false }).reconcile([], []);
+    golden('pf-reconcile-stale.restore', drop.transcript());
+    assert.match(drop.transcript(), /-F NETD-PF-a1b2c3d4e5f6\n-F NETD-PFB-a1\n-X NETD-PF-a1b2c3d4e5f6\n-X NETD-PFB-a1\n/);
+  });
+
+  test('a stale chain a foreign rule still jumps to is flushed but kept', async () => {
+    const foreign = SAVED_V4.replace('COMMIT\n', '-A PREROUTING -i eth9 -j NETD-PF-a1b2c3d4e5f6\nCOMMIT\n');
+    const f = fakeRunner({ v4: foreign, v6: '' });
+    await createFirewall({ logger: silentLogger(), exec: f.exec, ipv6: false }).reconcile([], []);
+    assert.match(f.transcript(), /-F NETD-PF-a1b2c3d4e5f6\n/);
+    assert.doesNotMatch(f.transcript(), /-X NETD-PF-a1b2c3d4e5f6/);
+    assert.doesNotMatch(f.transcript(), /eth9/);
+  });
+
+  test('reconcile on an empty kernel builds base, network and forward', async () => {
+    const f = fakeRunner();
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
+    await fw.reconcile([NET], [forward(), { ...DUAL_ROUTED, endpointId: EP_SAME_BUCKET }]);
+    golden('pf-reconcile.restore', f.transcript());
+    // Afterwards the fast path knows both: tearing one down reads nothing.
+    f.calls.length = 0;
+    await fw.teardownPortForward(forward());
+    assert.deepEqual(f.commands('iptables-save'), []);
+    assert.doesNotMatch(f.transcript(), /-X NETD-PFB-a1/, 'the bucket is still used by the other');
+  });
+});
+
+describe('port forwards: validation, nothing runs on bad input', () => {
+  const bad: [string, PortForwardSpec][] = [
+    ['a short endpoint id', forward({ endpointId: 'abc' })],
+    ['a bridge with an option', forward({ bridge: 'br0 -j ACCEPT' })],
+    ['a container address with a prefix', forward({ containerV4: '172.17.0.2/16' })],
+    ['a container address that is a name', forward({ containerV4: 'web.local' })],
+    ['an IPv6 address as containerV4', forward({ containerV4: '2001:db8::2' })],
+    ['an IPv6 host IP without a container IPv6 address', forward({ ports: [{ proto: 'tcp', hostIp: '::', hostPort: 80, containerPort: 80 }] })],
+    ['port 0', forward({ ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 0, containerPort: 80 }] })],
+    ['port 65536', forward({ ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 65536 }] })],
+    ['icmp', forward({ ports: [{ proto: 'icmp' as 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 80 }] })],
+    ['a host IP with a newline', forward({ ports: [{ proto: 'tcp', hostIp: '0.0.0.0\n-A', hostPort: 8080, containerPort: 80 }] })],
+    ['the same host port twice', forward({ ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 80 }, { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 81 }] })],
+    ['a bad routed family', forward({ routed: [5 as 4] })],
+  ];
+  for (const [what, spec] of bad) {
+    test(`rejects ${what}`, async () => {
+      const f = fakeRunner();
+      const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
+      await assert.rejects(fw.setupPortForward(spec), InvalidArgumentError);
+      await assert.rejects(fw.teardownPortForward(spec), InvalidArgumentError);
+      await assert.rejects(fw.reconcile([], [spec]), InvalidArgumentError);
+      assert.equal(f.calls.length, 0, 'no command may run');
+    });
+  }
+
+  test('a DNAT target is re-validated when rendered', () => {
+    const base = { table: 'nat', chain: 'NETD', target: { kind: 'dnat', address: '172.17.0.2', port: 80 } } as const;
+    assert.deepEqual(ruleArgs(base, 4).slice(-3), ['DNAT', '--to-destination', '172.17.0.2:80']);
+    assert.deepEqual(ruleArgs({ ...base, target: { kind: 'dnat', address: '2001:db8::2', port: 80 } }, 6).slice(-1), ['[2001:db8::2]:80']);
+    for (const target of [
+      { kind: 'dnat', address: '172.17.0.2 -j ACCEPT', port: 80 },
+      { kind: 'dnat', address: '2001:DB8::2', port: 80 }, // not canonical
+      { kind: 'dnat', address: '2001:db8::2', port: 80 }, // wrong family for the batch
+      { kind: 'dnat', address: '172.17.0.2', port: 0 },
+    ] as const) {
+      assert.throws(() => ruleArgs({ ...base, target }, 4), InvalidArgumentError, JSON.stringify(target));
+    }
+    assert.throws(() => ruleArgs({ ...base, proto: { name: 'icmp' as 'tcp', dport: 80 } }, 4), InvalidArgumentError);
+  });
+});
