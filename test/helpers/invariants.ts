@@ -50,6 +50,8 @@ export async function checkInvariants(daemon: TestDaemon, host: TestNetns): Prom
 
   const rules = (await host.exec(['iptables-save'])).stdout + (await host.exec(['ip6tables-save'])).stdout;
   const tags = new Set([...rules.matchAll(/netd:([0-9a-f]{12})/g)].map((m) => m[1]));
+  const endpointIds = new Set(endpoints.map((e) => e.id.slice(0, 12)));
+  for (const m of rules.matchAll(/netd:pf:([0-9a-f]{12})/g)) assert.ok(endpointIds.has(m[1]), `port-forward rules netd:pf:${m[1]} belong to a recorded endpoint`);
   const ids = new Set(bridgeNets.map((n) => n.Id.slice(0, 12)));
   for (const t of tags) assert.ok(ids.has(t), `rules tagged netd:${t} belong to a recorded network`);
   for (const id of ids) assert.ok(tags.has(id), `network ${id} has its rules`);

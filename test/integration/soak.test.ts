@@ -64,9 +64,11 @@ test('soak: random operations, crashes and deaths; invariants after every round'
         op = 'replace-container';
         pool[i] = await TestContainer.start();
       } else if (roll < 0.35) {
-        op = 'attach';
-        const res = await daemon.cli(['attach', String(c.pid), '--network', pick(NETWORKS), '--name', `c${i}`], true);
-        assert.ok(res.code === 0 || /already attached|already in use|the container name/.test(res.stderr), `round ${round} attach: ${res.stderr}`);
+        // Half the attaches publish a port: a random host port in a small range, so conflicts happen too.
+        const publish = rnd() < 0.5 ? ['-p', `${31000 + Math.floor(rnd() * 8)}:80${rnd() < 0.5 ? '' : '/udp'}`] : [];
+        op = publish.length ? 'attach+publish' : 'attach';
+        const res = await daemon.cli(['attach', String(c.pid), '--network', pick(NETWORKS), '--name', `c${i}`, ...publish], true);
+        assert.ok(res.code === 0 || /already attached|already in use|the container name|already (published|allocated|bound)|is in use/i.test(res.stderr), `round ${round} attach: ${res.stderr}`);
       } else if (roll < 0.6) {
         op = 'detach';
         const res = await daemon.cli(['detach', String(c.pid), ...(rnd() < 0.5 ? ['--network', pick(NETWORKS)] : [])], true);
