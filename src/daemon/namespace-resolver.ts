@@ -4,8 +4,8 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { Netns, createPersistentNetns, deletePersistentNetns } from '../kernel/netns.js';
-import { Rtnl } from '../kernel/rtnetlink.js';
+import { createPersistentNetns, deletePersistentNetns } from '../kernel/netns.js';
+import { bringLoopbackUp } from '../kernel/loopback.js';
 import { ForbiddenError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { NamespaceResolver, ResolvedNamespace, SandboxRecord, SandboxTarget } from '../cnm/sandbox.js';
 
@@ -49,19 +49,7 @@ export class ProcNamespaceResolver implements NamespaceResolver {
     const key = join(this.netnsDir, name);
     createPersistentNetns(key);
     try {
-      // A fresh namespace has lo down; containers expect it up.
-      const ns = Netns.open(key);
-      try {
-        const rtnl = Rtnl.open(ns);
-        try {
-          const lo = await rtnl.linkByName('lo');
-          if (lo && !lo.up) await rtnl.setLink(lo.index, { up: true });
-        } finally {
-          rtnl.close();
-        }
-      } finally {
-        ns.close();
-      }
+      await bringLoopbackUp(key);
       const st = statSync(key);
       return { key, nsId: `${st.dev}:${st.ino}`, host: false };
     } catch (err) {

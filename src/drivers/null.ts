@@ -3,8 +3,7 @@
  */
 import type { Driver } from './driver.js';
 import type { SandboxRecord } from '../cnm/sandbox.js';
-import { Netns } from '../kernel/netns.js';
-import { Rtnl } from '../kernel/rtnetlink.js';
+import { bringLoopbackUp } from '../kernel/loopback.js';
 
 export class NullDriver implements Driver {
   readonly type = 'null';
@@ -14,18 +13,7 @@ export class NullDriver implements Driver {
   }
   async deleteNetwork(): Promise<void> {}
   async join(_n: unknown, _e: unknown, sandbox: SandboxRecord): Promise<Record<string, unknown>> {
-    const ns = Netns.open(sandbox.key);
-    try {
-      const rtnl = Rtnl.open(ns);
-      try {
-        const lo = await rtnl.linkByName('lo');
-        if (lo && !lo.up) await rtnl.setLink(lo.index, { up: true });
-      } finally {
-        rtnl.close();
-      }
-    } finally {
-      ns.close();
-    }
+    await bringLoopbackUp(sandbox.key);
     return {};
   }
   async leave(): Promise<void> {}

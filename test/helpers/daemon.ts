@@ -166,3 +166,13 @@ export async function kernelSnapshot(ns: TestNetns): Promise<Record<string, stri
       .map((l) => l.replace(/\[\d+:\d+\]/, '[0:0]')),
   };
 }
+
+/** Starts tcp-whoami (answers each connection with the client's address) in `ns`; resolves once it listens. */
+export async function startWhoami(ns: TestNetns, address: string, port: number): Promise<ChildProcess> {
+  const server = ns.spawn(['node', join(FIXTURES, 'tcp-whoami.cjs'), address, String(port)]);
+  await new Promise<void>((resolve, reject) => {
+    server.stdout!.once('data', () => resolve());
+    server.once('exit', (code) => reject(new Error(`tcp-whoami in ${ns.name} exited ${code}`)));
+  });
+  return server;
+}

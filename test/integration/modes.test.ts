@@ -7,7 +7,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { TestContainer, requireRoot } from '../helpers/netns.js';
-import { FIXTURES, TestDaemon, Topology, kernelSnapshot } from '../helpers/daemon.js';
+import { FIXTURES, TestDaemon, Topology, kernelSnapshot, startWhoami } from '../helpers/daemon.js';
 
 interface AttachJson {
   network: string;
@@ -26,7 +26,7 @@ describe('modes, networks and isolation', () => {
   let topo: Topology;
   let daemon: TestDaemon;
   const containers: TestContainer[] = [];
-  let outsideServer: ReturnType<Topology['outside']['spawn']>;
+  let outsideServer: Awaited<ReturnType<typeof startWhoami>>;
 
   async function container(): Promise<TestContainer> {
     const c = await TestContainer.start();
@@ -48,11 +48,7 @@ describe('modes, networks and isolation', () => {
     requireRoot();
     topo = await Topology.create('md');
     daemon = await TestDaemon.start(topo.host);
-    outsideServer = topo.outside.spawn(['node', join(FIXTURES, 'tcp-whoami.cjs'), '0.0.0.0', '8080']);
-    await new Promise<void>((resolve, reject) => {
-      outsideServer.stdout!.once('data', () => resolve());
-      outsideServer.once('exit', (code) => reject(new Error(`outside server exited ${code}`)));
-    });
+    outsideServer = await startWhoami(topo.outside, '0.0.0.0', 8080);
   });
 
   after(async () => {

@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { statSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestContainer, requireRoot } from '../helpers/netns.js';
-import { FIXTURES, TestDaemon, Topology, kernelSnapshot } from '../helpers/daemon.js';
+import { FIXTURES, TestDaemon, Topology, kernelSnapshot, startWhoami } from '../helpers/daemon.js';
 import { checkInvariants } from '../helpers/invariants.js';
 
 /** A raw HTTP exchange on the daemon's socket, to send what no well-behaved client would. */
@@ -38,7 +38,7 @@ describe('resilience', () => {
   let topo: Topology;
   let daemon: TestDaemon;
   const containers: TestContainer[] = [];
-  let outsideServer: ReturnType<Topology['outside']['spawn']>;
+  let outsideServer: Awaited<ReturnType<typeof startWhoami>>;
 
   async function container(): Promise<TestContainer> {
     const c = await TestContainer.start();
@@ -51,8 +51,7 @@ describe('resilience', () => {
     requireRoot();
     topo = await Topology.create('rz');
     daemon = await TestDaemon.start(topo.host);
-    outsideServer = topo.outside.spawn(['node', join(FIXTURES, 'tcp-whoami.cjs'), Topology.OUTSIDE, '8080']);
-    await new Promise<void>((resolve) => outsideServer.stdout!.once('data', () => resolve()));
+    outsideServer = await startWhoami(topo.outside, Topology.OUTSIDE, 8080);
   });
 
   after(async () => {

@@ -1,0 +1,19 @@
+/** Loopback in a namespace: a fresh network namespace has `lo` down, and containers expect it up. */
+import { Netns } from './netns.js';
+import { Rtnl } from './rtnetlink.js';
+
+/** Brings `lo` up in the namespace at `path` (a /proc/PID/ns/net or a bind-mounted netns file). */
+export async function bringLoopbackUp(path: string): Promise<void> {
+  const ns = Netns.open(path);
+  try {
+    const rtnl = Rtnl.open(ns);
+    try {
+      const lo = await rtnl.linkByName('lo');
+      if (lo && !lo.up) await rtnl.setLink(lo.index, { up: true });
+    } finally {
+      rtnl.close();
+    }
+  } finally {
+    ns.close();
+  }
+}
