@@ -1,0 +1,139 @@
+/**
+ * The raw floor (item 3): the kernel work of one netd attach, without the daemon. A bridge with the
+ * gateway address; per container a veth created with its peer directly in the container's namespace as
+ * eth0 (enslaved, up, with an alias like netd's), then inside: lo up, the address, eth0 up, the default
+ * route. Detach deletes the host end. No IPAM, no state files, no firewall, no HTTP.
+ *
+ * - `ip`: iproute2 in batch mode. The host half and the container half need two processes (a batch
+ *   cannot switch namespaces between lines): `ip -batch -` here, `ip -n NS -batch -` for the inside.
+ * - `rtnl`: netd's own kernel layer (src/kernel) called in-process, the same requests as the bridge
+ *   driver's join/leave.
+ */
+import { NET, containerIp, newContainerNs, run } from './env.js';
+import type { Ctr, Impl, PortMap } from './harness.js';
+import { Netns } from '../src/kernel/netns.js';
+import { Rtnl } from '../src/kernel/rtnetlink.js';
+import { randomMac } from '../src/kernel/names.js';
+
+const NA_PORTS = 'n/a (a floor has no port publishing)';
+
+export class IpBatchFloor implements Impl {
+  readonly id = 'ip';
+  private static readonly BRIDGE = 'brfloor0';
+
+  async setup(): Promise<void> {
+    await run(['ip', '-batch', '-'], {
+      input: [
+        `link add ${IpBatchFloor.BRIDGE} type bridge`,
+        `addr add ${NET.gateway}/${NET.prefixLen} dev ${IpBatchFloor.BRIDGE}`,
+        `link set ${IpBatchFloor.BRIDGE} up`,
+      ].join('\n') + '\n',
+    });
+  }
+
+  async portSupport(): Promise<true | string> {
+    return NA_PORTS;
+  }
+
+  async makeContainer(name: string, index: number, ports: PortMap[]): Promise<Ctr> {
+    return { name, index, ns: newContainerNs(name), ports };
+  }
+
+  private hostIf(c: Ctr): string {
+    return `vf${c.index}`;
+  }
+
+  async attach(c: Ctr): Promise<void> {
+    const nsName = c.ns.split('/').pop() as string;
+    const ip = containerIp(c.index);
+    await run(['ip', '-batch', '-'], {
+      input: [
+        `link add ${this.hostIf(c)} master ${IpBatchFloor.BRIDGE} up type veth peer name eth0 address ${randomMac()} netns ${nsName}`,
+        `link set ${this.hostIf(c)} alias netd:${String(c.index).padStart(12, '0')}`,
+      ].join('\n') + '\n',
+    });
+    await run(['ip', '-n', nsName, '-batch', '-'], {
+      input: ['link set lo up', `addr add ${ip}/${NET.prefixLen} dev eth0`, 'link set eth0 up', `route add default via ${NET.gateway} dev eth0`].join('\n') + '\n',
+    });
+    c.ip = ip;
+  }
+
+  async detach(c: Ctr): Promise<void> {
+    await run(['ip', 'link', 'del', this.hostIf(c)]);
+  }
+
+  async teardown(): Promise<void> {
+    await run(['ip', 'link', 'del', IpBatchFloor.BRIDGE], { allowFail: true });
+  }
+}
+
+export class RtnlFloor implements Impl {
+  readonly id = 'rtnl';
+  private rtnl?: Rtnl;
+  private bridgeIndex = 0;
+
+  async setup(): Promise<void> {
+    this.rtnl = Rtnl.open();
+    const br = await this.rtnl.createBridge({ name: 'brfloor1', mac: randomMac(), alias: 'netd:bench' });
+    this.bridgeIndex = br.index;
+    await this.rtnl.addAddress(br.index, `${NET.gateway}/${NET.prefixLen}`);
+    await this.rtnl.setLink(br.index, { up: true });
+  }
+
+  async portSupport(): Promise<true | string> {
+    return NA_PORTS;
+  }
+
+  async makeContainer(name: string, index: number, ports: PortMap[]): Promise<Ctr> {
+    return { name, index, ns: newContainerNs(name), ports };
+  }
+
+  private hostIf(c: Ctr): string {
+    return `vr${c.index}`;
+  }
+
+  /** What BridgeDriver.join does in the kernel, request for request. */
+  async attach(c: Ctr): Promise<void> {
+    const host = this.rtnl as Rtnl;
+    const ip = containerIp(c.index);
+    const ns = Netns.open(c.ns);
+    try {
+      await host.createVeth({
+        name: this.hostIf(c),
+        alias: `netd:${String(c.index).padStart(12, '0')}`,
+        master: this.bridgeIndex,
+        up: true,
+        peer: { name: 'eth0', netns: ns, mac: randomMac() },
+      });
+      const inside = Rtnl.open(ns);
+      try {
+        const links = await inside.links();
+        const lo = links.find((l) => l.name === 'lo');
+        if (lo && !lo.up) await inside.setLink(lo.index, { up: true });
+        const eth0 = links.find((l) => l.name === 'eth0');
+        if (!eth0) throw new Error(`eth0 missing in ${c.ns}`);
+        await inside.addAddress(eth0.index, `${ip}/${NET.prefixLen}`);
+        await inside.setLink(eth0.index, { up: true });
+        await inside.addRoute({ dst: 'default', family: 4, gateway: NET.gateway, oif: eth0.index });
+      } finally {
+        inside.close();
+      }
+    } finally {
+      ns.close();
+    }
+    c.ip = ip;
+  }
+
+  /** What BridgeDriver.leave does: look the host end up, delete it. */
+  async detach(c: Ctr): Promise<void> {
+    const host = this.rtnl as Rtnl;
+    const link = await host.linkByName(this.hostIf(c));
+    if (!link) throw new Error(`${this.hostIf(c)} is gone`);
+    await host.deleteLink(link.index);
+  }
+
+  async teardown(): Promise<void> {
+    if (this.bridgeIndex) await this.rtnl?.deleteLink(this.bridgeIndex).catch(() => undefined);
+    this.rtnl?.close();
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * One benchmark phase: one implementation × one measurement, run by run.ts inside a fresh network
+ * namespace (`ip netns exec`). Usage (internal): node phase.js IMPL:ITEM CONFIG.json
+ * It writes a PhaseResult as JSON to the config's resultPath and exits 0; failures are in the result.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Procs, createOutside, enterPhaseNamespace, log, memoryOf, resetPeakRss } from './env.js';
+import { Recorder, Unavailable, attachLevels, concurrentAttaches, networkLevels, portCost, throughput, type Impl, type NetworkOps } from './harness.js';
+import { NetdImpl, cliCycles } from './netd.js';
+import { IpBatchFloor, RtnlFloor } from './floor.js';
+import { CniImpl } from './peers/cni.js';
+import { NetavarkImpl } from './peers/netavark.js';
+import { DockerImpl } from './peers/docker.js';
+
+/** What run.ts passes to every phase. */
+export interface PhaseConfig {
+  /** A directory on disk for this phase (data roots, IPAM files, images). */
+  work: string;
+  resultPath: string;
+  levels: number[];
+  /** Attach/detach cycles per level. */
+  samples: number;
+  /** Cycles per level of the ports and networks items. */
+  portSamples: number;
+  networkSamples: number;
+  cliSamples: number;
+  networkLevels: number[];
+  portLevels: number[];
+  portsPerContainer: number;
+  fillBudgetS: number;
+  concurrency: number;
+  tputSeconds: number;
+  tputTrials: number;
+  profileDir?: string;
+  /** Trace netd's daemon (trace-preload) in the attach and ports phases. */
+  trace?: boolean;
+  /** cgroup (name) dockerd puts its containers under. */
+  cgroupParent: string;
+}
+
+export type ImplId = 'netd' | 'ip' | 'rtnl' | 'cni' | 'netavark' | 'docker';
+export type Item = 'attach' | 'networks' | 'ports' | 'concurrency' | 'throughput';
+
+function makeImpl(id: ImplId, item: Item, cfg: PhaseConfig, procs: Procs, outsideNs: string): Impl {
+  const withNetwork = item !== 'networks';
+  switch (id) {
+    case 'netd':
+      return new NetdImpl(procs, {
+        work: cfg.work,
+        outsideNs,
+        network: withNetwork,
+        profileDir: item === 'attach' ? cfg.profileDir : undefined,
+        traceFile: cfg.trace && (item === 'attach' || item === 'ports') ? `${cfg.work}/trace.json` : undefined,
+      });
+    case 'ip':
+      return new IpBatchFloor();
+    case 'rtnl':
+      return new RtnlFloor();
+    case 'cni':
+      return new CniImpl(cfg.work);
+    case 'netavark':
+      return new NetavarkImpl(cfg.work);
+    case 'docker':
+      return new DockerImpl(procs, cfg.work, cfg.cgroupParent, { network: withNetwork });
+  }
+}
+
+function networkOpsOf(impl: Impl): NetworkOps | undefined {
+  if (impl instanceof NetdImpl) {
+    return {
+      existing: 1, // the predefined `bridge` network
+      create: async (name, subnet) => (await impl.http.call<{ Id: string }>('POST', '/networks/create', { Name: name, Driver: 'bridge', IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] } })).Id,
+      remove: async (id) => void (await impl.http.call('DELETE', `/networks/${id}`)),
+    };
+  }
+  if (impl instanceof DockerImpl) return impl.networkOps();
+  return undefined;
+}
+
+async function runItem(impl: Impl, item: Item, cfg: PhaseConfig, rec: Recorder, procs: Procs, outsideNs: string): Promise<void> {
+  switch (item) {
+    case 'attach': {
+      if (impl instanceof NetdImpl && cfg.cliSamples > 0) await cliCycles(impl, rec, cfg.cliSamples);
+      const ports = await impl.portSupport();
+      await attachLevels(impl, rec, { levels: cfg.levels, samples: cfg.samples, ports, outsideNs, procs });
+      return;
+    }
+    case 'networks': {
+      const ops = networkOpsOf(impl);
+      if (!ops) throw new Error(`${impl.id} has no network objects`);
+      await networkLevels(ops, rec, cfg.networkLevels, cfg.networkSamples);
+      return;
+    }
+    case 'ports': {
+      const ports = await impl.portSupport();
+      if (ports !== true) {
+        for (const l of cfg.portLevels) for (const v of ['port', 'noport']) rec.na(`portadd|${v}|${l}`, ports);
+        return;
+      }
+      await portCost(impl, rec, { levels: cfg.portLevels, perContainer: cfg.portsPerContainer, samples: cfg.portSamples, fillBudgetS: cfg.fillBudgetS });
+      return;
+    }
+    case 'concurrency':
+      await concurrentAttaches(impl, rec, cfg.concurrency, resetPeakRss, memoryOf);
+      return;
+    case 'throughput':
+      await throughput(impl, rec, await impl.portSupport(), { seconds: cfg.tputSeconds, trials: cfg.tputTrials, outsideNs, procs });
+      return;
+  }
+}
+
+async function main(): Promise<void> {
+  const [phase, configPath] = process.argv.slice(2);
+  const [implId, item] = (phase ?? '').split(':') as [ImplId, Item];
+  const cfg = JSON.parse(readFileSync(configPath, 'utf8')) as PhaseConfig;
+  const rec = new Recorder(phase, implId);
+  const procs = new Procs();
+  let impl: Impl | undefined;
+  try {
+    await enterPhaseNamespace(phase);
+    const outsideNs = await createOutside();
+    impl = makeImpl(implId, item, cfg, procs, outsideNs);
+    await impl.setup();
+    await runItem(impl, item, cfg, rec, procs, outsideNs);
+    await impl.finish?.(rec);
+  } catch (err) {
+    if (err instanceof Unavailable) {
+      rec.result.unavailable = err.message;
+      log(`unavailable: ${err.message}`);
+    } else {
+      rec.result.error = err instanceof Error ? err.message : String(err);
+      log(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+  } finally {
+    try {
+      await impl?.teardown();
+    } catch (err) {
+      rec.result.error ??= `teardown: ${(err as Error).message}`;
+    }
+    await procs.killAll();
+  }
+  writeFileSync(cfg.resultPath, JSON.stringify(rec.done()));
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`phase crashed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(2);
+  },
+);

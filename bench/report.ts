@@ -1,0 +1,378 @@
+/**
+ * The markdown report: machine and versions, one table per measurement, the project's goals with what
+ * was measured against them, and notes (n/a reasons, failures, how each row was made).
+ */
+import { combineRuns, median, summarise, type Summary } from './stats.js';
+import type { PhaseResult } from './harness.js';
+import type { ImplId, PhaseConfig } from './phase.js';
+
+export interface RunInfo {
+  date: string;
+  mode: 'full' | 'quick';
+  repeat: number;
+  machine: string;
+  versions: Record<string, string>;
+  loadStart: number[];
+  loadEnd: number[];
+  durationS: number;
+  dockerMax: number;
+  /** Attach cycles per level given to the peers (fewer than netd's in a full run, to save time). */
+  peerSamples: number;
+  /** Concurrent attaches given to dockerd (each needs a container). */
+  dockerConcurrency: number;
+}
+
+/** One phase's figures over all repetitions. */
+interface Agg {
+  runs: PhaseResult[];
+  summaries: Map<string, Summary>;
+  values: Map<string, number>;
+  na: Map<string, string>;
+  error?: string;
+  unavailable?: string;
+}
+
+function aggregate(results: PhaseResult[]): Map<string, Agg> {
+  const byPhase = new Map<string, PhaseResult[]>();
+  for (const r of results) byPhase.set(r.phase, [...(byPhase.get(r.phase) ?? []), r]);
+  const out = new Map<string, Agg>();
+  for (const [phase, runs] of byPhase) {
+    const ok = runs.filter((r) => !r.error && !r.unavailable);
+    const summaries = new Map<string, Summary>();
+    const keys = new Set(ok.flatMap((r) => Object.keys(r.samples)));
+    for (const k of keys) {
+      const per = ok.filter((r) => r.samples[k]?.length).map((r) => summarise(r.samples[k]));
+      if (per.length > 0) summaries.set(k, per.length === 1 ? per[0] : combineRuns(per));
+    }
+    const values = new Map<string, number>();
+    for (const k of new Set(ok.flatMap((r) => Object.keys(r.values)))) {
+      values.set(k, median(ok.map((r) => r.values[k]).filter((v): v is number => typeof v === 'number')));
+    }
+    const na = new Map<string, string>();
+    for (const r of runs) for (const [k, v] of Object.entries(r.na)) na.set(k, v);
+    out.set(phase, {
+      runs,
+      summaries,
+      values,
+      na,
+      error: runs.find((r) => r.error)?.error,
+      unavailable: runs.find((r) => r.unavailable)?.unavailable,
+    });
+  }
+  return out;
+}
+
+/** Footnotes: each distinct reason gets a number, cells show [n]. */
+class Notes {
+  private readonly list: string[] = [];
+
+  ref(text: string): string {
+    let i = this.list.indexOf(text);
+    if (i < 0) i = this.list.push(text) - 1;
+    return `[${i + 1}]`;
+  }
+
+  render(): string {
+    return this.list.map((t, i) => `${i + 1}. ${t}`).join('\n');
+  }
+}
+
+const NAMES: Record<ImplId, string> = {
+  netd: 'netd',
+  cni: 'CNI',
+  netavark: 'netavark',
+  docker: 'docker',
+  ip: 'floor: ip -batch',
+  rtnl: 'floor: Rtnl',
+};
+
+function fmt(ms: number): string {
+  if (!Number.isFinite(ms)) return '—';
+  return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2);
+}
+
+function ordinal(n: number): string {
+  const s = n % 100 >= 11 && n % 100 <= 13 ? 'th' : ({ 1: 'st', 2: 'nd', 3: 'rd' } as Record<number, string>)[n % 10] ?? 'th';
+  return `${n}${s}`;
+}
+
+function row(cells: string[]): string {
+  return `| ${cells.join(' | ')} |`;
+}
+
+function table(head: string[], rows: string[][]): string {
+  return [row(head), row(head.map(() => '---')), ...rows.map(row)].join('\n');
+}
+
+export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<PhaseConfig, 'work' | 'resultPath' | 'cgroupParent'>): string {
+  const agg = aggregate(results);
+  const notes = new Notes();
+  const phase = (impl: ImplId, item: string) => agg.get(`${impl}:${item}`);
+
+  /** Why a phase has no figure for `key` (as a footnote ref), or undefined when it has one. */
+  const missing = (impl: ImplId, item: string, key: string): string | undefined => {
+    const a = phase(impl, item);
+    if (!a) return 'not run';
+    if (a.unavailable) return `n/a ${notes.ref(`${NAMES[impl]}: ${a.unavailable}`)}`;
+    const reason = a.na.get(key);
+    // Short reasons ("n/a (not implemented)") go in the cell, long ones in a footnote.
+    if (reason !== undefined) return /^n\/a \(.{1,25}\)$/.test(reason) ? reason : `n/a ${notes.ref(`${NAMES[impl]}: ${reason.replace(/^n\/a \((.*)\)$/, '$1')}`)}`;
+    if (a.error && !a.summaries.has(key) && !a.values.has(key)) return `error ${notes.ref(`${NAMES[impl]} ${item}: ${a.error}`)}`;
+    return undefined;
+  };
+  const lat = (impl: ImplId, item: string, key: string): string => {
+    const s = phase(impl, item)?.summaries.get(key);
+    if (s) return `${fmt(s.median)} / ${fmt(s.p95)}`;
+    if (impl === 'docker' && item === 'attach') {
+      const level = Number(key.split('|')[2]);
+      if (level > info.dockerMax) return `not run ${notes.ref(`docker was given at most ${info.dockerMax} containers (--docker-max): each is a containerd shim (~13 MB) and takes ~0.3 s to start`)}`;
+    }
+    return missing(impl, item, key) ?? '—';
+  };
+  const med = (impl: ImplId, item: string, key: string): number => phase(impl, item)?.summaries.get(key)?.median ?? NaN;
+  const ratio = (a: number, b: number): string => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : '—');
+  const val = (impl: ImplId, item: string, key: string, f: (v: number) => string): string => {
+    const v = phase(impl, item)?.values.get(key);
+    return v !== undefined && Number.isFinite(v) ? f(v) : (missing(impl, item, key) ?? '—');
+  };
+
+  const out: string[] = [];
+  const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' / ');
+  out.push('# netd benchmarks');
+  out.push('');
+  out.push(`- **run**: ${info.date}, ${info.mode} mode, ${info.repeat} repetition(s)${info.repeat > 1 ? ' (figures are medians of the per-run medians and p95s)' : ''}, ${Math.round(info.durationS)} s in all`);
+  out.push(`- **machine**: ${info.machine}`);
+  out.push(`- **load average** (1/5/15 min): ${load(info.loadStart)} at the start, ${load(info.loadEnd)} at the end — the machine is shared, figures are noisy`);
+  out.push(`- **versions**: ${Object.entries(info.versions).map(([k, v]) => `${k} ${v}`).join('; ')}`);
+  out.push('');
+
+  // ---- 1–3: attach/detach latency
+  out.push('## Attach and detach latency (ms, median / p95)');
+  out.push('');
+  out.push(
+    `The Nth container on one network: N−1 containers are attached, then ${cfg.samples} probe containers${info.peerSamples !== cfg.samples ? ` (${info.peerSamples} for the peers)` : ''} are attached and detached one at a time. ` +
+      'netd through its API on the unix socket (keep-alive HTTP client, as a runtime calls it); "netd daemon" is the daemon\'s own `durationMs` for the same operations (controller time, no HTTP). ' +
+      'Ratios are netd median ÷ peer median (below 1: netd is faster).',
+  );
+  out.push('');
+  const attachRows: string[][] = [];
+  for (const op of ['attach', 'detach']) {
+    for (const variant of ['noport', 'port']) {
+      for (const level of cfg.levels) {
+        const key = `${op}|${variant}|${level}`;
+        const n = med('netd', 'attach', key);
+        attachRows.push([
+          `${op}, ${variant === 'port' ? '1 published port' : 'no port'}`,
+          ordinal(level),
+          lat('netd', 'attach', key),
+          phase('netd', 'attach')?.summaries.has(`daemon.${key}`) ? lat('netd', 'attach', `daemon.${key}`) : '—',
+          lat('cni', 'attach', key),
+          ratio(n, med('cni', 'attach', key)),
+          lat('netavark', 'attach', key),
+          ratio(n, med('netavark', 'attach', key)),
+          lat('docker', 'attach', key),
+          ratio(n, med('docker', 'attach', key)),
+          variant === 'port' ? '—' : lat('ip', 'attach', key),
+          variant === 'port' ? '—' : lat('rtnl', 'attach', key),
+        ]);
+      }
+    }
+  }
+  attachRows.push([
+    'attach, every filler container',
+    `1st–${ordinal(Math.max(...cfg.levels) - 1)}`,
+    lat('netd', 'attach', 'fill.attach'),
+    phase('netd', 'attach')?.summaries.has('daemon.fill.attach') ? lat('netd', 'attach', 'daemon.fill.attach') : '—',
+    lat('cni', 'attach', 'fill.attach'),
+    ratio(med('netd', 'attach', 'fill.attach'), med('cni', 'attach', 'fill.attach')),
+    lat('netavark', 'attach', 'fill.attach'),
+    ratio(med('netd', 'attach', 'fill.attach'), med('netavark', 'attach', 'fill.attach')),
+    `— ${notes.ref('docker: filler containers are created on the network (POST /containers/create with NetworkMode), their attach is not a separate call')}`,
+    '—',
+    lat('ip', 'attach', 'fill.attach'),
+    lat('rtnl', 'attach', 'fill.attach'),
+  ]);
+  out.push(table(['operation', 'container', 'netd', 'netd daemon', 'CNI', 'netd/CNI', 'netavark', 'netd/netavark', 'docker', 'netd/docker', 'floor: ip -batch', 'floor: Rtnl'], attachRows));
+  out.push('');
+  if (phase('netd', 'attach')?.summaries.has('cli.attach|noport|1')) {
+    out.push(
+      `netd CLI (\`netd attach PATH --network bench\` / \`netd detach NAME\` as processes, node start-up included), 1st container: attach ${lat('netd', 'attach', 'cli.attach|noport|1')}, detach ${lat('netd', 'attach', 'cli.detach|noport|1')} ms.`,
+    );
+    out.push('');
+  }
+
+  // ---- where netd's time goes (--trace)
+  const traceCols: { item: string; key: string; title: string }[] = [];
+  const topLevel = Math.max(...cfg.levels);
+  for (const [op, variant] of [['attach', 'noport'], ['attach', 'port'], ['detach', 'noport'], ['detach', 'port']]) {
+    traceCols.push({ item: 'attach', key: `${op}|${variant}|${topLevel}`, title: `${op}, ${variant === 'port' ? '1 port' : 'no port'}, ${ordinal(topLevel)}` });
+  }
+  const topPorts = cfg.portLevels[cfg.portLevels.length - 1];
+  traceCols.push({ item: 'ports', key: `portadd|port|${topPorts}`, title: `attach + 1 port, ${topPorts} ports existing` });
+  const present = traceCols.filter((c) => phase('netd', c.item)?.summaries.has(`trace|${c.key}|total`));
+  if (present.length > 0) {
+    out.push("### Where netd's time goes (--trace)");
+    out.push('');
+    out.push('Median ms per operation (×count per operation) of what the daemon waited on inside attach/detach, timed by wrapping its kernel layer, state store and child processes. Medians of parts do not add up exactly to the median total.');
+    out.push('');
+    const labels = new Set<string>();
+    for (const c of present) {
+      for (const k of phase('netd', c.item)!.summaries.keys()) {
+        const m = new RegExp(`^trace\\|${c.key.replace(/\|/g, '\\|')}\\|(.+)$`).exec(k);
+        if (m && m[1] !== 'total' && !m[1].endsWith('|count')) labels.add(m[1]);
+      }
+    }
+    const cell = (c: (typeof present)[number], l: string) => {
+      const s = phase('netd', c.item)!.summaries.get(`trace|${c.key}|${l}`);
+      const n = phase('netd', c.item)!.summaries.get(`trace|${c.key}|${l}|count`);
+      return s ? `${fmt(s.median)}${n && n.median !== 1 ? ` (×${fmt(n.median)})` : ''}` : '—';
+    };
+    const weight = (l: string) => present.reduce((a, c) => a + (phase('netd', c.item)!.summaries.get(`trace|${c.key}|${l}`)?.median ?? 0), 0);
+    // Parts that were (almost) never inside these operations (the daemon's periodic iptables-save) are left out.
+    const rows = [...labels]
+      .filter((l) => weight(l) >= 0.005)
+      .sort((a, b) => weight(b) - weight(a))
+      .map((l) => [l, ...present.map((c) => cell(c, l))]);
+    const total = (c: (typeof present)[number]) => phase('netd', c.item)!.summaries.get(`trace|${c.key}|total`)!.median;
+    const parts = (c: (typeof present)[number]) => [...labels].reduce((a, l) => a + (phase('netd', c.item)!.summaries.get(`trace|${c.key}|${l}`)?.median ?? 0), 0);
+    rows.push(['rest: JavaScript, event loop, waits between requests', ...present.map((c) => fmt(Math.max(0, total(c) - parts(c))))]);
+    rows.push(['**controller total** (inside the daemon)', ...present.map((c) => `**${fmt(total(c))}**`)]);
+    rows.push(['client-observed, over HTTP', ...present.map((c) => fmt(med('netd', c.item, c.key)))]);
+    out.push(table(['', ...present.map((c) => c.title)], rows));
+    out.push('');
+  }
+
+  // ---- 4: networks
+  out.push('## Create and remove a network (ms, median / p95)');
+  out.push('');
+  const netRows: string[][] = [];
+  for (const op of ['netcreate', 'netrm']) {
+    for (const level of cfg.networkLevels) {
+      const key = `${op}|${level}`;
+      netRows.push([op === 'netcreate' ? 'create-network' : 'rm-network', String(level), lat('netd', 'networks', key), lat('docker', 'networks', key), ratio(med('netd', 'networks', key), med('docker', 'networks', key))]);
+    }
+  }
+  out.push(table(['operation', 'bridge networks existing', 'netd', 'docker', 'netd/docker'], netRows));
+  out.push('');
+  out.push(`CNI and netavark have no network objects (a network is a configuration file; the bridge appears at the first attach): ${notes.ref('CNI, netavark: no create/rm-network operation to measure')}.`);
+  out.push('');
+
+  // ---- 5: ports
+  out.push('## Cost of one more published port (ms, median / p95)');
+  out.push('');
+  out.push(`Attach of a container publishing one port, with N ports already published by filler containers (${cfg.portsPerContainer} each), next to an attach without a port at the same N.`);
+  out.push('');
+  const portImpls: ImplId[] = ['netd', 'cni', 'netavark', 'docker'];
+  const portRows: string[][] = cfg.portLevels.map((level) => [
+    String(level),
+    ...portImpls.flatMap((impl) => [lat(impl, 'ports', `portadd|port|${level}`), lat(impl, 'ports', `portadd|noport|${level}`)]),
+  ]);
+  const lo = cfg.portLevels[0];
+  const hi = cfg.portLevels[cfg.portLevels.length - 1];
+  portRows.push([
+    `median at ${hi} ÷ at ${lo}`,
+    ...portImpls.flatMap((impl) => [ratio(med(impl, 'ports', `portadd|port|${hi}`), med(impl, 'ports', `portadd|port|${lo}`)), ratio(med(impl, 'ports', `portadd|noport|${hi}`), med(impl, 'ports', `portadd|noport|${lo}`))]),
+  ]);
+  out.push(table(['ports existing', ...portImpls.flatMap((i) => [`${NAMES[i]}: attach + 1 port`, `${NAMES[i]}: attach, no port`])], portRows));
+  out.push('');
+
+  // ---- 6: concurrency
+  out.push(`## ${cfg.concurrency} concurrent attaches`);
+  out.push('');
+  const concImpls: ImplId[] = ['netd', 'cni', 'netavark', 'docker'];
+  const kib = (v: number) => `${(v / 1024).toFixed(1)} MiB`;
+  const msv = (v: number) => `${fmt(v)} ms`;
+  const concCount = (impl: ImplId) => (impl === 'docker' ? info.dockerConcurrency : cfg.concurrency);
+  out.push(
+    table(
+      ['', ...concImpls.map((i) => NAMES[i])],
+      [
+        ['attaches issued at once: wall time', ...concImpls.map((i) => val(i, 'concurrency', 'conc.attach.wall', msv))],
+        ['wall time ÷ attaches', ...concImpls.map((i) => val(i, 'concurrency', 'conc.attach.wall', (v) => msv(v / concCount(i))))],
+        ['detaches issued at once: wall time', ...concImpls.map((i) => val(i, 'concurrency', 'conc.detach.wall', msv))],
+        ['daemon RSS before', ...concImpls.map((i) => (i === 'cni' || i === 'netavark' ? '— (no daemon)' : val(i, 'concurrency', 'conc.rss.before', kib)))],
+        ['daemon peak RSS during the attaches (VmHWM)', ...concImpls.map((i) => (i === 'cni' || i === 'netavark' ? '— (no daemon)' : val(i, 'concurrency', 'conc.rss.peak', kib)))],
+      ],
+    ),
+  );
+  out.push('');
+  if (info.dockerConcurrency !== cfg.concurrency) out.push(`dockerd was given ${info.dockerConcurrency} attaches at once (each needs a running container).`, '');
+  out.push('Each burst gave distinct addresses to every container (checked), and the last one reached its gateway. Docker\'s figure is dockerd alone (containerd and the shims are separate processes).');
+  out.push('');
+
+  // ---- 7: throughput
+  out.push('## Published-port TCP throughput (iperf3, Gbit/s)');
+  out.push('');
+  out.push(`iperf3 client in the outside namespace, server in a container; ${cfg.tputTrials} trial(s) of ${cfg.tputSeconds} s per path, alternating, median. "Direct" is routed to the container's address through the same host, accepted for this test in the administrator's chain (NETD-USER, DOCKER-USER, else FORWARD) and ahead of raw-table drops.`);
+  out.push('');
+  const tpImpls: ImplId[] = ['netd', 'cni', 'netavark', 'docker'];
+  const gbit = (impl: ImplId, key: string) => {
+    const s = phase(impl, 'throughput')?.summaries.get(key);
+    return s ? s.median.toFixed(2) : (missing(impl, 'throughput', key) ?? '—');
+  };
+  out.push(
+    table(
+      ['', ...tpImpls.map((i) => NAMES[i])],
+      [
+        ['direct to the container', ...tpImpls.map((i) => gbit(i, 'tput.direct'))],
+        ['through the published port', ...tpImpls.map((i) => gbit(i, 'tput.published'))],
+        ['published ÷ direct', ...tpImpls.map((i) => { const r = ratio(med(i, 'throughput', 'tput.published'), med(i, 'throughput', 'tput.direct')); return r === '—' ? r : `${(Number(r) * 100).toFixed(0)}%`; })],
+      ],
+    ),
+  );
+  out.push('');
+
+  // ---- goals
+  out.push('## Goals');
+  out.push('');
+  const top = Math.max(...cfg.levels);
+  const first = Math.min(...cfg.levels);
+  const topLabel = `${ordinal(top)} container${info.mode === 'quick' ? ' (quick run: the goals are for the 1000th)' : ''}`;
+  const goalRows: string[][] = [];
+  const goal = (name: string, target: string, measured: number, ok: (v: number) => boolean, show: (v: number) => string) => {
+    goalRows.push([name, target, Number.isFinite(measured) ? show(measured) : 'n/a', Number.isFinite(measured) ? (ok(measured) ? 'met' : '**missed**') : 'n/a']);
+  };
+  const nd = (key: string) => phase('netd', 'attach')?.summaries.get(key);
+  goal(`attach median, no port, ${topLabel}`, '≤ 5 ms', nd(`attach|noport|${top}`)?.median ?? NaN, (v) => v <= 5, (v) => `${fmt(v)} ms`);
+  goal(`attach p95, no port, ${topLabel}`, '≤ 10 ms', nd(`attach|noport|${top}`)?.p95 ?? NaN, (v) => v <= 10, (v) => `${fmt(v)} ms`);
+  goal(`attach median, 1 published port, ${topLabel}`, '≤ 8 ms', nd(`attach|port|${top}`)?.median ?? NaN, (v) => v <= 8, (v) => `${fmt(v)} ms`);
+  goal(`flat: attach median ${ordinal(top)} ÷ ${ordinal(first)}, no port`, '≤ 1.3', (nd(`attach|noport|${top}`)?.median ?? NaN) / (nd(`attach|noport|${first}`)?.median ?? NaN), (v) => v <= 1.3, (v) => v.toFixed(2));
+  for (const peer of ['cni', 'netavark'] as const) {
+    // The worst (smallest) speed-up over all attach rows that both have.
+    const speedups = cfg.levels.flatMap((l) => ['noport', 'port'].map((v) => med(peer, 'attach', `attach|${v}|${l}`) / med('netd', 'attach', `attach|${v}|${l}`))).filter(Number.isFinite);
+    goal(`attach ≥ 5× faster than ${NAMES[peer]} (worst row)`, '≥ 5×', speedups.length ? Math.min(...speedups) : NaN, (v) => v >= 5, (v) => `${v.toFixed(1)}×`);
+  }
+  goal(`one more port at ${hi} existing ÷ at ${lo}`, '≤ 2×', med('netd', 'ports', `portadd|port|${hi}`) / med('netd', 'ports', `portadd|port|${lo}`), (v) => v <= 2, (v) => `${v.toFixed(2)}×`);
+  goal('published-port throughput ÷ direct', '≥ 95%', med('netd', 'throughput', 'tput.published') / med('netd', 'throughput', 'tput.direct'), (v) => v >= 0.95, (v) => `${(v * 100).toFixed(0)}%`);
+  out.push(table(['goal', 'target', 'measured', ''], goalRows));
+  out.push('');
+
+  // ---- notes
+  out.push('## How each row is made');
+  out.push('');
+  out.push('- Every phase runs in a fresh network namespace made for it (and a private /run), with its own "outside" namespace (198.51.100.2) behind a veth; containers are network namespaces bind-mounted under the phase\'s /run/netns (docker: its own containers). Nothing runs in the machine\'s namespace.');
+  out.push('- **netd**: the daemon from dist/ with its data root on disk, network `bench` 198.18.0.0/20; `POST /netd/v1/attach {target:{path}, network, name}` and `POST /netd/v1/detach`.');
+  out.push('- **CNI**: `bridge` (ipMasq, hairpin, host-local IPAM on disk) ADD/DEL, plus `portmap` ADD/DEL when a port is published, executed as a runtime does (env + JSON on stdin, prevResult).');
+  out.push('- **netavark**: `netavark setup/teardown` with podman\'s JSON (static IP given: podman does the IPAM, not measured here), DNS off.');
+  out.push('- **docker**: dockerd (vfs, no userland proxy, no default bridge) in the phase namespace; `POST /networks/bench/connect|disconnect` of a running container that has no other network; a "port" probe was created with `-p`, programmed at connect.');
+  out.push('- **floor: ip -batch**: the same kernel work as a netd attach with iproute2: `ip -batch` (veth with its peer created in the container as eth0, enslaved, up, alias) and `ip -n NS -batch` (lo up, address, eth0 up, default route): two processes per container, as a batch cannot switch namespaces. **floor: Rtnl**: the same requests through netd\'s kernel layer, in-process.');
+  out.push('');
+  out.push('## Notes');
+  out.push('');
+  const extra: string[] = [];
+  for (const [name, a] of agg) {
+    for (const r of a.runs) for (const n of r.notes) extra.push(`${name}: ${n}`);
+    if (a.error) extra.push(`**${name} failed**: ${a.error}`);
+  }
+  const footnotes = notes.render();
+  if (footnotes) out.push(footnotes, '');
+  for (const e of [...new Set(extra)]) out.push(`- ${e}`);
+  if (extra.length) out.push('');
+  out.push('<details><summary>phases</summary>');
+  out.push('');
+  out.push(table(['phase', 'run', 'duration', 'load at start', 'outcome'], results.map((r, i) => [r.phase, String(results.slice(0, i).filter((x) => x.phase === r.phase).length + 1), `${r.durationS.toFixed(1)} s`, r.loadavg.map((l) => l.toFixed(2)).join(' '), r.error ? 'failed' : r.unavailable ? 'n/a' : 'ok'])));
+  out.push('');
+  out.push('</details>');
+  out.push('');
+  return out.join('\n');
+}

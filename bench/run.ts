@@ -1,0 +1,316 @@
+/**
+ * `npm run bench`: netd against its peers, side by side, on this machine, in one run.
+ *
+ * For every phase (one implementation × one measurement) the runner makes a fresh network namespace
+ * with TestNetns (verified new and holding only `lo`), runs `phase.js` inside it, collects its JSON
+ * result and deletes the namespace. It installs nothing: peers that are not installed, or dockerd when
+ * it does not start, are reported n/a. The table goes to stdout and to bench/results/latest.md.
+ * Exit status: 0 unless something failed to work (thresholds never fail the run).
+ *
+ *   node dist/bench/run.js [--quick] [--repeat N] [--only LIST] [--skip LIST] [--samples N]
+ *                          [--docker-max N] [--out FILE] [--profile]
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { REPO } from '../test/helpers/daemon.js';
+import { TestNetns, requireRoot, run } from '../test/helpers/netns.js';
+import { ENV_MACHINE_MNTNS, ENV_MACHINE_NETNS, ENV_PHASE_NETNS, nsInode, removeCgroup, sleep } from './env.js';
+import type { PhaseResult } from './harness.js';
+import type { ImplId, Item, PhaseConfig } from './phase.js';
+import { cniPluginDir } from './peers/cni.js';
+import { netavarkBinary } from './peers/netavark.js';
+import { which } from './peers/docker.js';
+import { renderReport, type RunInfo } from './report.js';
+
+const PHASE_JS = join(__dirname, 'phase.js');
+const USAGE = `usage: npm run bench -- [options]
+  --quick          smaller counts (1st/10th/100th container, 0/100/1000 ports): a few minutes
+  --repeat N       run every phase N times and report medians of the per-run figures (default 1)
+  --only LIST      only these implementations/items/phases, comma-separated
+                   (netd, ip, rtnl, cni, netavark, docker; attach, networks, ports, concurrency, throughput;
+                   or IMPL:ITEM)
+  --skip LIST      the same, to leave out
+  --samples N      attach/detach cycles per level (default 30, quick 10)
+  --docker-max N   most containers dockerd is given (default 100: 1000 containers cost ~13 GB of shims)
+  --out FILE       where to write the table (default bench/results/latest.md, quick: latest-quick.md)
+  --profile        write a V8 CPU profile of netd's daemon during the attach phase to bench/results/profiles/
+  --trace          time what netd's attach/detach spend their time on (netlink, execs, state files) and
+                   add that breakdown to the report`;
+
+interface Options {
+  quick: boolean;
+  repeat: number;
+  only: string[];
+  skip: string[];
+  samples?: number;
+  dockerMax: number;
+  out?: string;
+  profile: boolean;
+  trace: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { quick: false, repeat: 1, only: [], skip: [], dockerMax: 100, profile: false, trace: false };
+  const num = (v: string | undefined, flag: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} needs a positive integer`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') o.quick = true;
+    else if (a === '--profile') o.profile = true;
+    else if (a === '--trace') o.trace = true;
+    else if (a === '--repeat') o.repeat = num(argv[++i], a);
+    else if (a === '--samples') o.samples = num(argv[++i], a);
+    else if (a === '--docker-max') o.dockerMax = num(argv[++i], a);
+    else if (a === '--only') o.only = (argv[++i] ?? '').split(',').filter(Boolean);
+    else if (a === '--skip') o.skip = (argv[++i] ?? '').split(',').filter(Boolean);
+    else if (a === '--out') o.out = argv[++i];
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write(USAGE + '\n');
+      process.exit(0);
+    } else throw new Error(`unknown option ${a}\n${USAGE}`);
+  }
+  return o;
+}
+
+const ITEMS: Item[] = ['attach', 'networks', 'ports', 'concurrency', 'throughput'];
+const IMPLS_BY_ITEM: Record<Item, ImplId[]> = {
+  attach: ['netd', 'rtnl', 'ip', 'cni', 'netavark', 'docker'],
+  networks: ['netd', 'docker'],
+  ports: ['netd', 'cni', 'netavark', 'docker'],
+  concurrency: ['netd', 'cni', 'netavark', 'docker'],
+  throughput: ['netd', 'cni', 'netavark', 'docker'],
+};
+
+function selected(o: Options, impl: ImplId, item: Item): boolean {
+  const names = [impl, item, `${impl}:${item}`];
+  if (o.only.length > 0 && !names.some((n) => o.only.includes(n))) return false;
+  return !names.some((n) => o.skip.includes(n));
+}
+
+type BaseConfig = Omit<PhaseConfig, 'work' | 'resultPath' | 'cgroupParent'>;
+
+function baseConfig(o: Options): BaseConfig {
+  const samples = o.samples ?? (o.quick ? 10 : 30);
+  const few = o.samples ?? (o.quick ? 10 : 20);
+  return o.quick
+    ? { levels: [1, 10, 100], samples, portSamples: few, networkSamples: few, cliSamples: 5, networkLevels: [1, 10], portLevels: [0, 100, 1000], portsPerContainer: 100, fillBudgetS: 30, concurrency: 100, tputSeconds: 2, tputTrials: 1 }
+    : { levels: [1, 100, 1000], samples, portSamples: few, networkSamples: few, cliSamples: 10, networkLevels: [1, 100], portLevels: [0, 1000, 10000], portsPerContainer: 100, fillBudgetS: 90, concurrency: 100, tputSeconds: 2, tputTrials: 5 };
+}
+
+/**
+ * Per-implementation adjustments, to keep a full run near 15 minutes: the peers (tens of ms per
+ * operation, seconds per phase) get 20 attach cycles per level unless --samples says otherwise, and
+ * dockerd at most --docker-max containers.
+ */
+function phaseConfig(o: Options, impl: ImplId, base: BaseConfig): BaseConfig {
+  const peer = impl === 'cni' || impl === 'netavark' || impl === 'docker';
+  const cfg = peer && o.samples === undefined ? { ...base, samples: Math.min(base.samples, 20) } : base;
+  if (impl !== 'docker') return cfg;
+  // Every concurrent attach needs a running container (~0.5 s to make): a quick run gives dockerd 25.
+  return { ...cfg, levels: cfg.levels.filter((l) => l <= o.dockerMax), concurrency: Math.min(cfg.concurrency, o.dockerMax, o.quick ? 25 : Infinity) };
+}
+
+/** Why an implementation cannot run here at all (checked before a namespace is made), or undefined. */
+function precheck(impl: ImplId, item: Item): string | undefined {
+  if (item === 'throughput' && !which('iperf3')) return 'iperf3 not installed (apt-get install iperf3)';
+  if (impl === 'cni' && !cniPluginDir()) return 'CNI plugins not installed (apt-get install containernetworking-plugins)';
+  if (impl === 'netavark' && !netavarkBinary()) return 'netavark not installed (apt-get install netavark)';
+  if (impl === 'docker' && !(which('dockerd') && which('docker'))) return 'dockerd not installed (apt-get install docker.io)';
+  return undefined;
+}
+
+/** Kills what is left in a phase's namespace (all started by this run), by PID. */
+function killLeftovers(nsIno: number): number {
+  let killed = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (statSync(`/proc/${entry}/ns/net`).ino === nsIno) {
+        process.kill(Number(entry), 'SIGKILL');
+        killed++;
+      }
+    } catch {
+      /* exited meanwhile, or not ours to read */
+    }
+  }
+  return killed;
+}
+
+let current: { ns: TestNetns; child: ReturnType<typeof spawn> } | undefined;
+
+async function runPhase(impl: ImplId, item: Item, cfg: PhaseConfig, machineIno: number): Promise<PhaseResult> {
+  const phase = `${impl}:${item}`;
+  const ns = await TestNetns.create(`b${impl}${item.slice(0, 3)}`);
+  const nsIno = nsInode(ns.path);
+  const cfgPath = join(cfg.work, 'config.json');
+  writeFileSync(cfgPath, JSON.stringify(cfg));
+  try {
+    const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, PHASE_JS, phase, cfgPath], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, [ENV_MACHINE_NETNS]: String(machineIno), [ENV_MACHINE_MNTNS]: String(nsInode('/proc/self/ns/mnt')), [ENV_PHASE_NETNS]: String(nsInode(ns.path)) },
+    });
+    current = { ns, child };
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    current = undefined;
+    if (existsSync(cfg.resultPath)) return JSON.parse(readFileSync(cfg.resultPath, 'utf8')) as PhaseResult;
+    return { phase, impl, loadavg: [], durationS: 0, samples: {}, values: {}, na: {}, notes: [], error: `phase exited with ${code} without a result` };
+  } finally {
+    const killed = killLeftovers(nsIno) + (await removeCgroup(cfg.cgroupParent, (m) => process.stderr.write(`[bench] ${m}\n`)));
+    if (killed > 0) process.stderr.write(`[bench] ${phase}: killed ${killed} leftover process(es)\n`);
+    await ns.destroy();
+  }
+}
+
+/**
+ * Waits until the kernel has destroyed the namespaces released so far (a phase drops up to ~1000 with
+ * their veths and rules; that work runs in the background and would disturb the next phase). Network
+ * namespaces are cleaned up in the order they are released, so a barrier works: namespace A holding one
+ * end of a veth whose peer is in B is released now, and when the peer vanishes from B, everything
+ * released before A is gone too. Returns the seconds waited.
+ */
+async function waitForNetnsCleanup(timeoutS = 180): Promise<number> {
+  const start = Date.now();
+  const a = await TestNetns.create('barriera');
+  const b = await TestNetns.create('barrierb');
+  try {
+    await a.exec(['ip', 'link', 'add', 'barrier0', 'type', 'veth', 'peer', 'name', 'barrier1', 'netns', b.name]);
+    await a.destroy();
+    while ((Date.now() - start) / 1000 < timeoutS) {
+      const r = await b.exec(['ip', 'link', 'show', 'barrier1'], { allowFail: true });
+      if (r.code !== 0) break;
+      await sleep(200);
+    }
+  } finally {
+    await a.destroy();
+    await b.destroy();
+  }
+  return (Date.now() - start) / 1000;
+}
+
+async function gitDescribe(): Promise<string> {
+  const head = await run(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD'], { allowFail: true });
+  if (head.code !== 0) return 'unknown';
+  const dirty = (await run(['git', '-C', REPO, 'status', '--porcelain', '--untracked-files=no'], { allowFail: true })).stdout.trim() !== '';
+  return `${head.stdout.trim()}${dirty ? ' + uncommitted changes' : ''}`;
+}
+
+async function firstLine(argv: string[]): Promise<string | undefined> {
+  try {
+    const r = await run(argv, { allowFail: true, timeoutMs: 10_000 });
+    return (r.stdout || r.stderr).trim().split('\n')[0] || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function dpkgVersion(pkg: string): Promise<string | undefined> {
+  const r = await run(['dpkg-query', '-W', '-f=${Status} ${Version}', pkg], { allowFail: true }).catch(() => undefined);
+  const m = r && /install ok installed (\S+)/.exec(r.stdout);
+  return m ? m[1] : undefined;
+}
+
+async function machineInfo(o: Options): Promise<RunInfo> {
+  const osRelease = existsSync('/etc/os-release') ? /PRETTY_NAME="?([^"\n]+)/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] : undefined;
+  const nv = netavarkBinary();
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+  return {
+    date: new Date().toISOString(),
+    mode: o.quick ? 'quick' : 'full',
+    repeat: o.repeat,
+    machine: `${osRelease ?? 'Linux'}, kernel ${release()}, ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM`,
+    versions: {
+      node: process.version,
+      netd: `${pkg.version} (${await gitDescribe()})`,
+      iproute2: (await firstLine(['ip', '-V'])) ?? 'n/a',
+      iptables: (await firstLine(['iptables', '-V'])) ?? 'n/a',
+      'CNI plugins': cniPluginDir() ? ((await dpkgVersion('containernetworking-plugins')) ?? `in ${cniPluginDir()}`) : 'not installed',
+      netavark: nv ? ((await firstLine([nv, '--version'])) ?? 'installed') : 'not installed',
+      dockerd: which('dockerd') ? ((await firstLine(['dockerd', '--version'])) ?? 'installed') : 'not installed',
+      iperf3: which('iperf3') ? ((await firstLine(['iperf3', '--version'])) ?? 'installed') : 'not installed',
+    },
+    loadStart: loadavg(),
+    loadEnd: [],
+    durationS: 0,
+    dockerMax: o.dockerMax,
+    peerSamples: 0,
+    dockerConcurrency: 0,
+  };
+}
+
+async function main(): Promise<number> {
+  const o = parseArgs(process.argv.slice(2));
+  requireRoot();
+  if (!existsSync(PHASE_JS)) throw new Error(`${PHASE_JS} missing: run \`npm run build\` first`);
+  const machineIno = nsInode('/proc/self/ns/net');
+  const started = Date.now();
+  const info = await machineInfo(o);
+  const base = baseConfig(o);
+  info.peerSamples = phaseConfig(o, 'cni', base).samples;
+  info.dockerConcurrency = phaseConfig(o, 'docker', base).concurrency;
+  const workRoot = mkdtempSync('/var/tmp/netd-bench-');
+  const profileDir = o.profile ? join(REPO, 'bench/results/profiles') : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const results: PhaseResult[] = [];
+  process.stderr.write(`[bench] ${info.mode} run, ${o.repeat} repetition(s); load average ${info.loadStart.map((l) => l.toFixed(2)).join(' ')}\n`);
+
+  const stop = () => {
+    if (current) current.child.kill('SIGTERM');
+    process.stderr.write('[bench] interrupted\n');
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+
+  try {
+    for (let r = 0; r < o.repeat; r++) {
+      for (const item of ITEMS) {
+        for (const impl of IMPLS_BY_ITEM[item]) {
+          if (!selected(o, impl, item)) continue;
+          const phase = `${impl}:${item}`;
+          const why = precheck(impl, item);
+          if (why) {
+            if (r === 0) process.stderr.write(`[bench] ${phase}: n/a (${why})\n`);
+            results.push({ phase, impl, loadavg: loadavg(), durationS: 0, samples: {}, values: {}, na: {}, notes: [], unavailable: why });
+            continue;
+          }
+          const work = join(workRoot, `${r}-${impl}-${item}`);
+          mkdirSync(work, { recursive: true });
+          const cgroupParent = `netd-bench-${workRoot.split('-').pop()}-${r}`;
+          const cfg: PhaseConfig = { ...phaseConfig(o, impl, base), work, resultPath: join(work, 'result.json'), profileDir, cgroupParent, trace: o.trace };
+          process.stderr.write(`[bench] ${phase} (run ${r + 1}/${o.repeat}), load ${loadavg()[0].toFixed(2)}\n`);
+          const res = await runPhase(impl, item, cfg, machineIno);
+          process.stderr.write(`[bench] ${phase}: ${res.error ? `FAILED: ${res.error}` : res.unavailable ? `n/a: ${res.unavailable}` : 'done'} in ${res.durationS.toFixed(1)} s\n`);
+          results.push(res);
+          rmSync(work, { recursive: true, force: true });
+          // Namespaces just dropped are torn down by the kernel in the background: let that finish.
+          const settled = await waitForNetnsCleanup();
+          process.stderr.write(`[bench] kernel teardown of the phase's namespaces: ${settled.toFixed(1)} s\n`);
+        }
+      }
+    }
+  } finally {
+    rmSync(workRoot, { recursive: true, force: true });
+  }
+
+  info.loadEnd = loadavg();
+  info.durationS = (Date.now() - started) / 1000;
+  const report = renderReport(info, results, base);
+  process.stdout.write(report);
+  const out = o.out ?? join(REPO, 'bench/results', o.quick ? 'latest-quick.md' : 'latest.md');
+  mkdirSync(join(out, '..'), { recursive: true });
+  writeFileSync(out, report);
+  process.stderr.write(`[bench] written to ${out} (${info.durationS.toFixed(0)} s)\n`);
+  return results.some((r) => r.error) ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
