@@ -165,7 +165,6 @@ export class Controller {
             const sandbox = this.sandboxesById.get(ep.sandboxId);
             await this.removeEndpoint(this.networksById.get(ep.networkId)!, ep, sandbox);
             if (sandbox && sandbox.endpoints.length === 0 && !sandbox.persistent) this.forgetSandbox(sandbox);
-            else if (sandbox) this.opts.store.put('sandboxes', sandbox.id, sandbox);
           }
           this.opts.store.delete('intents', intent.endpointId);
           this.log.warn({ op: 'start', endpoint: intent.endpointId }, 'completed a detach interrupted by a crash');
@@ -370,7 +369,7 @@ export class Controller {
       const ns = await this.opts.resolver.create(name);
       const record: SandboxRecord = { id: newId(), name, key: ns.key, nsId: ns.nsId, created: new Date().toISOString(), endpoints: [], persistent: true };
       try {
-        this.opts.store.put('sandboxes', record.id, record);
+        this.persistSandbox(record);
       } catch (err) {
         this.opts.resolver.destroy(ns.key);
         throw err;
@@ -615,7 +614,8 @@ export class Controller {
 
     await tx.step('persist endpoint', () => {
       this.opts.store.put('endpoints', endpoint.id, endpoint);
-      this.opts.store.put('sandboxes', sb.id, { ...sb, endpoints: [...sb.endpoints, endpoint.id] });
+      // An existing sandbox's file does not change: its endpoint list is derived from the endpoints' records.
+      if (newSandbox) this.persistSandbox(sb);
     });
     this.opts.store.delete('intents', endpoint.id);
     sb.endpoints.push(endpoint.id);
@@ -645,7 +645,7 @@ export class Controller {
       throw new InvalidArgumentError('a container sharing another\'s namespace takes no network, address or MAC of its own');
     }
     const members = [...(owner.members ?? []), { name, ...(pid !== undefined ? { pid } : {}) }];
-    this.opts.store.put('sandboxes', owner.id, { ...owner, members });
+    this.persistSandbox({ ...owner, members });
     owner.members = members;
     const endpoints = owner.endpoints.map((id) => this.endpointsById.get(id)!);
     return {
@@ -656,8 +656,16 @@ export class Controller {
     };
   }
 
+  /**
+   * A name is taken only by another container's name (or a full sandbox id): that a name happens to be a
+   * prefix of some sandbox id (`c97`, `bad`) does not stop it, as with Docker's container names.
+   */
   private checkNameFree(name: string): void {
-    if (this.locateContainer(name)) throw new ConflictError(`the container name ${name} is already in use`);
+    for (const s of this.sandboxesById.values()) {
+      if (s.name === name || s.id === name || s.members?.some((m) => m.name === name)) {
+        throw new ConflictError(`the container name ${name} is already in use`);
+      }
+    }
   }
 
   private resolveTarget(target: SandboxTarget, allowHost: boolean): ResolvedNamespace {
@@ -703,7 +711,7 @@ export class Controller {
         // A container sharing another's namespace: it only leaves; the namespace's endpoints stay.
         if (networkRef !== undefined) throw new InvalidArgumentError(`container ${member.name} shares the network namespace of ${sandbox.name}; disconnect ${sandbox.name} instead`);
         sandbox.members = sandbox.members!.filter((m) => m !== member);
-        this.opts.store.put('sandboxes', sandbox.id, sandbox);
+        this.persistSandbox(sandbox);
         return [];
       }
       if (networkRef === undefined && sandbox.members && sandbox.members.length > 0) {
@@ -736,7 +744,6 @@ export class Controller {
     }
     if (keepRecord) return removed;
     if (sandbox.endpoints.length === 0 && !sandbox.persistent) this.forgetSandbox(sandbox);
-    else this.opts.store.put('sandboxes', sandbox.id, sandbox);
     return removed;
   }
 
@@ -755,6 +762,15 @@ export class Controller {
     await this.notify('endpointLeft', (o) => o.endpointLeft?.(network.record, ep));
   }
 
+  /**
+   * Writes a sandbox's record. Its endpoint list is left out: at start it is rebuilt from the endpoints'
+   * own records, so a sandbox file changes only when the sandbox itself does.
+   */
+  private persistSandbox(sandbox: SandboxRecord): void {
+    const { endpoints: _derived, ...record } = sandbox;
+    this.opts.store.put('sandboxes', sandbox.id, record);
+  }
+
   /** The sandbox's named container is gone; the first member sharing it becomes its container. */
   private promoteMember(sandbox: SandboxRecord): void {
     const [next, ...rest] = sandbox.members!;
@@ -762,7 +778,7 @@ export class Controller {
     sandbox.pid = next.pid;
     if (next.pid !== undefined) sandbox.key = `/proc/${next.pid}/ns/net`;
     sandbox.members = rest;
-    this.opts.store.put('sandboxes', sandbox.id, sandbox);
+    this.persistSandbox(sandbox);
   }
 
   /** A sandbox whose key died may live on in a member's process. */

@@ -1,8 +1,15 @@
 /**
  * Persisted state: one JSON file per object under the data root (`networks/ID.json`,
  * `endpoints/ID.json`, `sandboxes/ID.json`), so that an attach writes one small file however many objects
- * exist. Writes are atomic (temporary file, fsync, rename); a file that cannot be parsed is moved aside as
+ * exist. Writes are atomic (temporary file, rename); a file that cannot be parsed is moved aside as
  * `*.corrupt` and reported, never fatal.
+ *
+ * Durability follows what the records describe. Networks outlive a reboot (their bridges are recreated
+ * at start), so their files are fsync'd before the rename. Endpoints, sandboxes and the intents journal
+ * describe kernel objects that live only as long as the running kernel (veths, namespaces, rules): a
+ * daemon crash loses nothing the page cache holds, and a machine crash takes those kernel objects with
+ * it — the containers are gone too and their endpoints are released at start. So those files are written
+ * without fsync, which keeps an attach at one system call per file instead of a disk flush.
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, openSync, writeSync, fsyncSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +18,8 @@ import { join } from 'node:path';
 export type Kind = 'networks' | 'endpoints' | 'sandboxes' | 'intents';
 const KINDS: Kind[] = ['networks', 'endpoints', 'sandboxes', 'intents'];
 const ID = /^[0-9a-f]{64}$/;
+/** The kinds whose records must survive a machine crash (see above). */
+const DURABLE: ReadonlySet<Kind> = new Set<Kind>(['networks']);
 
 export interface LoadProblem {
   file: string;
@@ -33,7 +42,7 @@ export class Store {
     const fd = openSync(tmp, 'w', 0o600);
     try {
       writeSync(fd, JSON.stringify(value, null, 1));
-      fsyncSync(fd);
+      if (DURABLE.has(kind)) fsyncSync(fd);
     } finally {
       closeSync(fd);
     }

@@ -136,6 +136,18 @@ test('attach: sequential addresses, eth0 then eth1, one gateway endpoint, duplic
   await assert.rejects(controller.deleteNetwork('a'), /active endpoint/);
 }));
 
+test('a container name that is a prefix of another sandbox id is free; a full id is not', withDir(async (dir) => {
+  const { controller } = setup(dir);
+  await controller.start();
+  await controller.createNetwork({ name: 'a', subnet: '10.61.0.0/24' });
+  const first = await att(controller, { target: { pid: 100 }, network: 'a', name: 'one' });
+  const prefix = first.sandboxId.slice(0, 3);
+  const r = await att(controller, { target: { pid: 200 }, network: 'a', name: prefix });
+  assert.equal(r.name, prefix);
+  assert.equal(controller.findSandbox(prefix)?.id, r.sandboxId, 'an exact name wins over an id prefix');
+  await assert.rejects(controller.attach({ target: { pid: 300 }, network: 'a', name: first.sandboxId }), /already in use/);
+}));
+
 test('a failed join rolls back: the address is free again and nothing is recorded', withDir(async (dir) => {
   const { controller, driver } = setup(dir);
   await controller.start();
