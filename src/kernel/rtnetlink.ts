@@ -92,6 +92,12 @@ export interface VethSpec {
   };
 }
 
+/**
+ * The ifindex of `lo` in every network namespace: the kernel registers the loopback device first and
+ * insists it gets index 1, so `lo` can be addressed without looking it up.
+ */
+export const LOOPBACK_IFINDEX = 1;
+
 export interface LinkChanges {
   up?: boolean;
   /** Bridge ifindex to enslave to; 0 releases the link from its master. */
@@ -565,13 +571,7 @@ export class Rtnl {
     const alias = spec.alias === undefined ? undefined : checkAlias(spec.alias);
     const op = `create bridge ${spec.name}`;
     await this.raw(op, rt.MessageType.NEWLINK, [payload], FlagsNew.CREATE | FlagsNew.EXCL);
-    const link = await this.mustLink(op, spec.name);
-    // The kernel ignores IFLA_IFALIAS when creating a link: set it afterwards.
-    if (alias) {
-      await this.setLink(link.index, { alias });
-      link.alias = alias;
-    }
-    return link;
+    return this.aliasAndRead(op, spec.name, alias);
   }
 
   /**
@@ -587,19 +587,27 @@ export class Rtnl {
     const alias = spec.alias === undefined ? undefined : checkAlias(spec.alias);
     const op = `create veth ${spec.name}`;
     await this.raw(op, rt.MessageType.NEWLINK, [payload], FlagsNew.CREATE | FlagsNew.EXCL);
-    const link = await this.mustLink(op, spec.name);
-    if (alias) {
-      await this.setLink(link.index, { alias });
-      link.alias = alias;
-    }
+    return this.aliasAndRead(op, spec.name, alias);
+  }
+
+  /**
+   * After a create: sets the alias (the kernel ignores IFLA_IFALIAS when it creates a link, so it takes a
+   * second request) and reads the link back. Both requests go out together, by name; the kernel handles a
+   * socket's requests in the order they were sent, so the link read back already carries the alias.
+   */
+  private async aliasAndRead(op: string, name: string, alias: string | undefined): Promise<Link> {
+    const [, link] = await Promise.all([alias ? this.setLink(name, { alias }) : undefined, this.mustLink(op, name)]);
     return link;
   }
 
-  /** Changes a link's admin state, master, MTU and/or alias in one request. */
-  async setLink(index: number, changes: LinkChanges): Promise<void> {
-    checkIndex(index);
+  /** Changes a link's admin state, master, MTU and/or alias in one request; the link by ifindex or by name. */
+  async setLink(link: number | string, changes: LinkChanges): Promise<void> {
+    const byName = typeof link === 'string';
+    const index = byName ? 0 : checkIndex(link);
     const data: rt.Link = { index };
     const attrs: NonNullable<Parameters<RtNetlinkSocket['setLink']>[1]> = {};
+    // With ifindex 0 the kernel finds the link by IFLA_IFNAME (with an index, IFLA_IFNAME would rename it).
+    if (byName) attrs.ifname = validateIfName(link);
     const what: string[] = [];
     if (changes.up !== undefined) {
       data.flags = changes.up ? { up: true } : {};
@@ -619,7 +627,7 @@ export class Rtnl {
       what.push('alias');
     }
     if (what.length === 0) return;
-    await this.call(`set link #${index} ${what.join(' ')}`, (s, timeout) => s.setLink(data, attrs, { timeout }));
+    await this.call(`set link ${byName ? link : `#${index}`} ${what.join(' ')}`, (s, timeout) => s.setLink(data, attrs, { timeout }));
   }
 
   /**

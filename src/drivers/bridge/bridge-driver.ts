@@ -17,7 +17,7 @@ import { Transaction } from '../../cnm/transaction.js';
 import { faultPoint } from '../../cnm/fault.js';
 import type { Firewall, NetworkFirewallSpec } from '../../firewall/firewall.js';
 import { Netns } from '../../kernel/netns.js';
-import { Rtnl, type Link } from '../../kernel/rtnetlink.js';
+import { Rtnl, LOOPBACK_IFINDEX, type Link } from '../../kernel/rtnetlink.js';
 import { randomMac } from '../../kernel/names.js';
 import { writeSysctl } from '../../kernel/sysctl.js';
 import { parseBridgeOptions, type BridgeOptions } from './options.js';
@@ -185,22 +185,27 @@ export class BridgeDriver implements Driver {
     return { hostIfname, mac };
   }
 
-  /** Inside the container: lo up, addresses on the interface, interface up, default routes. */
+  /**
+   * Inside the container: lo up, addresses on the interface, interface up, default routes. The requests
+   * are pipelined on one socket (the kernel handles them in the order sent, so the routes find the
+   * address and the link up): two waits for the kernel instead of one per request.
+   */
   private async configureContainerSide(ns: Netns, endpoint: EndpointRecord): Promise<void> {
     const rtnl = Rtnl.open(ns);
     try {
-      const links = await rtnl.links();
-      const lo = links.find((l) => l.name === 'lo');
-      if (lo && !lo.up) await rtnl.setLink(lo.index, { up: true });
-      const link = links.find((l) => l.name === endpoint.ifname);
+      const [, link] = await Promise.all([rtnl.setLink(LOOPBACK_IFINDEX, { up: true }), rtnl.linkByName(endpoint.ifname)]);
       if (!link) throw new KernelError(`find ${endpoint.ifname} in the container`, 'ENODEV');
-      if (endpoint.ipv4) await rtnl.addAddress(link.index, endpoint.ipv4);
-      if (endpoint.ipv6) await rtnl.addAddress(link.index, endpoint.ipv6);
-      await rtnl.setLink(link.index, { up: true });
+      const requests: Promise<void>[] = [];
+      if (endpoint.ipv4) requests.push(rtnl.addAddress(link.index, endpoint.ipv4));
+      if (endpoint.ipv6) requests.push(rtnl.addAddress(link.index, endpoint.ipv6));
+      requests.push(rtnl.setLink(link.index, { up: true }));
       if (endpoint.gatewayEndpoint) {
-        if (endpoint.gateway4) await rtnl.addRoute({ dst: 'default', family: 4, gateway: endpoint.gateway4, oif: link.index });
-        if (endpoint.gateway6) await rtnl.addRoute({ dst: 'default', family: 6, gateway: endpoint.gateway6, oif: link.index });
+        if (endpoint.gateway4) requests.push(rtnl.addRoute({ dst: 'default', family: 4, gateway: endpoint.gateway4, oif: link.index }));
+        if (endpoint.gateway6) requests.push(rtnl.addRoute({ dst: 'default', family: 6, gateway: endpoint.gateway6, oif: link.index }));
       }
+      // Every answer is awaited before the socket closes; the first refusal is the error.
+      const failed = (await Promise.allSettled(requests)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     } finally {
       rtnl.close();
     }
