@@ -38,6 +38,10 @@ const IFLA_INFO_DATA = 2;
 const IFLA_INFO_SLAVE_KIND = 4;
 const IFLA_INFO_SLAVE_DATA = 5;
 const IFLA_BRPORT_MODE = 4; // u8: hairpin mode
+const AF_INET6 = 10;
+const IFLA_INET6_ADDR_GEN_MODE = 8; // inside IFLA_AF_SPEC / AF_INET6
+const IN6_ADDR_GEN_MODE_EUI64 = 0;
+const IN6_ADDR_GEN_MODE_NONE = 1;
 const VETH_INFO_PEER = 1;
 const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 const RT_TABLE_MAIN = 254;
@@ -81,6 +85,11 @@ export interface VethSpec {
   master?: number;
   /** Bring the host end up. */
   up?: boolean;
+  /**
+   * false: the host end makes no IPv6 link-local address (see LinkChanges.ipv6LinkLocal): a bridge port
+   * needs none. Set in the request that sets the alias, before the peer comes up and brings the carrier.
+   */
+  ipv6LinkLocal?: boolean;
   peer: {
     /** Name of the peer inside its namespace, e.g. 'eth0'. */
     name: string;
@@ -105,6 +114,12 @@ export interface LinkChanges {
   mtu?: number;
   /** '' removes the alias. */
   alias?: string;
+  /**
+   * false: the link gets no IPv6 link-local address of its own when it comes up (IPv6 address generation
+   * mode "none"), so no duplicate address detection or multicast listener reports follow; true restores
+   * the default (EUI-64). Addresses added explicitly still work.
+   */
+  ipv6LinkLocal?: boolean;
 }
 
 export interface AddressInfo {
@@ -571,7 +586,7 @@ export class Rtnl {
     const alias = spec.alias === undefined ? undefined : checkAlias(spec.alias);
     const op = `create bridge ${spec.name}`;
     await this.raw(op, rt.MessageType.NEWLINK, [payload], FlagsNew.CREATE | FlagsNew.EXCL);
-    return this.aliasAndRead(op, spec.name, alias);
+    return this.finishCreate(op, spec.name, { alias });
   }
 
   /**
@@ -587,16 +602,16 @@ export class Rtnl {
     const alias = spec.alias === undefined ? undefined : checkAlias(spec.alias);
     const op = `create veth ${spec.name}`;
     await this.raw(op, rt.MessageType.NEWLINK, [payload], FlagsNew.CREATE | FlagsNew.EXCL);
-    return this.aliasAndRead(op, spec.name, alias);
+    return this.finishCreate(op, spec.name, { alias, ipv6LinkLocal: spec.ipv6LinkLocal });
   }
 
   /**
-   * After a create: sets the alias (the kernel ignores IFLA_IFALIAS when it creates a link, so it takes a
-   * second request) and reads the link back. Both requests go out together, by name; the kernel handles a
-   * socket's requests in the order they were sent, so the link read back already carries the alias.
+   * After a create: sets what the kernel ignores when it creates a link (IFLA_IFALIAS, IFLA_AF_SPEC), in a
+   * second request, and reads the link back. Both requests go out together, by name; the kernel handles a
+   * socket's requests in the order they were sent, so the link read back already carries the changes.
    */
-  private async aliasAndRead(op: string, name: string, alias: string | undefined): Promise<Link> {
-    const [, link] = await Promise.all([alias ? this.setLink(name, { alias }) : undefined, this.mustLink(op, name)]);
+  private async finishCreate(op: string, name: string, changes: LinkChanges): Promise<Link> {
+    const [, link] = await Promise.all([this.setLink(name, changes), this.mustLink(op, name)]);
     return link;
   }
 
@@ -625,6 +640,10 @@ export class Rtnl {
     if (changes.alias !== undefined) {
       attrs.ifalias = checkAlias(changes.alias);
       what.push('alias');
+    }
+    if (changes.ipv6LinkLocal !== undefined) {
+      attrs.afSpec = new Map([[AF_INET6, nla.u8(IFLA_INET6_ADDR_GEN_MODE, changes.ipv6LinkLocal ? IN6_ADDR_GEN_MODE_EUI64 : IN6_ADDR_GEN_MODE_NONE)]]);
+      what.push(`addrgenmode ${changes.ipv6LinkLocal ? 'eui64' : 'none'}`);
     }
     if (what.length === 0) return;
     await this.call(`set link ${byName ? link : `#${index}`} ${what.join(' ')}`, (s, timeout) => s.setLink(data, attrs, { timeout }));

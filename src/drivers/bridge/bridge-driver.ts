@@ -159,6 +159,7 @@ export class BridgeDriver implements Driver {
           alias: owner(endpoint.id),
           master,
           up: true,
+          ipv6LinkLocal: false,
           peer: { name: endpoint.ifname, netns: ns, mac, mtu: opts.mtu },
         });
       let veth;
@@ -198,6 +199,9 @@ export class BridgeDriver implements Driver {
       const requests: Promise<void>[] = [];
       if (endpoint.ipv4) requests.push(rtnl.addAddress(link.index, endpoint.ipv4));
       if (endpoint.ipv6) requests.push(rtnl.addAddress(link.index, endpoint.ipv6));
+      // On a network without IPv6 the interface gets no link-local address either (as Docker does): set
+      // before it comes up, since the kernel makes one at that moment.
+      if (!endpoint.ipv6) requests.push(rtnl.setLink(link.index, { ipv6LinkLocal: false }));
       requests.push(rtnl.setLink(link.index, { up: true }));
       if (endpoint.gatewayEndpoint) {
         if (endpoint.gateway4) requests.push(rtnl.addRoute({ dst: 'default', family: 4, gateway: endpoint.gateway4, oif: link.index }));
