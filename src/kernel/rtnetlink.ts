@@ -168,15 +168,21 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
-const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, num]) => [num, name]));
+/** Linux errno names; Node's table lacks a few the kernel's networking code returns. */
+const ERRNO_NAMES = new Map<number, string>([
+  ...Object.entries(osConstants.errno).map(([name, num]): [number, string] => [num, name]),
+  [54, 'EXFULL'], // e.g. a bridge that has all its 1023 ports
+]);
 
 /** Maps whatever the netlink package threw to a KernelError naming the operation. */
 export function toKernelError(op: string, err: unknown): NetdError {
   if (err instanceof NetdError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  const rejected = /^Request rejected: (\S+)$/.exec(message);
+  // The package names the errno when libuv knows it, else says "Unknown system error -N".
+  const rejected = /^Request rejected: (?:(E[A-Z0-9]+)|-?(\d+)|Unknown system error -(\d+))$/.exec(message);
   if (rejected) {
-    const code = /^\d+$/.test(rejected[1]) ? (ERRNO_NAMES.get(Number(rejected[1])) ?? `errno ${rejected[1]}`) : rejected[1];
+    const num = rejected[2] ?? rejected[3];
+    const code = rejected[1] ?? ERRNO_NAMES.get(Number(num)) ?? `errno ${num}`;
     return new KernelError(op, code, undefined, { cause: err });
   }
   if (message === 'Timeout has been reached') return new KernelError(op, 'ETIMEDOUT', 'no answer from the kernel', { cause: err });

@@ -22,6 +22,11 @@ test('a numeric errno the package could not name is translated', () => {
   assert.equal(asKernel(toKernelError('x', new Error('Request rejected: 19'))).errno, 'ENODEV');
 });
 
+test('an errno libuv cannot name ("Unknown system error -54") keeps its Linux name', () => {
+  assert.equal(asKernel(toKernelError('x', new Error('Request rejected: Unknown system error -54'))).errno, 'EXFULL');
+  assert.equal(asKernel(toKernelError('x', new Error('Request rejected: Unknown system error -4000'))).errno, 'errno 4000');
+});
+
 test('the package timeout becomes ETIMEDOUT', () => {
   assert.equal(asKernel(toKernelError('x', new Error('Timeout has been reached'))).errno, 'ETIMEDOUT');
 });

@@ -38,6 +38,9 @@ interface BridgeState {
   [key: string]: unknown;
 }
 
+/** A Linux bridge numbers its ports in 10 bits, port 0 unused (BR_MAX_PORTS): adding one more is EXFULL. */
+const MAX_BRIDGE_PORTS = 1023;
+
 export class BridgeDriver implements Driver {
   readonly type = 'bridge';
   readonly providesInterface = true;
@@ -166,6 +169,9 @@ export class BridgeDriver implements Driver {
       try {
         veth = await create();
       } catch (err) {
+        if (err instanceof KernelError && err.errno === 'EXFULL') {
+          throw new ConflictError(`network ${network.name} is full: its bridge ${bridgeName(network, opts)} has the ${MAX_BRIDGE_PORTS} ports a Linux bridge can have`);
+        }
         // A bridge recreated behind our back has a new index: look it up once more.
         if (!(err instanceof KernelError) || err.errno !== 'ENODEV') throw err;
         this.bridgeIndex.delete(network.id);
