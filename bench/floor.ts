@@ -12,7 +12,7 @@
 import { NET, containerIp, newContainerNs, run } from './env.js';
 import type { Ctr, Impl, PortMap } from './harness.js';
 import { Netns } from '../src/kernel/netns.js';
-import { Rtnl } from '../src/kernel/rtnetlink.js';
+import { Rtnl, LOOPBACK_IFINDEX } from '../src/kernel/rtnetlink.js';
 import { randomMac } from '../src/kernel/names.js';
 
 const NA_PORTS = 'n/a (a floor has no port publishing)';
@@ -49,11 +49,11 @@ export class IpBatchFloor implements Impl {
     await run(['ip', '-batch', '-'], {
       input: [
         `link add ${this.hostIf(c)} master ${IpBatchFloor.BRIDGE} up type veth peer name eth0 address ${randomMac()} netns ${nsName}`,
-        `link set ${this.hostIf(c)} alias netd:${String(c.index).padStart(12, '0')}`,
+        `link set ${this.hostIf(c)} alias netd:${String(c.index).padStart(12, '0')} addrgenmode none`,
       ].join('\n') + '\n',
     });
     await run(['ip', '-n', nsName, '-batch', '-'], {
-      input: ['link set lo up', `addr add ${ip}/${NET.prefixLen} dev eth0`, 'link set eth0 up', `route add default via ${NET.gateway} dev eth0`].join('\n') + '\n',
+      input: ['link set lo up', `addr add ${ip}/${NET.prefixLen} dev eth0`, 'link set eth0 addrgenmode none', 'link set eth0 up', `route add default via ${NET.gateway} dev eth0`].join('\n') + '\n',
     });
     c.ip = ip;
   }
@@ -92,7 +92,7 @@ export class RtnlFloor implements Impl {
     return `vr${c.index}`;
   }
 
-  /** What BridgeDriver.join does in the kernel, request for request. */
+  /** What BridgeDriver.join does in the kernel, request for request (pipelined the same way). */
   async attach(c: Ctr): Promise<void> {
     const host = this.rtnl as Rtnl;
     const ip = containerIp(c.index);
@@ -103,18 +103,19 @@ export class RtnlFloor implements Impl {
         alias: `netd:${String(c.index).padStart(12, '0')}`,
         master: this.bridgeIndex,
         up: true,
+        ipv6LinkLocal: false,
         peer: { name: 'eth0', netns: ns, mac: randomMac() },
       });
       const inside = Rtnl.open(ns);
       try {
-        const links = await inside.links();
-        const lo = links.find((l) => l.name === 'lo');
-        if (lo && !lo.up) await inside.setLink(lo.index, { up: true });
-        const eth0 = links.find((l) => l.name === 'eth0');
+        const [, eth0] = await Promise.all([inside.setLink(LOOPBACK_IFINDEX, { up: true }), inside.linkByName('eth0')]);
         if (!eth0) throw new Error(`eth0 missing in ${c.ns}`);
-        await inside.addAddress(eth0.index, `${ip}/${NET.prefixLen}`);
-        await inside.setLink(eth0.index, { up: true });
-        await inside.addRoute({ dst: 'default', family: 4, gateway: NET.gateway, oif: eth0.index });
+        await Promise.all([
+          inside.addAddress(eth0.index, `${ip}/${NET.prefixLen}`),
+          inside.setLink(eth0.index, { ipv6LinkLocal: false }),
+          inside.setLink(eth0.index, { up: true }),
+          inside.addRoute({ dst: 'default', family: 4, gateway: NET.gateway, oif: eth0.index }),
+        ]);
       } finally {
         inside.close();
       }

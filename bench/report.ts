@@ -355,7 +355,7 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
   out.push('- **CNI**: `bridge` (ipMasq, hairpin, host-local IPAM on disk) ADD/DEL, plus `portmap` ADD/DEL when a port is published, executed as a runtime does (env + JSON on stdin, prevResult).');
   out.push('- **netavark**: `netavark setup/teardown` with podman\'s JSON (static IP given: podman does the IPAM, not measured here), DNS off.');
   out.push('- **docker**: dockerd (vfs, no userland proxy, no default bridge) in the phase namespace; `POST /networks/bench/connect|disconnect` of a running container that has no other network; a "port" probe was created with `-p`, programmed at connect.');
-  out.push('- **floor: ip -batch**: the same kernel work as a netd attach with iproute2: `ip -batch` (veth with its peer created in the container as eth0, enslaved, up, alias) and `ip -n NS -batch` (lo up, address, eth0 up, default route): two processes per container, as a batch cannot switch namespaces. **floor: Rtnl**: the same requests through netd\'s kernel layer, in-process.');
+  out.push('- **floor: ip -batch**: the same kernel work as a netd attach with iproute2: `ip -batch` (veth with its peer created in the container as eth0, enslaved, up; alias and no IPv6 link-local on the host end) and `ip -n NS -batch` (lo up, address, no IPv6 link-local, eth0 up, default route): two processes per container, as a batch cannot switch namespaces. **floor: Rtnl**: the same requests through netd\'s kernel layer, in-process, pipelined as netd sends them.');
   out.push('');
   out.push('## Notes');
   out.push('');
