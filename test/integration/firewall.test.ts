@@ -48,7 +48,8 @@ function firewallIn(ns: TestNetns, opts: { wrap?: (next: CommandRunner) => Comma
     calls.push({ argv, stdin });
     return wrapped(argv, stdin);
   };
-  const fw = createFirewall({ logger: silentLogger(), exec });
+  // No port forwards here: nothing deletes conntrack entries (and nothing may, from this process's namespace).
+  const fw = createFirewall({ logger: silentLogger(), exec, conntrack: async () => 0 });
   const restores = () => calls.filter((c) => c.argv[0].endsWith('-restore')).length;
   return { fw, calls, restores };
 }
