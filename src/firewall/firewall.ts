@@ -5,8 +5,6 @@
 import type { Logger } from '../log.js';
 import { spawnRunner, type CommandRunner } from './exec.js';
 import { IptablesFirewall } from './iptables.js';
-import type { ConntrackCleaner } from './conntrack.js';
-import { InvalidArgumentError } from '../errors.js';
 import type { NetworkFirewallSpec } from './spec.js';
 import type { PortForwardSpec } from './port-forward.js';
 
@@ -28,13 +26,8 @@ export interface Firewall {
    * many other ports are published. New UDP/SCTP host ports get their stale conntrack entries cleared.
    */
   setupPortForward(forward: PortForwardSpec): Promise<void>;
-  /**
-   * Removes exactly that endpoint's port-forward rules. The conntrack entries of its flows are deleted
-   * right after, before any later change of this firewall; `settled()` waits for that too.
-   */
+  /** Removes exactly that endpoint's port-forward rules, then the conntrack entries of its flows. */
   teardownPortForward(forward: PortForwardSpec): Promise<void>;
-  /** Resolves when every change asked for so far, follow-up work included, has been carried out. */
-  settled(): Promise<void>;
   /**
    * Converge: add what is missing for these networks and port forwards, remove netd-tagged rules (and
    * port-forward chains) of networks and endpoints not in the lists. Never touches NETD-USER's contents
@@ -49,16 +42,8 @@ export interface FirewallOptions {
   exec?: CommandRunner;
   /** Program ip6tables too (default true). When false, IPv6 subnets are ignored with a warning. */
   ipv6?: boolean;
-  /**
-   * How stale conntrack entries are deleted; defaults to ctnetlink in the calling process's namespace.
-   * Whoever replaces `exec` (a test, a runner in another namespace) must replace this too.
-   */
-  conntrack?: ConntrackCleaner;
 }
 
 export function createFirewall(opts: FirewallOptions): Firewall {
-  if (opts.exec && !opts.conntrack) {
-    throw new InvalidArgumentError('createFirewall: with a replaced exec, conntrack must be replaced too (both reach the kernel)');
-  }
-  return new IptablesFirewall({ logger: opts.logger, exec: opts.exec ?? spawnRunner, ipv6: opts.ipv6 ?? true, conntrack: opts.conntrack });
+  return new IptablesFirewall({ logger: opts.logger, exec: opts.exec ?? spawnRunner, ipv6: opts.ipv6 ?? true });
 }

@@ -80,8 +80,7 @@ import {
   type FirewallForward,
   type PortForwardSpec,
 } from './port-forward.js';
-import { deleteConntrack, flowsToContainer, flowsToHostPorts, type ConntrackCleaner } from './conntrack.js';
-import { deleteConntrackEntries } from '../kernel/ctnetlink.js';
+import { deleteConntrack, flowsToContainer, flowsToHostPorts } from './conntrack.js';
 
 export type { PlacedRule } from './model.js';
 
@@ -329,15 +328,12 @@ export interface IptablesOptions {
   logger: Logger;
   exec: CommandRunner;
   ipv6: boolean;
-  /** Deletes stale conntrack entries (default: in-process over ctnetlink). */
-  conntrack?: ConntrackCleaner;
 }
 
 export class IptablesFirewall implements Firewall {
   readonly backend = 'iptables';
   private readonly log: Logger;
   private readonly exec: CommandRunner;
-  private readonly conntrack: ConntrackCleaner;
   private readonly families: readonly Family[];
   /** Operations run one at a time: each plans from its own read, which a concurrent apply would stale. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -349,7 +345,6 @@ export class IptablesFirewall implements Firewall {
   constructor(opts: IptablesOptions) {
     this.log = opts.logger.child({ component: 'firewall', backend: this.backend });
     this.exec = opts.exec;
-    this.conntrack = opts.conntrack ?? ((matches) => deleteConntrackEntries(matches));
     this.families = opts.ipv6 ? [4, 6] : [4];
   }
 
@@ -437,7 +432,7 @@ export class IptablesFirewall implements Firewall {
       }
       await this.addForward(f);
       this.applied.set(f.id12, f);
-      await deleteConntrack(this.conntrack, this.log, flowsToHostPorts(f));
+      await deleteConntrack(this.exec, this.log, flowsToHostPorts(f));
     });
   }
 
@@ -448,11 +443,7 @@ export class IptablesFirewall implements Firewall {
       if (current) await this.removeForward(current);
       else await this.converge('port-forward teardown', this.families, () => EMPTY_LAYOUT, (c) => c === f.tag, undefined, (_t, c) => c === f.chain);
       this.applied.delete(f.id12);
-      // The flows to the old container go next, as the queue's next task: the caller does not wait for
-      // the table walk (the kernel walks every bucket of the shared conntrack hash, ~14 ms with 256k
-      // buckets), and every later firewall change, such as publishing the same host port again, waits
-      // for it.
-      void this.serialize(() => deleteConntrack(this.conntrack, this.log, flowsToContainer(current ?? f)));
+      await deleteConntrack(this.exec, this.log, flowsToContainer(current ?? f));
     });
   }
 
@@ -554,10 +545,6 @@ export class IptablesFirewall implements Firewall {
       return { ...n, v6: undefined };
     }
     return n;
-  }
-
-  settled(): Promise<void> {
-    return this.serialize(async () => undefined);
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {

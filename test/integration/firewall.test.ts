@@ -48,8 +48,7 @@ function firewallIn(ns: TestNetns, opts: { wrap?: (next: CommandRunner) => Comma
     calls.push({ argv, stdin });
     return wrapped(argv, stdin);
   };
-  // No port forwards here: nothing deletes conntrack entries (and nothing may, from this process's namespace).
-  const fw = createFirewall({ logger: silentLogger(), exec, conntrack: async () => 0 });
+  const fw = createFirewall({ logger: silentLogger(), exec });
   const restores = () => calls.filter((c) => c.argv[0].endsWith('-restore')).length;
   return { fw, calls, restores };
 }

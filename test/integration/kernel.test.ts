@@ -13,7 +13,6 @@ import { constants as nc, umount2, withNetns } from '../../src/kernel/native.js'
 import { randomMac } from '../../src/kernel/names.js';
 import { createPersistentNetns, deletePersistentNetns, Netns, netnsPathOfPid } from '../../src/kernel/netns.js';
 import { Rtnl, type Link } from '../../src/kernel/rtnetlink.js';
-import { deleteConntrackEntries } from '../../src/kernel/ctnetlink.js';
 import { readSysctl, writeSysctl } from '../../src/kernel/sysctl.js';
 import { MACHINE_NETNS_INODE, requireRoot, run, TestContainer, TestNetns, type RunResult } from '../helpers/netns.js';
 
@@ -634,37 +633,6 @@ test('sysctl: read and write inside a namespace through run(); writes only when 
       (e: unknown) => e instanceof KernelError && e.errno === 'EINVAL',
     );
     assert.throws(() => inNs(() => writeSysctl('net.ipv4.ip_forward', '1\n0')), InvalidArgumentError);
-  } finally {
-    ns.close();
-    await host.destroy();
-  }
-});
-
-test('ctnetlink: deletes exactly the conntrack entries that match, in the namespace it is given', async () => {
-  const host = await TestNetns.create('ct');
-  const ns = openNs(host.path);
-  try {
-    // Two DNATed UDP flows and one TCP flow, as the kernel would record them for published ports.
-    const flow = (proto: string, client: string, sport: number, hostPort: number, container: string, cport: number) =>
-      host.exec(['conntrack', '-I', '-p', proto, '-s', client, '-d', '203.0.113.1', '--sport', String(sport), '--dport', String(hostPort),
-        '--reply-src', container, '--reply-dst', client, '--reply-port-src', String(cport), '--reply-port-dst', String(sport), '-t', '120',
-        ...(proto === 'tcp' ? ['--state', 'ESTABLISHED'] : [])]);
-    await flow('udp', '198.51.100.2', 40000, 8080, '172.17.0.2', 80);
-    await flow('udp', '198.51.100.3', 40001, 8081, '172.17.0.3', 80);
-    await flow('tcp', '198.51.100.2', 40002, 8080, '172.17.0.2', 80);
-    const listed = async () => (await host.exec(['conntrack', '-L'], { allowFail: true })).stdout.trim().split('\n').filter((l) => l.trim() !== '');
-    assert.equal((await listed()).length, 3);
-
-    const deleted = await deleteConntrackEntries([{ family: 4, proto: 'udp', replySrc: '172.17.0.2', replySrcPort: 80 }], { netns: ns });
-    assert.equal(deleted, 1);
-    const left = await listed();
-    assert.equal(left.length, 2);
-    assert.ok(left.some((l) => l.startsWith('udp') && l.includes('src=172.17.0.3')), 'the other container’s flow stays');
-    assert.ok(left.some((l) => l.startsWith('tcp') && l.includes('src=172.17.0.2')), 'another protocol stays');
-
-    assert.equal(await deleteConntrackEntries([{ family: 4, proto: 'udp', origDstPort: 8081 }, { family: 6, proto: 'udp', origDstPort: 8081 }], { netns: ns }), 1);
-    assert.equal(await deleteConntrackEntries([{ family: 4, proto: 'udp', origDstPort: 8081 }], { netns: ns }), 0, 'nothing left to match');
-    assert.equal((await listed()).length, 1);
   } finally {
     ns.close();
     await host.destroy();

@@ -71,11 +71,8 @@ function fakeRunner(state: { v4: string; v6: string }, failRestore?: (argv: stri
   const restores = () => calls.filter((c) => c.argv[0].endsWith('restore'));
   /** The restore calls as one reviewable text. */
   const transcript = () => restores().map((c) => `# ${c.argv.join(' ')}\n${c.stdin}`).join('');
-  return { exec, conntrack: noConntrack, calls, restores, transcript };
+  return { exec, calls, restores, transcript };
 }
-
-/** Networks publish no ports: nothing here deletes conntrack entries (and nothing may reach the kernel). */
-const noConntrack = async (): Promise<number> => 0;
 
 const ID = '0123456789ab' + 'cdef'.repeat(13);
 const ID2 = 'fedcba987654' + '3210'.repeat(13);
@@ -101,63 +98,63 @@ const EMPTY = { v4: '', v6: '' };
 describe('iptables backend: restore scripts (golden)', () => {
   test('init on an empty ruleset declares every chain and jump', async () => {
     const f = fakeRunner(EMPTY);
-    await createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack }).init();
+    await createFirewall({ logger: silentLogger(), exec: f.exec }).init();
     golden('init.restore', f.transcript());
   });
 
   test('init on its own result does nothing but read', async () => {
     const f = fakeRunner(loadSaveGolden('init'));
-    await createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack }).init();
+    await createFirewall({ logger: silentLogger(), exec: f.exec }).init();
     assert.deepEqual(f.calls.map((c) => c.argv.join(' ')), ['iptables-save', 'ip6tables-save']);
   });
 
   for (const [name, n] of Object.entries(COMBOS)) {
     test(`${name}: setup, idempotence, teardown`, async () => {
       const setup = fakeRunner(loadSaveGolden('init'));
-      await createFirewall({ logger: silentLogger(), exec: setup.exec, conntrack: setup.conntrack }).setupNetwork(n);
+      await createFirewall({ logger: silentLogger(), exec: setup.exec }).setupNetwork(n);
       golden(`${name}.setup.restore`, setup.transcript());
 
       // From the state setup produced (real iptables-save, pinned by the integration test):
       const after = loadSaveGolden(name);
       const again = fakeRunner(after);
-      await createFirewall({ logger: silentLogger(), exec: again.exec, conntrack: again.conntrack }).setupNetwork(n);
+      await createFirewall({ logger: silentLogger(), exec: again.exec }).setupNetwork(n);
       assert.equal(again.restores().length, 0, 'a second setup must change nothing');
 
       const reinit = fakeRunner(after);
-      await createFirewall({ logger: silentLogger(), exec: reinit.exec, conntrack: reinit.conntrack }).init();
+      await createFirewall({ logger: silentLogger(), exec: reinit.exec }).init();
       assert.equal(reinit.restores().length, 0, 'init must leave network rules alone');
 
       const teardown = fakeRunner(after);
-      await createFirewall({ logger: silentLogger(), exec: teardown.exec, conntrack: teardown.conntrack }).teardownNetwork(n);
+      await createFirewall({ logger: silentLogger(), exec: teardown.exec }).teardownNetwork(n);
       golden(`${name}.teardown.restore`, teardown.transcript());
 
       // Reconciling with no networks removes the same rules as the teardown.
       const rec = fakeRunner(after);
-      await createFirewall({ logger: silentLogger(), exec: rec.exec, conntrack: rec.conntrack }).reconcile([]);
+      await createFirewall({ logger: silentLogger(), exec: rec.exec }).reconcile([]);
       assert.equal(rec.transcript(), teardown.transcript());
 
       // Reconciling with the network changes nothing.
       const keep = fakeRunner(after);
-      await createFirewall({ logger: silentLogger(), exec: keep.exec, conntrack: keep.conntrack }).reconcile([n]);
+      await createFirewall({ logger: silentLogger(), exec: keep.exec }).reconcile([n]);
       assert.equal(keep.restores().length, 0);
     });
   }
 
   test('teardown of a network that has no rules runs no restore', async () => {
     const f = fakeRunner(loadSaveGolden('init'));
-    await createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack }).teardownNetwork(spec());
+    await createFirewall({ logger: silentLogger(), exec: f.exec }).teardownNetwork(spec());
     assert.equal(f.restores().length, 0);
   });
 
   test('setup of an IPv4-only network neither reads nor writes ip6tables', async () => {
     const f = fakeRunner(loadSaveGolden('init'));
-    await createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack }).setupNetwork(spec());
+    await createFirewall({ logger: silentLogger(), exec: f.exec }).setupNetwork(spec());
     assert.ok(f.calls.every((c) => !c.argv[0].startsWith('ip6tables')));
   });
 
   test('ipv6: false ignores IPv6 subnets', async () => {
     const f = fakeRunner(loadSaveGolden('init'));
-    const fw = createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack, ipv6: false });
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec, ipv6: false });
     await fw.setupNetwork(COMBOS.dual);
     assert.ok(f.calls.every((c) => !c.argv[0].startsWith('ip6tables')));
     assert.equal(f.restores().length, 1);
@@ -206,7 +203,7 @@ COMMIT
 describe('iptables backend: reconcile', () => {
   test('after a crash: jumps back on top, duplicates and stale networks gone, NETD-USER and foreign rules untouched', async () => {
     const f = fakeRunner({ v4: MESSY_V4, v6: '' });
-    await createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack }).reconcile([spec()]);
+    await createFirewall({ logger: silentLogger(), exec: f.exec }).reconcile([spec()]);
     golden('reconcile-messy.restore', f.transcript());
     const script = f.restores()[0].stdin ?? ''; // IPv4 (IPv6 starts empty, so everything is created there)
     assert.ok(!/NETD-USER -s|-D NETD-USER|-A NETD-USER|:NETD-USER/.test(script), 'NETD-USER must not be touched');
@@ -217,7 +214,7 @@ describe('iptables backend: reconcile', () => {
     const init = loadSaveGolden('init');
     const flushed = init.v4.split('\n').filter((l) => !l.startsWith('-A FORWARD')).join('\n');
     const f = fakeRunner({ v4: flushed, v6: init.v6 });
-    await createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack }).reconcile([]);
+    await createFirewall({ logger: silentLogger(), exec: f.exec }).reconcile([]);
     assert.equal(
       f.transcript(),
       '# iptables-restore -w --noflush\n*filter\n' +
@@ -228,7 +225,7 @@ describe('iptables backend: reconcile', () => {
 
   test('rejects two networks on one bridge, or one id prefix with two specs', async () => {
     const f = fakeRunner(EMPTY);
-    const fw = createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack });
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
     await assert.rejects(fw.reconcile([spec(), spec({ id: ID2 })]), InvalidArgumentError);
     await assert.rejects(fw.reconcile([spec(), spec({ bridge: 'br-other' })]), InvalidArgumentError);
     assert.equal(f.calls.length, 0);
@@ -239,7 +236,7 @@ describe('iptables backend: failures', () => {
   test('a failing restore becomes CommandError carrying stderr', async () => {
     const stderr = 'iptables-restore: line 2 failed: No chain/target/match by that name.\n';
     const f = fakeRunner(loadSaveGolden('init'), () => ({ code: 1, stderr }));
-    const err = await createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack })
+    const err = await createFirewall({ logger: silentLogger(), exec: f.exec })
       .setupNetwork(spec())
       .then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof CommandError);
@@ -252,7 +249,7 @@ describe('iptables backend: failures', () => {
 
   test('a failing read becomes CommandError, and nothing is written', async () => {
     const exec: CommandRunner = async (argv) => ({ code: argv[0] === 'iptables-save' ? 4 : 0, stdout: '', stderr: 'iptables-save: boom' });
-    await assert.rejects(createFirewall({ logger: silentLogger(), exec, conntrack: noConntrack }).init(), (e: unknown) => e instanceof CommandError && e.stderr.includes('boom'));
+    await assert.rejects(createFirewall({ logger: silentLogger(), exec }).init(), (e: unknown) => e instanceof CommandError && e.stderr.includes('boom'));
   });
 
   test('a table failing after another committed: the committed table is reverted', async () => {
@@ -265,7 +262,7 @@ describe('iptables backend: failures', () => {
       }
       return undefined;
     });
-    await assert.rejects(createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack }).teardownNetwork(spec()), CommandError);
+    await assert.rejects(createFirewall({ logger: silentLogger(), exec: f.exec }).teardownNetwork(spec()), CommandError);
     golden('revert-table.restore', f.transcript());
     const [, revert] = f.restores();
     assert.ok(revert, 'the committed filter section must be reverted');
@@ -276,7 +273,7 @@ describe('iptables backend: failures', () => {
     const f = fakeRunner(loadSaveGolden('init'), (argv) =>
       argv[0] === 'ip6tables-restore' ? { code: 1, stderr: 'ip6tables-restore: line 3 failed: x\n' } : undefined,
     );
-    await assert.rejects(createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack }).setupNetwork(COMBOS.dual), CommandError);
+    await assert.rejects(createFirewall({ logger: silentLogger(), exec: f.exec }).setupNetwork(COMBOS.dual), CommandError);
     golden('revert-family.restore', f.transcript());
     assert.deepEqual(
       f.restores().map((c) => c.argv[0]),
@@ -297,7 +294,7 @@ describe('iptables backend: failures', () => {
       await new Promise((r) => setTimeout(r, 5));
       return { code: 0, stdout: '', stderr: '' };
     };
-    const fw = createFirewall({ logger: silentLogger(), exec, conntrack: noConntrack, ipv6: false });
+    const fw = createFirewall({ logger: silentLogger(), exec, ipv6: false });
     await Promise.all([fw.setupNetwork(spec()), fw.setupNetwork(spec({ id: ID2, bridge: 'br-fedcba987654', subnets: ['203.0.113.0/24'] }))]);
     assert.deepEqual(order, ['iptables-save', 'iptables-restore', 'iptables-save', 'iptables-restore']);
   });
@@ -330,7 +327,7 @@ describe('validation: nothing runs on bad input', () => {
   for (const [what, over] of bad) {
     test(`rejects ${what}`, async () => {
       const f = fakeRunner(EMPTY);
-      const fw = createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack });
+      const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
       await assert.rejects(fw.setupNetwork(spec(over)), InvalidArgumentError);
       await assert.rejects(fw.teardownNetwork(spec(over)), InvalidArgumentError);
       await assert.rejects(fw.reconcile([spec(over)]), InvalidArgumentError);

@@ -12,7 +12,6 @@ import { CommandError, InvalidArgumentError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { createFirewall, type CommandRunner, type NetworkFirewallSpec, type PortForwardSpec } from '../../src/firewall/firewall.js';
 import { ruleArgs } from '../../src/firewall/model.js';
-import { describeFlowMatch, type FlowMatch } from '../../src/kernel/ctnetlink.js';
 
 const GOLDEN_DIR = resolve(__dirname, '../../../test/golden/firewall');
 const UPDATE = process.env.NETD_UPDATE_GOLDEN === '1';
@@ -44,17 +43,13 @@ function fakeRunner(state: { v4: string; v6: string } = { v4: '', v6: '' }, fail
       const stderr = fail?.(argv, stdin ?? '');
       return stderr ? { code: 1, stdout: '', stderr } : { code: 0, stdout: '', stderr: '' };
     }
+    if (argv[0] === 'conntrack') return { code: 1, stdout: '', stderr: 'conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n' };
     return { code: 127, stdout: '', stderr: `unexpected command ${argv[0]}` };
   };
   const restores = () => calls.filter((c) => c.argv[0].endsWith('-restore'));
   const transcript = () => restores().map((c) => `# ${c.argv.join(' ')}\n${c.stdin}`).join('');
-  // Deletions are recorded as their conntrack(8) equivalents; the table is empty.
-  const conntrack = async (matches: readonly FlowMatch[]): Promise<number> => {
-    for (const m of matches) calls.push({ argv: describeFlowMatch(m).split(' ') });
-    return 0;
-  };
   const commands = (name: string) => calls.filter((c) => c.argv[0] === name).map((c) => c.argv.join(' '));
-  return { exec, conntrack, calls, restores, transcript, commands };
+  return { exec, calls, restores, transcript, commands };
 }
 
 const NET: NetworkFirewallSpec = { id: '0123456789ab' + 'cdef'.repeat(13), bridge: 'netd0', subnets: ['172.17.0.0/16'], internal: false, masquerade: true, icc: true };
@@ -109,7 +104,7 @@ COMMIT
 describe('port forwards: fast path (no iptables-save read)', () => {
   test('setup declares the bucket and the endpoint chain, fills it, jumps to it; UDP host ports lose stale conntrack entries', async () => {
     const f = fakeRunner();
-    const fw = createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack });
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
     await fw.setupPortForward(forward());
     golden('pf-setup.restore', f.transcript());
     assert.deepEqual(f.commands('iptables-save'), [], 'no read');
@@ -123,7 +118,7 @@ describe('port forwards: fast path (no iptables-save read)', () => {
 
   test('the rendered DNAT rule is the text iptables-save prints (so reconcile finds it)', async () => {
     const f = fakeRunner();
-    await createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack }).setupPortForward(forward());
+    await createFirewall({ logger: silentLogger(), exec: f.exec }).setupPortForward(forward());
     for (const line of f.restores()[0].stdin!.split('\n').filter((l) => l.startsWith('-A NETD-PF-'))) {
       const saved = SAVED_V4.split('\n').find((l) => l.replace(/"/g, '') === line);
       assert.ok(saved, `${line} is in the saved state`);
@@ -132,11 +127,10 @@ describe('port forwards: fast path (no iptables-save read)', () => {
 
   test('teardown removes the jump, the chain and the emptied bucket, then the flows to the container ports', async () => {
     const f = fakeRunner();
-    const fw = createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack });
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
     await fw.setupPortForward(forward());
     f.calls.length = 0;
     await fw.teardownPortForward(forward());
-    await fw.settled();
     golden('pf-teardown.restore', f.transcript());
     assert.deepEqual(f.commands('iptables-save'), [], 'no read');
     assert.deepEqual(f.commands('conntrack'), [
@@ -148,12 +142,11 @@ describe('port forwards: fast path (no iptables-save read)', () => {
 
   test('a bucket stays while another endpoint uses it, and is made only once', async () => {
     const f = fakeRunner();
-    const fw = createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack });
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
     await fw.setupPortForward(forward());
     await fw.setupPortForward(forward({ endpointId: EP_SAME_BUCKET, containerV4: '172.17.0.3', ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 9000, containerPort: 80 }] }));
     assert.ok(!f.restores()[1].stdin!.includes(':NETD-PFB-a1'), 'the bucket exists already');
     await fw.teardownPortForward(forward());
-    await fw.settled();
     assert.ok(!f.restores()[2].stdin!.includes('-X NETD-PFB-a1'), 'still used by the other endpoint');
     await fw.teardownPortForward(forward({ endpointId: EP_SAME_BUCKET, containerV4: '172.17.0.3', ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 9000, containerPort: 80 }] }));
     assert.match(f.restores()[3].stdin!, /-D NETD -m comment --comment netd:pf -j NETD-PFB-a1\n-X NETD-PFB-a1\n/);
@@ -161,22 +154,20 @@ describe('port forwards: fast path (no iptables-save read)', () => {
 
   test('dual-stack, a specific IPv6 host address, SCTP, routed mode (filter chain reached from the top of NETD)', async () => {
     const f = fakeRunner();
-    const fw = createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack });
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
     await fw.setupPortForward(DUAL_ROUTED);
     golden('pf-setup-dual-routed.restore', f.transcript());
     f.calls.length = 0;
     await fw.teardownPortForward(DUAL_ROUTED);
-    await fw.settled();
     golden('pf-teardown-dual-routed.restore', f.transcript());
   });
 
-  test('many ports: one conntrack match per protocol instead of one per port', async () => {
+  test('many ports: one conntrack command per protocol instead of one per port', async () => {
     const f = fakeRunner();
-    const fw = createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack });
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
     const ports = Array.from({ length: 40 }, (_, i) => ({ proto: 'tcp' as const, hostIp: '0.0.0.0', hostPort: 20000 + i, containerPort: 20000 + i }));
     await fw.setupPortForward(forward({ ports }));
     await fw.teardownPortForward(forward({ ports }));
-    await fw.settled();
     assert.deepEqual(f.commands('conntrack'), ['conntrack -D -p tcp --reply-src 172.17.0.2']);
   });
 });
@@ -189,32 +180,32 @@ describe('port forwards: repair, revert, reconcile', () => {
       first = false;
       return 'iptables-restore: line 4 failed: No chain/target/match by that name.\n';
     });
-    await createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack }).setupPortForward(forward());
+    await createFirewall({ logger: silentLogger(), exec: f.exec }).setupPortForward(forward());
     assert.deepEqual(f.commands('iptables-save'), ['iptables-save'], 'the repair reads');
     golden('pf-setup-repair.restore', f.transcript());
   });
 
   test('IPv6 failing after IPv4 committed: IPv4 is reverted (chains deleted again)', async () => {
     const f = fakeRunner({ v4: '', v6: '' }, (argv) => (argv[0] === 'ip6tables-restore' ? 'ip6tables-restore: line 3 failed: x\n' : undefined));
-    await assert.rejects(createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack }).setupPortForward(DUAL_ROUTED), CommandError);
+    await assert.rejects(createFirewall({ logger: silentLogger(), exec: f.exec }).setupPortForward(DUAL_ROUTED), CommandError);
     golden('pf-revert-family.restore', f.transcript());
   });
 
   test('teardown by a process that did not set it up reads the kernel and removes exactly that endpoint', async () => {
     const other = SAVED_V4.replace('COMMIT\n', '-A NETD-POSTROUTING -s 172.17.0.0/16 ! -o netd0 -m comment --comment "netd:0123456789ab" -j MASQUERADE\nCOMMIT\n');
     const f = fakeRunner({ v4: other, v6: '' });
-    await createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack }).teardownPortForward(forward());
+    await createFirewall({ logger: silentLogger(), exec: f.exec }).teardownPortForward(forward());
     golden('pf-teardown-read.restore', f.transcript());
     assert.ok(!f.transcript().includes('MASQUERADE'), 'the network’s rules stay');
   });
 
   test('reconcile with the forward changes nothing; without it, removes its chain and its bucket', async () => {
     const keep = fakeRunner({ v4: SAVED_V4, v6: '' });
-    await createFirewall({ logger: silentLogger(), exec: keep.exec, conntrack: keep.conntrack, ipv6: false }).reconcile([], [forward()]);
+    await createFirewall({ logger: silentLogger(), exec: keep.exec, ipv6: false }).reconcile([], [forward()]);
     assert.ok(!/NETD-PF/.test(keep.transcript()), `reconcile with the forward must not touch it:\n${keep.transcript()}`);
 
     const drop = fakeRunner({ v4: SAVED_V4, v6: '' });
-    await createFirewall({ logger: silentLogger(), exec: drop.exec, conntrack: drop.conntrack, ipv6: false }).reconcile([], []);
+    await createFirewall({ logger: silentLogger(), exec: drop.exec, ipv6: false }).reconcile([], []);
     golden('pf-reconcile-stale.restore', drop.transcript());
     assert.match(drop.transcript(), /-F NETD-PF-a1b2c3d4e5f6\n-F NETD-PFB-a1\n-X NETD-PF-a1b2c3d4e5f6\n-X NETD-PFB-a1\n/);
   });
@@ -222,7 +213,7 @@ describe('port forwards: repair, revert, reconcile', () => {
   test('a stale chain a foreign rule still jumps to is flushed but kept', async () => {
     const foreign = SAVED_V4.replace('COMMIT\n', '-A PREROUTING -i eth9 -j NETD-PF-a1b2c3d4e5f6\nCOMMIT\n');
     const f = fakeRunner({ v4: foreign, v6: '' });
-    await createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack, ipv6: false }).reconcile([], []);
+    await createFirewall({ logger: silentLogger(), exec: f.exec, ipv6: false }).reconcile([], []);
     assert.match(f.transcript(), /-F NETD-PF-a1b2c3d4e5f6\n/);
     assert.doesNotMatch(f.transcript(), /-X NETD-PF-a1b2c3d4e5f6/);
     assert.doesNotMatch(f.transcript(), /eth9/);
@@ -230,13 +221,12 @@ describe('port forwards: repair, revert, reconcile', () => {
 
   test('reconcile on an empty kernel builds base, network and forward', async () => {
     const f = fakeRunner();
-    const fw = createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack });
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
     await fw.reconcile([NET], [forward(), { ...DUAL_ROUTED, endpointId: EP_SAME_BUCKET }]);
     golden('pf-reconcile.restore', f.transcript());
     // Afterwards the fast path knows both: tearing one down reads nothing.
     f.calls.length = 0;
     await fw.teardownPortForward(forward());
-    await fw.settled();
     assert.deepEqual(f.commands('iptables-save'), []);
     assert.doesNotMatch(f.transcript(), /-X NETD-PFB-a1/, 'the bucket is still used by the other');
   });
@@ -260,7 +250,7 @@ describe('port forwards: validation, nothing runs on bad input', () => {
   for (const [what, spec] of bad) {
     test(`rejects ${what}`, async () => {
       const f = fakeRunner();
-      const fw = createFirewall({ logger: silentLogger(), exec: f.exec, conntrack: f.conntrack });
+      const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
       await assert.rejects(fw.setupPortForward(spec), InvalidArgumentError);
       await assert.rejects(fw.teardownPortForward(spec), InvalidArgumentError);
       await assert.rejects(fw.reconcile([], [spec]), InvalidArgumentError);
