@@ -97,6 +97,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       stop: async () => {
         stopMonitors();
         await new Promise<void>((resolve) => srv.close(() => resolve()));
+        await firewall.settled(); // e.g. conntrack deletions that follow a detach
         await dnsService.close();
         hostRtnl.close();
         lock.release();

@@ -26,8 +26,13 @@ export interface Firewall {
    * many other ports are published. New UDP/SCTP host ports get their stale conntrack entries cleared.
    */
   setupPortForward(forward: PortForwardSpec): Promise<void>;
-  /** Removes exactly that endpoint's port-forward rules, then the conntrack entries of its flows. */
+  /**
+   * Removes exactly that endpoint's port-forward rules. The conntrack entries of its flows are deleted
+   * right after, before any later change of this firewall; `settled()` waits for that too.
+   */
   teardownPortForward(forward: PortForwardSpec): Promise<void>;
+  /** Resolves when every change asked for so far, follow-up work included, has been carried out. */
+  settled(): Promise<void>;
   /**
    * Converge: add what is missing for these networks and port forwards, remove netd-tagged rules (and
    * port-forward chains) of networks and endpoints not in the lists. Never touches NETD-USER's contents

@@ -131,6 +131,7 @@ describe('port forwards: fast path (no iptables-save read)', () => {
     await fw.setupPortForward(forward());
     f.calls.length = 0;
     await fw.teardownPortForward(forward());
+    await fw.settled();
     golden('pf-teardown.restore', f.transcript());
     assert.deepEqual(f.commands('iptables-save'), [], 'no read');
     assert.deepEqual(f.commands('conntrack'), [
@@ -147,6 +148,7 @@ describe('port forwards: fast path (no iptables-save read)', () => {
     await fw.setupPortForward(forward({ endpointId: EP_SAME_BUCKET, containerV4: '172.17.0.3', ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 9000, containerPort: 80 }] }));
     assert.ok(!f.restores()[1].stdin!.includes(':NETD-PFB-a1'), 'the bucket exists already');
     await fw.teardownPortForward(forward());
+    await fw.settled();
     assert.ok(!f.restores()[2].stdin!.includes('-X NETD-PFB-a1'), 'still used by the other endpoint');
     await fw.teardownPortForward(forward({ endpointId: EP_SAME_BUCKET, containerV4: '172.17.0.3', ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 9000, containerPort: 80 }] }));
     assert.match(f.restores()[3].stdin!, /-D NETD -m comment --comment netd:pf -j NETD-PFB-a1\n-X NETD-PFB-a1\n/);
@@ -159,6 +161,7 @@ describe('port forwards: fast path (no iptables-save read)', () => {
     golden('pf-setup-dual-routed.restore', f.transcript());
     f.calls.length = 0;
     await fw.teardownPortForward(DUAL_ROUTED);
+    await fw.settled();
     golden('pf-teardown-dual-routed.restore', f.transcript());
   });
 
@@ -168,6 +171,7 @@ describe('port forwards: fast path (no iptables-save read)', () => {
     const ports = Array.from({ length: 40 }, (_, i) => ({ proto: 'tcp' as const, hostIp: '0.0.0.0', hostPort: 20000 + i, containerPort: 20000 + i }));
     await fw.setupPortForward(forward({ ports }));
     await fw.teardownPortForward(forward({ ports }));
+    await fw.settled();
     assert.deepEqual(f.commands('conntrack'), ['conntrack -D -p tcp --reply-src 172.17.0.2']);
   });
 });
@@ -227,6 +231,7 @@ describe('port forwards: repair, revert, reconcile', () => {
     // Afterwards the fast path knows both: tearing one down reads nothing.
     f.calls.length = 0;
     await fw.teardownPortForward(forward());
+    await fw.settled();
     assert.deepEqual(f.commands('iptables-save'), []);
     assert.doesNotMatch(f.transcript(), /-X NETD-PFB-a1/, 'the bucket is still used by the other');
   });

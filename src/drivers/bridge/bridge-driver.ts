@@ -222,9 +222,19 @@ export class BridgeDriver implements Driver {
   }
 
   async leave(network: NetworkRecord, endpoint: EndpointRecord): Promise<void> {
-    // Rules first (and their conntrack entries), so nothing is DNATed to an address about to be released.
+    // The published ports' rules and the veth go at the same time: both removals wait in the kernel for
+    // an RCU grace period (nf_tables for deleted rules, unregister_netdevice for the link), and the
+    // iptables-restore process waits for its own while this thread deletes the link, so the two waits
+    // overlap instead of adding up. Both are done before the controller releases the address.
     const opts = parseBridgeOptions(network.id, network.options);
-    await this.ports.unpublish(bridgeName(network, opts), opts, endpoint);
+    const rules = this.ports.unpublish(bridgeName(network, opts), opts, endpoint);
+    const link = this.deleteHostEnd(endpoint);
+    const [r, l] = await Promise.allSettled([rules, link]);
+    if (r.status === 'rejected') throw r.reason;
+    if (l.status === 'rejected') throw l.reason;
+  }
+
+  private async deleteHostEnd(endpoint: EndpointRecord): Promise<void> {
     const name = (endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id);
     const link = await this.rtnl.linkByName(name);
     // Gone already when the container's namespace died: the kernel removes both ends. No alias: made by an
