@@ -334,9 +334,9 @@ export class Controller {
       try {
         const ns = this.opts.resolver.resolve({ pid });
         const sandbox = all.find((s) => s.nsId === ns.nsId && !s.host);
-        return sandbox ? { sandbox } : undefined;
+        if (sandbox) return { sandbox };
       } catch {
-        return undefined;
+        /* no such process: the digits may still be a name or an id prefix */
       }
     }
     const direct = this.sandboxesById.get(ref) ?? all.find((s) => s.name === ref);

@@ -1,9 +1,13 @@
 /**
  * Removing conntrack entries with `conntrack -D` (argv, never a shell). NAT is decided once per
  * connection: an entry made before a port was published (a UDP "connection" to the host itself) keeps
- * bypassing the new DNAT, and entries of a removed mapping keep pointing at the old container until they
- * time out. So a new UDP/SCTP mapping clears entries to its host port, and a removed mapping clears the
- * flows to its container port.
+ * bypassing the new DNAT, and entries of a removed mapping keep pointing at the old container. So a new
+ * UDP/SCTP mapping clears entries to its host port, and a removed UDP/SCTP mapping clears the flows to
+ * its container port: a client that keeps sending from the same port would otherwise keep its entry
+ * alive, and its traffic going to the old address, forever. TCP entries of a removed mapping are left:
+ * they belong to connections that end (reset by whoever has the address now, or timed out), and a new
+ * connection gets a new NAT decision. Each `conntrack -D` walks the whole conntrack hash the namespaces
+ * share (~13 ms with 262144 buckets), so it runs only where it changes something.
  *
  * Failures are logged, never thrown: the rules are what matters, stale entries only expire later.
  */
@@ -19,13 +23,16 @@ function base(family: Family, proto: Protocol): string[] {
   return ['conntrack', '-D', ...(family === 6 ? ['-f', 'ipv6'] : []), '-p', proto];
 }
 
-/** Commands clearing the flows that reach the forward's container ports (reply source = the container). */
+/** Commands clearing the connectionless flows that reach the forward's container ports (reply source = the container). */
 export function flowsToContainer(f: FirewallForward): string[][] {
   const out: string[][] = [];
   for (const [family, part] of [[4, f.v4], [6, f.v6]] as const) {
     if (!part) continue;
     const byProto = new Map<Protocol, Set<number>>();
-    for (const m of part.mappings) byProto.set(m.proto, (byProto.get(m.proto) ?? new Set()).add(m.containerPort));
+    for (const m of part.mappings) {
+      if (m.proto === 'tcp') continue;
+      byProto.set(m.proto, (byProto.get(m.proto) ?? new Set()).add(m.containerPort));
+    }
     for (const [proto, ports] of byProto) {
       if (ports.size > PER_PORT_LIMIT) {
         // The endpoint is going away: every inbound flow of this protocol to it is stale.

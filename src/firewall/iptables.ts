@@ -443,10 +443,9 @@ export class IptablesFirewall implements Firewall {
       if (current) await this.removeForward(current);
       else await this.converge('port-forward teardown', this.families, () => EMPTY_LAYOUT, (c) => c === f.tag, undefined, (_t, c) => c === f.chain);
       this.applied.delete(f.id12);
-      // The flows to the old container go next, as the queue's next task: the caller does not wait for
-      // `conntrack` (a process, ~13 ms here, mostly the kernel walking every bucket of the conntrack hash
-      // the namespaces share), and every later change of this firewall, such as publishing the same host
-      // port again, waits for it.
+      // The UDP/SCTP flows to the old container go next, as the queue's next task: the caller does not
+      // wait for `conntrack` (a process, ~13 ms here, mostly the kernel walking the conntrack hash), and
+      // every later change of this firewall, such as publishing the same host port again, waits for it.
       void this.serialize(() => deleteConntrack(this.exec, this.log, flowsToContainer(current ?? f)));
     });
   }

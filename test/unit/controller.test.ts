@@ -145,6 +145,9 @@ test('a container name that is a prefix of another sandbox id is free; a full id
   const r = await att(controller, { target: { pid: 200 }, network: 'a', name: prefix });
   assert.equal(r.name, prefix);
   assert.equal(controller.findSandbox(prefix)?.id, r.sandboxId, 'an exact name wins over an id prefix');
+  const digits = await att(controller, { target: { pid: 400 }, network: 'a', name: '0190' });
+  assert.equal(controller.findSandbox('0190')?.id, digits.sandboxId, 'digits that are no attached PID are a name');
+  assert.equal(controller.findSandbox('400')?.id, digits.sandboxId, 'a PID');
   await assert.rejects(controller.attach({ target: { pid: 300 }, network: 'a', name: first.sandboxId }), /already in use/);
 }));
 

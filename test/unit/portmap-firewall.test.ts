@@ -134,11 +134,7 @@ describe('port forwards: fast path (no iptables-save read)', () => {
     await fw.settled();
     golden('pf-teardown.restore', f.transcript());
     assert.deepEqual(f.commands('iptables-save'), [], 'no read');
-    assert.deepEqual(f.commands('conntrack'), [
-      'conntrack -D -p tcp --reply-src 172.17.0.2 --reply-port-src 80',
-      'conntrack -D -p tcp --reply-src 172.17.0.2 --reply-port-src 81',
-      'conntrack -D -p udp --reply-src 172.17.0.2 --reply-port-src 80',
-    ]);
+    assert.deepEqual(f.commands('conntrack'), ['conntrack -D -p udp --reply-src 172.17.0.2 --reply-port-src 80'], 'connectionless flows only: TCP connections end by themselves');
   });
 
   test('a bucket stays while another endpoint uses it, and is made only once', async () => {
@@ -165,14 +161,22 @@ describe('port forwards: fast path (no iptables-save read)', () => {
     golden('pf-teardown-dual-routed.restore', f.transcript());
   });
 
-  test('many ports: one conntrack command per protocol instead of one per port', async () => {
+  test('many ports: one conntrack command per protocol instead of one per port; none for TCP', async () => {
     const f = fakeRunner();
     const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
-    const ports = Array.from({ length: 40 }, (_, i) => ({ proto: 'tcp' as const, hostIp: '0.0.0.0', hostPort: 20000 + i, containerPort: 20000 + i }));
+    const ports = Array.from({ length: 40 }, (_, i) => ({ proto: 'udp' as const, hostIp: '0.0.0.0', hostPort: 20000 + i, containerPort: 20000 + i }));
     await fw.setupPortForward(forward({ ports }));
+    f.calls.length = 0;
     await fw.teardownPortForward(forward({ ports }));
     await fw.settled();
-    assert.deepEqual(f.commands('conntrack'), ['conntrack -D -p tcp --reply-src 172.17.0.2']);
+    assert.deepEqual(f.commands('conntrack'), ['conntrack -D -p udp --reply-src 172.17.0.2']);
+
+    const tcp = ports.map((p) => ({ ...p, proto: 'tcp' as const }));
+    await fw.setupPortForward(forward({ ports: tcp }));
+    f.calls.length = 0;
+    await fw.teardownPortForward(forward({ ports: tcp }));
+    await fw.settled();
+    assert.deepEqual(f.commands('conntrack'), []);
   });
 });
 
