@@ -9,8 +9,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CommandError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
@@ -18,20 +18,7 @@ import { createFirewall, type CommandRunner, type Firewall, type NetworkFirewall
 import { normalizeSave } from '../../src/firewall/model.js';
 import { spawnRunner } from '../../src/firewall/exec.js';
 import { requireRoot, TestNetns } from '../helpers/netns.js';
-
-const GOLDEN_DIR = resolve(__dirname, '../../../test/golden/firewall');
-const UPDATE = process.env.NETD_UPDATE_GOLDEN === '1';
-
-function golden(name: string, actual: string): void {
-  const file = join(GOLDEN_DIR, name);
-  if (UPDATE) {
-    mkdirSync(GOLDEN_DIR, { recursive: true });
-    writeFileSync(file, actual);
-    return;
-  }
-  assert.ok(existsSync(file), `golden file ${file} is missing (run with NETD_UPDATE_GOLDEN=1 and review it)`);
-  assert.equal(actual, readFileSync(file, 'utf8'), `iptables-save differs from golden ${name}`);
-}
+import { GOLDEN_DIR, golden } from '../helpers/golden.js';
 
 interface Recorded {
   argv: string[];
@@ -112,7 +99,7 @@ describe('firewall on a real kernel (iptables-nft, in a test netns)', () => {
       const { fw, restores } = firewallIn(ns);
       await fw.init();
       const once = await saveState(ns);
-      golden('init.save', once);
+      golden('init.save', once, 'iptables-save');
       await fw.init();
       assert.equal(restores(), 2, 'the second init must not write (one restore per family for the first)');
       assert.equal(await saveState(ns), once);
@@ -127,7 +114,7 @@ describe('firewall on a real kernel (iptables-nft, in a test netns)', () => {
         const before = await saveState(ns);
         await fw.setupNetwork(n);
         const afterSetup = await saveState(ns);
-        golden(`${name}.save`, afterSetup);
+        golden(`${name}.save`, afterSetup, 'iptables-save');
 
         const writes = restores();
         await fw.setupNetwork(n);
@@ -253,7 +240,7 @@ describe('firewall on a real kernel (iptables-nft, in a test netns)', () => {
       await fw.init();
       await fw.setupNetwork(COMBOS.plain);
       await fw.setupNetwork(COMBOS.noicc);
-      golden('noicc.save', await saveState(ns));
+      golden('noicc.save', await saveState(ns), 'iptables-save');
     });
   });
 });
@@ -323,7 +310,7 @@ describe('atomicity', () => {
       assert.equal(v6After, v6Expected, 'IPv6 filter (committed before nat failed) must be reverted');
       // And reconcile repairs the sabotage.
       await fw.reconcile([COMBOS.dual]);
-      golden('dual.save', await saveState(ns));
+      golden('dual.save', await saveState(ns), 'iptables-save');
     });
   });
 });

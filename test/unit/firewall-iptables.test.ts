@@ -8,10 +8,11 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CommandError, InvalidArgumentError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
+import { GOLDEN_DIR, golden } from '../helpers/golden.js';
 import { createFirewall, type CommandRunner, type NetworkFirewallSpec } from '../../src/firewall/firewall.js';
 import { failedLine } from '../../src/firewall/iptables.js';
 import {
@@ -25,21 +26,6 @@ import {
   type Cidr,
   type Rule,
 } from '../../src/firewall/model.js';
-
-// dist/test/unit -> test/golden/firewall in the source tree
-const GOLDEN_DIR = resolve(__dirname, '../../../test/golden/firewall');
-const UPDATE = process.env.NETD_UPDATE_GOLDEN === '1';
-
-function golden(name: string, actual: string): void {
-  const file = join(GOLDEN_DIR, name);
-  if (UPDATE) {
-    mkdirSync(GOLDEN_DIR, { recursive: true });
-    writeFileSync(file, actual);
-    return;
-  }
-  assert.ok(existsSync(file), `golden file ${file} is missing (run with NETD_UPDATE_GOLDEN=1 and review it)`);
-  assert.equal(actual, readFileSync(file, 'utf8'), `output differs from golden ${name}`);
-}
 
 /** A `*.save` golden: "# iptables-save" and "# ip6tables-save" sections of normalised save output. */
 function loadSaveGolden(name: string): { v4: string; v6: string } {
