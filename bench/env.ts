@@ -268,23 +268,27 @@ export async function removeCgroup(parent: string, report: (msg: string) => void
   return killed;
 }
 
+/** SIGKILLs every process (but this one) whose network namespace has inode `nsIno`. Returns how many. */
+export function killProcessesInNetns(nsIno: number): number {
+  let killed = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (statSync(`/proc/${entry}/ns/net`).ino === nsIno) {
+        process.kill(Number(entry), 'SIGKILL');
+        killed++;
+      }
+    } catch {
+      /* exited meanwhile, or not ours to read */
+    }
+  }
+  return killed;
+}
+
 /**
  * SIGKILLs every other process in this phase's network namespace: all of them were started by the phase
  * (the namespace was made for it), e.g. containerd and the shims dockerd started. Returns how many.
  */
 export function killOthersInThisNetns(): number {
-  const own = nsInode('/proc/self/ns/net');
-  let killed = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      if (statSync(`/proc/${entry}/ns/net`).ino === own) {
-        process.kill(Number(entry), 'SIGKILL');
-        killed++;
-      }
-    } catch {
-      /* exited, or not readable */
-    }
-  }
-  return killed;
+  return killProcessesInNetns(nsInode('/proc/self/ns/net'));
 }

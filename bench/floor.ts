@@ -17,7 +17,18 @@ import { randomMac } from '../src/kernel/names.js';
 
 const NA_PORTS = 'n/a (a floor has no port publishing)';
 
-export class IpBatchFloor implements Impl {
+/** What both floors share: containers are bare namespaces, and no port publishing. */
+abstract class Floor {
+  async portSupport(): Promise<true | string> {
+    return NA_PORTS;
+  }
+
+  async makeContainer(name: string, index: number, ports: PortMap[]): Promise<Ctr> {
+    return { name, index, ns: newContainerNs(name), ports };
+  }
+}
+
+export class IpBatchFloor extends Floor implements Impl {
   readonly id = 'ip';
   private static readonly BRIDGE = 'brfloor0';
 
@@ -29,14 +40,6 @@ export class IpBatchFloor implements Impl {
         `link set ${IpBatchFloor.BRIDGE} up`,
       ].join('\n') + '\n',
     });
-  }
-
-  async portSupport(): Promise<true | string> {
-    return NA_PORTS;
-  }
-
-  async makeContainer(name: string, index: number, ports: PortMap[]): Promise<Ctr> {
-    return { name, index, ns: newContainerNs(name), ports };
   }
 
   private hostIf(c: Ctr): string {
@@ -67,7 +70,7 @@ export class IpBatchFloor implements Impl {
   }
 }
 
-export class RtnlFloor implements Impl {
+export class RtnlFloor extends Floor implements Impl {
   readonly id = 'rtnl';
   private rtnl?: Rtnl;
   private bridgeIndex = 0;
@@ -78,14 +81,6 @@ export class RtnlFloor implements Impl {
     this.bridgeIndex = br.index;
     await this.rtnl.addAddress(br.index, `${NET.gateway}/${NET.prefixLen}`);
     await this.rtnl.setLink(br.index, { up: true });
-  }
-
-  async portSupport(): Promise<true | string> {
-    return NA_PORTS;
-  }
-
-  async makeContainer(name: string, index: number, ports: PortMap[]): Promise<Ctr> {
-    return { name, index, ns: newContainerNs(name), ports };
   }
 
   private hostIf(c: Ctr): string {

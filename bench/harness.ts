@@ -149,18 +149,24 @@ export interface LevelOptions {
   procs: Procs;
 }
 
+/** The probe containers of a measurement: `samples` without a port and, if asked, `samples` publishing one. */
+async function makeProbes(impl: Impl, samples: number, withPorts: boolean): Promise<{ probes: Ctr[]; portProbes: Ctr[] }> {
+  const probes: Ctr[] = [];
+  const portProbes: Ctr[] = [];
+  for (let i = 0; i < samples; i++) {
+    probes.push(await impl.makeContainer(`probe${i}`, newIndex(), []));
+    if (withPorts) portProbes.push(await impl.makeContainer(`pport${i}`, newIndex(), [probePort(i)]));
+  }
+  return { probes, portProbes };
+}
+
 /**
  * Item 1: attach and detach latency of the Nth container on one network. At each level the network holds
  * N-1 attached containers; then `samples` probe containers are attached and detached one at a time (so
  * each probe is the Nth), alternating the variants without and with one published port.
  */
 export async function attachLevels(impl: Impl, rec: Recorder, opts: LevelOptions): Promise<void> {
-  const probes: Ctr[] = [];
-  const portProbes: Ctr[] = [];
-  for (let i = 0; i < opts.samples; i++) {
-    probes.push(await impl.makeContainer(`probe${i}`, newIndex(), []));
-    if (opts.ports === true) portProbes.push(await impl.makeContainer(`pport${i}`, newIndex(), [probePort(i)]));
-  }
+  const { probes, portProbes } = await makeProbes(impl, opts.samples, opts.ports === true);
   if (opts.ports !== true) for (const l of opts.levels) for (const op of ['attach', 'detach']) rec.na(`${op}|port|${l}`, opts.ports);
 
   const filled: Ctr[] = [];
@@ -222,12 +228,7 @@ export interface PortCostOptions {
  * (by filler containers), next to the cost of the same attach without a port at the same N.
  */
 export async function portCost(impl: Impl, rec: Recorder, opts: PortCostOptions): Promise<void> {
-  const probes: Ctr[] = [];
-  const portProbes: Ctr[] = [];
-  for (let i = 0; i < opts.samples; i++) {
-    probes.push(await impl.makeContainer(`probe${i}`, newIndex(), []));
-    portProbes.push(await impl.makeContainer(`pport${i}`, newIndex(), [probePort(i)]));
-  }
+  const { probes, portProbes } = await makeProbes(impl, opts.samples, true);
   const filled: Ctr[] = [];
   let published = 0;
   const fillStart = process.hrtime.bigint();

@@ -11,12 +11,12 @@
  *                          [--docker-max N] [--out FILE] [--profile]
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from '../test/helpers/daemon.js';
 import { TestNetns, requireRoot, run } from '../test/helpers/netns.js';
-import { ENV_MACHINE_MNTNS, ENV_MACHINE_NETNS, ENV_PHASE_NETNS, nsInode, removeCgroup, sleep } from './env.js';
+import { ENV_MACHINE_MNTNS, ENV_MACHINE_NETNS, ENV_PHASE_NETNS, killProcessesInNetns, nsInode, removeCgroup, sleep } from './env.js';
 import type { PhaseResult } from './harness.js';
 import type { ImplId, Item, PhaseConfig } from './phase.js';
 import { cniPluginDir } from './peers/cni.js';
@@ -124,22 +124,6 @@ function precheck(impl: ImplId, item: Item): string | undefined {
   return undefined;
 }
 
-/** Kills what is left in a phase's namespace (all started by this run), by PID. */
-function killLeftovers(nsIno: number): number {
-  let killed = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      if (statSync(`/proc/${entry}/ns/net`).ino === nsIno) {
-        process.kill(Number(entry), 'SIGKILL');
-        killed++;
-      }
-    } catch {
-      /* exited meanwhile, or not ours to read */
-    }
-  }
-  return killed;
-}
 
 let current: { ns: TestNetns; child: ReturnType<typeof spawn> } | undefined;
 
@@ -160,7 +144,7 @@ async function runPhase(impl: ImplId, item: Item, cfg: PhaseConfig, machineIno: 
     if (existsSync(cfg.resultPath)) return JSON.parse(readFileSync(cfg.resultPath, 'utf8')) as PhaseResult;
     return { phase, impl, loadavg: [], durationS: 0, samples: {}, values: {}, na: {}, notes: [], error: `phase exited with ${code} without a result` };
   } finally {
-    const killed = killLeftovers(nsIno) + (await removeCgroup(cfg.cgroupParent, (m) => process.stderr.write(`[bench] ${m}\n`)));
+    const killed = killProcessesInNetns(nsIno) + (await removeCgroup(cfg.cgroupParent, (m) => process.stderr.write(`[bench] ${m}\n`)));
     if (killed > 0) process.stderr.write(`[bench] ${phase}: killed ${killed} leftover process(es)\n`);
     await ns.destroy();
   }

@@ -3,7 +3,7 @@
  * same names: aardvark-dns (Podman's, Debian package `aardvark-dns`) and dnsmasq (package `dnsmasq`).
  * Both run inside the benchmark's own namespaces; nothing is installed or configured on the machine.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, type TestNetns } from '../../test/helpers/netns.js';

@@ -38,6 +38,12 @@ interface BridgeState {
   [key: string]: unknown;
 }
 
+/** Waits for every promise to settle (none is left running), then throws the first refusal, if any. */
+async function allDone(work: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 /** A Linux bridge numbers its ports in 10 bits, port 0 unused (BR_MAX_PORTS): adding one more is EXFULL. */
 const MAX_BRIDGE_PORTS = 1023;
 
@@ -213,9 +219,7 @@ export class BridgeDriver implements Driver {
         if (endpoint.gateway4) requests.push(rtnl.addRoute({ dst: 'default', family: 4, gateway: endpoint.gateway4, oif: link.index }));
         if (endpoint.gateway6) requests.push(rtnl.addRoute({ dst: 'default', family: 6, gateway: endpoint.gateway6, oif: link.index }));
       }
-      // Every answer is awaited before the socket closes; the first refusal is the error.
-      const failed = (await Promise.allSettled(requests)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
+      await allDone(requests); // every answer before the socket closes
     } finally {
       rtnl.close();
     }
@@ -229,9 +233,7 @@ export class BridgeDriver implements Driver {
     const opts = parseBridgeOptions(network.id, network.options);
     const rules = this.ports.unpublish(bridgeName(network, opts), opts, endpoint);
     const link = this.deleteHostEnd(endpoint);
-    const [r, l] = await Promise.allSettled([rules, link]);
-    if (r.status === 'rejected') throw r.reason;
-    if (l.status === 'rejected') throw l.reason;
+    await allDone([rules, link]);
   }
 
   private async deleteHostEnd(endpoint: EndpointRecord): Promise<void> {
