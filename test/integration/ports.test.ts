@@ -103,7 +103,9 @@ describe('published ports', () => {
     topo = await Topology.create('pt');
     await topo.host.exec(['ip', '-6', 'addr', 'add', `${HOST6}/64`, 'dev', 'ext0', 'nodad']);
     await topo.outside.exec(['ip', '-6', 'addr', 'add', `${OUTSIDE6}/64`, 'dev', 'ext1', 'nodad']);
-    daemon = await TestDaemon.start(topo.host);
+    // No firewall watchdog here: a test removes one of netd's rules on purpose (to show the hole it
+    // closes) and must not race a repair; the watchdog has its own tests (resilience.test).
+    daemon = await TestDaemon.start(topo.host, ['--firewall-check-interval', '0']);
   });
 
   after(async () => {
