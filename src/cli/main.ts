@@ -7,7 +7,7 @@ import { resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
 import { Client } from './client.js';
 import { table } from './format.js';
-import { DEFAULTS, startDaemon } from '../daemon/daemon.js';
+import { DEFAULTS } from '../daemon/defaults.js';
 import { parsePublishSpec } from '../portmap/parse.js';
 import { formatBinding, toDockerPortBinding, type PortBinding } from '../portmap/types.js';
 
@@ -63,7 +63,9 @@ export function buildProgram(): Command {
     .option('--firewall-check-interval <ms>', 'how often to check that netd\'s firewall rules are still there (0: never)', '3000')
     .option('--dns <address>', 'upstream DNS server for the embedded DNS: IP, IPv4:PORT or [IPv6]:PORT (repeatable; default: the host resolv.conf nameservers)', collect, [])
     .action(async (opts, cmd: Command) => {
-      const daemon = await startDaemon({
+      // Required here, not imported above: only this command loads the daemon (and the native addon).
+      const { runDaemon } = require('./daemon-command.js') as typeof import('./daemon-command.js');
+      await runDaemon({
         host: cmd.optsWithGlobals().host,
         dataRoot: opts.dataRoot,
         execRoot: opts.execRoot,
@@ -74,15 +76,6 @@ export function buildProgram(): Command {
         firewallCheckIntervalMs: Number(opts.firewallCheckInterval),
         dns: opts.dns,
       });
-      let stopping = false;
-      const stop = async () => {
-        if (stopping) return;
-        stopping = true;
-        await daemon.stop();
-        process.exit(0);
-      };
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
     });
 
   program

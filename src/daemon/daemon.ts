@@ -24,33 +24,7 @@ import { startApiServer } from '../api/server.js';
 import { ProcNamespaceResolver } from './namespace-resolver.js';
 import { hostSubnets } from './host-subnets.js';
 import { DnsService } from '../dns/dns-service.js';
-
-export interface DaemonConfig {
-  host: string;
-  dataRoot: string;
-  /** Runtime files: the namespaces netd creates live in `<execRoot>/netns`. */
-  execRoot: string;
-  logLevel: string;
-  bridge: string;
-  defaultAddressPools: string[];
-  /** Group allowed to use the socket (gid). */
-  group?: number;
-  /** How often to look for containers that died without a detach (ms; 0: never). */
-  sweepIntervalMs?: number;
-  /** How often to check that netd's firewall rules are still there (ms; 0: never). */
-  firewallCheckIntervalMs?: number;
-  /** Upstream DNS servers for the embedded DNS (`--dns`); default: the host's resolv.conf nameservers. */
-  dns?: string[];
-}
-
-export const DEFAULTS: DaemonConfig = {
-  host: 'unix:///run/netd/netd.sock',
-  dataRoot: '/var/lib/netd',
-  execRoot: '/run/netd',
-  logLevel: 'info',
-  bridge: 'netd0',
-  defaultAddressPools: [],
-};
+import type { DaemonConfig } from './defaults.js';
 
 export interface RunningDaemon {
   controller: Controller;
