@@ -14,7 +14,7 @@ import { DEFAULT_ADDRESS_POOLS, parseAddressPool } from '../ipam/default-pools.j
 import { Store } from '../store/store.js';
 import { DataRootLock } from '../store/lock.js';
 import { Rtnl } from '../kernel/rtnetlink.js';
-import { createFirewall } from '../firewall/firewall.js';
+import { createFirewall } from '../firewall/factory.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host.js';
 import { NullDriver } from '../drivers/null.js';

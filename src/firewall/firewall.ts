@@ -1,10 +1,10 @@
 /**
  * The firewall interface the bridge driver uses. Like netavark's FirewallDriver it speaks of networks
- * and port forwards, not of rules: the backend decides the rules.
+ * and port forwards, not of rules: the backend decides the rules. Types only: backends implement it,
+ * factory.ts makes one.
  */
 import type { Logger } from '../log.js';
-import { spawnRunner, type CommandRunner } from './exec.js';
-import { IptablesFirewall } from './iptables.js';
+import type { CommandRunner } from './exec.js';
 import type { NetworkFirewallSpec } from './spec.js';
 import type { PortForwardSpec } from './port-forward.js';
 
@@ -41,14 +41,11 @@ export interface Firewall {
   reconcile(networks: NetworkFirewallSpec[], forwards?: PortForwardSpec[]): Promise<void>;
 }
 
-export interface FirewallOptions {
+/** What a backend is made with (factory.ts fills in the defaults). */
+export interface FirewallBackendOptions {
   logger: Logger;
-  /** How commands run; defaults to spawning the argv directly. */
-  exec?: CommandRunner;
-  /** Program ip6tables too (default true). When false, IPv6 subnets are ignored with a warning. */
-  ipv6?: boolean;
-}
-
-export function createFirewall(opts: FirewallOptions): Firewall {
-  return new IptablesFirewall({ logger: opts.logger, exec: opts.exec ?? spawnRunner, ipv6: opts.ipv6 ?? true });
+  /** How commands run. */
+  exec: CommandRunner;
+  /** Program IPv6 too. When false, IPv6 subnets and port mappings are ignored with a warning. */
+  ipv6: boolean;
 }

@@ -13,8 +13,9 @@ import { join } from 'node:path';
 import { CommandError, InvalidArgumentError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { GOLDEN_DIR, golden } from '../helpers/golden.js';
-import { createFirewall, type CommandRunner, type NetworkFirewallSpec } from '../../src/firewall/firewall.js';
-import { failedLine } from '../../src/firewall/iptables.js';
+import type { CommandRunner, NetworkFirewallSpec } from '../../src/firewall/firewall.js';
+import { createFirewall } from '../../src/firewall/factory.js';
+import { failedLine } from '../../src/firewall/iptables-commands.js';
 import {
   parseCidr,
   parseSave,

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { CommandError, InvalidArgumentError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { golden } from '../helpers/golden.js';
-import { createFirewall, type CommandRunner, type NetworkFirewallSpec, type PortForwardSpec } from '../../src/firewall/firewall.js';
+import type { CommandRunner, NetworkFirewallSpec, PortForwardSpec } from '../../src/firewall/firewall.js';
+import { createFirewall } from '../../src/firewall/factory.js';
 import { ruleArgs } from '../../src/firewall/model.js';
 
 interface Call {
