@@ -5,25 +5,12 @@
 import { createServer, type Server } from 'node:http';
 import { chmodSync, chownSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Controller } from '../cnm/controller.js';
 import { Router } from './http.js';
 import { addDockerRoutes } from './docker-api.js';
 import { addNetdRoutes } from './netd-api.js';
-
-export type Listen = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
-
-export function parseHost(host: string): Listen {
-  if (host.startsWith('unix://')) {
-    const path = host.slice('unix://'.length);
-    if (!path.startsWith('/')) throw new InvalidArgumentError(`--host ${host}: the socket path must be absolute`);
-    return { kind: 'unix', path };
-  }
-  const m = /^tcp:\/\/([^:]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(host);
-  if (m && Number(m[2]) > 0 && Number(m[2]) < 65536) return { kind: 'tcp', host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
-  throw new InvalidArgumentError(`--host ${host}: expected unix:///path or tcp://HOST:PORT`);
-}
+import { parseHost } from './listen.js';
 
 export async function startApiServer(opts: { host: string; controller: Controller; log: Logger; group?: number }): Promise<Server> {
   const router = new Router(opts.log);

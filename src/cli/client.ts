@@ -1,6 +1,6 @@
 /** The CLI's HTTP client for the daemon's socket. */
 import { request } from 'node:http';
-import { parseHost } from '../api/server.js';
+import { parseHost } from '../api/listen.js';
 
 export class ApiError extends Error {
   constructor(

@@ -26,6 +26,8 @@ const DAEMON_ONLY: [string, RegExp][] = [
   ['the kernel layer', /\/dist\/src\/kernel\/(native|rtnetlink|netns)\.js$/],
   ['the DNS server', /\/dist\/src\/dns\//],
   ['the firewall', /\/dist\/src\/firewall\//],
+  ['the API server', /\/dist\/src\/api\/(server|http|docker-api|netd-api)\.js$/],
+  ['the CNM core', /\/dist\/src\/cnm\//],
 ];
 
 function loadedBy(args: string[]): { status: number | null; stderr: string; modules: string[] } {
