@@ -1,20 +1,21 @@
 /**
- * The `null` driver (network `none`): the container keeps its own namespace with only loopback, up.
+ * The `null` driver (network `none`): the container keeps its own namespace with only loopback, up, and
+ * can be on no other network at once.
  */
-import type { Driver } from './driver.js';
-import type { SandboxRecord } from '../cnm/sandbox.js';
+import type { Capabilities, Driver, JoinResult } from '../driverapi/driver.js';
+import type { DriverSandbox } from '../driverapi/model.js';
 import { bringLoopbackUp } from '../kernel/loopback.js';
 
 export class NullDriver implements Driver {
   readonly type = 'null';
-  readonly providesInterface = false;
+  readonly capabilities: Capabilities = { interface: false, exclusive: true, singleInstance: true };
   async createNetwork(): Promise<Record<string, unknown>> {
     return {};
   }
   async deleteNetwork(): Promise<void> {}
-  async join(_n: unknown, _e: unknown, sandbox: SandboxRecord): Promise<Record<string, unknown>> {
+  async join(_n: unknown, _e: unknown, sandbox: DriverSandbox): Promise<JoinResult> {
     await bringLoopbackUp(sandbox.key);
-    return {};
+    return { state: {} };
   }
   async leave(): Promise<void> {}
   async restore(): Promise<void> {}

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Controller, type AttachRequest } from '../../src/cnm/controller.js';
-import type { Driver } from '../../src/drivers/driver.js';
+import type { Capabilities, Driver } from '../../src/driverapi/driver.js';
 import type { NamespaceResolver, SandboxRecord, SandboxTarget } from '../../src/cnm/sandbox.js';
 import { Ipam } from '../../src/ipam/ipam.js';
 import { DEFAULT_ADDRESS_POOLS, parseAddressPool } from '../../src/ipam/default-pools.js';
@@ -25,7 +25,7 @@ function att(c: Controller, req: AttachRequest): Promise<AttachResult> {
 class RecordingDriver implements Driver {
   constructor(
     readonly type = 'bridge',
-    readonly providesInterface = true,
+    readonly capabilities: Capabilities = { interface: true, dnsNames: true },
   ) {}
   calls: string[] = [];
   failJoin = false;
@@ -39,7 +39,7 @@ class RecordingDriver implements Driver {
   async join(_n: unknown, e: { ifname: string; ipv4?: string }) {
     if (this.failJoin) throw new Error('veth creation failed');
     this.calls.push(`join ${e.ifname} ${e.ipv4}`);
-    return { hostIfname: 'vethtest', mac: '02:00:00:00:00:01' };
+    return { state: { hostIfname: 'vethtest', mac: '02:00:00:00:00:01' }, mac: '02:00:00:00:00:01' };
   }
   async leave(_n: unknown, e: { ifname: string }) {
     this.calls.push(`leave ${e.ifname}`);
@@ -66,8 +66,8 @@ class FakeNamespaces implements NamespaceResolver {
 }
 
 function setup(dir: string, driver = new RecordingDriver(), ns = new FakeNamespaces()) {
-  const null_ = new RecordingDriver('null', false);
-  const host = new RecordingDriver('host', false);
+  const null_ = new RecordingDriver('null', { interface: false, exclusive: true, singleInstance: true });
+  const host = new RecordingDriver('host', { interface: false, hostNamespace: true, singleInstance: true });
   const controller = new Controller({
     store: new Store(dir),
     ipam: new Ipam(DEFAULT_ADDRESS_POOLS.map(parseAddressPool)),
@@ -75,7 +75,11 @@ function setup(dir: string, driver = new RecordingDriver(), ns = new FakeNamespa
     resolver: ns,
     log: silentLogger(),
     hostSubnets: async () => [],
-    defaultBridgeOptions: { 'com.docker.network.bridge.name': 'netd0' },
+    predefined: [
+      { name: 'bridge', driver: 'bridge', options: { 'com.docker.network.bridge.name': 'netd0' } },
+      { name: 'host', driver: 'host' },
+      { name: 'none', driver: 'null' },
+    ],
   });
   return { controller, driver, ns };
 }
