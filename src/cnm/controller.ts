@@ -19,7 +19,7 @@ import type { Ipam } from '../ipam/ipam.js';
 import type { Subnet } from '../ipam/ip.js';
 import type { Store, LoadProblem } from '../store/store.js';
 import { Mutex } from './mutex.js';
-import type { IpamConfig, NetworkCreateRequest, NetworkRecord } from './network.js';
+import type { IpamConfig, Network, NetworkCreateRequest, NetworkRecord } from './network.js';
 import type { AttachRequest, AttachResult, EndpointRecord, SharedAttachResult } from './endpoint.js';
 import type { NamespaceResolver, SandboxRecord } from './sandbox.js';
 import type { NetworkObserver } from './observer.js';
@@ -269,7 +269,7 @@ export class Controller {
         this.sandboxOps.promoteMember(sandbox);
         return [];
       }
-      let network;
+      let network: Network | undefined;
       if (networkRef !== undefined) {
         network = this.registry.findNetwork(networkRef);
         if (!network) throw new NotFoundError(`network ${networkRef} not found`);
