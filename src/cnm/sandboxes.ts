@@ -6,9 +6,8 @@
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { newId, type CoreContext } from './context.js';
 import { isValidName } from './validation.js';
-import type { AttachRequest, AttachResult, SharedAttachResult } from './endpoint.js';
+import type { AttachRequest, AttachResult, EndpointRecord, SharedAttachResult } from './endpoint.js';
 import type { NetworkRecord } from './network.js';
-import type { EndpointRecord } from './endpoint.js';
 import type { SandboxMember, SandboxRecord } from './sandbox.js';
 
 export class Sandboxes {

@@ -63,6 +63,9 @@ export interface Driver {
    */
   reloadFirewall?(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<void>;
 
-  /** After a restart: make the kernel match the persisted networks and endpoints again. */
+  /**
+   * After a restart: make the kernel match the persisted networks and endpoints again. Records an older
+   * version of the driver wrote may be upgraded here, in memory (their options and driverState).
+   */
   restore(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<void>;
 }
