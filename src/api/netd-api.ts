@@ -6,6 +6,8 @@ import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Controller } from '../cnm/controller.js';
 import type { SandboxTarget } from '../cnm/sandbox.js';
 import { parsePortRequests } from '../portmap/parse.js';
+import type { PortBinding } from '../portmap/types.js';
+import { PORT_MAP } from '../driverapi/labels.js';
 import { obj, str, strList, type Router } from './http.js';
 
 /** A PID (digits) or an absolute namespace path; anything else is not a new attach target. */
@@ -33,6 +35,15 @@ function targetOf(value: unknown): SandboxTarget {
   throw new InvalidArgumentError('target must be a PID, a namespace path or a sandbox name');
 }
 
+/**
+ * The endpoint options of an attach, for the network's driver: `ports` (libnetwork's
+ * com.docker.network.portmap entries ({Proto, Port, HostIP, HostPort}) or "-p" strings), parsed here.
+ */
+function endpointOptions(body: Record<string, unknown>): Record<string, unknown> | undefined {
+  const ports = parsePortRequests(body.ports);
+  return ports.length > 0 ? { [PORT_MAP]: ports } : undefined;
+}
+
 export function addNetdRoutes(router: Router, controller: Controller): void {
   router.add('POST', '/netd/v1/attach', async (req) => {
     const body = obj(await req.body(), 'request body');
@@ -45,8 +56,7 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
       mac: str(body, 'mac'),
       aliases: strList(body, 'aliases'),
       mode: str(body, 'mode'),
-      // libnetwork's com.docker.network.portmap entries ({Proto, Port, HostIP, HostPort}) or "-p" strings.
-      ports: parsePortRequests(body.ports),
+      options: endpointOptions(body),
       // Observer fields (resolv.conf/hosts paths, links), passed through for them to check.
       extras: body.extras === undefined || body.extras === null ? undefined : obj(body.extras, 'extras'),
     });
@@ -65,7 +75,7 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
     const byId = new Map(controller.networks().map((n) => [n.id, n.name]));
     return {
       status: 200,
-      body: controller.endpoints().map((e) => ({ ...e, network: byId.get(e.networkId) })),
+      body: controller.endpoints().map((e) => ({ ...e, ...controller.endpointInfo(e), network: byId.get(e.networkId) })),
     };
   });
 
@@ -80,7 +90,7 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
       .endpoints()
       .filter((e) => e.sandboxId === sandbox.id)
       .flatMap((e) =>
-        (e.ports ?? []).map((p) => ({
+        ((controller.endpointInfo(e).ports as PortBinding[] | undefined) ?? []).map((p) => ({
           network: names.get(e.networkId),
           endpointId: e.id,
           containerIp: (p.hostIp.includes(':') ? e.ipv6 : e.ipv4)?.split('/')[0],

@@ -1,29 +1,35 @@
 /** An endpoint: a network's attachment point inside one sandbox (for the bridge driver, a veth pair). */
-import type { PortBinding, PortRequest } from '../portmap/types.js';
+import type { DriverEndpoint } from '../driverapi/model.js';
+import type { SandboxTarget } from './sandbox.js';
+import type { AttachExtras } from './observer.js';
 
-export interface EndpointRecord {
-  id: string;
-  /** The container's name on this network (used by DNS later). */
-  name: string;
-  networkId: string;
+/** What is persisted for an endpoint: what its driver sees, and the core's own fields. */
+export interface EndpointRecord extends DriverEndpoint {
   sandboxId: string;
-  /** Interface name inside the sandbox (eth0, eth1, ...); empty for drivers that make no interface. */
-  ifname: string;
-  mac?: string;
-  /** `address/prefix` */
-  ipv4?: string;
-  ipv6?: string;
-  gateway4?: string;
-  gateway6?: string;
-  /** Whether this endpoint provides the sandbox's default route(s). */
-  gatewayEndpoint: boolean;
+  /** DNS aliases on this network. */
   aliases: string[];
-  /** Ports asked to be published at attach (libnetwork's com.docker.network.portmap), for the driver. */
-  portRequests?: PortRequest[];
-  /** Ports the driver published: one per host address family, with the host port it chose. */
-  ports?: PortBinding[];
   created: string;
-  driverState: Record<string, unknown>;
+}
+
+/** What an attach/connect asks for. */
+export interface AttachRequest {
+  target: SandboxTarget;
+  network?: string;
+  /** Container name; defaults to the first 12 hex of the sandbox id. */
+  name?: string;
+  ip?: string;
+  ip6?: string;
+  mac?: string;
+  aliases?: string[];
+  /** The default network's name or `default` (use `network`), another predefined network's name, or `container:<name|id|pid>`. */
+  mode?: string;
+  /**
+   * Endpoint options for the network's driver (driverapi/labels.ts, e.g. PORT_MAP for published ports),
+   * opaque to the core; refused unless the driver declares their keys.
+   */
+  options?: Record<string, unknown>;
+  /** Fields for observers (see observer.ts), passed through untouched. */
+  extras?: AttachExtras;
 }
 
 /** What an attach/connect reports back to its caller. */
@@ -39,9 +45,7 @@ export interface AttachResult {
   ipv6?: string;
   gateway?: string;
   gateway6?: string;
-  /** Published ports, when any were asked for. */
-  ports?: PortBinding[];
-  /** Observer-provided fields, e.g. `dns`. */
+  /** Observer-provided fields (e.g. `dns`) and the driver's operational info (e.g. `ports`). */
   [extra: string]: unknown;
 }
 

@@ -1,28 +1,17 @@
 /** A network: a named broadcast domain with its IPAM configuration, realised by one driver. */
+import type { DriverNetwork } from '../driverapi/model.js';
 
-export interface IpamConfig {
-  subnet: string;
-  gateway: string;
-  ipRange?: string;
-}
+export type { IpamConfig } from '../driverapi/model.js';
 
-/** What is persisted for a network. */
-export interface NetworkRecord {
-  id: string;
-  name: string;
+/** What is persisted for a network: what its driver sees, and the core's own fields. */
+export interface NetworkRecord extends DriverNetwork {
   driver: string;
   created: string;
-  internal: boolean;
   attachable: boolean;
   enableIPv6: boolean;
-  ipv4: IpamConfig[];
-  ipv6: IpamConfig[];
-  options: Record<string, string>;
   labels: Record<string, string>;
-  /** Networks netd creates itself (bridge, host, none): they cannot be removed. */
+  /** Networks netd creates itself (the daemon's predefined ones): they cannot be removed. */
   predefined: boolean;
-  /** Whatever the driver needs to remember (e.g. the bridge's name). */
-  driverState: Record<string, unknown>;
 }
 
 export interface NetworkCreateRequest {

@@ -2,12 +2,10 @@
  * A sandbox: a container's network stack, i.e. one network namespace, identified by the namespace's
  * device and inode so that a second attach of the same container finds it again.
  */
+import type { DriverSandbox } from '../driverapi/model.js';
 
-export interface SandboxRecord {
-  id: string;
+export interface SandboxRecord extends DriverSandbox {
   name: string;
-  /** Path that opens the namespace: /proc/PID/ns/net or a bind-mounted netns file. */
-  key: string;
   pid?: number;
   /** `dev:ino` of the namespace. */
   nsId: string;

@@ -56,7 +56,12 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       resolver: new ProcNamespaceResolver(join(config.execRoot, 'netns')),
       log,
       hostSubnets: () => hostSubnets(hostRtnl),
-      defaultBridgeOptions: { [OPT_BRIDGE_NAME]: config.bridge, [OPT_DEFAULT_BRIDGE]: 'true' },
+      // Docker's three: the default network first.
+      predefined: [
+        { name: 'bridge', driver: 'bridge', options: { [OPT_BRIDGE_NAME]: config.bridge, [OPT_DEFAULT_BRIDGE]: 'true' } },
+        { name: 'host', driver: 'host' },
+        { name: 'none', driver: 'null' },
+      ],
       observers: [dns],
     });
     const problems = await controller.start();

@@ -4,25 +4,27 @@
  * resolv.conf and hosts files for runtimes that ask for them (attach extras `resolvConf`, `hosts`,
  * `links`).
  *
- * What each kind of network gets (chosen to match what Docker users know):
- * - user-defined bridge networks: names resolved on the gateway, everything else forwarded; containers
- *   get `nameserver GATEWAY` (v4, then v6), the host's search domains and options, plus `ndots:0`;
- * - the default `bridge` network: no names (as in Docker); containers get the upstream resolvers
+ * What each kind of network gets (chosen to match what Docker users know), as its driver's capabilities
+ * say (never by driver name):
+ * - user-defined networks whose driver gives names (bridge): names resolved on the gateway, everything
+ *   else forwarded; containers get `nameserver GATEWAY` (v4, then v6), the host's search domains and
+ *   options, plus `ndots:0`;
+ * - predefined networks with an interface (the default `bridge`): no names (as in Docker, which resolves
+ *   names on user-defined networks only); containers get the upstream resolvers
  *   themselves (the daemon's --dns servers, or the host's resolv.conf nameservers), as Docker gives
  *   them. Loopback resolvers (127.0.0.53...) are unreachable from a container, so those are left out,
  *   and when nothing else is left the container is pointed at the gateway, where netd forwards for it
  *   (where Docker would fall back to Google's public resolvers);
- * - the `host` network: the host's own resolv.conf (same namespace, so loopback resolvers work);
- * - `none`: nothing.
+ * - networks in the host's namespace (`host`): the host's own resolv.conf (loopback resolvers work);
+ * - networks with neither (`none`): nothing.
  * If a network's listener cannot bind (port 53 taken), containers get the upstreams as on the default
  * bridge, and the failure is logged: the daemon never stops for DNS.
  */
 import { statSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { NetworkRecord } from '../cnm/network.js';
 import type { EndpointRecord } from '../cnm/endpoint.js';
 import type { SandboxRecord } from '../cnm/sandbox.js';
-import type { AttachExtras, NetworkObserver } from '../cnm/observer.js';
+import type { AttachExtras, NetworkObserver, ObservedNetwork } from '../cnm/observer.js';
 import { NameDirectory } from './directory.js';
 import { namesOf } from './records.js';
 import { Forwarder } from './forwarder.js';
@@ -119,12 +121,12 @@ export class DnsService implements NetworkObserver {
 
   // ---------------------------------------------------------------- observer hooks
 
-  async networkCreated(network: NetworkRecord): Promise<void> {
+  async networkCreated(network: ObservedNetwork): Promise<void> {
     const configs = [...network.ipv4, ...network.ipv6];
     this.directory.addNetwork({
       id: network.id,
       name: network.name,
-      resolvesNames: !isDefaultBridge(network),
+      resolvesNames: resolvesNames(network),
       internal: network.internal,
       subnets: configs.map((c) => c.subnet),
     });
@@ -152,14 +154,14 @@ export class DnsService implements NetworkObserver {
     }
   }
 
-  async networkRemoved(network: NetworkRecord): Promise<void> {
+  async networkRemoved(network: ObservedNetwork): Promise<void> {
     const server = this.servers.get(network.id);
     this.servers.delete(network.id);
     this.directory.removeNetwork(network.id);
     await server?.close();
   }
 
-  endpointJoined(network: NetworkRecord, endpoint: EndpointRecord, sandbox: SandboxRecord, extras: AttachExtras): void {
+  endpointJoined(network: ObservedNetwork, endpoint: EndpointRecord, sandbox: SandboxRecord, extras: AttachExtras): void {
     this.directory.join(network.id, {
       endpointId: endpoint.id,
       sandboxId: endpoint.sandboxId,
@@ -172,12 +174,12 @@ export class DnsService implements NetworkObserver {
     if (outcome) this.files.set(endpoint.id, outcome);
   }
 
-  endpointLeft(network: NetworkRecord, endpoint: EndpointRecord): void {
+  endpointLeft(network: ObservedNetwork, endpoint: EndpointRecord): void {
     this.directory.leave(network.id, endpoint.id);
     this.files.delete(endpoint.id);
   }
 
-  describeEndpoint(network: NetworkRecord, endpoint: EndpointRecord): Record<string, unknown> | undefined {
+  describeEndpoint(network: ObservedNetwork, endpoint: EndpointRecord): Record<string, unknown> | undefined {
     const files = this.files.get(endpoint.id);
     this.files.delete(endpoint.id);
     const dns = this.dnsConfig(network);
@@ -194,16 +196,17 @@ export class DnsService implements NetworkObserver {
   // ---------------------------------------------------------------- what containers use
 
   /** The resolver configuration for a container on this network. */
-  dnsConfig(network: NetworkRecord): DnsConfig | undefined {
-    if (network.driver === 'null') return undefined;
+  dnsConfig(network: ObservedNetwork): DnsConfig | undefined {
+    const caps = network.capabilities;
+    if (!caps.interface && !caps.hostNamespace) return undefined; // no way to any resolver
     const host = this.hostConf();
     const upstreams = this.upstreams().filter((u) => u.port === 53);
-    if (network.driver === 'host') {
+    if (caps.hostNamespace) {
       const nameservers = this.configured.length > 0 ? upstreams.map((u) => u.address) : host.nameservers;
       return { nameservers: nameservers.slice(0, MAX_NAMESERVERS), search: host.search, options: [...host.options] };
     }
     const listening = this.servers.get(network.id)?.listening ?? [];
-    if (!isDefaultBridge(network) && listening.length > 0) {
+    if (resolvesNames(network) && listening.length > 0) {
       return { nameservers: listening.slice(0, MAX_NAMESERVERS), search: host.search, options: containerOptions(host.options) };
     }
     const reachable = upstreams.map((u) => u.address).filter((a) => !isLoopback(a));
@@ -213,7 +216,7 @@ export class DnsService implements NetworkObserver {
 
   // ---------------------------------------------------------------- resolv.conf and hosts files
 
-  private writeFiles(network: NetworkRecord, endpoint: EndpointRecord, sandbox: SandboxRecord, extras: AttachExtras): FilesOutcome | undefined {
+  private writeFiles(network: ObservedNetwork, endpoint: EndpointRecord, sandbox: SandboxRecord, extras: AttachExtras): FilesOutcome | undefined {
     const { resolvConf, hosts, links } = extras as { resolvConf?: unknown; hosts?: unknown; links?: unknown };
     if (resolvConf === undefined && hosts === undefined && links === undefined) return undefined;
     const outcome: FilesOutcome = {};
@@ -280,8 +283,9 @@ function upstreamsOf(conf: ResolvConf): Upstream[] {
   return conf.nameservers.slice(0, MAX_NAMESERVERS).map(parseUpstream);
 }
 
-function isDefaultBridge(network: NetworkRecord): boolean {
-  return network.predefined && network.driver === 'bridge';
+/** Container names are answered on user-defined networks whose driver gives names (not on predefined ones, as Docker). */
+function resolvesNames(network: ObservedNetwork): boolean {
+  return network.capabilities.dnsNames === true && !network.predefined;
 }
 
 /** Identity of a file's current content for change detection (missing file: empty). */

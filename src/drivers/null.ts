@@ -1,21 +1,17 @@
 /**
- * The `null` driver (network `none`): the container keeps its own namespace with only loopback, up.
+ * The `null` driver (network `none`): the container keeps its own namespace with only loopback, up, and
+ * can be on no other network at once.
  */
-import type { Driver } from './driver.js';
-import type { SandboxRecord } from '../cnm/sandbox.js';
+import type { Capabilities, JoinResult } from '../driverapi/driver.js';
+import type { DriverEndpoint, DriverNetwork, DriverSandbox } from '../driverapi/model.js';
 import { bringLoopbackUp } from '../kernel/loopback.js';
+import { InterfacelessDriver } from './interfaceless.js';
 
-export class NullDriver implements Driver {
+export class NullDriver extends InterfacelessDriver {
   readonly type = 'null';
-  readonly providesInterface = false;
-  async createNetwork(): Promise<Record<string, unknown>> {
-    return {};
-  }
-  async deleteNetwork(): Promise<void> {}
-  async join(_n: unknown, _e: unknown, sandbox: SandboxRecord): Promise<Record<string, unknown>> {
+  readonly capabilities: Capabilities = { interface: false, exclusive: true, singleInstance: true };
+  override async join(_network: DriverNetwork, _endpoint: DriverEndpoint, sandbox: DriverSandbox): Promise<JoinResult> {
     await bringLoopbackUp(sandbox.key);
-    return {};
+    return { state: {} };
   }
-  async leave(): Promise<void> {}
-  async restore(): Promise<void> {}
 }

@@ -4,70 +4,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Controller, type AttachRequest } from '../../src/cnm/controller.js';
-import type { Driver } from '../../src/drivers/driver.js';
-import type { NamespaceResolver, SandboxRecord, SandboxTarget } from '../../src/cnm/sandbox.js';
+import { Controller } from '../../src/cnm/controller.js';
+import type { SandboxTarget } from '../../src/cnm/sandbox.js';
 import { Ipam } from '../../src/ipam/ipam.js';
 import { DEFAULT_ADDRESS_POOLS, parseAddressPool } from '../../src/ipam/default-pools.js';
 import { Store } from '../../src/store/store.js';
 import { silentLogger } from '../../src/log.js';
 import { ConflictError, ForbiddenError, NotFoundError } from '../../src/errors.js';
 import type { AttachResult } from '../../src/cnm/endpoint.js';
-
-/** Attach to a network (not `container:` mode), typed as such. */
-function att(c: Controller, req: AttachRequest): Promise<AttachResult> {
-  return c.attach(req) as Promise<AttachResult>;
-}
-
-class RecordingDriver implements Driver {
-  constructor(
-    readonly type = 'bridge',
-    readonly providesInterface = true,
-  ) {}
-  calls: string[] = [];
-  failJoin = false;
-  async createNetwork(n: { name: string }) {
-    this.calls.push(`create ${n.name}`);
-    return { bridge: `br-${n.name}` };
-  }
-  async deleteNetwork(n: { name: string }) {
-    this.calls.push(`delete ${n.name}`);
-  }
-  async join(_n: unknown, e: { ifname: string; ipv4?: string }) {
-    if (this.failJoin) throw new Error('veth creation failed');
-    this.calls.push(`join ${e.ifname} ${e.ipv4}`);
-    return { hostIfname: 'vethtest', mac: '02:00:00:00:00:01' };
-  }
-  async leave(_n: unknown, e: { ifname: string }) {
-    this.calls.push(`leave ${e.ifname}`);
-  }
-  async restore(nets: unknown[], eps: unknown[]) {
-    this.calls.push(`restore ${nets.length} ${eps.length}`);
-  }
-}
-
-class FakeNamespaces implements NamespaceResolver {
-  dead = new Set<string>();
-  resolve(t: SandboxTarget) {
-    if (t.pid === 1) throw new ForbiddenError('host namespace');
-    const key = t.pid !== undefined ? `/proc/${t.pid}/ns/net` : t.path!;
-    return { key, pid: t.pid, nsId: `ns:${t.pid ?? t.path}`, host: false };
-  }
-  async create(name: string) {
-    return { key: `/run/test/${name}`, nsId: `ns:${name}`, host: false };
-  }
-  destroy() {}
-  alive(s: SandboxRecord) {
-    return !this.dead.has(s.nsId);
-  }
-}
+import { FakeNamespaces, RecordingDriver, att, withDir } from '../helpers/fake-core.js';
 
 function setup(dir: string, driver = new RecordingDriver(), ns = new FakeNamespaces()) {
-  const null_ = new RecordingDriver('null', false);
-  const host = new RecordingDriver('host', false);
+  const null_ = new RecordingDriver('null', { interface: false, exclusive: true, singleInstance: true });
+  const host = new RecordingDriver('host', { interface: false, hostNamespace: true, singleInstance: true });
   const controller = new Controller({
     store: new Store(dir),
     ipam: new Ipam(DEFAULT_ADDRESS_POOLS.map(parseAddressPool)),
@@ -75,20 +24,13 @@ function setup(dir: string, driver = new RecordingDriver(), ns = new FakeNamespa
     resolver: ns,
     log: silentLogger(),
     hostSubnets: async () => [],
-    defaultBridgeOptions: { 'com.docker.network.bridge.name': 'netd0' },
+    predefined: [
+      { name: 'bridge', driver: 'bridge', options: { 'com.docker.network.bridge.name': 'netd0' } },
+      { name: 'host', driver: 'host' },
+      { name: 'none', driver: 'null' },
+    ],
   });
   return { controller, driver, ns };
-}
-
-function withDir(fn: (dir: string) => Promise<void>) {
-  return async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'netd-ctl-'));
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
 }
 
 test('start creates the predefined networks once', withDir(async (dir) => {

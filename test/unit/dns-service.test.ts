@@ -9,10 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/log.js';
 import { DnsService } from '../../src/dns/dns-service.js';
-import type { NetworkRecord } from '../../src/cnm/network.js';
+import type { ObservedNetwork } from '../../src/cnm/observer.js';
+import type { Capabilities } from '../../src/driverapi/driver.js';
 
-function network(name: string, driver: string, predefined: boolean, subnet?: string): NetworkRecord {
+/** What the drivers of these fixtures declare (see src/drivers). */
+const CAPABILITIES: Record<string, Capabilities> = {
+  bridge: { interface: true, dnsNames: true },
+  host: { interface: false, hostNamespace: true, singleInstance: true },
+  null: { interface: false, exclusive: true, singleInstance: true },
+};
+
+function network(name: string, driver: string, predefined: boolean, subnet?: string): ObservedNetwork {
   return {
+    capabilities: CAPABILITIES[driver],
     id: name.padEnd(64, '0'),
     name,
     driver,

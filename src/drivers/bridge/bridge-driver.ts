@@ -9,10 +9,9 @@
  */
 import { InvalidArgumentError, ConflictError, KernelError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { Driver } from '../driver.js';
-import type { NetworkRecord } from '../../cnm/network.js';
-import type { EndpointRecord } from '../../cnm/endpoint.js';
-import type { SandboxRecord } from '../../cnm/sandbox.js';
+import type { Capabilities, Driver, JoinResult } from '../../driverapi/driver.js';
+import { PORT_MAP } from '../../driverapi/labels.js';
+import type { DriverEndpoint, DriverNetwork, DriverSandbox } from '../../driverapi/model.js';
 import { Transaction } from '../../cnm/transaction.js';
 import { faultPoint } from '../../cnm/fault.js';
 import type { Firewall, NetworkFirewallSpec } from '../../firewall/firewall.js';
@@ -21,7 +20,8 @@ import { Rtnl, LOOPBACK_IFINDEX, type Link } from '../../kernel/rtnetlink.js';
 import { randomMac } from '../../kernel/names.js';
 import { writeSysctl } from '../../kernel/sysctl.js';
 import { parseBridgeOptions, type BridgeOptions } from './options.js';
-import { PortPublisher } from './port-publisher.js';
+import { PortPublisher, bindingsOf } from './port-publisher.js';
+import { portRequestsOf, upgradeLegacyEndpoint } from './endpoint-options.js';
 import type { PortBinding } from '../../portmap/types.js';
 
 export const OWNER_PREFIX = 'netd:';
@@ -49,7 +49,7 @@ const MAX_BRIDGE_PORTS = 1023;
 
 export class BridgeDriver implements Driver {
   readonly type = 'bridge';
-  readonly providesInterface = true;
+  readonly capabilities: Capabilities = { interface: true, dnsNames: true, endpointOptions: [PORT_MAP] };
   /** Bridge ifindex by network id, looked up once. */
   private readonly bridgeIndex = new Map<string, number>();
   /** Published ports of this driver's endpoints. */
@@ -65,7 +65,7 @@ export class BridgeDriver implements Driver {
 
   // ---------------------------------------------------------------- networks
 
-  async createNetwork(network: NetworkRecord): Promise<Record<string, unknown>> {
+  async createNetwork(network: DriverNetwork): Promise<Record<string, unknown>> {
     const opts = parseBridgeOptions(network.id, network.options);
     const existing = await this.rtnl.linkByName(opts.bridgeName);
     if (existing) {
@@ -92,7 +92,7 @@ export class BridgeDriver implements Driver {
     return state;
   }
 
-  private async configureBridge(tx: Transaction, network: NetworkRecord, index: number): Promise<void> {
+  private async configureBridge(tx: Transaction, network: DriverNetwork, index: number): Promise<void> {
     for (const c of [...network.ipv4, ...network.ipv6]) {
       const cidr = `${c.gateway}/${c.subnet.split('/')[1]}`;
       await tx.step(`add gateway address IPv${c.subnet.includes(':') ? 6 : 4}`, () => this.rtnl.addAddress(index, cidr));
@@ -109,17 +109,17 @@ export class BridgeDriver implements Driver {
    *   up, and stays tentative for a second of DAD; meanwhile neighbour solicitations for forwarded
    *   packets (a published port's first connection) wait. The address is netd's own, from a random MAC.
    */
-  private tuneBridge(network: NetworkRecord, bridge: string): void {
+  private tuneBridge(network: DriverNetwork, bridge: string): void {
     if (network.ipv4.length > 0 && !network.internal) writeSysctl(`net.ipv4.conf.${bridge}.route_localnet`, '1');
     if (network.ipv6.length > 0) writeSysctl(`net.ipv6.conf.${bridge}.accept_dad`, '0');
   }
 
-  private async enableForwarding(network: NetworkRecord): Promise<void> {
+  private async enableForwarding(network: DriverNetwork): Promise<void> {
     if (network.ipv4.length > 0) await writeSysctl('net.ipv4.ip_forward', '1');
     if (network.ipv6.length > 0) await writeSysctl('net.ipv6.conf.all.forwarding', '1');
   }
 
-  async deleteNetwork(network: NetworkRecord): Promise<void> {
+  async deleteNetwork(network: DriverNetwork): Promise<void> {
     const state = network.driverState as Partial<BridgeState>;
     const opts = parseBridgeOptions(network.id, network.options);
     await this.deps.firewall.teardownNetwork(firewallSpec(network, opts));
@@ -131,7 +131,7 @@ export class BridgeDriver implements Driver {
     this.bridgeIndex.delete(network.id);
   }
 
-  private async bridgeOf(network: NetworkRecord): Promise<number> {
+  private async bridgeOf(network: DriverNetwork): Promise<number> {
     const cached = this.bridgeIndex.get(network.id);
     if (cached !== undefined) return cached;
     const name = (network.driverState as Partial<BridgeState>).bridge ?? parseBridgeOptions(network.id, network.options).bridgeName;
@@ -143,19 +143,20 @@ export class BridgeDriver implements Driver {
 
   // ---------------------------------------------------------------- endpoints
 
-  async join(network: NetworkRecord, endpoint: EndpointRecord, sandbox: SandboxRecord): Promise<Record<string, unknown>> {
+  async join(network: DriverNetwork, endpoint: DriverEndpoint, sandbox: DriverSandbox): Promise<JoinResult> {
     const opts = parseBridgeOptions(network.id, network.options);
     // Host ports are chosen and checked before anything is created: a conflict leaves no trace.
-    const ports = await this.ports.reserve(network, opts, endpoint, endpoint.portRequests ?? []);
+    const ports = await this.ports.reserve(network, opts, endpoint, portRequestsOf(endpoint));
     try {
-      return { ...(await this.plumb(network, opts, endpoint, sandbox, ports)), ...(ports.length > 0 ? { ports } : {}) };
+      const plumbed = await this.plumb(network, opts, endpoint, sandbox, ports);
+      return { state: { ...plumbed, ...(ports.length > 0 ? { ports } : {}) }, mac: plumbed.mac };
     } catch (err) {
       this.ports.release(endpoint.id);
       throw err;
     }
   }
 
-  private async plumb(network: NetworkRecord, opts: BridgeOptions, endpoint: EndpointRecord, sandbox: SandboxRecord, ports: PortBinding[]): Promise<Record<string, unknown>> {
+  private async plumb(network: DriverNetwork, opts: BridgeOptions, endpoint: DriverEndpoint, sandbox: DriverSandbox, ports: PortBinding[]): Promise<{ hostIfname: string; mac: string }> {
     const hostIfname = hostInterfaceName(endpoint.id);
     const mac = endpoint.mac ?? randomMac();
     let master = await this.bridgeOf(network);
@@ -203,7 +204,7 @@ export class BridgeDriver implements Driver {
    * are pipelined on one socket (the kernel handles them in the order sent, so the routes find the
    * address and the link up): two waits for the kernel instead of one per request.
    */
-  private async configureContainerSide(ns: Netns, endpoint: EndpointRecord): Promise<void> {
+  private async configureContainerSide(ns: Netns, endpoint: DriverEndpoint): Promise<void> {
     const rtnl = Rtnl.open(ns);
     try {
       const [, link] = await Promise.all([rtnl.setLink(LOOPBACK_IFINDEX, { up: true }), rtnl.linkByName(endpoint.ifname)]);
@@ -225,7 +226,7 @@ export class BridgeDriver implements Driver {
     }
   }
 
-  async leave(network: NetworkRecord, endpoint: EndpointRecord): Promise<void> {
+  async leave(network: DriverNetwork, endpoint: DriverEndpoint): Promise<void> {
     // The published ports' rules and the veth go at the same time: both removals wait in the kernel for
     // an RCU grace period (nf_tables for deleted rules, unregister_netdevice for the link), and the
     // iptables-restore process waits for its own while this thread deletes the link, so the two waits
@@ -236,7 +237,7 @@ export class BridgeDriver implements Driver {
     await allDone([rules, link]);
   }
 
-  private async deleteHostEnd(endpoint: EndpointRecord): Promise<void> {
+  private async deleteHostEnd(endpoint: DriverEndpoint): Promise<void> {
     const name = (endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id);
     const link = await this.rtnl.linkByName(name);
     // Gone already when the container's namespace died: the kernel removes both ends. No alias: made by an
@@ -244,7 +245,13 @@ export class BridgeDriver implements Driver {
     if (link && link.kind === 'veth' && (link.alias === owner(endpoint.id) || !link.alias)) await this.rtnl.deleteLink(link.index);
   }
 
-  async endpointHealthy(network: NetworkRecord, endpoint: EndpointRecord): Promise<boolean> {
+  /** Published ports, as attach results and `netd port` show them. */
+  endpointInfo(_network: DriverNetwork, endpoint: DriverEndpoint): Record<string, unknown> {
+    const ports = bindingsOf(endpoint);
+    return ports.length > 0 ? { ports } : {};
+  }
+
+  async endpointHealthy(network: DriverNetwork, endpoint: DriverEndpoint): Promise<boolean> {
     const name = (endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id);
     const link = await this.rtnl.linkByName(name);
     return link !== undefined && link.up && link.master === (await this.bridgeOf(network).catch(() => -1));
@@ -252,8 +259,8 @@ export class BridgeDriver implements Driver {
 
   // ---------------------------------------------------------------- firewall reload
 
-  async reloadFirewall(networks: NetworkRecord[]): Promise<void> {
-    await this.deps.firewall.init();
+  /** reconcile lays out the base chains too. */
+  async reloadFirewall(networks: DriverNetwork[]): Promise<void> {
     await this.deps.firewall.reconcile(
       networks.map((n) => firewallSpec(n, parseBridgeOptions(n.id, n.options))),
       this.ports.forwards(),
@@ -262,8 +269,8 @@ export class BridgeDriver implements Driver {
 
   // ---------------------------------------------------------------- restart
 
-  async restore(networks: NetworkRecord[], endpoints: EndpointRecord[]): Promise<void> {
-    await this.deps.firewall.init();
+  async restore(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<void> {
+    for (const endpoint of endpoints) upgradeLegacyEndpoint(endpoint);
     const links = await this.rtnl.links();
     for (const network of networks) {
       const opts = parseBridgeOptions(network.id, network.options);
@@ -291,6 +298,7 @@ export class BridgeDriver implements Driver {
         return [{ endpoint, bridge: bridgeName(network, opts), opts, hostIfIndex: hostIf?.index }];
       }),
     );
+    // Base chains, networks' rules and port forwards, in one convergence.
     await this.deps.firewall.reconcile(
       networks.map((n) => firewallSpec(n, parseBridgeOptions(n.id, n.options))),
       forwards,
@@ -317,11 +325,11 @@ export function hostInterfaceName(endpointId: string): string {
   return `veth${endpointId.slice(0, 7)}`;
 }
 
-function bridgeName(network: NetworkRecord, opts: BridgeOptions): string {
+function bridgeName(network: DriverNetwork, opts: BridgeOptions): string {
   return (network.driverState as Partial<BridgeState>).bridge ?? opts.bridgeName;
 }
 
-function firewallSpec(network: NetworkRecord, opts: BridgeOptions): NetworkFirewallSpec {
+function firewallSpec(network: DriverNetwork, opts: BridgeOptions): NetworkFirewallSpec {
   return {
     id: network.id,
     bridge: bridgeName(network, opts),

@@ -8,8 +8,7 @@
  */
 import { InvalidArgumentError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { NetworkRecord } from '../../cnm/network.js';
-import type { EndpointRecord } from '../../cnm/endpoint.js';
+import type { DriverEndpoint, DriverNetwork } from '../../driverapi/model.js';
 import type { Firewall, PortForwardSpec } from '../../firewall/firewall.js';
 import { parseIp, type IpFamily } from '../../kernel/ipaddr.js';
 import type { Rtnl } from '../../kernel/rtnetlink.js';
@@ -34,7 +33,7 @@ export function ephemeralRange(): PortRange {
 }
 
 /** The bindings persisted in an endpoint's driverState, checked (they come back from a JSON file). */
-export function bindingsOf(endpoint: EndpointRecord): PortBinding[] {
+export function bindingsOf(endpoint: DriverEndpoint): PortBinding[] {
   const raw = endpoint.driverState.ports;
   if (!Array.isArray(raw)) return [];
   return raw.filter(
@@ -63,7 +62,7 @@ export class PortPublisher {
    * Chooses and reserves the host ports of an endpoint that is about to join. Throws (and reserves
    * nothing) on a conflict or bad request; touches nothing in the kernel.
    */
-  async reserve(network: NetworkRecord, opts: BridgeOptions, endpoint: EndpointRecord, requests: readonly PortRequest[]): Promise<PortBinding[]> {
+  async reserve(network: DriverNetwork, opts: BridgeOptions, endpoint: DriverEndpoint, requests: readonly PortRequest[]): Promise<PortBinding[]> {
     if (requests.length === 0) return [];
     if (network.internal) throw new InvalidArgumentError(`network ${network.name} is internal: it cannot publish ports`);
     const families: IpFamily[] = [];
@@ -102,7 +101,7 @@ export class PortPublisher {
   }
 
   /** Once the endpoint's veth is on the bridge: hairpin on its port, then the DNAT rules. */
-  async publish(bridge: string, opts: BridgeOptions, endpoint: EndpointRecord, hostIfIndex: number, bindings: readonly PortBinding[]): Promise<void> {
+  async publish(bridge: string, opts: BridgeOptions, endpoint: DriverEndpoint, hostIfIndex: number, bindings: readonly PortBinding[]): Promise<void> {
     if (bindings.length === 0) return;
     // A container reaching its own published port through a host address is answered through the same
     // bridge port its packet came in by; a bridge only does that on ports in hairpin mode.
@@ -113,7 +112,7 @@ export class PortPublisher {
   }
 
   /** Removes an endpoint's rules and conntrack entries and frees its host ports. */
-  async unpublish(bridge: string, opts: BridgeOptions, endpoint: EndpointRecord): Promise<void> {
+  async unpublish(bridge: string, opts: BridgeOptions, endpoint: DriverEndpoint): Promise<void> {
     const bindings = bindingsOf(endpoint);
     if (bindings.length > 0) await this.deps.firewall.teardownPortForward(forwardSpec(bridge, opts, endpoint, bindings));
     this.published.delete(endpoint.id);
@@ -129,7 +128,7 @@ export class PortPublisher {
    * After a restart: re-registers the persisted bindings, puts hairpin mode back on their bridge ports
    * (a recreated link would have lost it), and returns the port forwards for the firewall's reconcile.
    */
-  async restore(endpoints: readonly { endpoint: EndpointRecord; bridge: string; opts: BridgeOptions; hostIfIndex?: number }[]): Promise<PortForwardSpec[]> {
+  async restore(endpoints: readonly { endpoint: DriverEndpoint; bridge: string; opts: BridgeOptions; hostIfIndex?: number }[]): Promise<PortForwardSpec[]> {
     const specs: PortForwardSpec[] = [];
     for (const { endpoint, bridge, opts, hostIfIndex } of endpoints) {
       const bindings = bindingsOf(endpoint);
@@ -154,7 +153,7 @@ export class PortPublisher {
   }
 }
 
-export function forwardSpec(bridge: string, opts: BridgeOptions, endpoint: EndpointRecord, bindings: readonly PortBinding[]): PortForwardSpec {
+export function forwardSpec(bridge: string, opts: BridgeOptions, endpoint: DriverEndpoint, bindings: readonly PortBinding[]): PortForwardSpec {
   return {
     endpointId: endpoint.id,
     bridge,

@@ -1,0 +1,26 @@
+/** What the controller's parts share: the model, its persistence and journal, IPAM, observers, logging. */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../log.js';
+import type { Ipam } from '../ipam/ipam.js';
+import type { Store } from '../store/store.js';
+import type { Registry } from './registry.js';
+import type { Journal } from './journal.js';
+import type { Observers } from './observers.js';
+import type { Targets } from './targets.js';
+import type { NamespaceResolver } from './sandbox.js';
+
+export interface CoreContext {
+  registry: Registry;
+  store: Store;
+  journal: Journal;
+  ipam: Ipam;
+  observers: Observers;
+  targets: Targets;
+  resolver: NamespaceResolver;
+  log: Logger;
+}
+
+/** A new id for a network, endpoint or sandbox: 64 hex digits, as Docker's. */
+export function newId(): string {
+  return randomBytes(32).toString('hex');
+}

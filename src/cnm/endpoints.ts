@@ -1,0 +1,198 @@
+/**
+ * Endpoints' lifecycle: joining a sandbox to a network (addresses from IPAM for drivers that give an
+ * interface, then the driver's join) and removing an endpoint again, each a journaled transaction; and
+ * what is reported of an endpoint.
+ */
+import { ConflictError, InvalidArgumentError } from '../errors.js';
+import { optionPurpose } from '../driverapi/labels.js';
+import type { Driver } from '../driverapi/driver.js';
+import { Transaction } from './transaction.js';
+import { newId, type CoreContext } from './context.js';
+import { checkAliases, checkEndpointOptions, normaliseMac } from './validation.js';
+import type { Network, NetworkRecord } from './network.js';
+import type { AttachRequest, AttachResult, EndpointRecord } from './endpoint.js';
+import type { SandboxRecord } from './sandbox.js';
+
+const MAX_INTERFACES = 64;
+
+export class Endpoints {
+  constructor(private readonly ctx: CoreContext) {}
+
+  /** Attaches the target of `req` to `network`: its sandbox found again by namespace, or a new one. */
+  async attach(network: Network, req: AttachRequest): Promise<AttachResult> {
+    const { registry, targets } = this.ctx;
+    const driver = registry.driverOf(network.record);
+    const caps = driver.capabilities;
+    const aliases = checkAliases(req.aliases);
+    const options = checkEndpointOptions(req.options);
+    checkOptionsAccepted(network.record, driver, options);
+    const onHost = caps.hostNamespace === true;
+    const ns = targets.resolve(req.target, onHost);
+    if (onHost && !ns.host) {
+      throw new InvalidArgumentError(`the ${network.name} network is for processes in the host's network namespace; this one has a namespace of its own`);
+    }
+    const tx = new Transaction('attach', this.ctx.log);
+
+    // The sandbox: found again by namespace identity, or new. In the host's namespace every container is a
+    // sandbox of its own, since they all share it.
+    let sandbox = onHost ? undefined : registry.sandboxOfNamespace(ns.nsId);
+    const newSandbox = !sandbox;
+    if (sandbox) {
+      if (req.name !== undefined && req.name !== sandbox.name && !sandbox.persistent) {
+        throw new ConflictError(`this container is already attached as ${sandbox.name}`);
+      }
+      this.checkJoinable(sandbox, network);
+    } else {
+      const id = newId();
+      const name = req.name ?? id.slice(0, 12);
+      targets.checkNameFree(name);
+      sandbox = { id, name, key: ns.key, pid: ns.pid, nsId: ns.nsId, created: new Date().toISOString(), endpoints: [], ...(onHost ? { host: true } : {}) };
+    }
+    const sb = sandbox;
+
+    const others = registry.endpointsOfSandbox(sb);
+    const endpoint: EndpointRecord = {
+      id: newId(),
+      name: sb.name,
+      networkId: network.id,
+      sandboxId: sb.id,
+      ifname: caps.interface ? nextInterfaceName(others) : '',
+      aliases,
+      created: new Date().toISOString(),
+      gatewayEndpoint: caps.interface && !others.some((e) => e.gatewayEndpoint) && !network.record.internal,
+      driverState: {},
+    };
+    if (caps.interface) {
+      await this.allocateAddresses(tx, network, endpoint, req);
+      endpoint.mac = req.mac === undefined ? undefined : normaliseMac(req.mac);
+    } else if (req.ip !== undefined || req.ip6 !== undefined || req.mac !== undefined) {
+      throw new InvalidArgumentError(`network ${network.name} (driver ${network.record.driver}) takes no address or MAC`);
+    }
+    if (Object.keys(options).length > 0) endpoint.options = options;
+
+    await tx.step(
+      'journal',
+      () => this.ctx.journal.write(endpoint.id, { op: 'attach', endpoint }),
+      () => this.ctx.journal.done(endpoint.id),
+    );
+    const joined = await tx.step(
+      'driver join',
+      () => driver.join(network.record, endpoint, sb),
+      () => driver.leave(network.record, endpoint, sb),
+    );
+    endpoint.driverState = joined.state;
+    if (joined.mac !== undefined) endpoint.mac = joined.mac;
+
+    await tx.step('persist endpoint', () => {
+      this.ctx.store.put('endpoints', endpoint.id, endpoint);
+      // An existing sandbox's file does not change: its endpoint list is derived from the endpoints' records.
+      if (newSandbox) registry.persistSandbox(sb);
+    });
+    this.ctx.journal.done(endpoint.id);
+    if (newSandbox) registry.sandboxesById.set(sb.id, sb);
+    registry.addEndpoint(network, sb, endpoint);
+    await this.ctx.observers.endpointJoined(network.record, endpoint, sb, req.extras ?? {});
+    return this.describe(network.record, endpoint);
+  }
+
+  /** Not twice on one network; not with an exclusive network (`none`) and another at once. */
+  private checkJoinable(sandbox: SandboxRecord, network: Network): void {
+    const { registry } = this.ctx;
+    const current = registry.endpointsOfSandbox(sandbox);
+    if (current.some((e) => e.networkId === network.id)) {
+      throw new ConflictError(`container ${sandbox.name} is already attached to network ${network.name}`);
+    }
+    const exclusive = (n: Network) => registry.drivers.get(n.record.driver)?.capabilities.exclusive === true;
+    const blocker = exclusive(network) ? network : current.map((e) => registry.networkOf(e)).find(exclusive);
+    if (current.length > 0 && blocker) {
+      throw new ConflictError(`container ${sandbox.name} cannot be on the ${blocker.name} network and another network at once`);
+    }
+  }
+
+  private async allocateAddresses(tx: Transaction, network: Network, endpoint: EndpointRecord, req: AttachRequest): Promise<void> {
+    const { ipam } = this.ctx;
+    const v4 = network.record.ipv4[0];
+    const v6 = network.record.ipv6[0];
+    if (req.ip !== undefined && !v4) throw new InvalidArgumentError(`network ${network.name} has no IPv4 subnet`);
+    if (req.ip6 !== undefined && !v6) throw new InvalidArgumentError(`network ${network.name} has no IPv6 subnet`);
+    if (v4) {
+      endpoint.ipv4 = await tx.step('allocate IPv4 address', () => ipam.allocate(v4.subnet, req.ip), () => ipam.release(v4.subnet, endpoint.ipv4!));
+      endpoint.gateway4 = v4.gateway;
+    }
+    if (v6) {
+      endpoint.ipv6 = await tx.step('allocate IPv6 address', () => ipam.allocate(v6.subnet, req.ip6), () => ipam.release(v6.subnet, endpoint.ipv6!));
+      endpoint.gateway6 = v6.gateway;
+    }
+  }
+
+  /** Removes an endpoint's kernel state, then its record. Journaled: a crash midway is completed at start. */
+  async remove(network: Network, ep: EndpointRecord, sandbox: SandboxRecord | undefined): Promise<void> {
+    const { ipam, journal } = this.ctx;
+    const tx = new Transaction('detach', this.ctx.log);
+    await tx.step('journal', () => journal.write(ep.id, { op: 'detach', endpointId: ep.id }));
+    await tx.step('driver leave', () => this.ctx.registry.driverOf(network.record).leave(network.record, ep, sandbox));
+    if (ep.ipv4 && network.record.ipv4[0]) ipam.release(network.record.ipv4[0].subnet, ep.ipv4);
+    if (ep.ipv6 && network.record.ipv6[0]) ipam.release(network.record.ipv6[0].subnet, ep.ipv6);
+    await tx.step('delete record', () => this.ctx.store.delete('endpoints', ep.id));
+    this.ctx.registry.removeEndpoint(network, ep, sandbox);
+    journal.done(ep.id);
+    await this.ctx.observers.endpointLeft(network.record, ep);
+  }
+
+  /**
+   * Removes a sandbox's endpoints (those on `only`, or all), then forgets the sandbox when it is left
+   * without any (unless persistent, or `keepRecord`). Returns the ids removed.
+   */
+  async removeFromSandbox(sandbox: SandboxRecord, only: Network | undefined, reason: string, keepRecord = false): Promise<string[]> {
+    const removed: string[] = [];
+    for (const epId of [...sandbox.endpoints]) {
+      const ep = this.ctx.registry.endpointsById.get(epId);
+      if (!ep) continue;
+      if (only && ep.networkId !== only.id) continue;
+      const network = this.ctx.registry.networkOf(ep);
+      await this.remove(network, ep, sandbox);
+      removed.push(ep.id);
+      this.ctx.log.info({ op: 'release-endpoint', reason, endpoint: ep.id, network: network.id, sandbox: sandbox.id }, 'endpoint released');
+    }
+    if (keepRecord) return removed;
+    if (sandbox.endpoints.length === 0 && !sandbox.persistent) this.ctx.registry.forgetSandbox(sandbox);
+    return removed;
+  }
+
+  /** What is reported of an endpoint: the core's fields, observers' additions, the driver's operational info. */
+  describe(network: NetworkRecord, ep: EndpointRecord): AttachResult {
+    return {
+      ...this.ctx.observers.describe(network, ep),
+      network: network.name,
+      networkId: network.id,
+      endpointId: ep.id,
+      sandboxId: ep.sandboxId,
+      name: ep.name,
+      interface: ep.ifname,
+      mac: ep.mac,
+      ipv4: ep.ipv4,
+      ipv6: ep.ipv6,
+      gateway: ep.gatewayEndpoint ? ep.gateway4 : undefined,
+      gateway6: ep.gatewayEndpoint ? ep.gateway6 : undefined,
+      ...this.info(network, ep),
+    };
+  }
+
+  /** The driver's operational info of an endpoint (e.g. published ports), as it reports it. */
+  info(network: NetworkRecord, ep: EndpointRecord): Record<string, unknown> {
+    return this.ctx.registry.drivers.get(network.driver)?.endpointInfo?.(network, ep) ?? {};
+  }
+}
+
+/** Endpoint options go only to a driver that declares their keys. */
+function checkOptionsAccepted(network: NetworkRecord, driver: Driver, options: Record<string, unknown>): void {
+  const accepted = driver.capabilities.endpointOptions ?? [];
+  const refused = Object.keys(options).find((k) => !accepted.includes(k));
+  if (refused !== undefined) throw new InvalidArgumentError(`network ${network.name} (driver ${network.driver}) cannot ${optionPurpose(refused)}`);
+}
+
+function nextInterfaceName(others: EndpointRecord[]): string {
+  const used = new Set(others.map((e) => e.ifname));
+  for (let i = 0; i < MAX_INTERFACES; i++) if (!used.has(`eth${i}`)) return `eth${i}`;
+  throw new ConflictError('the container has too many interfaces');
+}

@@ -1,0 +1,30 @@
+/**
+ * The write-ahead journal: what an operation is about to change, written before it starts and deleted
+ * when it is done, so that a crash midway can be undone or completed at the next start (recovery.ts).
+ */
+import type { Store, LoadProblem } from '../store/store.js';
+import type { EndpointRecord } from './endpoint.js';
+import type { NetworkRecord } from './network.js';
+
+export type Intent =
+  | { op: 'attach'; endpoint: EndpointRecord }
+  | { op: 'create-network'; network: NetworkRecord }
+  | { op: 'rm-network'; networkId: string }
+  | { op: 'detach'; endpointId: string };
+
+export class Journal {
+  constructor(private readonly store: Store) {}
+
+  /** Records an intent under the id of the object it is about. */
+  write(id: string, intent: Intent): void {
+    this.store.put('intents', id, intent);
+  }
+
+  done(id: string): void {
+    this.store.delete('intents', id);
+  }
+
+  pending(problems: LoadProblem[]): Intent[] {
+    return this.store.list<Intent>('intents', problems);
+  }
+}

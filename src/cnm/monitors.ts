@@ -1,0 +1,62 @@
+/**
+ * Background checks while the daemon runs: containers whose namespace died without a detach are released
+ * (their addresses, rules and names), and firewall rules someone flushed are put back.
+ */
+import type { Logger } from '../log.js';
+import type { CoreContext } from './context.js';
+import type { Endpoints } from './endpoints.js';
+import type { Sandboxes } from './sandboxes.js';
+
+export interface MonitorIntervals {
+  /** Dead-container sweep (ms; default 1000; 0: never). */
+  sweepMs?: number;
+  /** Firewall watch (ms; default 3000; 0: never). */
+  firewallMs?: number;
+}
+
+export interface MonitorTasks {
+  sweepDeadContainers(): Promise<void>;
+  reloadFirewall(reason: string): Promise<void>;
+}
+
+/** Runs the checks at their intervals, never two runs of one at once. Returns a stop function. */
+export function startMonitors(tasks: MonitorTasks, log: Logger, opts: MonitorIntervals = {}): () => void {
+  const timers: NodeJS.Timeout[] = [];
+  const every = (ms: number, fn: () => Promise<unknown>) => {
+    if (ms <= 0) return;
+    let running = false;
+    const t = setInterval(() => {
+      if (running) return;
+      running = true;
+      fn()
+        .catch((err) => log.error({ op: 'monitor', err }, 'monitor failed'))
+        .finally(() => (running = false));
+    }, ms);
+    t.unref();
+    timers.push(t);
+  };
+  every(opts.sweepMs ?? 1000, () => tasks.sweepDeadContainers());
+  every(opts.firewallMs ?? 3000, () => tasks.reloadFirewall('watchdog'));
+  return () => timers.forEach((t) => clearInterval(t));
+}
+
+export interface SweepDeps {
+  ctx: CoreContext;
+  sandboxes: Sandboxes;
+  endpoints: Endpoints;
+  /** Runs an operation under the controller's lock. */
+  exclusive(op: string, fn: () => Promise<void>): Promise<void>;
+}
+
+/** Releases the endpoints of containers whose namespace is gone. Takes the lock only when there is work. */
+export async function sweepDeadContainers({ ctx, sandboxes, endpoints, exclusive }: SweepDeps): Promise<void> {
+  const { registry } = ctx;
+  if (![...registry.sandboxesById.values()].some((sb) => sandboxes.isGone(sb))) return;
+  await exclusive('sweep', async () => {
+    for (const sb of [...registry.sandboxesById.values()]) {
+      if (!sandboxes.isGone(sb) || (!sb.host && sandboxes.revive(sb))) continue;
+      await endpoints.removeFromSandbox(sb, undefined, 'container gone');
+      if (registry.sandboxesById.has(sb.id)) registry.forgetSandbox(sb);
+    }
+  });
+}

@@ -1,0 +1,111 @@
+/**
+ * Networks' lifecycle: creating one (subnets from IPAM for drivers that give an interface, then the
+ * driver) and removing one, each a journaled transaction.
+ */
+import { ConflictError, ForbiddenError, InvalidArgumentError } from '../errors.js';
+import type { PoolInfo } from '../ipam/ipam.js';
+import type { Subnet } from '../ipam/ip.js';
+import { Transaction } from './transaction.js';
+import { newId, type CoreContext } from './context.js';
+import { checkStringMap, isValidName } from './validation.js';
+import { Network, type IpamConfig, type NetworkCreateRequest, type NetworkRecord } from './network.js';
+
+export class Networks {
+  constructor(
+    private readonly ctx: CoreContext,
+    /** Subnets a new network must not overlap: the host's addresses, routes and nameservers. */
+    private readonly hostSubnets: () => Promise<Subnet[]>,
+    /** The driver of a network created without one. */
+    private readonly defaultDriver: string,
+  ) {}
+
+  async create(req: NetworkCreateRequest, predefined: boolean): Promise<NetworkRecord> {
+    const { registry, ipam, journal } = this.ctx;
+    if (!req || !isValidName(req.name)) {
+      throw new InvalidArgumentError(`invalid network name ${JSON.stringify(req?.name)}: use 1-64 of [a-zA-Z0-9_.-], starting with a letter or digit`);
+    }
+    if (registry.findNetworkByName(req.name)) throw new ConflictError(`network with name ${req.name} already exists`);
+    const driverName = req.driver ?? this.defaultDriver;
+    const driver = registry.driver(driverName);
+    if (!predefined && driver.capabilities.singleInstance) {
+      throw new ForbiddenError(`only one instance of the "${driverName}" network is allowed`);
+    }
+    const options = checkStringMap(req.options, 'option');
+    const labels = checkStringMap(req.labels, 'label');
+
+    const tx = new Transaction('create-network', this.ctx.log);
+    const id = newId();
+    const ipv4: IpamConfig[] = [];
+    const ipv6: IpamConfig[] = [];
+    const enableIPv6 = Boolean(req.enableIPv6 || req.subnet6);
+    if (driver.capabilities.interface) {
+      const avoid = req.subnet ? [] : await this.hostSubnets();
+      const pool4: PoolInfo = await tx.step(
+        'allocate IPv4 pool',
+        () => ipam.addPool({ family: 4, subnet: req.subnet, gateway: req.gateway, ipRange: req.ipRange }, avoid),
+        (): void => ipam.removePool(pool4.subnet),
+      );
+      ipv4.push(toIpamConfig(pool4));
+      if (enableIPv6) {
+        const pool6: PoolInfo = await tx.step(
+          'allocate IPv6 pool',
+          () => ipam.addPool({ family: 6, subnet: req.subnet6, gateway: req.gateway6 }, avoid),
+          (): void => ipam.removePool(pool6.subnet),
+        );
+        ipv6.push(toIpamConfig(pool6));
+      }
+    }
+    const record: NetworkRecord = {
+      id,
+      name: req.name,
+      driver: driverName,
+      created: new Date().toISOString(),
+      internal: Boolean(req.internal),
+      attachable: Boolean(req.attachable),
+      enableIPv6,
+      ipv4,
+      ipv6,
+      options,
+      labels,
+      predefined,
+      driverState: {},
+    };
+    await tx.step(
+      'journal',
+      () => journal.write(id, { op: 'create-network', network: record }),
+      () => journal.done(id),
+    );
+    record.driverState = await tx.step('driver create network', () => driver.createNetwork(record), () => driver.deleteNetwork(record));
+    await tx.step('persist network', () => this.ctx.store.put('networks', id, record));
+    journal.done(id);
+    registry.networksById.set(id, new Network(record));
+    if (!predefined) await this.ctx.observers.networkCreated(record);
+    return record;
+  }
+
+  /** Removes a network users may remove: not a predefined one, nor one with endpoints. */
+  async delete(network: Network): Promise<void> {
+    if (network.record.predefined) throw new ForbiddenError(`${network.name} is a pre-defined network and cannot be removed`);
+    if (network.endpoints.size > 0) {
+      throw new ForbiddenError(`network ${network.name} has ${network.endpoints.size} active endpoint(s); detach them first`);
+    }
+    await this.finishDelete(network);
+  }
+
+  /** Removes a network's kernel state, then its record. Journaled: a crash midway is completed at start. */
+  async finishDelete(network: Network): Promise<void> {
+    const driver = this.ctx.registry.driverOf(network.record);
+    const tx = new Transaction('rm-network', this.ctx.log);
+    await tx.step('journal', () => this.ctx.journal.write(network.id, { op: 'rm-network', networkId: network.id }));
+    await this.ctx.observers.networkRemoved(network.record);
+    await tx.step('driver delete network', () => driver.deleteNetwork(network.record));
+    for (const c of [...network.record.ipv4, ...network.record.ipv6]) this.ctx.ipam.removePool(c.subnet);
+    await tx.step('delete record', () => this.ctx.store.delete('networks', network.id));
+    this.ctx.registry.networksById.delete(network.id);
+    this.ctx.journal.done(network.id);
+  }
+}
+
+function toIpamConfig(pool: PoolInfo): IpamConfig {
+  return pool.ipRange ? { subnet: pool.subnet, gateway: pool.gateway, ipRange: pool.ipRange } : { subnet: pool.subnet, gateway: pool.gateway };
+}

@@ -1,0 +1,136 @@
+/**
+ * Start-up: the persisted state is loaded and replayed into IPAM, operations a crash interrupted are
+ * undone or completed (journal.ts), drivers make the kernel match the records again, broken endpoints of
+ * live containers are plumbed again, and containers that died while netd was down are released.
+ */
+import type { LoadProblem } from '../store/store.js';
+import type { CoreContext } from './context.js';
+import type { Endpoints } from './endpoints.js';
+import type { Networks } from './networks.js';
+import type { Sandboxes } from './sandboxes.js';
+import { Network, type NetworkRecord } from './network.js';
+import type { EndpointRecord } from './endpoint.js';
+import type { SandboxRecord } from './sandbox.js';
+
+export class Recovery {
+  constructor(
+    private readonly ctx: CoreContext,
+    private readonly networks: Networks,
+    private readonly endpoints: Endpoints,
+    private readonly sandboxes: Sandboxes,
+  ) {}
+
+  /** Everything before the predefined networks are ensured. Returns the state files that could not be read. */
+  async recover(): Promise<LoadProblem[]> {
+    const problems: LoadProblem[] = [];
+    this.load(problems);
+    await this.replayIntents(problems);
+    for (const [driver, nets, eps] of this.ctx.registry.byDriver()) await driver.restore(nets, eps);
+    await this.repairEndpoints();
+    await this.releaseDead();
+    return problems;
+  }
+
+  private load(problems: LoadProblem[]): void {
+    const { store, registry, ipam, log } = this.ctx;
+    const networks = store.list<NetworkRecord>('networks', problems);
+    const endpoints = store.list<EndpointRecord>('endpoints', problems);
+    const sandboxes = store.list<SandboxRecord>('sandboxes', problems);
+    for (const p of problems) log.error({ op: 'start', file: p.file, error: p.error }, 'state file unreadable; set aside');
+
+    for (const record of networks) {
+      registry.networksById.set(record.id, new Network(record));
+      for (const c of [...record.ipv4, ...record.ipv6]) {
+        ipam.addPool({ family: c.subnet.includes(':') ? 6 : 4, subnet: c.subnet, gateway: c.gateway, ipRange: c.ipRange });
+      }
+    }
+    for (const sb of sandboxes) registry.sandboxesById.set(sb.id, { ...sb, endpoints: [] });
+    for (const ep of endpoints) {
+      const network = registry.networksById.get(ep.networkId);
+      const sandbox = registry.sandboxesById.get(ep.sandboxId);
+      if (!network || !sandbox) {
+        log.warn({ op: 'start', endpoint: ep.id }, 'endpoint without its network or sandbox; dropped');
+        store.delete('endpoints', ep.id);
+        continue;
+      }
+      registry.addEndpoint(network, sandbox, ep);
+      if (ep.ipv4 && network.record.ipv4[0]) ipam.reserve(network.record.ipv4[0].subnet, ep.ipv4);
+      if (ep.ipv6 && network.record.ipv6[0]) ipam.reserve(network.record.ipv6[0].subnet, ep.ipv6);
+    }
+  }
+
+  /**
+   * Operations a crash interrupted: creates are rolled back (their kernel objects removed), deletes are
+   * completed. Nothing is left half-done.
+   */
+  private async replayIntents(problems: LoadProblem[]): Promise<void> {
+    const { registry, journal, log } = this.ctx;
+    for (const intent of journal.pending(problems)) {
+      try {
+        if (intent.op === 'attach') {
+          const ep = intent.endpoint;
+          const network = registry.networksById.get(ep.networkId);
+          if (!registry.endpointsById.has(ep.id) && network) {
+            await registry.driverOf(network.record).leave(network.record, ep, undefined);
+            log.warn({ op: 'start', endpoint: ep.id }, 'rolled back an attach interrupted by a crash');
+          }
+          journal.done(ep.id);
+        } else if (intent.op === 'create-network') {
+          if (!registry.networksById.has(intent.network.id)) {
+            await registry.driverOf(intent.network).deleteNetwork(intent.network);
+            log.warn({ op: 'start', network: intent.network.id }, 'rolled back a create-network interrupted by a crash');
+          }
+          journal.done(intent.network.id);
+        } else if (intent.op === 'rm-network') {
+          const network = registry.networksById.get(intent.networkId);
+          if (network) await this.networks.finishDelete(network);
+          journal.done(intent.networkId);
+          log.warn({ op: 'start', network: intent.networkId }, 'completed an rm-network interrupted by a crash');
+        } else if (intent.op === 'detach') {
+          const ep = registry.endpointsById.get(intent.endpointId);
+          if (ep) {
+            const sandbox = registry.sandboxesById.get(ep.sandboxId);
+            await this.endpoints.remove(registry.networkOf(ep), ep, sandbox);
+            if (sandbox && sandbox.endpoints.length === 0 && !sandbox.persistent) registry.forgetSandbox(sandbox);
+          }
+          journal.done(intent.endpointId);
+          log.warn({ op: 'start', endpoint: intent.endpointId }, 'completed a detach interrupted by a crash');
+        }
+      } catch (err) {
+        log.error({ op: 'start', intent, err }, 'could not replay an interrupted operation; it stays journaled');
+      }
+    }
+  }
+
+  /** Endpoints of live containers whose kernel objects went missing (e.g. a veth deleted by hand) are plumbed again. */
+  private async repairEndpoints(): Promise<void> {
+    const { registry, resolver, log } = this.ctx;
+    for (const ep of registry.endpointsById.values()) {
+      const network = registry.networkOf(ep);
+      const sandbox = registry.sandboxesById.get(ep.sandboxId);
+      const driver = registry.driverOf(network.record);
+      if (!sandbox || !driver.endpointHealthy || !resolver.alive(sandbox)) continue;
+      if (await driver.endpointHealthy(network.record, ep)) continue;
+      try {
+        await driver.leave(network.record, ep, sandbox);
+        await driver.join(network.record, ep, sandbox);
+        log.warn({ op: 'start', endpoint: ep.id }, 'endpoint was broken; plumbed again');
+      } catch (err) {
+        log.error({ op: 'start', endpoint: ep.id, err }, 'could not repair endpoint');
+      }
+    }
+  }
+
+  /** Containers that died while netd was down: release what they held. */
+  private async releaseDead(): Promise<void> {
+    const { registry, targets, resolver } = this.ctx;
+    for (const sb of [...registry.sandboxesById.values()]) {
+      if (sb.host ? sb.pid !== undefined && !targets.pidAlive(sb.pid) : !resolver.alive(sb) && !this.sandboxes.revive(sb)) {
+        await this.endpoints.removeFromSandbox(sb, undefined, 'container gone', true);
+        registry.forgetSandbox(sb);
+      } else if (sb.endpoints.length === 0 && !sb.persistent) {
+        registry.forgetSandbox(sb);
+      }
+    }
+  }
+}
