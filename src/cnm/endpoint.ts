@@ -1,7 +1,6 @@
 /** An endpoint: a network's attachment point inside one sandbox (for the bridge driver, a veth pair). */
 import type { DriverEndpoint } from '../driverapi/model.js';
 import type { SandboxTarget } from './sandbox.js';
-import type { AttachExtras } from './observer.js';
 
 /** What is persisted for an endpoint: what its driver sees, and the core's own fields. */
 export interface EndpointRecord extends DriverEndpoint {
@@ -10,6 +9,9 @@ export interface EndpointRecord extends DriverEndpoint {
   aliases: string[];
   created: string;
 }
+
+/** Extra, observer-specific fields of an attach request (e.g. resolv.conf/hosts paths, links). */
+export type AttachExtras = Record<string, unknown>;
 
 /** What an attach/connect asks for. */
 export interface AttachRequest {

@@ -5,11 +5,10 @@
  */
 import type { Capabilities } from '../driverapi/driver.js';
 import type { NetworkRecord } from './network.js';
-import type { EndpointRecord } from './endpoint.js';
+import type { AttachExtras, EndpointRecord } from './endpoint.js';
 import type { SandboxRecord } from './sandbox.js';
 
-/** Extra, observer-specific fields of an attach request (e.g. resolv.conf/hosts paths, links). */
-export type AttachExtras = Record<string, unknown>;
+export type { AttachExtras } from './endpoint.js';
 
 /** A network as observers see it: its record and what its driver provides (they never ask a driver's name). */
 export interface ObservedNetwork extends NetworkRecord {
