@@ -16,9 +16,9 @@ export async function hostSubnets(rtnl: Rtnl, resolvConf = '/etc/resolv.conf'): 
       /* not an address family IPAM deals with */
     }
   };
-  for (const a of await rtnl.addresses()) add(a.cidr);
+  for (const a of await rtnl.addresses()) add(a.cidr.toString());
   for (const family of [4, 6] as const) {
-    for (const r of await rtnl.routes(family)) if (r.dst && r.dst !== 'default') add(r.dst);
+    for (const r of await rtnl.routes(family)) if (r.dst !== 'default') add(r.dst.toString());
   }
   for (const ns of await nameservers(resolvConf)) {
     const { family, value } = parseAddress(ns);

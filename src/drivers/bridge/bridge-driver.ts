@@ -18,7 +18,7 @@ import { faultPoint } from '../../cnm/fault.js';
 import type { Firewall, NetworkFirewallSpec } from '../../firewall/firewall.js';
 import { Netns } from '../../kernel/netns.js';
 import { Rtnl, LOOPBACK_IFINDEX, type Link } from '../../kernel/rtnetlink.js';
-import { randomMac } from '../../kernel/names.js';
+import { IPAddress, InterfaceAddress, MAC } from '../../net/index.js';
 import { writeSysctl } from '../../kernel/sysctl.js';
 import { parseBridgeOptions, type BridgeOptions } from './options.js';
 import { PortPublisher } from './port-publisher.js';
@@ -75,7 +75,7 @@ export class BridgeDriver implements Driver {
     const bridge: Link = await tx.step(
       'create bridge',
       // A fixed MAC: otherwise the bridge takes on its ports' MACs as containers come and go.
-      () => this.rtnl.createBridge({ name: opts.bridgeName, mtu: opts.mtu, mac: randomMac(), alias: owner(network.id) }),
+      () => this.rtnl.createBridge({ name: opts.bridgeName, mtu: opts.mtu, mac: MAC.random(), alias: owner(network.id) }),
       (): Promise<void> => this.rtnl.deleteLink(bridge.index),
     );
     await this.configureBridge(tx, network, bridge.index);
@@ -94,7 +94,7 @@ export class BridgeDriver implements Driver {
 
   private async configureBridge(tx: Transaction, network: NetworkRecord, index: number): Promise<void> {
     for (const c of [...network.ipv4, ...network.ipv6]) {
-      const cidr = `${c.gateway}/${c.subnet.split('/')[1]}`;
+      const cidr = InterfaceAddress.parse(`${c.gateway}/${c.subnet.split('/')[1]}`);
       await tx.step(`add gateway address IPv${c.subnet.includes(':') ? 6 : 4}`, () => this.rtnl.addAddress(index, cidr));
     }
     await tx.step('bring the bridge up', () => this.rtnl.setLink(index, { up: true }));
@@ -157,7 +157,7 @@ export class BridgeDriver implements Driver {
 
   private async plumb(network: NetworkRecord, opts: BridgeOptions, endpoint: EndpointRecord, sandbox: SandboxRecord, ports: PortBinding[]): Promise<Record<string, unknown>> {
     const hostIfname = hostInterfaceName(endpoint.id);
-    const mac = endpoint.mac ?? randomMac();
+    const mac = endpoint.mac === undefined ? MAC.random() : MAC.parse(endpoint.mac);
     let master = await this.bridgeOf(network);
     const ns = Netns.open(sandbox.key);
     try {
@@ -195,7 +195,7 @@ export class BridgeDriver implements Driver {
     } finally {
       ns.close();
     }
-    return { hostIfname, mac };
+    return { hostIfname, mac: mac.toString() };
   }
 
   /**
@@ -209,15 +209,15 @@ export class BridgeDriver implements Driver {
       const [, link] = await Promise.all([rtnl.setLink(LOOPBACK_IFINDEX, { up: true }), rtnl.linkByName(endpoint.ifname)]);
       if (!link) throw new KernelError(`find ${endpoint.ifname} in the container`, 'ENODEV');
       const requests: Promise<void>[] = [];
-      if (endpoint.ipv4) requests.push(rtnl.addAddress(link.index, endpoint.ipv4));
-      if (endpoint.ipv6) requests.push(rtnl.addAddress(link.index, endpoint.ipv6));
+      if (endpoint.ipv4) requests.push(rtnl.addAddress(link.index, InterfaceAddress.parse(endpoint.ipv4)));
+      if (endpoint.ipv6) requests.push(rtnl.addAddress(link.index, InterfaceAddress.parse(endpoint.ipv6)));
       // On a network without IPv6 the interface gets no link-local address either (as Docker does): set
       // before it comes up, since the kernel makes one at that moment.
       if (!endpoint.ipv6) requests.push(rtnl.setLink(link.index, { ipv6LinkLocal: false }));
       requests.push(rtnl.setLink(link.index, { up: true }));
       if (endpoint.gatewayEndpoint) {
-        if (endpoint.gateway4) requests.push(rtnl.addRoute({ dst: 'default', family: 4, gateway: endpoint.gateway4, oif: link.index }));
-        if (endpoint.gateway6) requests.push(rtnl.addRoute({ dst: 'default', family: 6, gateway: endpoint.gateway6, oif: link.index }));
+        if (endpoint.gateway4) requests.push(rtnl.addRoute({ dst: 'default', family: 4, gateway: IPAddress.parse(endpoint.gateway4), oif: link.index }));
+        if (endpoint.gateway6) requests.push(rtnl.addRoute({ dst: 'default', family: 6, gateway: IPAddress.parse(endpoint.gateway6), oif: link.index }));
       }
       await allDone(requests); // every answer before the socket closes
     } finally {
@@ -272,7 +272,7 @@ export class BridgeDriver implements Driver {
       if (!link) {
         // Recreate a bridge that disappeared (e.g. the host rebooted or someone deleted it).
         const tx = new Transaction('restore', this.deps.log);
-        link = await tx.step('create bridge', () => this.rtnl.createBridge({ name, mtu: opts.mtu, mac: randomMac(), alias: owner(network.id) }));
+        link = await tx.step('create bridge', () => this.rtnl.createBridge({ name, mtu: opts.mtu, mac: MAC.random(), alias: owner(network.id) }));
         await this.configureBridge(tx, network, link.index);
         this.deps.log.warn({ op: 'restore', network: network.id, bridge: name }, 'bridge was missing; recreated');
       } else if (!link.up) {

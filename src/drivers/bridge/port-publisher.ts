@@ -11,7 +11,7 @@ import type { Logger } from '../../log.js';
 import type { NetworkRecord } from '../../cnm/network.js';
 import type { EndpointRecord } from '../../cnm/endpoint.js';
 import type { Firewall, PortForwardSpec } from '../../firewall/firewall.js';
-import { parseIp, type IpFamily } from '../../kernel/ipaddr.js';
+import type { Family } from '../../net/index.js';
 import type { Rtnl } from '../../kernel/rtnetlink.js';
 import { readSysctl } from '../../kernel/sysctl.js';
 import { PortAllocator, describeAddress, type PortRange } from '../../portmap/allocator.js';
@@ -66,7 +66,7 @@ export class PortPublisher {
   async reserve(network: NetworkRecord, opts: BridgeOptions, endpoint: EndpointRecord, requests: readonly PortRequest[]): Promise<PortBinding[]> {
     if (requests.length === 0) return [];
     if (network.internal) throw new InvalidArgumentError(`network ${network.name} is internal: it cannot publish ports`);
-    const families: IpFamily[] = [];
+    const families: Family[] = [];
     if (endpoint.ipv4) families.push(4);
     if (endpoint.ipv6) families.push(6);
     const specific = requests.some((r) => {
@@ -149,7 +149,7 @@ export class PortPublisher {
 
   private async localAddresses(): Promise<Set<string>> {
     const out = new Set<string>();
-    for (const a of await this.deps.rtnl.addresses()) out.add(parseIp(a.cidr.split('/')[0]).text);
+    for (const a of await this.deps.rtnl.addresses()) out.add(a.cidr.address.toString());
     return out;
   }
 }
