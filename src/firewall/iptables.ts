@@ -56,13 +56,12 @@ import type { Logger } from '../log.js';
 import type { CommandRunner } from './exec.js';
 import { runChecked } from './exec.js';
 import type { Firewall } from './firewall.js';
+import { Prefix } from '../net/index.js';
 import {
-  parseCidr,
   parseSave,
   RestoreScript,
   ruleKey,
   TABLES,
-  type Cidr,
   type Family,
   type PlacedRule,
   type Rule,
@@ -105,7 +104,7 @@ export interface Layout {
 
 const EMPTY_LAYOUT: Layout = { chains: [], heads: [], rules: [] };
 
-const LOOPBACK: Record<Family, Cidr> = { 4: parseCidr('127.0.0.0/8'), 6: parseCidr('::1/128') };
+const LOOPBACK: Record<Family, Prefix> = { 4: Prefix.parse('127.0.0.0/8'), 6: Prefix.parse('::1/128') };
 const DROP = { kind: 'verdict', verdict: 'DROP' } as const;
 const ACCEPT = { kind: 'verdict', verdict: 'ACCEPT' } as const;
 
@@ -149,7 +148,7 @@ export function baseLayout(family: Family): Layout {
 }
 
 /** The subnet a network has in a family, if any. */
-export function subnetOf(n: FirewallNetwork, family: Family): Cidr | undefined {
+export function subnetOf(n: FirewallNetwork, family: Family): Prefix | undefined {
   return family === 4 ? n.v4 : n.v6;
 }
 
@@ -544,7 +543,7 @@ export class IptablesFirewall implements Firewall {
   private normalize(spec: NetworkFirewallSpec): FirewallNetwork {
     const n = normalizeNetwork(spec);
     if (n.v6 && !this.families.includes(6)) {
-      this.log.warn({ network: n.id12, subnet: n.v6.text }, 'IPv6 firewalling is disabled: ignoring the IPv6 subnet');
+      this.log.warn({ network: n.id12, subnet: n.v6.toString() }, 'IPv6 firewalling is disabled: ignoring the IPv6 subnet');
       return { ...n, v6: undefined };
     }
     return n;

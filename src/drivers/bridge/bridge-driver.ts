@@ -18,7 +18,7 @@ import { faultPoint } from '../../cnm/fault.js';
 import type { Firewall, NetworkFirewallSpec } from '../../firewall/firewall.js';
 import { Netns } from '../../kernel/netns.js';
 import { Rtnl, LOOPBACK_IFINDEX, type Link } from '../../kernel/rtnetlink.js';
-import { IPAddress, InterfaceAddress, MAC } from '../../net/index.js';
+import { IPAddress, InterfaceAddress, MAC, Prefix } from '../../net/index.js';
 import { writeSysctl } from '../../kernel/sysctl.js';
 import { parseBridgeOptions, type BridgeOptions } from './options.js';
 import { PortPublisher } from './port-publisher.js';
@@ -325,7 +325,7 @@ function firewallSpec(network: NetworkRecord, opts: BridgeOptions): NetworkFirew
   return {
     id: network.id,
     bridge: bridgeName(network, opts),
-    subnets: [...network.ipv4, ...network.ipv6].map((c) => c.subnet),
+    subnets: [...network.ipv4, ...network.ipv6].map((c) => Prefix.parse(c.subnet, 'subnet')),
     internal: network.internal,
     masquerade: opts.masquerade,
     icc: opts.icc,

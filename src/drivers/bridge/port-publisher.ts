@@ -11,7 +11,7 @@ import type { Logger } from '../../log.js';
 import type { NetworkRecord } from '../../cnm/network.js';
 import type { EndpointRecord } from '../../cnm/endpoint.js';
 import type { Firewall, PortForwardSpec } from '../../firewall/firewall.js';
-import type { Family } from '../../net/index.js';
+import { IPAddress, InterfaceAddress, type Family } from '../../net/index.js';
 import type { Rtnl } from '../../kernel/rtnetlink.js';
 import { readSysctl } from '../../kernel/sysctl.js';
 import { PortAllocator, describeAddress, type PortRange } from '../../portmap/allocator.js';
@@ -48,8 +48,8 @@ export function bindingsOf(endpoint: EndpointRecord): PortBinding[] {
   );
 }
 
-function addressOf(cidr: string | undefined): string | undefined {
-  return cidr === undefined ? undefined : cidr.split('/')[0];
+function addressOf(cidr: string | undefined): IPAddress | undefined {
+  return cidr === undefined ? undefined : InterfaceAddress.parse(cidr).address;
 }
 
 export class PortPublisher {
@@ -160,7 +160,7 @@ export function forwardSpec(bridge: string, opts: BridgeOptions, endpoint: Endpo
     bridge,
     containerV4: addressOf(endpoint.ipv4),
     containerV6: addressOf(endpoint.ipv6),
-    ports: bindings.map((b) => ({ proto: b.proto, hostIp: b.hostIp, hostPort: b.hostPort, containerPort: b.containerPort })),
+    ports: bindings.map((b) => ({ proto: b.proto, hostIp: IPAddress.parse(b.hostIp), hostPort: b.hostPort, containerPort: b.containerPort })),
     routed: opts.routed,
   };
 }
