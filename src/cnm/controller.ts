@@ -11,8 +11,8 @@ import { performance } from 'node:perf_hooks';
 import { ConflictError, ForbiddenError, InvalidArgumentError, NetdError, NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Driver } from '../drivers/driver.js';
-import type { Ipam, PoolInfo } from '../ipam/ipam.js';
-import type { Subnet } from '../ipam/ip.js';
+import { poolRequest, type Ipam, type PoolInfo } from '../ipam/ipam.js';
+import { IPAddress, InterfaceAddress, MAC, Prefix } from '../net/index.js';
 import type { Store, LoadProblem } from '../store/store.js';
 import { Mutex } from './mutex.js';
 import { Transaction } from './transaction.js';
@@ -50,7 +50,7 @@ export interface ControllerOptions {
   resolver: NamespaceResolver;
   log: Logger;
   /** Subnets a new network must not overlap: the host's addresses, routes and nameservers. */
-  hostSubnets: () => Promise<Subnet[]>;
+  hostSubnets: () => Promise<Prefix[]>;
   /** Options for the predefined `bridge` network (e.g. its bridge name). */
   defaultBridgeOptions: Record<string, string>;
   observers?: NetworkObserver[];
@@ -84,7 +84,7 @@ export class Controller {
         const network = new Network(record);
         this.networksById.set(record.id, network);
         for (const c of [...record.ipv4, ...record.ipv6]) {
-          this.opts.ipam.addPool({ family: c.subnet.includes(':') ? 6 : 4, subnet: c.subnet, gateway: c.gateway, ipRange: c.ipRange });
+          this.opts.ipam.addPool(poolRequest(Prefix.parse(c.subnet).family, c));
         }
       }
       for (const sb of sandboxes) this.sandboxesById.set(sb.id, { ...sb, endpoints: [] });
@@ -421,14 +421,14 @@ export class Controller {
       const avoid = req.subnet ? [] : await this.opts.hostSubnets();
       const pool4: PoolInfo = await tx.step(
         'allocate IPv4 pool',
-        () => this.opts.ipam.addPool({ family: 4, subnet: req.subnet, gateway: req.gateway, ipRange: req.ipRange }, avoid),
+        () => this.opts.ipam.addPool(poolRequest(4, req), avoid),
         (): void => this.opts.ipam.removePool(pool4.subnet),
       );
       ipv4.push(toIpamConfig(pool4));
       if (enableIPv6) {
         const pool6: PoolInfo = await tx.step(
           'allocate IPv6 pool',
-          () => this.opts.ipam.addPool({ family: 6, subnet: req.subnet6, gateway: req.gateway6 }, avoid),
+          () => this.opts.ipam.addPool(poolRequest(6, { subnet: req.subnet6, gateway: req.gateway6 }), avoid),
           (): void => this.opts.ipam.removePool(pool6.subnet),
         );
         ipv6.push(toIpamConfig(pool6));
@@ -490,7 +490,7 @@ export class Controller {
     await tx.step('journal', () => this.opts.store.put('intents', network.id, { op: 'rm-network', networkId: network.id } satisfies Intent));
     await this.notify('networkRemoved', (o) => o.networkRemoved?.(network.record));
     await tx.step('driver delete network', () => driver.deleteNetwork(network.record));
-    for (const c of [...network.record.ipv4, ...network.record.ipv6]) this.opts.ipam.removePool(c.subnet);
+    for (const c of [...network.record.ipv4, ...network.record.ipv6]) this.opts.ipam.removePool(Prefix.parse(c.subnet));
     await tx.step('delete record', () => this.opts.store.delete('networks', network.id));
     this.networksById.delete(network.id);
     this.opts.store.delete('intents', network.id);
@@ -584,14 +584,14 @@ export class Controller {
       if (req.ip !== undefined && !v4) throw new InvalidArgumentError(`network ${network.name} has no IPv4 subnet`);
       if (req.ip6 !== undefined && !v6) throw new InvalidArgumentError(`network ${network.name} has no IPv6 subnet`);
       if (v4) {
-        endpoint.ipv4 = await tx.step('allocate IPv4 address', () => this.opts.ipam.allocate(v4.subnet, req.ip), () => this.opts.ipam.release(v4.subnet, endpoint.ipv4!));
+        endpoint.ipv4 = await tx.step('allocate IPv4 address', () => this.allocate(v4.subnet, req.ip), () => this.release(v4.subnet, endpoint.ipv4));
         endpoint.gateway4 = v4.gateway;
       }
       if (v6) {
-        endpoint.ipv6 = await tx.step('allocate IPv6 address', () => this.opts.ipam.allocate(v6.subnet, req.ip6), () => this.opts.ipam.release(v6.subnet, endpoint.ipv6!));
+        endpoint.ipv6 = await tx.step('allocate IPv6 address', () => this.allocate(v6.subnet, req.ip6), () => this.release(v6.subnet, endpoint.ipv6));
         endpoint.gateway6 = v6.gateway;
       }
-      endpoint.mac = req.mac === undefined ? undefined : normaliseMac(req.mac);
+      endpoint.mac = req.mac === undefined ? undefined : MAC.parse(req.mac).toString();
       if (req.ports && req.ports.length > 0) endpoint.portRequests = req.ports;
     } else if (req.ports && req.ports.length > 0) {
       throw new InvalidArgumentError(`network ${network.name} (driver ${network.record.driver}) cannot publish ports`);
@@ -752,8 +752,8 @@ export class Controller {
     const tx = new Transaction('detach', this.log);
     await tx.step('journal', () => this.opts.store.put('intents', ep.id, { op: 'detach', endpointId: ep.id } satisfies Intent));
     await tx.step('driver leave', () => this.driverOf(network.record).leave(network.record, ep, sandbox));
-    if (ep.ipv4 && network.record.ipv4[0]) this.opts.ipam.release(network.record.ipv4[0].subnet, ep.ipv4);
-    if (ep.ipv6 && network.record.ipv6[0]) this.opts.ipam.release(network.record.ipv6[0].subnet, ep.ipv6);
+    if (network.record.ipv4[0]) this.release(network.record.ipv4[0].subnet, ep.ipv4);
+    if (network.record.ipv6[0]) this.release(network.record.ipv6[0].subnet, ep.ipv6);
     await tx.step('delete record', () => this.opts.store.delete('endpoints', ep.id));
     this.endpointsById.delete(ep.id);
     network.endpoints.delete(ep.id);
@@ -828,8 +828,17 @@ export class Controller {
   }
 
   private reserveAddresses(network: NetworkRecord, ep: EndpointRecord): void {
-    if (ep.ipv4 && network.ipv4[0]) this.opts.ipam.reserve(network.ipv4[0].subnet, ep.ipv4);
-    if (ep.ipv6 && network.ipv6[0]) this.opts.ipam.reserve(network.ipv6[0].subnet, ep.ipv6);
+    if (ep.ipv4 && network.ipv4[0]) this.opts.ipam.reserve(Prefix.parse(network.ipv4[0].subnet), InterfaceAddress.parse(ep.ipv4));
+    if (ep.ipv6 && network.ipv6[0]) this.opts.ipam.reserve(Prefix.parse(network.ipv6[0].subnet), InterfaceAddress.parse(ep.ipv6));
+  }
+
+  /** IPAM takes typed values; records keep text (for now). */
+  private allocate(subnet: string, preferred: string | undefined): string {
+    return this.opts.ipam.allocate(Prefix.parse(subnet), preferred === undefined ? undefined : IPAddress.parse(preferred)).toString();
+  }
+
+  private release(subnet: string, address: string | undefined): void {
+    if (address !== undefined) this.opts.ipam.release(Prefix.parse(subnet), InterfaceAddress.parse(address));
   }
 
   /** Serialises an operation and logs one structured event for it: ids, duration, outcome. */
@@ -864,7 +873,8 @@ function newId(): string {
 }
 
 function toIpamConfig(pool: PoolInfo): IpamConfig {
-  return pool.ipRange ? { subnet: pool.subnet, gateway: pool.gateway, ipRange: pool.ipRange } : { subnet: pool.subnet, gateway: pool.gateway };
+  const config = { subnet: pool.subnet.toString(), gateway: pool.gateway.toString() };
+  return pool.ipRange ? { ...config, ipRange: pool.ipRange.toString() } : config;
 }
 
 function nextInterfaceName(others: EndpointRecord[]): string {
@@ -892,14 +902,6 @@ function checkAliases(value: unknown): string[] {
     if (typeof a !== 'string' || !/^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,252})$/.test(a)) throw new InvalidArgumentError(`invalid alias ${JSON.stringify(a)}`);
   }
   return [...new Set(value as string[])];
-}
-
-function normaliseMac(mac: string): string {
-  if (typeof mac !== 'string' || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac)) throw new InvalidArgumentError(`invalid MAC address ${JSON.stringify(mac)}`);
-  const lower = mac.toLowerCase();
-  if (parseInt(lower.slice(0, 2), 16) & 1) throw new InvalidArgumentError(`MAC address ${mac} is a multicast address`);
-  if (lower === '00:00:00:00:00:00') throw new InvalidArgumentError('MAC address 00:00:00:00:00:00 is not usable');
-  return lower;
 }
 
 type Mode = { kind: 'network' } | { kind: 'host' } | { kind: 'none' } | { kind: 'container'; ref: string };
