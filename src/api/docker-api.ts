@@ -4,6 +4,7 @@
  * A "container" here is a netd sandbox, named by its name, id, PID or namespace path.
  */
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { Prefix } from '../net/index.js';
 import type { Controller } from '../cnm/controller.js';
 import type { NetworkRecord } from '../cnm/network.js';
 import { API_VERSION, MIN_API_VERSION, bool, obj, str, strList, strMap, type Router } from './http.js';
@@ -130,7 +131,7 @@ export function addDockerRoutes(router: Router, controller: Controller): void {
       if (c.AuxiliaryAddresses !== undefined && c.AuxiliaryAddresses !== null && Object.keys(obj(c.AuxiliaryAddresses, 'AuxiliaryAddresses')).length > 0) {
         throw new InvalidArgumentError('AuxiliaryAddresses are not supported');
       }
-      const slot = subnet.includes(':') ? 'v6' : 'v4';
+      const slot = Prefix.parse(subnet, 'subnet').family === 6 ? 'v6' : 'v4';
       if ((slot === 'v4' ? v4 : v6) !== undefined) throw new InvalidArgumentError(`netd supports one IPv4 and one IPv6 subnet per network`);
       if (slot === 'v4') v4 = c;
       else v6 = c;

@@ -3,6 +3,7 @@
  * endpoints and sandboxes.
  */
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { IPAddress } from '../net/index.js';
 import type { Controller } from '../cnm/controller.js';
 import type { SandboxTarget } from '../cnm/sandbox.js';
 import { parsePortRequests } from '../portmap/parse.js';
@@ -83,7 +84,7 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
         (e.ports ?? []).map((p) => ({
           network: names.get(e.networkId),
           endpointId: e.id,
-          containerIp: (p.hostIp.includes(':') ? e.ipv6 : e.ipv4)?.split('/')[0],
+          containerIp: (IPAddress.parse(p.hostIp).family === 6 ? e.ipv6 : e.ipv4)?.split('/')[0],
           ...p,
         })),
       );

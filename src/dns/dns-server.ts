@@ -16,7 +16,8 @@
  * Dropped packets are counted and reported in one log line per interval, never one per packet.
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, isIPv6, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { IPAddress } from '../net/index.js';
 import type { Logger } from '../log.js';
 import type { NameDirectory } from './directory.js';
 import type { Responder, Reply } from './responder.js';
@@ -105,7 +106,7 @@ export class NetworkDnsServer {
 
   private bindUdp(address: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const socket = createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', reuseAddr: false });
+      const socket = createSocket({ type: IPAddress.parse(address).family === 6 ? 'udp6' : 'udp4', reuseAddr: false });
       const onBindError = (err: Error): void => {
         socket.close();
         reject(err);

@@ -95,7 +95,7 @@ export class BridgeDriver implements Driver {
   private async configureBridge(tx: Transaction, network: NetworkRecord, index: number): Promise<void> {
     for (const c of [...network.ipv4, ...network.ipv6]) {
       const cidr = InterfaceAddress.parse(`${c.gateway}/${c.subnet.split('/')[1]}`);
-      await tx.step(`add gateway address IPv${c.subnet.includes(':') ? 6 : 4}`, () => this.rtnl.addAddress(index, cidr));
+      await tx.step(`add gateway address IPv${cidr.family}`, () => this.rtnl.addAddress(index, cidr));
     }
     await tx.step('bring the bridge up', () => this.rtnl.setLink(index, { up: true }));
   }
