@@ -4,17 +4,13 @@
  * Parsed with the same rules as Prefix, printed as `ADDRESS/LENGTH`.
  */
 import { InvalidArgumentError } from '../errors.js';
-import type { Family } from './family.js';
-import { IPAddress } from './ip-address.js';
-import { Prefix, parseAddressAndLength } from './prefix.js';
+import { AddressAndLength, parseAddressAndLength } from './address-and-length.js';
+import type { IPAddress } from './ip-address.js';
+import { Prefix } from './prefix.js';
 
-export class InterfaceAddress {
-  readonly address: IPAddress;
-  readonly length: number;
-
+export class InterfaceAddress extends AddressAndLength {
   private constructor(address: IPAddress, length: number) {
-    this.address = address;
-    this.length = length;
+    super(address, length);
     Object.freeze(this);
   }
 
@@ -30,24 +26,12 @@ export class InterfaceAddress {
     return new InterfaceAddress(address, prefix.length);
   }
 
-  get family(): Family {
-    return this.address.family;
-  }
-
   /** The on-link network (host bits cleared). */
   get prefix(): Prefix {
     return Prefix.of(this.address, this.length);
   }
 
   equals(other: InterfaceAddress | undefined): boolean {
-    return other !== undefined && other.length === this.length && other.address.equals(this.address);
-  }
-
-  toString(): string {
-    return `${this.address}/${this.length}`;
-  }
-
-  toJSON(): string {
-    return this.toString();
+    return other instanceof InterfaceAddress && this.sameAs(other);
   }
 }

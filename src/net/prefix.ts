@@ -7,35 +7,15 @@
  * values read from the kernel (a host route's destination, an interface's subnet).
  */
 import { InvalidArgumentError } from '../errors.js';
-import { bitsOf, describeValue, type Family } from './family.js';
+import { AddressAndLength, parseAddressAndLength } from './address-and-length.js';
+import { bitsOf, type Family } from './family.js';
 import { IPAddress } from './ip-address.js';
-
-const LENGTH_RE = /^(?:0|[1-9][0-9]{0,2})$/;
 
 export interface PrefixParseOptions {
   /** Names the value in error messages. */
   what?: string;
   /** Clear host bits instead of refusing them. */
   lenient?: boolean;
-}
-
-/** Splits `ADDRESS/LENGTH` and checks both parts; shared by Prefix and InterfaceAddress. */
-export function parseAddressAndLength(input: unknown, what: string): { address: IPAddress; length: number } {
-  if (typeof input !== 'string') throw new InvalidArgumentError(`invalid ${what} ${describeValue(input)}: expected a string like 192.0.2.0/24`);
-  const slash = input.indexOf('/');
-  if (slash < 0) throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(input)}: expected ADDRESS/PREFIX-LENGTH`);
-  let address: IPAddress;
-  try {
-    address = IPAddress.parse(input.slice(0, slash), what);
-  } catch {
-    throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(input)}: not an IPv4 or IPv6 address`);
-  }
-  const lengthText = input.slice(slash + 1);
-  const max = bitsOf(address.family);
-  if (!LENGTH_RE.test(lengthText) || Number(lengthText) > max) {
-    throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(input)}: prefix length must be 0-${max}`);
-  }
-  return { address, length: Number(lengthText) };
 }
 
 function checkLength(family: Family, length: number): number {
@@ -51,14 +31,10 @@ function maskValue(family: Family, value: bigint, length: number): bigint {
   return (value >> host) << host;
 }
 
-export class Prefix {
-  /** The network address (host bits zero). */
-  readonly address: IPAddress;
-  readonly length: number;
-
+export class Prefix extends AddressAndLength {
+  /** `address` is the network address (host bits zero). */
   private constructor(address: IPAddress, length: number) {
-    this.address = address;
-    this.length = length;
+    super(address, length);
     Object.freeze(this);
   }
 
@@ -82,10 +58,6 @@ export class Prefix {
   /** The single-address prefix (/32, /128). */
   static host(address: IPAddress): Prefix {
     return new Prefix(address, bitsOf(address.family));
-  }
-
-  get family(): Family {
-    return this.address.family;
   }
 
   /** Number of addresses. */
@@ -132,14 +104,6 @@ export class Prefix {
   }
 
   equals(other: Prefix | undefined): boolean {
-    return other !== undefined && other.length === this.length && other.address.equals(this.address);
-  }
-
-  toString(): string {
-    return `${this.address}/${this.length}`;
-  }
-
-  toJSON(): string {
-    return this.toString();
+    return other instanceof Prefix && this.sameAs(other);
   }
 }
