@@ -21,9 +21,8 @@ export function parseAddressAndLength(input: unknown, what: string): { address: 
   }
   const lengthText = input.slice(slash + 1);
   const max = bitsOf(address.family);
-  if (!LENGTH_RE.test(lengthText) || Number(lengthText) > max) {
-    throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(input)}: prefix length must be 0-${max}`);
-  }
+  if (!LENGTH_RE.test(lengthText)) throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(input)}: prefix length must be 0-${max}`);
+  if (Number(lengthText) > max) throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(input)}: prefix longer than ${max}`);
   return { address, length: Number(lengthText) };
 }
 
