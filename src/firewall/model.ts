@@ -1,15 +1,17 @@
 /**
- * The firewall rule model: validated values (interface, chain, comment, CIDR), a structured `Rule`, its
- * rendering to iptables-restore lines, and a parser for iptables-save output.
+ * The firewall rule model: validated values (chain, comment; addresses, prefixes, interface names, ports
+ * and protocols are net values), a structured `Rule`, its rendering to iptables-restore lines, and a
+ * parser for iptables-save output.
  *
- * Safety: every value that reaches iptables is validated twice — when it enters (parse/validate helpers)
- * and again when a line is rendered (each token must match SAFE_TOKEN). A token can therefore never carry
+ * Safety: every value that reaches iptables is validated twice — when it enters (net's parsers, the
+ * validate helpers here) and again when a line is rendered (addresses must be real net values, interface
+ * names pass net's firewall-safe rule, and each token must match SAFE_TOKEN). A token can therefore never carry
  * whitespace, a quote, a newline or a leading '-', so no value can add arguments, options or lines.
  *
  * Canonical form: rules are rendered in the exact token order iptables-save (nft variant, 1.8.x) prints
  * them — `-s -d -i -o`, then match modules, then `-m comment`, then `-j` — with addresses in the form
  * glibc's inet_ntop gives. So a rendered rule and the same rule read back from iptables-save compare equal
- * token for token, which is how the backend decides what exists.
+ * token for token, which is how the backend decides what exists. (IPAddress.toString is that form.)
  */
 import { InvalidArgumentError } from '../errors.js';
 import { IPAddress, PROTOS, Prefix, bitsOf, checkPort, describeValue as describe, parseFirewallIfName, type Family, type Proto } from '../net/index.js';
