@@ -22,18 +22,21 @@ export function checkPort(value: unknown, what = 'port'): Port {
   return value;
 }
 
-/** Why `text` is not a port (decimal digits only, 1-65535), or undefined if it is one. */
+/**
+ * Why `text` is not a port (decimal digits only, 1-65535), naming it (`"www" is not a port number`,
+ * `0 is out of range (1-65535)`), or undefined if it is one.
+ */
 export function portTextProblem(text: string): string | undefined {
-  if (!PORT_TEXT_RE.test(text)) return 'is not a port number';
+  if (!PORT_TEXT_RE.test(text)) return `${JSON.stringify(text)} is not a port number`;
   const n = Number(text);
-  if (n < MIN_PORT || n > MAX_PORT) return `is out of range (${MIN_PORT}-${MAX_PORT})`;
+  if (n < MIN_PORT || n > MAX_PORT) return `${n} is out of range (${MIN_PORT}-${MAX_PORT})`;
   return undefined;
 }
 
 /** A port given as text: decimal digits only. */
 export function parsePort(text: unknown, what = 'port'): Port {
-  const why = typeof text === 'string' ? portTextProblem(text) : 'is not a string';
-  if (why) throw new InvalidArgumentError(`invalid ${what} ${describeValue(text)}: ${why}`);
+  const why = typeof text === 'string' ? portTextProblem(text) : `${describeValue(text)} is not a string`;
+  if (why) throw new InvalidArgumentError(`invalid ${what}: ${why}`);
   return Number(text);
 }
 

@@ -19,7 +19,7 @@ function bad(spec: string, why: string): never {
 /** A port number 1-65535, decimal digits only. */
 function parsePort(text: string, spec: string, what: string): number {
   const why = portTextProblem(text);
-  if (why) bad(spec, `${what} ${why.startsWith('is out') ? Number(text) : JSON.stringify(text)} ${why}`);
+  if (why) bad(spec, `${what} ${why}`);
   return Number(text);
 }
 
