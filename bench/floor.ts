@@ -13,7 +13,7 @@ import { NET, containerIp, newContainerNs, run } from './env.js';
 import type { Ctr, Impl, PortMap } from './harness.js';
 import { Netns } from '../src/kernel/netns.js';
 import { Rtnl, LOOPBACK_IFINDEX } from '../src/kernel/rtnetlink.js';
-import { randomMac } from '../src/kernel/names.js';
+import { IPAddress, InterfaceAddress, MAC } from '../src/net/index.js';
 
 const NA_PORTS = 'n/a (a floor has no port publishing)';
 
@@ -51,7 +51,7 @@ export class IpBatchFloor extends Floor implements Impl {
     const ip = containerIp(c.index);
     await run(['ip', '-batch', '-'], {
       input: [
-        `link add ${this.hostIf(c)} master ${IpBatchFloor.BRIDGE} up type veth peer name eth0 address ${randomMac()} netns ${nsName}`,
+        `link add ${this.hostIf(c)} master ${IpBatchFloor.BRIDGE} up type veth peer name eth0 address ${MAC.random()} netns ${nsName}`,
         `link set ${this.hostIf(c)} alias netd:${String(c.index).padStart(12, '0')} addrgenmode none`,
       ].join('\n') + '\n',
     });
@@ -77,9 +77,9 @@ export class RtnlFloor extends Floor implements Impl {
 
   async setup(): Promise<void> {
     this.rtnl = Rtnl.open();
-    const br = await this.rtnl.createBridge({ name: 'brfloor1', mac: randomMac(), alias: 'netd:bench' });
+    const br = await this.rtnl.createBridge({ name: 'brfloor1', mac: MAC.random(), alias: 'netd:bench' });
     this.bridgeIndex = br.index;
-    await this.rtnl.addAddress(br.index, `${NET.gateway}/${NET.prefixLen}`);
+    await this.rtnl.addAddress(br.index, InterfaceAddress.parse(`${NET.gateway}/${NET.prefixLen}`));
     await this.rtnl.setLink(br.index, { up: true });
   }
 
@@ -99,17 +99,17 @@ export class RtnlFloor extends Floor implements Impl {
         master: this.bridgeIndex,
         up: true,
         ipv6LinkLocal: false,
-        peer: { name: 'eth0', netns: ns, mac: randomMac() },
+        peer: { name: 'eth0', netns: ns, mac: MAC.random() },
       });
       const inside = Rtnl.open(ns);
       try {
         const [, eth0] = await Promise.all([inside.setLink(LOOPBACK_IFINDEX, { up: true }), inside.linkByName('eth0')]);
         if (!eth0) throw new Error(`eth0 missing in ${c.ns}`);
         await Promise.all([
-          inside.addAddress(eth0.index, `${ip}/${NET.prefixLen}`),
+          inside.addAddress(eth0.index, InterfaceAddress.parse(`${ip}/${NET.prefixLen}`)),
           inside.setLink(eth0.index, { ipv6LinkLocal: false }),
           inside.setLink(eth0.index, { up: true }),
-          inside.addRoute({ dst: 'default', family: 4, gateway: NET.gateway, oif: eth0.index }),
+          inside.addRoute({ dst: 'default', family: 4, gateway: IPAddress.parse(NET.gateway), oif: eth0.index }),
         ]);
       } finally {
         inside.close();

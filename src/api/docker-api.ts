@@ -4,9 +4,10 @@
  * A "container" here is a netd sandbox, named by its name, id, PID or namespace path.
  */
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { Prefix } from '../net/index.js';
 import type { Controller } from '../cnm/controller.js';
 import type { NetworkRecord } from '../cnm/network.js';
-import { API_VERSION, MIN_API_VERSION, bool, obj, str, strList, strMap, type Router } from './http.js';
+import { API_VERSION, MIN_API_VERSION, bool, ipField, macField, obj, prefixField, str, strList, strMap, type Router } from './http.js';
 import { attachTargetOf } from './netd-api.js';
 
 export function networkJson(controller: Controller, n: NetworkRecord): Record<string, unknown> {
@@ -15,12 +16,12 @@ export function networkJson(controller: Controller, n: NetworkRecord): Record<st
     containers[ep.sandboxId] = {
       Name: ep.name,
       EndpointID: ep.id,
-      MacAddress: ep.mac ?? '',
-      IPv4Address: ep.ipv4 ?? '',
-      IPv6Address: ep.ipv6 ?? '',
+      MacAddress: ep.mac?.toString() ?? '',
+      IPv4Address: ep.ipv4?.toString() ?? '',
+      IPv6Address: ep.ipv6?.toString() ?? '',
     };
   }
-  const config = [...n.ipv4, ...n.ipv6].map((c) => ({ Subnet: c.subnet, Gateway: c.gateway, ...(c.ipRange ? { IPRange: c.ipRange } : {}) }));
+  const config = [...n.ipv4, ...n.ipv6].map((c) => ({ Subnet: c.subnet.toString(), Gateway: c.gateway.toString(), ...(c.ipRange ? { IPRange: c.ipRange.toString() } : {}) }));
   return {
     Name: n.name,
     Id: n.id,
@@ -130,7 +131,7 @@ export function addDockerRoutes(router: Router, controller: Controller): void {
       if (c.AuxiliaryAddresses !== undefined && c.AuxiliaryAddresses !== null && Object.keys(obj(c.AuxiliaryAddresses, 'AuxiliaryAddresses')).length > 0) {
         throw new InvalidArgumentError('AuxiliaryAddresses are not supported');
       }
-      const slot = subnet.includes(':') ? 'v6' : 'v4';
+      const slot = Prefix.parse(subnet, 'subnet').family === 6 ? 'v6' : 'v4';
       if ((slot === 'v4' ? v4 : v6) !== undefined) throw new InvalidArgumentError(`netd supports one IPv4 and one IPv6 subnet per network`);
       if (slot === 'v4') v4 = c;
       else v6 = c;
@@ -142,11 +143,11 @@ export function addDockerRoutes(router: Router, controller: Controller): void {
     const record = await controller.createNetwork({
       name,
       driver: str(body, 'Driver'),
-      subnet: v4 ? str(v4, 'Subnet') : undefined,
-      gateway: v4 ? str(v4, 'Gateway', 'IPAM.Config.Gateway') : undefined,
-      ipRange: v4 ? str(v4, 'IPRange', 'IPAM.Config.IPRange') : undefined,
-      subnet6: v6 ? str(v6, 'Subnet') : undefined,
-      gateway6: v6 ? str(v6, 'Gateway', 'IPAM.Config.Gateway') : undefined,
+      subnet: v4 ? prefixField(v4, 'Subnet', 'subnet') : undefined,
+      gateway: v4 ? ipField(v4, 'Gateway', 'gateway') : undefined,
+      ipRange: v4 ? prefixField(v4, 'IPRange', 'ip-range') : undefined,
+      subnet6: v6 ? prefixField(v6, 'Subnet', 'subnet') : undefined,
+      gateway6: v6 ? ipField(v6, 'Gateway', 'gateway') : undefined,
       enableIPv6: enableIPv6 || Boolean(v6),
       internal: bool(body, 'Internal'),
       attachable: bool(body, 'Attachable'),
@@ -177,9 +178,9 @@ export function addDockerRoutes(router: Router, controller: Controller): void {
       target,
       network: network.id,
       name: existing ? existing.name : undefined,
-      ip: str(ipamConfig, 'IPv4Address', 'IPv4Address'),
-      ip6: str(ipamConfig, 'IPv6Address', 'IPv6Address'),
-      mac: str(ec, 'MacAddress'),
+      ip: ipField(ipamConfig, 'IPv4Address'),
+      ip6: ipField(ipamConfig, 'IPv6Address'),
+      mac: macField(ec, 'MacAddress'),
       aliases: strList(ec, 'Aliases'),
     });
     return { status: 200 };

@@ -3,6 +3,7 @@
  * status. The Docker Engine API's optional `/vX.Y` prefix is accepted on every route.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IPAddress, MAC, Prefix } from '../net/index.js';
 import { InvalidArgumentError, NetdError, asNetdError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -147,4 +148,22 @@ export function strMap(o: Record<string, unknown>, key: string): Record<string, 
   const m = obj(v, key);
   for (const [k, x] of Object.entries(m)) if (typeof x !== 'string') throw new InvalidArgumentError(`${key}.${k} must be a string`);
   return m as Record<string, string>;
+}
+
+/** An IP address field, parsed into its value here, at the edge (`what` names it in errors). */
+export function ipField(o: Record<string, unknown>, key: string, what = key): IPAddress | undefined {
+  const text = str(o, key, what);
+  return text === undefined ? undefined : IPAddress.parse(text, what);
+}
+
+/** A subnet field (`address/length`, host bits zero), parsed into its value. */
+export function prefixField(o: Record<string, unknown>, key: string, what = key): Prefix | undefined {
+  const text = str(o, key, what);
+  return text === undefined ? undefined : Prefix.parse(text, what);
+}
+
+/** A MAC address field, parsed into its value. */
+export function macField(o: Record<string, unknown>, key: string, what = key): MAC | undefined {
+  const text = str(o, key, what);
+  return text === undefined ? undefined : MAC.parse(text);
 }

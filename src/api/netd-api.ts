@@ -3,12 +3,13 @@
  * endpoints and sandboxes.
  */
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { IPAddress } from '../net/index.js';
 import type { Controller } from '../cnm/controller.js';
 import type { SandboxTarget } from '../cnm/sandbox.js';
 import { parsePortRequests } from '../portmap/parse.js';
 import type { PortBinding } from '../portmap/types.js';
 import { PORT_MAP } from '../driverapi/labels.js';
-import { obj, str, strList, type Router } from './http.js';
+import { ipField, macField, obj, str, strList, type Router } from './http.js';
 
 /** A PID (digits) or an absolute namespace path; anything else is not a new attach target. */
 export function attachTargetOf(ref: string): SandboxTarget | undefined {
@@ -51,9 +52,9 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
       target: targetOf(body.target),
       network: str(body, 'network'),
       name: str(body, 'name'),
-      ip: str(body, 'ip'),
-      ip6: str(body, 'ip6'),
-      mac: str(body, 'mac'),
+      ip: ipField(body, 'ip', 'IP address'),
+      ip6: ipField(body, 'ip6', 'IP address'),
+      mac: macField(body, 'mac'),
       aliases: strList(body, 'aliases'),
       mode: str(body, 'mode'),
       options: endpointOptions(body),
@@ -93,7 +94,7 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
         ((controller.endpointInfo(e).ports as PortBinding[] | undefined) ?? []).map((p) => ({
           network: names.get(e.networkId),
           endpointId: e.id,
-          containerIp: (p.hostIp.includes(':') ? e.ipv6 : e.ipv4)?.split('/')[0],
+          containerIp: (IPAddress.parse(p.hostIp).family === 6 ? e.ipv6 : e.ipv4)?.address.toString(),
           ...p,
         })),
       );

@@ -9,6 +9,7 @@ import { Client } from './client.js';
 import { table } from './format.js';
 import { DEFAULTS } from '../daemon/defaults.js';
 import { parsePublishSpec } from '../portmap/parse.js';
+import { IPAddress, Prefix } from '../net/index.js';
 import { formatBinding, toDockerPortBinding, type PortBinding } from '../portmap/types.js';
 
 const VERSION = '0.1.0';
@@ -94,8 +95,8 @@ export function buildProgram(): Command {
       const config: { Subnet: string; Gateway?: string; IPRange?: string }[] = [];
       const gateways: string[] = opts.gateway;
       for (const subnet of opts.subnet as string[]) {
-        const v6 = subnet.includes(':');
-        config.push({ Subnet: subnet, Gateway: gateways.find((g) => g.includes(':') === v6), IPRange: v6 ? undefined : opts.ipRange });
+        const family = Prefix.parse(subnet, 'subnet').family;
+        config.push({ Subnet: subnet, Gateway: gateways.find((g) => IPAddress.parse(g, 'gateway').family === family), IPRange: family === 6 ? undefined : opts.ipRange });
       }
       if (config.length === 0 && (opts.ipRange || gateways.length > 0)) throw new Error('--ip-range and --gateway need --subnet');
       const res = await client(cmd).call<{ Id: string }>('POST', '/networks/create', {
@@ -154,7 +155,7 @@ export function buildProgram(): Command {
     .description("list a container's published ports (80/tcp -> 0.0.0.0:8080), or the host addresses of one port (80 or 80/udp)")
     .action(async (container: string, port: string | undefined, _opts, cmd: Command) => {
       const list = await client(cmd).call<PortBinding[]>('GET', `/netd/v1/containers/${encodeURIComponent(container)}/ports`);
-      list.sort((a, b) => a.containerPort - b.containerPort || a.proto.localeCompare(b.proto) || Number(a.hostIp.includes(':')) - Number(b.hostIp.includes(':')) || a.hostPort - b.hostPort);
+      list.sort((a, b) => a.containerPort - b.containerPort || a.proto.localeCompare(b.proto) || IPAddress.parse(a.hostIp).family - IPAddress.parse(b.hostIp).family || a.hostPort - b.hostPort);
       if (port === undefined) return void process.stdout.write(list.map((b) => formatBinding(b) + '\n').join(''));
       const [number, proto = 'tcp'] = port.split('/');
       const matching = list.filter((b) => String(b.containerPort) === number && b.proto === proto.toLowerCase());

@@ -16,7 +16,7 @@ import type { Logger } from '../log.js';
 import type { Driver } from '../driverapi/driver.js';
 import { optionPurpose } from '../driverapi/labels.js';
 import type { Ipam } from '../ipam/ipam.js';
-import type { Subnet } from '../ipam/ip.js';
+import type { Prefix } from '../net/index.js';
 import type { Store, LoadProblem } from '../store/store.js';
 import { Mutex } from './mutex.js';
 import type { IpamConfig, Network, NetworkCreateRequest, NetworkRecord } from './network.js';
@@ -51,7 +51,7 @@ export interface ControllerOptions {
   resolver: NamespaceResolver;
   log: Logger;
   /** Subnets a new network must not overlap: the host's addresses, routes and nameservers. */
-  hostSubnets: () => Promise<Subnet[]>;
+  hostSubnets: () => Promise<Prefix[]>;
   /**
    * The predefined networks, created at start when missing. The first is the default network: an attach
    * without a network goes there, and a network created without a driver gets its driver. The others can

@@ -1,5 +1,6 @@
 /** An endpoint: a network's attachment point inside one sandbox (for the bridge driver, a veth pair). */
 import type { DriverEndpoint } from '../driverapi/model.js';
+import { IPAddress, InterfaceAddress, MAC } from '../net/index.js';
 import type { SandboxTarget } from './sandbox.js';
 
 /** What is persisted for an endpoint: what its driver sees, and the core's own fields. */
@@ -19,9 +20,9 @@ export interface AttachRequest {
   network?: string;
   /** Container name; defaults to the first 12 hex of the sandbox id. */
   name?: string;
-  ip?: string;
-  ip6?: string;
-  mac?: string;
+  ip?: IPAddress;
+  ip6?: IPAddress;
+  mac?: MAC;
   aliases?: string[];
   /** The default network's name or `default` (use `network`), another predefined network's name, or `container:<name|id|pid>`. */
   mode?: string;
@@ -57,4 +58,18 @@ export interface SharedAttachResult {
   sandboxId: string;
   sharedWith: string;
   endpoints: AttachResult[];
+}
+
+/**
+ * An endpoint record as read back from its state file (or the journal): the JSON text of its addresses
+ * and MAC parsed, once, into values. A malformed file throws and is set aside like an unreadable one.
+ */
+export function endpointFromStored(raw: EndpointRecord): EndpointRecord {
+  const ep: EndpointRecord = { ...raw };
+  if (raw.mac !== undefined) ep.mac = MAC.parse(raw.mac);
+  if (raw.ipv4 !== undefined) ep.ipv4 = InterfaceAddress.parse(raw.ipv4);
+  if (raw.ipv6 !== undefined) ep.ipv6 = InterfaceAddress.parse(raw.ipv6);
+  if (raw.gateway4 !== undefined) ep.gateway4 = IPAddress.parse(raw.gateway4, 'gateway');
+  if (raw.gateway6 !== undefined) ep.gateway6 = IPAddress.parse(raw.gateway6, 'gateway');
+  return ep;
 }

@@ -8,7 +8,7 @@ import { optionPurpose } from '../driverapi/labels.js';
 import type { Driver } from '../driverapi/driver.js';
 import { Transaction } from './transaction.js';
 import { newId, type CoreContext } from './context.js';
-import { checkAliases, checkEndpointOptions, normaliseMac } from './validation.js';
+import { checkAliases, checkEndpointOptions } from './validation.js';
 import type { Network, NetworkRecord } from './network.js';
 import type { AttachRequest, AttachResult, EndpointRecord } from './endpoint.js';
 import type { SandboxRecord } from './sandbox.js';
@@ -64,7 +64,7 @@ export class Endpoints {
     };
     if (caps.interface) {
       await this.allocateAddresses(tx, network, endpoint, req);
-      endpoint.mac = req.mac === undefined ? undefined : normaliseMac(req.mac);
+      endpoint.mac = req.mac;
     } else if (req.ip !== undefined || req.ip6 !== undefined || req.mac !== undefined) {
       throw new InvalidArgumentError(`network ${network.name} (driver ${network.record.driver}) takes no address or MAC`);
     }
@@ -169,11 +169,11 @@ export class Endpoints {
       sandboxId: ep.sandboxId,
       name: ep.name,
       interface: ep.ifname,
-      mac: ep.mac,
-      ipv4: ep.ipv4,
-      ipv6: ep.ipv6,
-      gateway: ep.gatewayEndpoint ? ep.gateway4 : undefined,
-      gateway6: ep.gatewayEndpoint ? ep.gateway6 : undefined,
+      mac: ep.mac?.toString(),
+      ipv4: ep.ipv4?.toString(),
+      ipv6: ep.ipv6?.toString(),
+      gateway: ep.gatewayEndpoint ? ep.gateway4?.toString() : undefined,
+      gateway6: ep.gatewayEndpoint ? ep.gateway6?.toString() : undefined,
       ...this.info(network, ep),
     };
   }

@@ -3,8 +3,8 @@
  * when it is done, so that a crash midway can be undone or completed at the next start (recovery.ts).
  */
 import type { Store, LoadProblem } from '../store/store.js';
-import type { EndpointRecord } from './endpoint.js';
-import type { NetworkRecord } from './network.js';
+import { endpointFromStored, type EndpointRecord } from './endpoint.js';
+import { networkFromStored, type NetworkRecord } from './network.js';
 
 export type Intent =
   | { op: 'attach'; endpoint: EndpointRecord }
@@ -25,6 +25,12 @@ export class Journal {
   }
 
   pending(problems: LoadProblem[]): Intent[] {
-    return this.store.list<Intent>('intents', problems);
+    return this.store.list<Intent>('intents', problems, fromStored);
   }
+}
+
+function fromStored(intent: Intent): Intent {
+  if (intent.op === 'attach') return { ...intent, endpoint: endpointFromStored(intent.endpoint) };
+  if (intent.op === 'create-network') return { ...intent, network: networkFromStored(intent.network) };
+  return intent;
 }

@@ -1,5 +1,6 @@
 /** A network: a named broadcast domain with its IPAM configuration, realised by one driver. */
-import type { DriverNetwork } from '../driverapi/model.js';
+import type { DriverNetwork, IpamConfig } from '../driverapi/model.js';
+import { IPAddress, Prefix } from '../net/index.js';
 
 export type { IpamConfig } from '../driverapi/model.js';
 
@@ -17,12 +18,12 @@ export interface NetworkRecord extends DriverNetwork {
 export interface NetworkCreateRequest {
   name: string;
   driver?: string;
-  subnet?: string;
-  gateway?: string;
-  ipRange?: string;
+  subnet?: Prefix;
+  gateway?: IPAddress;
+  ipRange?: Prefix;
   /** Additional IPv6 subnet; setting it (or enableIPv6) gives the network v6. */
-  subnet6?: string;
-  gateway6?: string;
+  subnet6?: Prefix;
+  gateway6?: IPAddress;
   enableIPv6?: boolean;
   internal?: boolean;
   attachable?: boolean;
@@ -40,4 +41,17 @@ export class Network {
   get name(): string {
     return this.record.name;
   }
+}
+
+/**
+ * A network record as read back from its state file (or the journal): the JSON text of its addresses
+ * parsed, once, into values. A malformed file throws and is set aside like an unreadable one.
+ */
+export function networkFromStored(raw: NetworkRecord): NetworkRecord {
+  const ipam = (c: IpamConfig): IpamConfig => {
+    const config: IpamConfig = { subnet: Prefix.parse(c.subnet, 'subnet'), gateway: IPAddress.parse(c.gateway, 'gateway') };
+    if (c.ipRange !== undefined) config.ipRange = Prefix.parse(c.ipRange, 'ip-range');
+    return config;
+  };
+  return { ...raw, ipv4: raw.ipv4.map(ipam), ipv6: raw.ipv6.map(ipam) };
 }

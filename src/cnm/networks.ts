@@ -4,7 +4,7 @@
  */
 import { ConflictError, ForbiddenError, InvalidArgumentError } from '../errors.js';
 import type { PoolInfo } from '../ipam/ipam.js';
-import type { Subnet } from '../ipam/ip.js';
+import type { Prefix } from '../net/index.js';
 import { Transaction } from './transaction.js';
 import { newId, type CoreContext } from './context.js';
 import { checkStringMap, isValidName } from './validation.js';
@@ -14,7 +14,7 @@ export class Networks {
   constructor(
     private readonly ctx: CoreContext,
     /** Subnets a new network must not overlap: the host's addresses, routes and nameservers. */
-    private readonly hostSubnets: () => Promise<Subnet[]>,
+    private readonly hostSubnets: () => Promise<Prefix[]>,
     /** The driver of a network created without one. */
     private readonly defaultDriver: string,
   ) {}
@@ -107,5 +107,7 @@ export class Networks {
 }
 
 function toIpamConfig(pool: PoolInfo): IpamConfig {
-  return pool.ipRange ? { subnet: pool.subnet, gateway: pool.gateway, ipRange: pool.ipRange } : { subnet: pool.subnet, gateway: pool.gateway };
+  const config: IpamConfig = { subnet: pool.subnet, gateway: pool.gateway };
+  if (pool.ipRange) config.ipRange = pool.ipRange;
+  return config;
 }

@@ -8,8 +8,8 @@ import type { CoreContext } from './context.js';
 import type { Endpoints } from './endpoints.js';
 import type { Networks } from './networks.js';
 import type { Sandboxes } from './sandboxes.js';
-import { Network, type NetworkRecord } from './network.js';
-import type { EndpointRecord } from './endpoint.js';
+import { Network, networkFromStored, type NetworkRecord } from './network.js';
+import { endpointFromStored, type EndpointRecord } from './endpoint.js';
 import type { SandboxRecord } from './sandbox.js';
 
 export class Recovery {
@@ -33,15 +33,15 @@ export class Recovery {
 
   private load(problems: LoadProblem[]): void {
     const { store, registry, ipam, log } = this.ctx;
-    const networks = store.list<NetworkRecord>('networks', problems);
-    const endpoints = store.list<EndpointRecord>('endpoints', problems);
+    const networks = store.list<NetworkRecord>('networks', problems, networkFromStored);
+    const endpoints = store.list<EndpointRecord>('endpoints', problems, endpointFromStored);
     const sandboxes = store.list<SandboxRecord>('sandboxes', problems);
     for (const p of problems) log.error({ op: 'start', file: p.file, error: p.error }, 'state file unreadable; set aside');
 
     for (const record of networks) {
       registry.networksById.set(record.id, new Network(record));
       for (const c of [...record.ipv4, ...record.ipv6]) {
-        ipam.addPool({ family: c.subnet.includes(':') ? 6 : 4, subnet: c.subnet, gateway: c.gateway, ipRange: c.ipRange });
+        ipam.addPool({ family: c.subnet.family, subnet: c.subnet, gateway: c.gateway, ipRange: c.ipRange });
       }
     }
     for (const sb of sandboxes) registry.sandboxesById.set(sb.id, { ...sb, endpoints: [] });

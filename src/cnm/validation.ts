@@ -31,14 +31,6 @@ export function checkAliases(value: unknown): string[] {
   return [...new Set(value as string[])];
 }
 
-export function normaliseMac(mac: string): string {
-  if (typeof mac !== 'string' || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac)) throw new InvalidArgumentError(`invalid MAC address ${JSON.stringify(mac)}`);
-  const lower = mac.toLowerCase();
-  if (parseInt(lower.slice(0, 2), 16) & 1) throw new InvalidArgumentError(`MAC address ${mac} is a multicast address`);
-  if (lower === '00:00:00:00:00:00') throw new InvalidArgumentError('MAC address 00:00:00:00:00:00 is not usable');
-  return lower;
-}
-
 /** Endpoint options: an object whose keys the driver interprets (checked against its capabilities later). */
 export function checkEndpointOptions(value: unknown): Record<string, unknown> {
   if (value === undefined || value === null) return {};

@@ -19,7 +19,7 @@ import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host.js';
 import { NullDriver } from '../drivers/null.js';
 import { OPT_BRIDGE_NAME, OPT_DEFAULT_BRIDGE } from '../drivers/bridge/options.js';
-import { validateIfName } from '../kernel/names.js';
+import { parseIfName } from '../net/index.js';
 import { startApiServer } from '../api/server.js';
 import { ProcNamespaceResolver } from './namespace-resolver.js';
 import { hostSubnets } from './host-subnets.js';
@@ -34,7 +34,7 @@ export interface RunningDaemon {
 
 export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> {
   const log = createLogger(config.logLevel);
-  validateIfName(config.bridge);
+  parseIfName(config.bridge);
   for (const [what, ms] of [['sweep interval', config.sweepIntervalMs], ['firewall check interval', config.firewallCheckIntervalMs]] as const) {
     if (ms !== undefined && !(Number.isSafeInteger(ms) && ms >= 0)) throw new InvalidArgumentError(`${what} must be a whole number of milliseconds, not ${ms}`);
   }

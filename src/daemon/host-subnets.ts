@@ -3,27 +3,19 @@
  * ones) and the nameservers of its resolv.conf.
  */
 import { readFile } from 'node:fs/promises';
-import { Subnet, parseAddress } from '../ipam/ip.js';
+import { IPAddress, Prefix } from '../net/index.js';
 import type { Rtnl } from '../kernel/rtnetlink.js';
 
-export async function hostSubnets(rtnl: Rtnl, resolvConf = '/etc/resolv.conf'): Promise<Subnet[]> {
-  const out: Subnet[] = [];
-  const add = (cidr: string) => {
-    try {
-      const s = Subnet.parse(cidr, 'host subnet', false);
-      if (s.prefix > 0) out.push(s);
-    } catch {
-      /* not an address family IPAM deals with */
-    }
+export async function hostSubnets(rtnl: Rtnl, resolvConf = '/etc/resolv.conf'): Promise<Prefix[]> {
+  const out: Prefix[] = [];
+  const add = (p: Prefix) => {
+    if (p.length > 0) out.push(p);
   };
-  for (const a of await rtnl.addresses()) add(a.cidr);
+  for (const a of await rtnl.addresses()) add(a.cidr.prefix);
   for (const family of [4, 6] as const) {
-    for (const r of await rtnl.routes(family)) if (r.dst && r.dst !== 'default') add(r.dst);
+    for (const r of await rtnl.routes(family)) if (r.dst !== 'default') add(r.dst);
   }
-  for (const ns of await nameservers(resolvConf)) {
-    const { family, value } = parseAddress(ns);
-    out.push(Subnet.of(family, value, family === 4 ? 32 : 128));
-  }
+  for (const ns of await nameservers(resolvConf)) out.push(Prefix.host(IPAddress.parse(ns)));
   return out;
 }
 
@@ -38,12 +30,8 @@ export async function nameservers(resolvConf: string): Promise<string[]> {
   for (const line of text.split('\n')) {
     const m = /^\s*nameserver\s+(\S+)/.exec(line);
     if (!m) continue;
-    try {
-      parseAddress(m[1]);
-      out.push(m[1]);
-    } catch {
-      /* an unparsable nameserver line is ignored, as resolvers do */
-    }
+    // An unparsable nameserver line is ignored, as resolvers do.
+    if (IPAddress.tryParse(m[1])) out.push(m[1]);
   }
   return out;
 }

@@ -7,7 +7,8 @@
  * The client is recognised by its source address on the network it asked through. A source the
  * network has not assigned to any endpoint sees that network's names only.
  */
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { BlockList } from 'node:net';
+import { IPAddress, Prefix } from '../net/index.js';
 import { NameTable, normalise, type EndpointNames, type NameEntry } from './records.js';
 
 export interface NetworkInfo {
@@ -17,8 +18,8 @@ export interface NetworkInfo {
   resolvesNames: boolean;
   /** Internal networks have no way out, so queries from them are not forwarded (unless the container has another way out). */
   internal: boolean;
-  /** `address/prefix` of each of the network's subnets. */
-  subnets: string[];
+  /** The network's subnets. */
+  subnets: Prefix[];
 }
 
 export type Resolution =
@@ -45,10 +46,7 @@ export class NameDirectory {
 
   addNetwork(info: NetworkInfo): void {
     const subnets = new BlockList();
-    for (const s of info.subnets) {
-      const [address, prefix] = s.split('/');
-      subnets.addSubnet(address, Number(prefix), address.includes(':') ? 'ipv6' : 'ipv4');
-    }
+    for (const p of info.subnets) subnets.addSubnet(p.address.toString(), p.length, blockFamily(p.address));
     const existing = this.networks.get(info.id);
     this.networks.set(info.id, { info, lowerName: info.name.toLowerCase(), table: existing?.table ?? new NameTable(), subnets });
   }
@@ -87,13 +85,11 @@ export class NameDirectory {
   isClient(networkId: string, address: string): boolean {
     const state = this.networks.get(networkId);
     if (!state) return false;
-    if (isIPv4(address)) return state.subnets.check(address, 'ipv4');
-    if (isIPv6(address)) {
-      // A v4-mapped source (dual-stack socket) is checked as the IPv4 address it is.
-      const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-      return mapped ? state.subnets.check(mapped[1], 'ipv4') : state.subnets.check(address, 'ipv6');
-    }
-    return false;
+    const parsed = IPAddress.tryParse(address);
+    if (!parsed) return false;
+    // A v4-mapped source (dual-stack socket) is checked as the IPv4 address it is.
+    const a = parsed.isV4Mapped ? IPAddress.fromBytes(parsed.bytes.subarray(12)) : parsed;
+    return state.subnets.check(a.toString(), blockFamily(a));
   }
 
   /** The endpoint of a network holding a name (container name, not alias), e.g. for `--link`. */
@@ -157,8 +153,8 @@ export class NameDirectory {
       if (entry) return { kind: 'ptr', target: `${normalise(entry.name)}.${s.lowerName}` };
     }
     // An address of one of these subnets that no container holds: netd knows it does not exist.
-    const address = addressOfReverseName(name);
-    if (address && scope.some((s) => s.subnets.check(address, address.includes(':') ? 'ipv6' : 'ipv4'))) return { kind: 'nxdomain' };
+    const address = IPAddress.tryParse(addressOfReverseName(name));
+    if (address && scope.some((s) => s.subnets.check(address.toString(), blockFamily(address)))) return { kind: 'nxdomain' };
     return { kind: 'miss' };
   }
 }
@@ -176,4 +172,8 @@ export function addressOfReverseName(name: string): string | undefined {
     return hex.match(/.{4}/g)!.join(':');
   }
   return undefined;
+}
+
+function blockFamily(a: IPAddress): 'ipv4' | 'ipv6' {
+  return a.family === 4 ? 'ipv4' : 'ipv6';
 }

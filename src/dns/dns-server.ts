@@ -16,7 +16,8 @@
  * Dropped packets are counted and reported in one log line per interval, never one per packet.
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, isIPv6, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { IPAddress } from '../net/index.js';
 import type { Logger } from '../log.js';
 import type { NameDirectory } from './directory.js';
 import type { Responder, Reply } from './responder.js';
@@ -34,7 +35,7 @@ export interface NetworkDnsServerOptions {
   networkId: string;
   networkName: string;
   /** Gateway addresses to listen on. */
-  addresses: string[];
+  addresses: IPAddress[];
   port?: number;
   directory: NameDirectory;
   responder: Responder;
@@ -77,8 +78,9 @@ export class NetworkDnsServer {
         () => undefined,
         (err: Error) => err.message,
       );
-      outcomes.push({ address, transport: 'udp', error: udp }, { address, transport: 'tcp', error: tcp });
-      if (udp === undefined && tcp === undefined) this.listening.push(address);
+      const text = address.toString();
+      outcomes.push({ address: text, transport: 'udp', error: udp }, { address: text, transport: 'tcp', error: tcp });
+      if (udp === undefined && tcp === undefined) this.listening.push(text);
     }
     this.reportTimer = setInterval(() => this.report(), REPORT_INTERVAL_MS);
     this.reportTimer.unref();
@@ -103,15 +105,15 @@ export class NetworkDnsServer {
 
   // ---------------------------------------------------------------- UDP
 
-  private bindUdp(address: string): Promise<void> {
+  private bindUdp(address: IPAddress): Promise<void> {
     return new Promise((resolve, reject) => {
-      const socket = createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', reuseAddr: false });
+      const socket = createSocket({ type: address.family === 6 ? 'udp6' : 'udp4', reuseAddr: false });
       const onBindError = (err: Error): void => {
         socket.close();
         reject(err);
       };
       socket.once('error', onBindError);
-      socket.bind({ address, port: this.port, exclusive: true }, () => {
+      socket.bind({ address: address.toString(), port: this.port, exclusive: true }, () => {
         socket.off('error', onBindError);
         // Errors after binding (e.g. ICMP noise on send) concern one packet, never the listener.
         socket.on('error', (err) => this.opts.log.debug({ op: 'dns', network: this.opts.networkId, error: err.message }, 'UDP socket error'));
@@ -173,11 +175,11 @@ export class NetworkDnsServer {
 
   // ---------------------------------------------------------------- TCP
 
-  private bindTcp(address: string): Promise<void> {
+  private bindTcp(address: IPAddress): Promise<void> {
     return new Promise((resolve, reject) => {
       const server = createServer({ noDelay: true }, (conn) => this.onConnection(conn));
       server.once('error', reject);
-      server.listen({ host: address, port: this.port, exclusive: true }, () => {
+      server.listen({ host: address.toString(), port: this.port, exclusive: true }, () => {
         server.off('error', reject);
         server.on('error', (err) => this.opts.log.warn({ op: 'dns', network: this.opts.networkId, error: err.message }, 'TCP listener error'));
         this.tcp.push(server);

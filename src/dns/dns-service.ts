@@ -24,6 +24,7 @@ import { statSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import type { EndpointRecord } from '../cnm/endpoint.js';
 import type { SandboxRecord } from '../cnm/sandbox.js';
+import type { InterfaceAddress } from '../net/index.js';
 import type { AttachExtras, NetworkObserver, ObservedNetwork } from '../cnm/observer.js';
 import { NameDirectory } from './directory.js';
 import { namesOf } from './records.js';
@@ -69,7 +70,8 @@ interface FilesOutcome {
   problems?: string[];
 }
 
-const plain = (cidr: string | undefined): string | undefined => cidr?.split('/')[0];
+/** The address of an interface address, as text (what DNS answers and hosts files carry). */
+const plain = (a: InterfaceAddress | undefined): string | undefined => a?.address.toString();
 
 export class DnsService implements NetworkObserver {
   private readonly directory = new NameDirectory();
@@ -130,7 +132,7 @@ export class DnsService implements NetworkObserver {
       internal: network.internal,
       subnets: configs.map((c) => c.subnet),
     });
-    const gateways = configs.map((c) => c.gateway).filter((g): g is string => Boolean(g));
+    const gateways = configs.map((c) => c.gateway);
     if (gateways.length === 0 || this.servers.has(network.id)) return;
     const server = new NetworkDnsServer({
       networkId: network.id,

@@ -3,7 +3,7 @@
  * endpoint's addresses on that network, and the reverse (PTR) entries of those addresses. Names are
  * matched case-insensitively (RFC 4343); an endpoint joins and leaves the table in one step.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { IPAddress } from '../net/index.js';
 
 export interface NameEntry {
   endpointId: string;
@@ -34,30 +34,14 @@ export function normalise(name: string): string {
 
 /** `in-addr.arpa` / `ip6.arpa` name of an address, normalised. */
 export function reverseName(address: string): string {
-  if (isIPv4(address)) return `${address.split('.').reverse().join('.')}.in-addr.arpa`;
-  if (isIPv6(address)) return `${expandIPv6(address).split('').reverse().join('.')}.ip6.arpa`;
-  throw new Error(`not an IP address: ${address}`);
+  const a = IPAddress.parse(address);
+  if (a.family === 4) return `${[...a.bytes].reverse().join('.')}.in-addr.arpa`;
+  return `${a.bytes.toString('hex').split('').reverse().join('.')}.ip6.arpa`;
 }
 
-/** A map key for an address: IPv4 as written, IPv6 as its 32 hex digits (so that any spelling matches). */
+/** A map key for an address: its canonical text (so that any spelling matches). */
 function addressKey(address: string): string {
-  return address.includes(':') ? expandIPv6(address) : address;
-}
-
-/** The 32 hex digits of an IPv6 address. */
-function expandIPv6(address: string): string {
-  let text = address.toLowerCase();
-  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const b = v4[1].split('.').map(Number);
-    text = text.slice(0, -v4[1].length) + `${((b[0] << 8) | b[1]).toString(16)}:${((b[2] << 8) | b[3]).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  return groups.map((g) => g.padStart(4, '0')).join('');
+  return IPAddress.tryParse(address)?.toString() ?? address;
 }
 
 export class NameTable {

@@ -3,7 +3,7 @@
  * domains and options are passed on to containers) and rendering the one a container should use.
  */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { IPAddress } from '../net/index.js';
 
 export const HOST_RESOLV_CONF = '/etc/resolv.conf';
 /** glibc reads at most three nameservers. */
@@ -34,7 +34,7 @@ export function parseResolvConf(text: string): ResolvConf {
     const [key, ...args] = line.split(/\s+/);
     if (key === 'nameserver' && args[0] !== undefined) {
       // A zone index (fe80::1%eth0) is meaningless to a container; netd cannot use it either.
-      if (isIP(args[0]) !== 0 && !args[0].includes('%')) out.nameservers.push(args[0]);
+      if (IPAddress.tryParse(args[0])) out.nameservers.push(args[0]);
     } else if (key === 'search' || key === 'domain') {
       out.search = args.slice(0, MAX_SEARCH);
     } else if (key === 'options') {
@@ -62,11 +62,11 @@ export function parseUpstream(text: string): Upstream {
   const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text);
   const v4port = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
   const [address, portText] = bracketed ? [bracketed[1], bracketed[2]] : v4port ? [v4port[1], v4port[2]] : [text, undefined];
-  const family = isIP(address);
-  if (family === 0) throw new Error(`invalid DNS server ${JSON.stringify(text)}: expected an IP address, IPv4:PORT or [IPv6]:PORT`);
+  const family = IPAddress.tryParse(address)?.family;
+  if (family === undefined) throw new Error(`invalid DNS server ${JSON.stringify(text)}: expected an IP address, IPv4:PORT or [IPv6]:PORT`);
   const port = portText === undefined ? 53 : Number(portText);
   if (!(port >= 1 && port <= 65535)) throw new Error(`invalid DNS server ${JSON.stringify(text)}: port out of range`);
-  return { address, port, family: family as 4 | 6 };
+  return { address, port, family };
 }
 
 export function formatUpstream(u: Upstream): string {

@@ -7,6 +7,7 @@
  * (driverState), what it is asked per endpoint (options) and what it reports (JoinResult, endpointInfo)
  * are opaque to the core.
  */
+import type { MAC } from '../net/index.js';
 import type { DriverEndpoint, DriverNetwork, DriverSandbox } from './model.js';
 
 export interface Capabilities {
@@ -32,7 +33,7 @@ export interface JoinResult {
   /** Driver-private state, persisted with the endpoint and handed back on every later call. */
   state: Record<string, unknown>;
   /** The MAC address of the interface made in the sandbox, when the driver chose it. */
-  mac?: string;
+  mac?: MAC;
 }
 
 export interface Driver {

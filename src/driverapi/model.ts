@@ -1,13 +1,16 @@
 /**
  * What a driver sees of the model: the fields of networks, endpoints and sandboxes it may read. The
  * core's records (cnm/) extend these; a driver never sees the rest (labels, members, persistence).
+ * Addresses are net/ values, parsed once where they enter (the API, or a state file at start); on disk
+ * and on the wire they are their canonical text (each value's toJSON).
  */
+import type { IPAddress, InterfaceAddress, MAC, Prefix } from '../net/index.js';
 
 /** One subnet of a network, as IPAM handed it out. */
 export interface IpamConfig {
-  subnet: string;
-  gateway: string;
-  ipRange?: string;
+  subnet: Prefix;
+  gateway: IPAddress;
+  ipRange?: Prefix;
 }
 
 export interface DriverNetwork {
@@ -30,12 +33,12 @@ export interface DriverEndpoint {
   /** Interface name inside the sandbox (eth0, eth1, ...); empty for drivers that make no interface. */
   ifname: string;
   /** The interface's MAC: asked for at attach, else the one the driver chose (see JoinResult). */
-  mac?: string;
-  /** `address/prefix` */
-  ipv4?: string;
-  ipv6?: string;
-  gateway4?: string;
-  gateway6?: string;
+  mac?: MAC;
+  /** The addresses on the interface, with their prefix length (`172.18.0.2/16`). */
+  ipv4?: InterfaceAddress;
+  ipv6?: InterfaceAddress;
+  gateway4?: IPAddress;
+  gateway6?: IPAddress;
   /** Whether this endpoint provides the sandbox's default route(s). */
   gatewayEndpoint: boolean;
   /**

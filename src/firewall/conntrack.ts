@@ -13,13 +13,13 @@
  */
 import type { Logger } from '../log.js';
 import type { CommandRunner } from './exec.js';
-import type { Family, Protocol } from './model.js';
+import type { Family, Proto } from '../net/index.js';
 import type { FirewallForward } from './port-forward.js';
 
 /** Above this many ports per container, family and protocol, one command clears all its inbound flows. */
 const PER_PORT_LIMIT = 16;
 
-function base(family: Family, proto: Protocol): string[] {
+function base(family: Family, proto: Proto): string[] {
   return ['conntrack', '-D', ...(family === 6 ? ['-f', 'ipv6'] : []), '-p', proto];
 }
 
@@ -28,7 +28,7 @@ export function flowsToContainer(f: FirewallForward): string[][] {
   const out: string[][] = [];
   for (const [family, part] of [[4, f.v4], [6, f.v6]] as const) {
     if (!part) continue;
-    const byProto = new Map<Protocol, Set<number>>();
+    const byProto = new Map<Proto, Set<number>>();
     for (const m of part.mappings) {
       if (m.proto === 'tcp') continue;
       byProto.set(m.proto, (byProto.get(m.proto) ?? new Set()).add(m.containerPort));
@@ -36,10 +36,10 @@ export function flowsToContainer(f: FirewallForward): string[][] {
     for (const [proto, ports] of byProto) {
       if (ports.size > PER_PORT_LIMIT) {
         // The endpoint is going away: every inbound flow of this protocol to it is stale.
-        out.push([...base(family, proto), '--reply-src', part.container]);
+        out.push([...base(family, proto), '--reply-src', part.container.toString()]);
         continue;
       }
-      for (const p of [...ports].sort((a, b) => a - b)) out.push([...base(family, proto), '--reply-src', part.container, '--reply-port-src', String(p)]);
+      for (const p of [...ports].sort((a, b) => a - b)) out.push([...base(family, proto), '--reply-src', part.container.toString(), '--reply-port-src', String(p)]);
     }
   }
   return out;

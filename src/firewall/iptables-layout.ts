@@ -37,8 +37,8 @@
  * Every rule carries `-m comment --comment netd` (base), `netd:<id12>` (per network) or `netd:pf:<id12>`
  * (per endpoint's published ports).
  */
-import type { Cidr, Family, PlacedRule, Rule, Table } from './model.js';
-import { parseCidr } from './model.js';
+import type { Family, PlacedRule, Rule, Table } from './model.js';
+import { Prefix } from '../net/index.js';
 import { BASE_TAG, type FirewallNetwork } from './spec.js';
 import { forwardLayout, type FirewallForward } from './port-forward.js';
 
@@ -63,7 +63,7 @@ export interface Layout {
 
 export const EMPTY_LAYOUT: Layout = { chains: [], heads: [], rules: [] };
 
-const LOOPBACK: Record<Family, Cidr> = { 4: parseCidr('127.0.0.0/8'), 6: parseCidr('::1/128') };
+const LOOPBACK: Record<Family, Prefix> = { 4: Prefix.parse('127.0.0.0/8'), 6: Prefix.parse('::1/128') };
 const DROP = { kind: 'verdict', verdict: 'DROP' } as const;
 const ACCEPT = { kind: 'verdict', verdict: 'ACCEPT' } as const;
 
@@ -107,7 +107,7 @@ export function baseLayout(family: Family): Layout {
 }
 
 /** The subnet a network has in a family, if any. */
-export function subnetOf(n: FirewallNetwork, family: Family): Cidr | undefined {
+export function subnetOf(n: FirewallNetwork, family: Family): Prefix | undefined {
   return family === 4 ? n.v4 : n.v6;
 }
 

@@ -256,7 +256,7 @@ export class IptablesFirewall implements Firewall {
   private normalize(spec: NetworkFirewallSpec): FirewallNetwork {
     const n = normalizeNetwork(spec);
     if (n.v6 && !this.families.includes(6)) {
-      this.log.warn({ network: n.id12, subnet: n.v6.text }, 'IPv6 firewalling is disabled: ignoring the IPv6 subnet');
+      this.log.warn({ network: n.id12, subnet: n.v6.toString() }, 'IPv6 firewalling is disabled: ignoring the IPv6 subnet');
       return { ...n, v6: undefined };
     }
     return n;

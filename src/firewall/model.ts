@@ -1,20 +1,22 @@
 /**
- * The firewall rule model: validated values (interface, chain, comment, CIDR), a structured `Rule`, its
- * rendering to iptables-restore lines, and a parser for iptables-save output.
+ * The firewall rule model: validated values (chain, comment; addresses, prefixes, interface names, ports
+ * and protocols are net values), a structured `Rule`, its rendering to iptables-restore lines, and a
+ * parser for iptables-save output.
  *
- * Safety: every value that reaches iptables is validated twice — when it enters (parse/validate helpers)
- * and again when a line is rendered (each token must match SAFE_TOKEN). A token can therefore never carry
+ * Safety: every value that reaches iptables is validated twice — when it enters (net's parsers, the
+ * validate helpers here) and again when a line is rendered (addresses must be real net values, interface
+ * names pass net's firewall-safe rule, and each token must match SAFE_TOKEN). A token can therefore never carry
  * whitespace, a quote, a newline or a leading '-', so no value can add arguments, options or lines.
  *
  * Canonical form: rules are rendered in the exact token order iptables-save (nft variant, 1.8.x) prints
  * them — `-s -d -i -o`, then match modules, then `-m comment`, then `-j` — with addresses in the form
  * glibc's inet_ntop gives. So a rendered rule and the same rule read back from iptables-save compare equal
- * token for token, which is how the backend decides what exists.
+ * token for token, which is how the backend decides what exists. (IPAddress.toString is that form.)
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import { InvalidArgumentError } from '../errors.js';
+import { IPAddress, PROTOS, Prefix, bitsOf, checkPort, describeValue as describe, parseFirewallIfName, type Family, type Proto } from '../net/index.js';
 
-export type Family = 4 | 6;
+export type { Family } from '../net/index.js';
 export type Table = 'filter' | 'nat' | 'raw';
 export const TABLES: readonly Table[] = ['filter', 'nat', 'raw'];
 
@@ -22,7 +24,6 @@ export const TABLES: readonly Table[] = ['filter', 'nat', 'raw'];
 // Validated values
 // ---------------------------------------------------------------------------------------------------
 
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 const CHAIN_RE = /^[A-Za-z0-9_-]{1,28}$/; // iptables: chain names are at most 28 characters
 const COMMENT_RE = /^[A-Za-z0-9_.:-]{1,255}$/; // xt_comment holds 255 characters
 /**
@@ -31,17 +32,6 @@ const COMMENT_RE = /^[A-Za-z0-9_.:-]{1,255}$/; // xt_comment holds 255 character
  */
 const SAFE_TOKEN_RE = /^(?:!|[A-Za-z0-9_.:/,[][A-Za-z0-9_.:/,[\]-]*|-{1,2}[A-Za-z][A-Za-z-]*)$/;
 
-function describe(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : typeof value;
-}
-
-/** A Linux interface name usable in `-i`/`-o`: 1–15 of [A-Za-z0-9_.-], not '.', '..', nor starting with '-'. */
-export function validateInterfaceName(name: unknown, what = 'interface name'): string {
-  if (typeof name !== 'string' || !IFNAME_RE.test(name) || name === '.' || name === '..' || name.startsWith('-')) {
-    throw new InvalidArgumentError(`invalid ${what} ${describe(name)}: expected 1-15 characters of [A-Za-z0-9_.-], not starting with '-'`);
-  }
-  return name;
-}
 
 /** A user-defined chain name: 1–28 of [A-Za-z0-9_-], not starting with '-'. */
 export function validateChainName(name: unknown): string {
@@ -59,129 +49,19 @@ export function validateComment(comment: unknown): string {
   return comment;
 }
 
-/** A parsed, canonical network prefix. `text` is exactly what iptables-save prints for it. */
-export interface Cidr {
-  readonly family: Family;
-  /** Network address with host bits cleared, in canonical text form. */
-  readonly address: string;
-  readonly prefix: number;
-  /** `address/prefix` */
-  readonly text: string;
-}
-
 /**
- * Parses "address/prefix" (IPv4 or IPv6) into its canonical form: host bits cleared, IPv6 compressed the
- * way inet_ntop does. The prefix is required and must be at least 1: iptables drops a /0 match entirely,
- * so it could never be found again in iptables-save.
+ * A network prefix as a rule matches it (`-s`, `-d`): at least /1, since iptables drops a /0 match
+ * entirely, so it could never be found again in iptables-save. Host bits are cleared (what iptables
+ * itself does with `-s 10.1.2.3/8`). The text is exactly what iptables-save prints for it.
  */
-export function parseCidr(input: unknown, what = 'CIDR'): Cidr {
-  const bad = (why: string): never => {
-    throw new InvalidArgumentError(`invalid ${what} ${describe(input)}: ${why}`);
-  };
-  if (typeof input !== 'string') return bad('expected a string like 192.0.2.0/24');
-  const slash = input.indexOf('/');
-  if (slash < 0) return bad('a prefix length is required (address/prefix)');
-  const addr = input.slice(0, slash);
-  const prefixText = input.slice(slash + 1);
-  if (!/^(?:0|[1-9][0-9]{0,2})$/.test(prefixText)) return bad('the prefix length must be a decimal number');
-  const prefix = Number(prefixText);
-  let words: number[]; // 16-bit words: 2 for IPv4, 8 for IPv6
-  let family: Family;
-  if (isIPv4(addr)) {
-    family = 4;
-    const octets = addr.split('.');
-    if (octets.some((o) => o.length > 1 && o.startsWith('0'))) return bad('octets must not have leading zeros');
-    const b = octets.map(Number);
-    words = [(b[0] << 8) | b[1], (b[2] << 8) | b[3]];
-  } else if (isIPv6(addr)) {
-    family = 6;
-    words = parseIPv6Words(addr) ?? bad('not an IPv6 address');
-  } else {
-    return bad('not an IPv4 or IPv6 address');
-  }
-  const bits = family === 4 ? 32 : 128;
-  if (prefix < 1 || prefix > bits) return bad(`the prefix length must be between 1 and ${bits}`);
-  // Clear host bits.
-  for (let i = 0; i < words.length; i++) {
-    const keep = Math.min(16, Math.max(0, prefix - i * 16));
-    words[i] &= keep === 0 ? 0 : (0xffff << (16 - keep)) & 0xffff;
-  }
-  const address = family === 4 ? formatIPv4(words) : formatIPv6(words);
-  return { family, address, prefix, text: `${address}/${prefix}` };
+export function parseCidr(input: unknown, what = 'CIDR'): Prefix {
+  return checkMatchable(Prefix.parse(input, { what, lenient: true }), what);
 }
 
-function formatIPv4(w: number[]): string {
-  return [w[0] >> 8, w[0] & 0xff, w[1] >> 8, w[1] & 0xff].join('.');
-}
-
-/** Eight 16-bit words from an IPv6 text already accepted by net.isIPv6 (zone ids are rejected). */
-function parseIPv6Words(text: string): number[] | undefined {
-  if (text.includes('%')) return undefined;
-  const halves = text.split('::');
-  if (halves.length > 2) return undefined;
-  const toWords = (part: string): number[] | undefined => {
-    if (part === '') return [];
-    const out: number[] = [];
-    for (const g of part.split(':')) {
-      if (g.includes('.')) {
-        if (!isIPv4(g)) return undefined;
-        const b = g.split('.').map(Number);
-        out.push((b[0] << 8) | b[1], (b[2] << 8) | b[3]);
-      } else if (/^[0-9A-Fa-f]{1,4}$/.test(g)) {
-        out.push(parseInt(g, 16));
-      } else {
-        return undefined;
-      }
-    }
-    return out;
-  };
-  const head = toWords(halves[0]);
-  const tail = halves.length === 2 ? toWords(halves[1]) : [];
-  if (!head || !tail) return undefined;
-  if (halves.length === 1) return head.length === 8 ? head : undefined;
-  const fill = 8 - head.length - tail.length;
-  if (fill < 1) return undefined;
-  return [...head, ...new Array<number>(fill).fill(0), ...tail];
-}
-
-/**
- * IPv6 text as glibc's inet_ntop writes it (and so as iptables-save prints it): lower-case hex, the
- * longest run of two or more zero words compressed (the first one on a tie), and the IPv4-compatible
- * (::a.b.c.d) and IPv4-mapped (::ffff:a.b.c.d) forms written with a dotted tail.
- */
-function formatIPv6(w: number[]): string {
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestLen < 2) bestStart = -1;
-  const dottedTail = bestStart === 0 && (bestLen === 6 || (bestLen === 5 && w[5] === 0xffff));
-  let out = '';
-  for (let i = 0; i < 8; i++) {
-    if (i === bestStart) {
-      out += i === 0 ? '::' : ':';
-      i += bestLen - 1;
-      continue;
-    }
-    if (i === 6 && dottedTail) {
-      out += formatIPv4([w[6], w[7]]);
-      break;
-    }
-    out += w[i].toString(16);
-    if (i < 7) out += ':';
-  }
-  return out;
+/** Refuses a /0 prefix (see parseCidr). */
+export function checkMatchable(p: Prefix, what = 'CIDR'): Prefix {
+  if (p.length < 1) throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(p.toString())}: the prefix length must be between 1 and ${bitsOf(p.family)}`);
+  return p;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -189,7 +69,7 @@ function formatIPv6(w: number[]): string {
 // ---------------------------------------------------------------------------------------------------
 
 export interface AddressMatch {
-  readonly cidr: Cidr;
+  readonly cidr: Prefix;
   readonly negate?: boolean;
 }
 export interface InterfaceMatch {
@@ -215,14 +95,12 @@ export type Target =
   | { readonly kind: 'jump'; readonly chain: string }
   | { readonly kind: 'masquerade' }
   /** `-j DNAT --to-destination ADDRESS:PORT` (IPv6: `[ADDRESS]:PORT`); address without prefix. */
-  | { readonly kind: 'dnat'; readonly address: string; readonly port: number };
+  | { readonly kind: 'dnat'; readonly address: IPAddress; readonly port: number };
 
-export const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
-export type Protocol = (typeof PROTOCOLS)[number];
 
 /** `-p PROTO`, and with a port `-m PROTO --dport PORT` (the form iptables-save prints). */
 export interface ProtocolMatch {
-  readonly name: Protocol;
+  readonly name: Proto;
   readonly dport?: number;
 }
 
@@ -247,13 +125,12 @@ export interface PlacedRule {
   readonly top?: boolean;
 }
 
-function checkCidr(c: Cidr, family: Family): string {
-  // Re-derive from the text so a hand-made object cannot smuggle anything through.
-  const again = parseCidr(c.text);
-  if (again.text !== c.text || again.family !== family) {
-    throw new InvalidArgumentError(`address ${describe(c.text)} is not a canonical IPv${family} prefix`);
+function checkCidr(c: Prefix, family: Family): string {
+  // Only a real Prefix (parsed, immutable) gets through, not a hand-made object.
+  if (!(c instanceof Prefix) || c.family !== family) {
+    throw new InvalidArgumentError(`address ${describe(c instanceof Prefix ? c.toString() : c)} is not an IPv${family} prefix`);
   }
-  return c.text;
+  return checkMatchable(c).toString();
 }
 
 function renderMatch(m: Match): string[] {
@@ -271,24 +148,21 @@ function renderMatch(m: Match): string[] {
   }
 }
 
-function checkPort(port: unknown): string {
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new InvalidArgumentError(`invalid port ${describe(port)}: expected an integer from 1 to 65535`);
-  }
-  return String(port);
+function portToken(port: unknown): string {
+  return String(checkPort(port));
 }
 
 function renderProto(p: ProtocolMatch): string[] {
-  if (!PROTOCOLS.includes(p.name)) throw new InvalidArgumentError(`invalid protocol ${describe(p.name)}`);
-  return p.dport === undefined ? ['-p', p.name] : ['-p', p.name, '-m', p.name, '--dport', checkPort(p.dport)];
+  if (!PROTOS.includes(p.name)) throw new InvalidArgumentError(`invalid protocol ${describe(p.name)}`);
+  return p.dport === undefined ? ['-p', p.name] : ['-p', p.name, '-m', p.name, '--dport', portToken(p.dport)];
 }
 
-/** A single address of the batch's family, canonical (validated through parseCidr as a host prefix). */
-function checkAddress(address: unknown, family: Family): string {
-  if (typeof address !== 'string') throw new InvalidArgumentError(`invalid address ${describe(address)}`);
-  const c = parseCidr(`${address}/${family === 4 ? 32 : 128}`, 'address');
-  if (c.family !== family || c.address !== address) throw new InvalidArgumentError(`address ${describe(address)} is not a canonical IPv${family} address`);
-  return c.address;
+/** A single address of the batch's family: a real IPAddress, printed canonically. */
+function checkAddress(address: unknown, family: Family): IPAddress {
+  if (!(address instanceof IPAddress) || address.family !== family) {
+    throw new InvalidArgumentError(`address ${describe(address instanceof IPAddress ? address.toString() : address)} is not an IPv${family} address`);
+  }
+  return address;
 }
 
 function renderTarget(t: Target, family: Family): string[] {
@@ -302,7 +176,7 @@ function renderTarget(t: Target, family: Family): string[] {
       return ['-j', 'MASQUERADE'];
     case 'dnat': {
       const a = checkAddress(t.address, family);
-      return ['-j', 'DNAT', '--to-destination', `${family === 6 ? `[${a}]` : a}:${checkPort(t.port)}`];
+      return ['-j', 'DNAT', '--to-destination', `${a.toUrlHost()}:${portToken(t.port)}`];
     }
   }
 }
@@ -316,8 +190,8 @@ export function ruleArgs(rule: Rule, family: Family): string[] {
   const neg = (n?: boolean) => (n ? ['!'] : []);
   if (rule.src) out.push(...neg(rule.src.negate), '-s', checkCidr(rule.src.cidr, family));
   if (rule.dst) out.push(...neg(rule.dst.negate), '-d', checkCidr(rule.dst.cidr, family));
-  if (rule.in) out.push(...neg(rule.in.negate), '-i', validateInterfaceName(rule.in.name));
-  if (rule.out) out.push(...neg(rule.out.negate), '-o', validateInterfaceName(rule.out.name));
+  if (rule.in) out.push(...neg(rule.in.negate), '-i', parseFirewallIfName(rule.in.name));
+  if (rule.out) out.push(...neg(rule.out.negate), '-o', parseFirewallIfName(rule.out.name));
   if (rule.proto) out.push(...renderProto(rule.proto));
   for (const m of rule.matches ?? []) out.push(...renderMatch(m));
   // iptables-nft prints the comment after all other matches, whatever the order it was given in.
@@ -347,7 +221,7 @@ export function argsKey(tokens: readonly string[]): string {
     const prev = tokens[i - 1];
     if ((prev === '-s' || prev === '-d') && t.includes('/')) {
       try {
-        return parseCidr(t).text;
+        return Prefix.parse(t, { lenient: true }).toString();
       } catch {
         return t;
       }

@@ -17,21 +17,13 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { BASE_TAG } from './spec.js';
-import {
-  PROTOCOLS,
-  parseCidr,
-  validateInterfaceName,
-  type Family,
-  type PlacedRule,
-  type Protocol,
-  type Rule,
-  type Table,
-} from './model.js';
+import { IPAddress, Prefix, checkPort, checkProto, parseFamily, parseFirewallIfName, type Family, type Proto } from '../net/index.js';
+import type { PlacedRule, Rule, Table } from './model.js';
 
 export interface PortForwardMapping {
-  proto: Protocol;
-  /** Host address; '0.0.0.0' or '::' for every address of that family. Its family picks the container address. */
-  hostIp: string;
+  proto: Proto;
+  /** Host address; 0.0.0.0 or :: for every address of that family. Its family picks the container address. */
+  hostIp: IPAddress;
   hostPort: number;
   containerPort: number;
 }
@@ -42,8 +34,8 @@ export interface PortForwardSpec {
   /** The bridge the container is on. */
   bridge: string;
   /** The container's addresses on that bridge, without prefix. */
-  containerV4?: string;
-  containerV6?: string;
+  containerV4?: IPAddress;
+  containerV6?: IPAddress;
   ports: PortForwardMapping[];
   /** Families whose gateway mode is "routed": published container ports are also reachable directly. */
   routed?: Family[];
@@ -51,7 +43,7 @@ export interface PortForwardSpec {
 
 /** One family's part of a forward, validated. */
 export interface FamilyForward {
-  readonly container: string;
+  readonly container: IPAddress;
   readonly mappings: readonly PortForwardMapping[];
   readonly routed: boolean;
 }
@@ -86,21 +78,10 @@ export function isForwardChain(table: string, chain: string): boolean {
   return (table === 'nat' || table === 'filter') && FORWARD_CHAIN_RE.test(chain);
 }
 
-const WILDCARDS: Record<Family, string> = { 4: '0.0.0.0', 6: '::' };
-
-function port(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
-    throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(value)}: expected an integer from 1 to 65535`);
-  }
+/** A single address: a real IPAddress value. */
+function address(value: unknown, what: string): IPAddress {
+  if (!(value instanceof IPAddress)) throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(value)}: expected an IPAddress`);
   return value;
-}
-
-/** A single address, canonical; its family. */
-function address(value: unknown, what: string): { text: string; family: Family } {
-  if (typeof value !== 'string' || value.includes('/')) throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(value)}`);
-  const v4 = !value.includes(':');
-  const c = parseCidr(`${value}/${v4 ? 32 : 128}`, what);
-  return { text: c.address, family: c.family };
 }
 
 /**
@@ -112,30 +93,26 @@ export function normalizeForward(spec: PortForwardSpec, families: readonly Famil
   if (typeof spec.endpointId !== 'string' || !/^[0-9a-f]{64}$/.test(spec.endpointId)) {
     throw new InvalidArgumentError(`invalid endpoint id ${JSON.stringify(spec.endpointId)}: expected 64 lower-case hex characters`);
   }
-  const bridge = validateInterfaceName(spec.bridge, 'bridge name');
+  const bridge = parseFirewallIfName(spec.bridge, 'bridge name');
   if (!Array.isArray(spec.ports)) throw new InvalidArgumentError('port forward needs a list of ports');
-  const containers: Partial<Record<Family, string>> = {};
-  if (spec.containerV4 !== undefined) {
-    const a = address(spec.containerV4, 'container IPv4 address');
-    if (a.family !== 4) throw new InvalidArgumentError(`container IPv4 address ${spec.containerV4} is not IPv4`);
-    containers[4] = a.text;
-  }
-  if (spec.containerV6 !== undefined) {
-    const a = address(spec.containerV6, 'container IPv6 address');
-    if (a.family !== 6) throw new InvalidArgumentError(`container IPv6 address ${spec.containerV6} is not IPv6`);
-    containers[6] = a.text;
+  const containers: Partial<Record<Family, IPAddress>> = {};
+  for (const [family, value] of [[4, spec.containerV4], [6, spec.containerV6]] as const) {
+    if (value === undefined) continue;
+    const a = address(value, `container IPv${family} address`);
+    if (a.family !== family) throw new InvalidArgumentError(`container IPv${family} address ${a} is not IPv${family}`);
+    containers[family] = a;
   }
   const routed = spec.routed ?? [];
-  if (!Array.isArray(routed) || routed.some((f) => f !== 4 && f !== 6)) throw new InvalidArgumentError('routed must be a list of families (4, 6)');
+  if (!Array.isArray(routed)) throw new InvalidArgumentError('routed must be a list of families (4, 6)');
+  routed.forEach((f) => parseFamily(f, 'routed family'));
 
   const byFamily: Record<Family, PortForwardMapping[]> = { 4: [], 6: [] };
   const seen = new Set<string>();
   for (const m of spec.ports) {
     if (typeof m !== 'object' || m === null) throw new InvalidArgumentError('each port mapping must be an object');
-    if (!PROTOCOLS.includes(m.proto)) throw new InvalidArgumentError(`invalid protocol ${JSON.stringify(m.proto)}`);
     const host = address(m.hostIp, 'host IP');
-    const mapping: PortForwardMapping = { proto: m.proto, hostIp: host.text, hostPort: port(m.hostPort, 'host port'), containerPort: port(m.containerPort, 'container port') };
-    if (!containers[host.family]) throw new InvalidArgumentError(`host IP ${host.text} needs a container IPv${host.family} address`);
+    const mapping: PortForwardMapping = { proto: checkProto(m.proto), hostIp: host, hostPort: checkPort(m.hostPort, 'host port'), containerPort: checkPort(m.containerPort, 'container port') };
+    if (!containers[host.family]) throw new InvalidArgumentError(`host IP ${host} needs a container IPv${host.family} address`);
     const key = `${mapping.proto}/${mapping.hostIp}/${mapping.hostPort}`;
     if (seen.has(key)) throw new InvalidArgumentError(`host port ${mapping.hostPort}/${mapping.proto} on ${mapping.hostIp} is mapped twice`);
     seen.add(key);
@@ -190,8 +167,7 @@ function bucketLayout(table: Table, chain: string): BucketLayout {
 export function forwardLayout(f: FirewallForward, family: Family): ForwardLayout {
   const part = forwardFamily(f, family);
   if (!part) return { chains: [], contents: [], jumps: [], buckets: [] };
-  const bits = family === 4 ? 32 : 128;
-  const host = (ip: string) => (ip === WILDCARDS[family] ? {} : { dst: { cidr: parseCidr(`${ip}/${bits}`) } });
+  const host = (ip: IPAddress) => (ip.isUnspecified ? {} : { dst: { cidr: Prefix.host(ip) } });
   const dnat: Rule[] = part.mappings.map((m) => ({
     table: 'nat',
     chain: f.chain,
@@ -215,7 +191,7 @@ export function forwardLayout(f: FirewallForward, family: Family): ForwardLayout
       accepts.push({
         table: 'filter',
         chain: f.chain,
-        dst: { cidr: parseCidr(`${part.container}/${bits}`) },
+        dst: { cidr: Prefix.host(part.container) },
         in: { name: f.bridge, negate: true },
         out: { name: f.bridge },
         proto: { name: m.proto, dport: m.containerPort },

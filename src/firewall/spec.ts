@@ -3,15 +3,16 @@
  * backends use. Nothing reaches a backend without passing through normalizeNetwork.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { parseCidr, validateInterfaceName, type Cidr } from './model.js';
+import { Prefix, parseFirewallIfName } from '../net/index.js';
+import { checkMatchable } from './model.js';
 
 export interface NetworkFirewallSpec {
   /** Network id, 64 lower-case hex characters; rules are tagged "netd:<first 12>". */
   id: string;
   /** Bridge interface name. */
   bridge: string;
-  /** CIDRs, at most one IPv4 and one IPv6 (v6 rules go through ip6tables). */
-  subnets: string[];
+  /** At most one IPv4 and one IPv6 subnet (v6 rules go through ip6tables). */
+  subnets: Prefix[];
   /** No outside access: no MASQUERADE, traffic only within the subnet. */
   internal: boolean;
   /** com.docker.network.bridge.enable_ip_masquerade (default true). */
@@ -27,8 +28,8 @@ export interface FirewallNetwork {
   /** The comment carried by every rule of this network. */
   readonly tag: string;
   readonly bridge: string;
-  readonly v4?: Cidr;
-  readonly v6?: Cidr;
+  readonly v4?: Prefix;
+  readonly v6?: Prefix;
   readonly internal: boolean;
   readonly masquerade: boolean;
   readonly icc: boolean;
@@ -60,19 +61,20 @@ export function normalizeNetwork(spec: NetworkFirewallSpec): FirewallNetwork {
   if (typeof spec.id !== 'string' || !/^[0-9a-f]{64}$/.test(spec.id)) {
     throw new InvalidArgumentError(`invalid network id ${JSON.stringify(spec.id)}: expected 64 lower-case hex characters`);
   }
-  const bridge = validateInterfaceName(spec.bridge, 'bridge name');
+  const bridge = parseFirewallIfName(spec.bridge, 'bridge name');
   if (!Array.isArray(spec.subnets) || spec.subnets.length === 0) {
     throw new InvalidArgumentError('network needs at least one subnet');
   }
-  let v4: Cidr | undefined;
-  let v6: Cidr | undefined;
+  let v4: Prefix | undefined;
+  let v6: Prefix | undefined;
   for (const s of spec.subnets) {
-    const c = parseCidr(s, 'subnet');
+    if (!(s instanceof Prefix)) throw new InvalidArgumentError(`invalid subnet ${JSON.stringify(s)}: expected a Prefix`);
+    const c = checkMatchable(s, 'subnet');
     if (c.family === 4) {
-      if (v4) throw new InvalidArgumentError(`network has more than one IPv4 subnet (${v4.text}, ${c.text})`);
+      if (v4) throw new InvalidArgumentError(`network has more than one IPv4 subnet (${v4}, ${c})`);
       v4 = c;
     } else {
-      if (v6) throw new InvalidArgumentError(`network has more than one IPv6 subnet (${v6.text}, ${c.text})`);
+      if (v6) throw new InvalidArgumentError(`network has more than one IPv6 subnet (${v6}, ${c})`);
       v6 = c;
     }
   }

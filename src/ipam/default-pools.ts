@@ -4,10 +4,10 @@
  * `--default-address-pool base=CIDR,size=N` replaces them.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { Subnet } from './ip.js';
+import { IPAddress, Prefix, bitsOf } from '../net/index.js';
 
 export interface AddressPool {
-  base: Subnet;
+  base: Prefix;
   /** Prefix length of each subnet carved out of `base`. */
   size: number;
 }
@@ -28,22 +28,22 @@ export function parseAddressPool(text: string): AddressPool {
     if (key !== 'base' && key !== 'size') throw new InvalidArgumentError(`invalid address pool ${JSON.stringify(text)}: unknown field ${key}`);
   }
   if (!baseText || !sizeText) throw new InvalidArgumentError(`invalid address pool ${JSON.stringify(text)}: base and size are required`);
-  const base = Subnet.parse(baseText, 'address pool base');
+  const base = Prefix.parse(baseText, 'address pool base');
   if (!/^\d{1,3}$/.test(sizeText)) throw new InvalidArgumentError(`invalid address pool size ${JSON.stringify(sizeText)}`);
   const size = Number(sizeText);
-  const max = base.family === 4 ? 30 : 126;
-  if (size < base.prefix || size > max) {
-    throw new InvalidArgumentError(`invalid address pool ${text}: size must be between ${base.prefix} and ${max}`);
+  const max = bitsOf(base.family) - 2;
+  if (size < base.length || size > max) {
+    throw new InvalidArgumentError(`invalid address pool ${text}: size must be between ${base.length} and ${max}`);
   }
   return { base, size };
 }
 
 /** Every candidate subnet of the pools, in order. Lazy: a v6 pool can hold more subnets than can be listed. */
-export function* candidateSubnets(pools: readonly AddressPool[]): Generator<Subnet> {
+export function* candidateSubnets(pools: readonly AddressPool[]): Generator<Prefix> {
   for (const pool of pools) {
-    const step = 1n << BigInt((pool.base.family === 4 ? 32 : 128) - pool.size);
-    for (let at = pool.base.base; at <= pool.base.last; at += step) {
-      yield Subnet.of(pool.base.family, at, pool.size);
+    const step = 1n << BigInt(bitsOf(pool.base.family) - pool.size);
+    for (let at = pool.base.firstValue; at <= pool.base.lastValue; at += step) {
+      yield Prefix.of(IPAddress.fromBigInt(pool.base.family, at), pool.size);
     }
   }
 }

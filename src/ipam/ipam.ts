@@ -10,23 +10,28 @@
  * and endpoints into it (`addPool` with the stored subnet, `reserve` for each endpoint address).
  */
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { IPAddress, InterfaceAddress, Prefix, bitsOf, type Family } from '../net/index.js';
 import { candidateSubnets, type AddressPool } from './default-pools.js';
-import { formatAddress, parseAddress, Subnet, type Family } from './ip.js';
 
 export interface PoolRequest {
   family: Family;
-  subnet?: string;
-  ipRange?: string;
-  gateway?: string;
+  subnet?: Prefix;
+  ipRange?: Prefix;
+  gateway?: IPAddress;
 }
 
 export interface PoolInfo {
-  /** The subnet in canonical form; also the pool's id. */
-  subnet: string;
+  /** The subnet; also the pool's id. */
+  subnet: Prefix;
   family: Family;
-  gateway: string;
-  ipRange?: string;
+  gateway: IPAddress;
+  ipRange?: Prefix;
   prefix: number;
+}
+
+/** An address given alone or with its prefix length (as endpoints store it). */
+function addressOf(a: IPAddress | InterfaceAddress): IPAddress {
+  return a instanceof InterfaceAddress ? a.address : a;
 }
 
 class Pool {
@@ -37,24 +42,24 @@ class Pool {
   readonly lastUsable: bigint;
 
   constructor(
-    readonly subnet: Subnet,
-    readonly range: Subnet,
+    readonly subnet: Prefix,
+    readonly range: Prefix,
     readonly gateway: bigint,
   ) {
     // IPv4: never the network or broadcast address. IPv6: never the subnet-router anycast (base).
-    this.first = range.base === subnet.base ? range.base + 1n : range.base;
-    const last = range.last === subnet.last && subnet.family === 4 ? range.last - 1n : range.last;
+    this.first = range.firstValue === subnet.firstValue ? range.firstValue + 1n : range.firstValue;
+    const last = range.lastValue === subnet.lastValue && subnet.family === 4 ? range.lastValue - 1n : range.lastValue;
     this.lastUsable = last;
     this.cursor = this.first;
   }
 
   info(): PoolInfo {
     return {
-      subnet: this.subnet.toString(),
+      subnet: this.subnet,
       family: this.subnet.family,
-      gateway: formatAddress(this.subnet.family, this.gateway),
-      ipRange: this.range.equals(this.subnet) ? undefined : this.range.toString(),
-      prefix: this.subnet.prefix,
+      gateway: IPAddress.fromBigInt(this.subnet.family, this.gateway),
+      ipRange: this.range.equals(this.subnet) ? undefined : this.range,
+      prefix: this.subnet.length,
     };
   }
 
@@ -89,12 +94,12 @@ export class Ipam {
    * without, the first default-pool subnet that overlaps neither another network nor anything in `avoid`
    * (the host's own addresses, routes and nameservers).
    */
-  addPool(req: PoolRequest, avoid: readonly Subnet[] = []): PoolInfo {
-    let subnet: Subnet;
+  addPool(req: PoolRequest, avoid: readonly Prefix[] = []): PoolInfo {
+    let subnet: Prefix;
     if (req.subnet !== undefined) {
-      subnet = Subnet.parse(req.subnet);
+      subnet = req.subnet;
       if (subnet.family !== req.family) throw new InvalidArgumentError(`subnet ${req.subnet} is not an IPv${req.family} subnet`);
-      const tooSmall = subnet.family === 4 ? subnet.prefix > 30 : subnet.prefix > 126;
+      const tooSmall = subnet.length > bitsOf(subnet.family) - 2;
       if (tooSmall) throw new InvalidArgumentError(`subnet ${req.subnet} is too small: it leaves no address for containers`);
       const clash = this.overlapping(subnet);
       if (clash) throw new ConflictError(`subnet ${subnet} overlaps with the subnet ${clash} of another network`);
@@ -109,22 +114,18 @@ export class Ipam {
 
     let range = subnet;
     if (req.ipRange !== undefined) {
-      range = Subnet.parse(req.ipRange, 'ip-range');
-      if (!subnet.containsSubnet(range)) throw new InvalidArgumentError(`ip-range ${req.ipRange} is not inside subnet ${subnet}`);
+      range = req.ipRange;
+      if (!subnet.containsPrefix(range)) throw new InvalidArgumentError(`ip-range ${req.ipRange} is not inside subnet ${subnet}`);
     }
 
     let gateway: bigint;
     if (req.gateway !== undefined) {
-      const gw = parseAddress(req.gateway, 'gateway');
-      if (gw.family !== subnet.family || !subnet.contains(gw.value)) {
-        throw new InvalidArgumentError(`gateway ${req.gateway} is not inside subnet ${subnet}`);
-      }
-      if (gw.value === subnet.base || (subnet.family === 4 && gw.value === subnet.last)) {
-        throw new InvalidArgumentError(`gateway ${req.gateway} is the network or broadcast address of ${subnet}`);
-      }
-      gateway = gw.value;
+      const gw = req.gateway;
+      if (!subnet.contains(gw)) throw new InvalidArgumentError(`gateway ${gw} is not inside subnet ${subnet}`);
+      if (isNetworkOrBroadcast(subnet, gw)) throw new InvalidArgumentError(`gateway ${gw} is the network or broadcast address of ${subnet}`);
+      gateway = gw.toBigInt();
     } else {
-      gateway = subnet.base + 1n;
+      gateway = subnet.firstValue + 1n;
     }
 
     const pool = new Pool(subnet, range, gateway);
@@ -133,7 +134,7 @@ export class Ipam {
   }
 
   /** The first default subnet free of networks and of `avoid`, without reserving it. */
-  private freeDefaultSubnet(family: Family, avoid: readonly Subnet[]): Subnet | undefined {
+  private freeDefaultSubnet(family: Family, avoid: readonly Prefix[]): Prefix | undefined {
     for (const candidate of candidateSubnets(this.defaultPools)) {
       if (candidate.family !== family) continue;
       if (this.overlapping(candidate)) continue;
@@ -143,63 +144,64 @@ export class Ipam {
     return undefined;
   }
 
-  private overlapping(subnet: Subnet): Subnet | undefined {
+  private overlapping(subnet: Prefix): Prefix | undefined {
     for (const pool of this.pools.values()) if (pool.subnet.overlaps(subnet)) return pool.subnet;
     return undefined;
   }
 
-  removePool(subnet: string): void {
-    this.pools.delete(Subnet.parse(subnet).toString());
+  removePool(subnet: Prefix): void {
+    this.pools.delete(subnet.toString());
   }
 
-  private pool(subnet: string): Pool {
-    const pool = this.pools.get(Subnet.parse(subnet).toString());
+  private pool(subnet: Prefix): Pool {
+    const pool = this.pools.get(subnet.toString());
     if (!pool) throw new NotFoundError(`no address pool ${subnet}`);
     return pool;
   }
 
   /**
    * Allocates an address in a pool: `preferred` if given (must be inside the subnet, not the gateway, not
-   * taken), otherwise the next free one. Returns `address/prefix`.
+   * taken), otherwise the next free one. Returns the address on the subnet (`address/prefix`).
    */
-  allocate(subnet: string, preferred?: string): string {
+  allocate(subnet: Prefix, preferred?: IPAddress): InterfaceAddress {
     const pool = this.pool(subnet);
     let value: bigint;
     if (preferred !== undefined) {
-      const want = parseAddress(preferred, 'IP address');
-      if (want.family !== pool.subnet.family || !pool.subnet.contains(want.value)) {
-        throw new InvalidArgumentError(`address ${preferred} is not inside subnet ${pool.subnet}`);
-      }
-      if (want.value === pool.subnet.base || (pool.subnet.family === 4 && want.value === pool.subnet.last)) {
+      if (!pool.subnet.contains(preferred)) throw new InvalidArgumentError(`address ${preferred} is not inside subnet ${pool.subnet}`);
+      if (isNetworkOrBroadcast(pool.subnet, preferred)) {
         throw new InvalidArgumentError(`address ${preferred} is the network or broadcast address of ${pool.subnet}`);
       }
-      if (want.value === pool.gateway) throw new ConflictError(`address ${preferred} is the gateway of ${pool.subnet}`);
-      if (pool.allocated.has(want.value)) throw new ConflictError(`address ${preferred} is already in use`);
-      value = want.value;
+      const want = preferred.toBigInt();
+      if (want === pool.gateway) throw new ConflictError(`address ${preferred} is the gateway of ${pool.subnet}`);
+      if (pool.allocated.has(want)) throw new ConflictError(`address ${preferred} is already in use`);
+      value = want;
     } else {
       const next = pool.next();
       if (next === undefined) throw new ConflictError(`no free address left in ${pool.range}`);
       value = next;
     }
     pool.allocated.add(value);
-    return pool.subnet.cidrOf(value);
+    return InterfaceAddress.of(IPAddress.fromBigInt(pool.subnet.family, value), pool.subnet);
   }
 
-  /** Marks an address as allocated (replaying persisted state). Accepts `address` or `address/prefix`. */
-  reserve(subnet: string, address: string): void {
+  /** Marks an address as allocated (replaying persisted state). */
+  reserve(subnet: Prefix, address: IPAddress | InterfaceAddress): void {
     const pool = this.pool(subnet);
-    const { value } = parseAddress(address.split('/')[0], 'address');
+    const value = addressOf(address).toBigInt();
     pool.allocated.add(value);
     pool.advancePast(value);
   }
 
-  release(subnet: string, address: string): void {
-    const pool = this.pools.get(Subnet.parse(subnet).toString());
-    if (!pool) return;
-    pool.allocated.delete(parseAddress(address.split('/')[0], 'address').value);
+  release(subnet: Prefix, address: IPAddress | InterfaceAddress): void {
+    this.pools.get(subnet.toString())?.allocated.delete(addressOf(address).toBigInt());
   }
 
-  allocatedCount(subnet: string): number {
+  allocatedCount(subnet: Prefix): number {
     return this.pool(subnet).allocated.size;
   }
+}
+
+/** IPv4's network and broadcast addresses, IPv6's subnet-router anycast address: never a host's. */
+function isNetworkOrBroadcast(subnet: Prefix, a: IPAddress): boolean {
+  return a.equals(subnet.first) || (subnet.family === 4 && a.equals(subnet.last));
 }

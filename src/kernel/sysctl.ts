@@ -10,7 +10,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, KernelError } from '../errors.js';
-import { validateIfName } from './names.js';
+import { parseIfName } from '../net/index.js';
 
 const ROOT = '/proc/sys';
 
@@ -34,8 +34,8 @@ export function sysctlPath(key: unknown): string {
     const fixed = parent.split('.').length;
     if (parts.length < fixed + 2) throw new InvalidArgumentError(`invalid sysctl key ${JSON.stringify(key)}: expected ${parent}.<interface>.<name>`);
     const ifname = parts.slice(fixed, -1).join('.');
-    // "all" and "default" are not interfaces but pass validateIfName too.
-    validateIfName(ifname);
+    // "all" and "default" are not interfaces but pass parseIfName too.
+    parseIfName(ifname);
     components = [...parts.slice(0, fixed), ifname, parts[parts.length - 1]];
     checkComponents(key, [...parts.slice(0, fixed), parts[parts.length - 1]]);
   } else {

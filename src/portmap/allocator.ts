@@ -8,6 +8,7 @@
  * is registered.
  */
 import { ConflictError, InvalidArgumentError } from '../errors.js';
+import { IPAddress } from '../net/index.js';
 import { WILDCARD, familyOf, formatBinding, isWildcard, type IpFamily, type PortBinding, type PortRequest, type Proto } from './types.js';
 
 export interface PortRange {
@@ -48,7 +49,7 @@ function overlaps(a: string, b: string): boolean {
 }
 
 export function describeAddress(ip: string): string {
-  return ip.includes(':') ? `[${ip}]` : ip;
+  return IPAddress.parse(ip).toUrlHost();
 }
 
 export class PortAllocator {

@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { formatIp } from '../kernel/ipaddr.js';
+import { IPAddress } from '../net/index.js';
 import { WILDCARD, familyOf, type IpFamily, type Proto } from './types.js';
 
 export interface HostSocket {
@@ -32,10 +32,8 @@ export function decodeProcAddress(hex: string, littleEndian = endianness() === '
     word.copy(bytes, w * 4);
   }
   // ::ffff:a.b.c.d (a dual-stack socket bound to an IPv4 address) is an IPv4 binding.
-  if (bytes.length === 16 && bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
-    return formatIp(bytes.subarray(12));
-  }
-  return formatIp(bytes);
+  const address = IPAddress.fromBytes(bytes);
+  return (address.isV4Mapped ? IPAddress.fromBytes(bytes.subarray(12)) : address).toString();
 }
 
 /** Parses one /proc/net/{tcp,udp}[6] table. TCP: listening sockets only; UDP: every bound socket. */

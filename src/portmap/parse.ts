@@ -9,10 +9,8 @@
  * length, or a single host port for a container range, are refused.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { parseIp } from '../kernel/ipaddr.js';
-import { PROTOS, PROTO_NUMBER, type PortRequest, type Proto } from './types.js';
-
-const MAX_PORT = 65535;
+import { IPAddress, MAX_PORT, parseProto as parseProtoValue, portTextProblem, protoProblem, type Proto } from '../net/index.js';
+import type { PortRequest } from './types.js';
 
 function bad(spec: string, why: string): never {
   throw new InvalidArgumentError(`invalid published port ${JSON.stringify(spec)}: ${why}`);
@@ -20,10 +18,9 @@ function bad(spec: string, why: string): never {
 
 /** A port number 1-65535, decimal digits only. */
 function parsePort(text: string, spec: string, what: string): number {
-  if (!/^[0-9]{1,5}$/.test(text)) bad(spec, `${what} ${JSON.stringify(text)} is not a port number`);
-  const n = Number(text);
-  if (n < 1 || n > MAX_PORT) bad(spec, `${what} ${n} is out of range (1-${MAX_PORT})`);
-  return n;
+  const why = portTextProblem(text);
+  if (why) bad(spec, `${what} ${why}`);
+  return Number(text);
 }
 
 /** `N` or `N-M` (N <= M). */
@@ -40,20 +37,15 @@ function parseRange(text: string, spec: string, what: string): { start: number; 
 }
 
 export function parseProto(value: unknown, spec: string): Proto {
-  if (typeof value === 'number') {
-    const byNumber = PROTOS.find((p) => PROTO_NUMBER[p] === value);
-    if (!byNumber) bad(spec, `protocol number ${value} is not one of 6 (tcp), 17 (udp), 132 (sctp)`);
-    return byNumber;
-  }
-  const text = typeof value === 'string' ? value.toLowerCase() : '';
-  if (!(PROTOS as readonly string[]).includes(text)) bad(spec, `protocol ${JSON.stringify(value)} is not tcp, udp or sctp`);
-  return text as Proto;
+  const why = protoProblem(value);
+  if (why) bad(spec, why);
+  return parseProtoValue(value);
 }
 
 /** A host address: IPv4 or IPv6 literal, canonical text. */
 function parseHostIp(text: string, spec: string): string {
   try {
-    return parseIp(text, 'host IP').text;
+    return IPAddress.parse(text, 'host IP').toString();
   } catch {
     return bad(spec, `host IP ${JSON.stringify(text)} is not an IPv4 or IPv6 address`);
   }

@@ -3,15 +3,11 @@
  * in normalised form) and what netd publishes (PortBinding, one per host address family, with a concrete
  * host port). Only plain data and formatting here; parsing is in parse.ts, allocation in allocator.ts.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { IPAddress, PROTO_NUMBER, type Family, type Proto } from '../net/index.js';
 
-export type Proto = 'tcp' | 'udp' | 'sctp';
-export const PROTOS: readonly Proto[] = ['tcp', 'udp', 'sctp'];
+export { PROTOS, PROTO_NUMBER, type Proto } from '../net/index.js';
 
-/** IP protocol numbers, as libnetwork encodes `Proto` in `com.docker.network.portmap`. */
-export const PROTO_NUMBER: Record<Proto, number> = { tcp: 6, udp: 17, sctp: 132 };
-
-export type IpFamily = 4 | 6;
+export type IpFamily = Family;
 
 /**
  * One requested mapping. Ranges are expanded by the parser, except a host range for a single container
@@ -47,22 +43,21 @@ export interface DockerPortBinding {
   HostPortEnd?: number;
 }
 
-export const WILDCARD: Record<IpFamily, string> = { 4: '0.0.0.0', 6: '::' };
+/** The text of "every address" per family ('0.0.0.0', '::'). */
+export const WILDCARD: Readonly<Record<IpFamily, string>> = { 4: IPAddress.unspecified(4).toString(), 6: IPAddress.unspecified(6).toString() };
 
+/** The family of a canonical address text (hostIp of a request or binding). */
 export function familyOf(address: string): IpFamily {
-  if (isIPv4(address)) return 4;
-  if (isIPv6(address)) return 6;
-  throw new Error(`not an IP address: ${address}`);
+  return IPAddress.parse(address).family;
 }
 
 export function isWildcard(address: string): boolean {
-  return address === WILDCARD[4] || address === WILDCARD[6];
+  return IPAddress.parse(address).isUnspecified;
 }
 
 /** `80/tcp -> 0.0.0.0:8080`, `80/tcp -> [::]:8080` (as `docker port` prints them). */
 export function formatBinding(b: PortBinding): string {
-  const host = b.hostIp.includes(':') ? `[${b.hostIp}]` : b.hostIp;
-  return `${b.containerPort}/${b.proto} -> ${host}:${b.hostPort}`;
+  return `${b.containerPort}/${b.proto} -> ${IPAddress.parse(b.hostIp).toUrlHost()}:${b.hostPort}`;
 }
 
 /** The request as libnetwork's wire shape (what the CLI sends in `ports`). */

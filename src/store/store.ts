@@ -53,8 +53,12 @@ export class Store {
     rmSync(this.file(kind, id), { force: true });
   }
 
-  /** Every stored object of a kind; unreadable files are set aside and reported in `problems`. */
-  list<T>(kind: Kind, problems: LoadProblem[] = []): T[] {
+  /**
+   * Every stored object of a kind, each passed through `revive` (which turns the JSON text of values back
+   * into values, and throws on what does not parse); unreadable files are set aside and reported in
+   * `problems`.
+   */
+  list<T>(kind: Kind, problems: LoadProblem[] = [], revive: (raw: T) => T = (raw) => raw): T[] {
     const dir = join(this.root, kind);
     const out: T[] = [];
     for (const name of readdirSync(dir).sort()) {
@@ -65,7 +69,7 @@ export class Store {
       }
       if (!name.endsWith('.json')) continue;
       try {
-        out.push(JSON.parse(readFileSync(path, 'utf8')) as T);
+        out.push(revive(JSON.parse(readFileSync(path, 'utf8')) as T));
       } catch (err) {
         problems.push({ file: path, error: (err as Error).message });
         renameSync(path, `${path}.corrupt`);

@@ -2,6 +2,7 @@
  * In-memory stand-ins for what the controller drives (a driver that records its calls, namespaces that
  * exist by name only), for unit tests of the CNM core.
  */
+import { MAC, type InterfaceAddress } from '../../src/net/index.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,10 +31,10 @@ export class RecordingDriver implements Driver {
   async deleteNetwork(n: { name: string }) {
     this.calls.push(`delete ${n.name}`);
   }
-  async join(_n: unknown, e: { ifname: string; ipv4?: string }) {
+  async join(_n: unknown, e: { ifname: string; ipv4?: InterfaceAddress }) {
     if (this.failJoin) throw new Error('veth creation failed');
     this.calls.push(`join ${e.ifname} ${e.ipv4}`);
-    return { state: { hostIfname: 'vethtest', mac: '02:00:00:00:00:01' }, mac: '02:00:00:00:00:01' };
+    return { state: { hostIfname: 'vethtest', mac: '02:00:00:00:00:01' }, mac: MAC.parse('02:00:00:00:00:01') };
   }
   async leave(_n: unknown, e: { ifname: string }) {
     this.calls.push(`leave ${e.ifname}`);

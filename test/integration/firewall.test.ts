@@ -16,6 +16,8 @@ import { CommandError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import type { CommandRunner, Firewall, NetworkFirewallSpec } from '../../src/firewall/firewall.js';
 import { createFirewall } from '../../src/firewall/factory.js';
+import { networkSpec, type NetworkSpecText } from '../helpers/firewall-spec.js';
+import { Prefix } from '../../src/net/index.js';
 import { normalizeSave } from '../../src/firewall/model.js';
 import { spawnRunner } from '../../src/firewall/exec.js';
 import { requireRoot, TestNetns } from '../helpers/netns.js';
@@ -74,8 +76,8 @@ async function restoreIn(ns: TestNetns, family: 4 | 6, text: string) {
 const ID = '0123456789ab' + 'cdef'.repeat(13);
 const ID2 = 'fedcba987654' + '3210'.repeat(13);
 
-function spec(over: Partial<NetworkFirewallSpec> = {}): NetworkFirewallSpec {
-  return { id: ID, bridge: 'br-0123456789ab', subnets: ['192.0.2.0/24'], internal: false, masquerade: true, icc: true, ...over };
+function spec(over: Partial<NetworkSpecText> = {}): NetworkFirewallSpec {
+  return networkSpec({ id: ID, bridge: 'br-0123456789ab', subnets: ['192.0.2.0/24'], internal: false, masquerade: true, icc: true, ...over });
 }
 const OTHER = spec({ id: ID2, bridge: 'br-fedcba987654', subnets: ['203.0.113.0/24', '2001:db8:2::/64'] });
 
@@ -455,7 +457,7 @@ describe('timings', () => {
         ['nsenter --net', ['nsenter', `--net=/run/netns/${ns.name}`, '--']],
       ];
       const probeNet = nthSpec(120);
-      const dualProbe = { ...probeNet, subnets: [...probeNet.subnets, '2001:db8:ffff::/64'] };
+      const dualProbe = { ...probeNet, subnets: [...probeNet.subnets, Prefix.parse('2001:db8:ffff::/64')] };
       const results: string[] = [];
       for (const [label, prefix] of runners) {
         const { fw } = firewallIn(ns, { prefix });

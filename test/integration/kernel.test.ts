@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { InvalidArgumentError, KernelError } from '../../src/errors.js';
 import { constants as nc, umount2, withNetns } from '../../src/kernel/native.js';
-import { randomMac } from '../../src/kernel/names.js';
+import { IPAddress, InterfaceAddress, MAC, Prefix } from '../../src/net/index.js';
 import { createPersistentNetns, deletePersistentNetns, Netns, netnsPathOfPid } from '../../src/kernel/netns.js';
 import { Rtnl, type Link } from '../../src/kernel/rtnetlink.js';
 import { readSysctl, writeSysctl } from '../../src/kernel/sysctl.js';
@@ -82,8 +82,8 @@ test('bridge: created with MTU, MAC, alias and up; read back; deleted', async ()
   const host = await TestNetns.create('bridge');
   const rtnl = openRtnl(host.path);
   try {
-    const mac = randomMac();
-    const br = await rtnl.createBridge({ name: BRIDGE, mtu: 1400, mac, alias: 'netd:net1', up: true });
+    const mac = MAC.random().toString();
+    const br = await rtnl.createBridge({ name: BRIDGE, mtu: 1400, mac: MAC.parse(mac), alias: 'netd:net1', up: true });
     assert.deepEqual(br, { index: br.index, name: BRIDGE, kind: 'bridge', up: true, mtu: 1400, mac, alias: 'netd:net1' });
 
     const seen = (await ipLinks(host.exec.bind(host))).find((l) => l.ifname === BRIDGE);
@@ -127,14 +127,14 @@ test('veth: one request creates the pair, peer already eth0 in the container wit
   const peerNs = openNs(netnsPathOfPid(container.pid));
   try {
     const br = await rtnl.createBridge({ name: BRIDGE, up: true });
-    const mac = randomMac();
+    const mac = MAC.random().toString();
     const veth = await rtnl.createVeth({
       name: 'veth0123abc',
       mtu: 1450,
       master: br.index,
       up: true,
       alias: 'netd:ep1',
-      peer: { name: 'eth0', netns: peerNs, mac },
+      peer: { name: 'eth0', netns: peerNs, mac: MAC.parse(mac) },
     });
     assert.equal(veth.kind, 'veth');
     assert.equal(veth.master, br.index);
@@ -229,18 +229,18 @@ async function plumb(
 ): Promise<void> {
   const ns = openNs(netnsPathOfPid(container.pid));
   try {
-    await hostRtnl.createVeth({ name: hostName, master: bridge.index, up: true, peer: { name: 'eth0', netns: ns, mac: randomMac() } });
+    await hostRtnl.createVeth({ name: hostName, master: bridge.index, up: true, peer: { name: 'eth0', netns: ns, mac: MAC.random() } });
     const rtnl = Rtnl.open(ns);
     try {
       const lo = await rtnl.linkByName('lo');
       const eth0 = await rtnl.linkByName('eth0');
       assert.ok(lo && eth0);
       await rtnl.setLink(lo.index, { up: true });
-      await rtnl.addAddress(eth0.index, v4);
-      await rtnl.addAddress(eth0.index, v6);
+      await rtnl.addAddress(eth0.index, InterfaceAddress.parse(v4));
+      await rtnl.addAddress(eth0.index, InterfaceAddress.parse(v6));
       await rtnl.setLink(eth0.index, { up: true });
-      await rtnl.addRoute({ dst: 'default', gateway: '192.0.2.1' });
-      await rtnl.addRoute({ dst: 'default', gateway: '2001:db8::1', oif: eth0.index });
+      await rtnl.addRoute({ dst: 'default', gateway: IPAddress.parse('192.0.2.1') });
+      await rtnl.addRoute({ dst: 'default', gateway: IPAddress.parse('2001:db8::1'), oif: eth0.index });
     } finally {
       rtnl.close();
     }
@@ -255,9 +255,9 @@ test('addresses and default routes inside containers, then ping across the bridg
   const c2 = await TestContainer.start();
   const rtnl = openRtnl(host.path);
   try {
-    const br = await rtnl.createBridge({ name: BRIDGE, mac: randomMac() });
-    await rtnl.addAddress(br.index, '192.0.2.1/24');
-    await rtnl.addAddress(br.index, '2001:db8::1/64');
+    const br = await rtnl.createBridge({ name: BRIDGE, mac: MAC.random() });
+    await rtnl.addAddress(br.index, InterfaceAddress.parse('192.0.2.1/24'));
+    await rtnl.addAddress(br.index, InterfaceAddress.parse('2001:db8::1/64'));
     await rtnl.setLink(br.index, { up: true });
 
     await plumb(rtnl, br, c1, 'veth1111111', '192.0.2.2/24', '2001:db8::2/64');
@@ -268,9 +268,9 @@ test('addresses and default routes inside containers, then ping across the bridg
     const locals = addrs[0].addr_info.map((a) => `${a.local}/${a.prefixlen}`);
     assert.ok(locals.includes('192.0.2.2/24') && locals.includes('2001:db8::2/64'), locals.join(' '));
     const r4 = await c1.ipJson<{ dst: string; gateway?: string; dev: string }[]>(['-4', 'route', 'show']);
-    assert.ok(r4.some((r) => r.dst === 'default' && r.gateway === '192.0.2.1' && r.dev === 'eth0'), JSON.stringify(r4));
+    assert.ok(r4.some((r) => r.dst === 'default' && String(r.gateway) === '192.0.2.1' && r.dev === 'eth0'), JSON.stringify(r4));
     const r6 = await c1.ipJson<{ dst: string; gateway?: string; dev: string }[]>(['-6', 'route', 'show']);
-    assert.ok(r6.some((r) => r.dst === 'default' && r.gateway === '2001:db8::1' && r.dev === 'eth0'), JSON.stringify(r6));
+    assert.ok(r6.some((r) => r.dst === 'default' && String(r.gateway) === '2001:db8::1' && r.dev === 'eth0'), JSON.stringify(r6));
 
     // And what the layer reads back there.
     const c1ns = openNs(netnsPathOfPid(c1.pid));
@@ -280,14 +280,14 @@ test('addresses and default routes inside containers, then ping across the bridg
       const eth0 = await inC1.linkByName('eth0');
       assert.ok(eth0?.up);
       assert.deepEqual(
-        (await inC1.addresses(4)).filter((a) => a.index === eth0.index),
+        (await inC1.addresses(4)).filter((a) => a.index === eth0.index).map((a) => ({ ...a, cidr: String(a.cidr) })),
         [{ index: eth0.index, cidr: '192.0.2.2/24', family: 4 }],
       );
-      assert.ok((await inC1.addresses(6)).some((a) => a.index === eth0.index && a.cidr === '2001:db8::2/64'));
+      assert.ok((await inC1.addresses(6)).some((a) => a.index === eth0.index && String(a.cidr) === '2001:db8::2/64'));
       const routes4 = await inC1.routes(4);
-      assert.ok(routes4.some((r) => r.dst === 'default' && r.gateway === '192.0.2.1' && r.oif === eth0.index && r.protocol === 'boot'));
-      assert.ok(routes4.some((r) => r.dst === '192.0.2.0/24' && r.protocol === 'kernel' && r.scope === 'link'));
-      assert.ok((await inC1.routes(6)).some((r) => r.dst === 'default' && r.gateway === '2001:db8::1'));
+      assert.ok(routes4.some((r) => r.dst === 'default' && String(r.gateway) === '192.0.2.1' && r.oif === eth0.index && r.protocol === 'boot'));
+      assert.ok(routes4.some((r) => String(r.dst) === '192.0.2.0/24' && r.protocol === 'kernel' && r.scope === 'link'));
+      assert.ok((await inC1.routes(6)).some((r) => r.dst === 'default' && String(r.gateway) === '2001:db8::1'));
     } finally {
       inC1.close();
     }
@@ -311,33 +311,33 @@ test('routes and addresses: add, list, delete; errors are typed', async () => {
   const rtnl = openRtnl(host.path);
   try {
     const br = await rtnl.createBridge({ name: BRIDGE, up: true });
-    await rtnl.addAddress(br.index, '192.0.2.1/24');
-    await rtnl.addAddress(br.index, '2001:db8::1/64');
-    await rejectsWith(rtnl.addAddress(br.index, '192.0.2.1/24'), 'EEXIST', `add address 192.0.2.1/24 to link #${br.index}`);
+    await rtnl.addAddress(br.index, InterfaceAddress.parse('192.0.2.1/24'));
+    await rtnl.addAddress(br.index, InterfaceAddress.parse('2001:db8::1/64'));
+    await rejectsWith(rtnl.addAddress(br.index, InterfaceAddress.parse('192.0.2.1/24')), 'EEXIST', `add address 192.0.2.1/24 to link #${br.index}`);
 
-    await rtnl.addRoute({ dst: '198.51.100.0/24', gateway: '192.0.2.254' });
-    await rtnl.addRoute({ dst: '203.0.113.0/24', oif: br.index });
-    await rtnl.addRoute({ dst: '2001:db8:1::/48', gateway: '2001:db8::fe' });
-    await rejectsWith(rtnl.addRoute({ dst: '198.51.100.0/24', gateway: '192.0.2.254' }), 'EEXIST', /^add route 198\.51\.100\.0\/24/);
+    await rtnl.addRoute({ dst: Prefix.parse('198.51.100.0/24'), gateway: IPAddress.parse('192.0.2.254') });
+    await rtnl.addRoute({ dst: Prefix.parse('203.0.113.0/24'), oif: br.index });
+    await rtnl.addRoute({ dst: Prefix.parse('2001:db8:1::/48'), gateway: IPAddress.parse('2001:db8::fe') });
+    await rejectsWith(rtnl.addRoute({ dst: Prefix.parse('198.51.100.0/24'), gateway: IPAddress.parse('192.0.2.254') }), 'EEXIST', /^add route 198\.51\.100\.0\/24/);
 
     const r4 = await rtnl.routes(4);
-    assert.ok(r4.some((r) => r.dst === '198.51.100.0/24' && r.gateway === '192.0.2.254' && r.oif === br.index));
-    assert.ok(r4.some((r) => r.dst === '203.0.113.0/24' && r.gateway === undefined && r.scope === 'link'));
+    assert.ok(r4.some((r) => String(r.dst) === '198.51.100.0/24' && String(r.gateway) === '192.0.2.254' && r.oif === br.index));
+    assert.ok(r4.some((r) => String(r.dst) === '203.0.113.0/24' && r.gateway === undefined && r.scope === 'link'));
     const ip4 = await ipJson<{ dst: string }[]>(host.exec.bind(host), ['-4', 'route', 'show']);
-    assert.ok(ip4.some((r) => r.dst === '203.0.113.0/24'));
-    assert.ok((await rtnl.routes(6)).some((r) => r.dst === '2001:db8:1::/48' && r.gateway === '2001:db8::fe'));
+    assert.ok(ip4.some((r) => String(r.dst) === '203.0.113.0/24'));
+    assert.ok((await rtnl.routes(6)).some((r) => String(r.dst) === '2001:db8:1::/48' && String(r.gateway) === '2001:db8::fe'));
 
-    await rtnl.deleteRoute({ dst: '198.51.100.0/24', gateway: '192.0.2.254' });
-    await rtnl.deleteRoute({ dst: '203.0.113.0/24', oif: br.index });
-    await rtnl.deleteRoute({ dst: '2001:db8:1::/48', gateway: '2001:db8::fe' });
-    await rejectsWith(rtnl.deleteRoute({ dst: '198.51.100.0/24', gateway: '192.0.2.254' }), 'ESRCH');
-    assert.ok(!(await rtnl.routes(4)).some((r) => r.dst === '198.51.100.0/24' || r.dst === '203.0.113.0/24'));
+    await rtnl.deleteRoute({ dst: Prefix.parse('198.51.100.0/24'), gateway: IPAddress.parse('192.0.2.254') });
+    await rtnl.deleteRoute({ dst: Prefix.parse('203.0.113.0/24'), oif: br.index });
+    await rtnl.deleteRoute({ dst: Prefix.parse('2001:db8:1::/48'), gateway: IPAddress.parse('2001:db8::fe') });
+    await rejectsWith(rtnl.deleteRoute({ dst: Prefix.parse('198.51.100.0/24'), gateway: IPAddress.parse('192.0.2.254') }), 'ESRCH');
+    assert.ok(!(await rtnl.routes(4)).some((r) => String(r.dst) === '198.51.100.0/24' || String(r.dst) === '203.0.113.0/24'));
 
-    await rtnl.deleteAddress(br.index, '192.0.2.1/24');
-    await rtnl.deleteAddress(br.index, '2001:db8::1/64');
-    await rejectsWith(rtnl.deleteAddress(br.index, '192.0.2.1/24'), 'EADDRNOTAVAIL');
+    await rtnl.deleteAddress(br.index, InterfaceAddress.parse('192.0.2.1/24'));
+    await rtnl.deleteAddress(br.index, InterfaceAddress.parse('2001:db8::1/64'));
+    await rejectsWith(rtnl.deleteAddress(br.index, InterfaceAddress.parse('192.0.2.1/24')), 'EADDRNOTAVAIL');
     const left = (await rtnl.addresses()).filter((a) => a.index === br.index);
-    assert.ok(left.every((a) => a.cidr.startsWith('fe80::')), JSON.stringify(left)); // only the link-local remains
+    assert.ok(left.every((a) => String(a.cidr).startsWith('fe80::')), JSON.stringify(left)); // only the link-local remains
   } finally {
     rtnl.close();
     await host.destroy();
@@ -360,14 +360,14 @@ test('typed errors: duplicate names, missing links, invalid input refused before
     const invalid: [string, () => Promise<unknown>][] = [
       ['interface name with a space', () => rtnl.createBridge({ name: 'bad name' })],
       ['interface name too long', () => rtnl.createBridge({ name: 'abcdefghijklmnop' })],
-      ['multicast MAC', () => rtnl.createBridge({ name: 'br1', mac: '01:00:5e:00:00:01' })],
+      ['multicast MAC', async () => rtnl.createBridge({ name: 'br1', mac: MAC.parse('01:00:5e:00:00:01') })],
       ['MTU too small', () => rtnl.createBridge({ name: 'br1', mtu: 10 })],
-      ['bad address', () => rtnl.addAddress(br.index, '192.0.2.300/24')],
-      ['address without prefix', () => rtnl.addAddress(br.index, '192.0.2.3')],
-      ['route with host bits', () => rtnl.addRoute({ dst: '192.0.2.1/24', oif: br.index })],
-      ['route mixing families', () => rtnl.addRoute({ dst: '192.0.2.0/24', gateway: '2001:db8::1' })],
+      ['bad address', async () => rtnl.addAddress(br.index, InterfaceAddress.parse('192.0.2.300/24'))],
+      ['address without prefix', async () => rtnl.addAddress(br.index, InterfaceAddress.parse('192.0.2.3'))],
+      ['route with host bits', async () => rtnl.addRoute({ dst: Prefix.parse('192.0.2.1/24'), oif: br.index })],
+      ['route mixing families', async () => rtnl.addRoute({ dst: Prefix.parse('192.0.2.0/24'), gateway: IPAddress.parse('2001:db8::1') })],
       ['default route without family', () => rtnl.addRoute({ dst: 'default', oif: br.index })],
-      ['route without gateway or oif', () => rtnl.addRoute({ dst: '192.0.2.0/24' })],
+      ['route without gateway or oif', () => rtnl.addRoute({ dst: Prefix.parse('192.0.2.0/24') })],
       ['bad ifindex', () => rtnl.setLink(0, { up: true })],
       ['bad alias', () => rtnl.setLink(br.index, { alias: 'x'.repeat(256) })],
       ['closed peer netns', () => {

@@ -2,6 +2,7 @@
  * The CNM core's logic with an in-memory driver: IPAM use, naming, rollback, persistence and restart.
  * The kernel side of the same paths is covered by the integration tests.
  */
+import { IPAddress, Prefix } from '../../src/net/index.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Controller } from '../../src/cnm/controller.js';
@@ -37,7 +38,7 @@ test('start creates the predefined networks once', withDir(async (dir) => {
   const { controller } = setup(dir);
   await controller.start();
   assert.deepEqual(controller.networks().map((n) => [n.name, n.driver, n.predefined]).sort(), [['bridge', 'bridge', true], ['host', 'host', true], ['none', 'null', true]]);
-  assert.equal(controller.network('bridge').ipv4[0].subnet, '172.17.0.0/16');
+  assert.equal(String(controller.network('bridge').ipv4[0].subnet), '172.17.0.0/16');
   const again = setup(dir).controller;
   await again.start();
   assert.equal(again.networks().length, 3);
@@ -47,7 +48,7 @@ test('start creates the predefined networks once', withDir(async (dir) => {
 test('network names are unique; predefined ones cannot be removed; single-instance drivers', withDir(async (dir) => {
   const { controller } = setup(dir);
   await controller.start();
-  const n = await controller.createNetwork({ name: 'web', subnet: '10.50.0.0/24' });
+  const n = await controller.createNetwork({ name: 'web', subnet: Prefix.parse('10.50.0.0/24') });
   assert.equal(n.driverState.bridge, 'br-web');
   await assert.rejects(controller.createNetwork({ name: 'web' }), ConflictError);
   await assert.rejects(controller.createNetwork({ name: 'bad name' }), /invalid network name/);
@@ -60,7 +61,7 @@ test('network names are unique; predefined ones cannot be removed; single-instan
 test('attach: sequential addresses, eth0 then eth1, one gateway endpoint, duplicate refused', withDir(async (dir) => {
   const { controller } = setup(dir);
   await controller.start();
-  await controller.createNetwork({ name: 'a', subnet: '10.60.0.0/24' });
+  await controller.createNetwork({ name: 'a', subnet: Prefix.parse('10.60.0.0/24') });
   const r1 = await att(controller, { target: { pid: 100 }, network: 'a', name: 'one' });
   const r2 = await att(controller, { target: { pid: 200 }, network: 'a' });
   assert.equal(r1.ipv4, '10.60.0.2/24');
@@ -72,7 +73,7 @@ test('attach: sequential addresses, eth0 then eth1, one gateway endpoint, duplic
   assert.equal(r3.gateway, undefined, 'only the first network gives the default route');
   assert.equal(r3.name, 'one');
   await assert.rejects(controller.attach({ target: { pid: 100 }, network: 'a' }), ConflictError);
-  await assert.rejects(controller.attach({ target: { pid: 300 }, network: 'a', ip: '10.60.0.2' }), /already in use/);
+  await assert.rejects(controller.attach({ target: { pid: 300 }, network: 'a', ip: IPAddress.parse('10.60.0.2') }), /already in use/);
   await assert.rejects(controller.attach({ target: { pid: 300 }, network: 'a', name: 'one' }), /already in use/);
   await assert.rejects(controller.attach({ target: { pid: 1 } }), ForbiddenError);
   await assert.rejects(controller.deleteNetwork('a'), /active endpoint/);
@@ -81,7 +82,7 @@ test('attach: sequential addresses, eth0 then eth1, one gateway endpoint, duplic
 test('a container name that is a prefix of another sandbox id is free; a full id is not', withDir(async (dir) => {
   const { controller } = setup(dir);
   await controller.start();
-  await controller.createNetwork({ name: 'a', subnet: '10.61.0.0/24' });
+  await controller.createNetwork({ name: 'a', subnet: Prefix.parse('10.61.0.0/24') });
   const first = await att(controller, { target: { pid: 100 }, network: 'a', name: 'one' });
   const prefix = first.sandboxId.slice(0, 3);
   const r = await att(controller, { target: { pid: 200 }, network: 'a', name: prefix });
@@ -96,19 +97,19 @@ test('a container name that is a prefix of another sandbox id is free; a full id
 test('a failed join rolls back: the address is free again and nothing is recorded', withDir(async (dir) => {
   const { controller, driver } = setup(dir);
   await controller.start();
-  await controller.createNetwork({ name: 'a', subnet: '10.61.0.0/24' });
+  await controller.createNetwork({ name: 'a', subnet: Prefix.parse('10.61.0.0/24') });
   driver.failJoin = true;
-  await assert.rejects(controller.attach({ target: { pid: 100 }, network: 'a', ip: '10.61.0.9' }), /driver join: veth creation failed/);
+  await assert.rejects(controller.attach({ target: { pid: 100 }, network: 'a', ip: IPAddress.parse('10.61.0.9') }), /driver join: veth creation failed/);
   assert.equal(controller.endpoints().length, 0);
   assert.equal(controller.sandboxes().length, 0);
   driver.failJoin = false;
-  assert.equal((await att(controller, { target: { pid: 100 }, network: 'a', ip: '10.61.0.9' })).ipv4, '10.61.0.9/24');
+  assert.equal((await att(controller, { target: { pid: 100 }, network: 'a', ip: IPAddress.parse('10.61.0.9') })).ipv4, '10.61.0.9/24');
 }));
 
 test('detach by pid, name or id; from one network or all', withDir(async (dir) => {
   const { controller, driver } = setup(dir);
   await controller.start();
-  await controller.createNetwork({ name: 'a', subnet: '10.62.0.0/24' });
+  await controller.createNetwork({ name: 'a', subnet: Prefix.parse('10.62.0.0/24') });
   const r = await att(controller, { target: { pid: 100 }, network: 'a', name: 'c1' });
   await att(controller, { target: { pid: 100 } });
   assert.deepEqual(await controller.detach('c1', 'a'), [r.endpointId]);
@@ -122,7 +123,7 @@ test('detach by pid, name or id; from one network or all', withDir(async (dir) =
 test('restart: endpoints are remembered, addresses not handed out twice, dead containers released', withDir(async (dir) => {
   const first = setup(dir);
   await first.controller.start();
-  await first.controller.createNetwork({ name: 'a', subnet: '10.63.0.0/24' });
+  await first.controller.createNetwork({ name: 'a', subnet: Prefix.parse('10.63.0.0/24') });
   await first.controller.attach({ target: { pid: 100 }, network: 'a' });
   await first.controller.attach({ target: { pid: 200 }, network: 'a' });
   const ns = new FakeNamespaces();
@@ -142,7 +143,7 @@ test('prune removes unused user networks only', withDir(async (dir) => {
   await controller.createNetwork({ name: 'used' });
   await att(controller, { target: { pid: 100 }, network: 'used' });
   assert.deepEqual(await controller.prune(), ['unused']);
-  assert.equal(controller.network('used').ipv4[0].subnet, '172.19.0.0/16');
+  assert.equal(String(controller.network('used').ipv4[0].subnet), '172.19.0.0/16');
 }));
 
 test('modes: none gives lo only, host takes host-namespace processes, none excludes other networks', withDir(async (dir) => {

@@ -3,6 +3,7 @@
  * nothing in the machine's network configuration changes).
  */
 import { test, after } from 'node:test';
+import { Prefix } from '../../src/net/index.js';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
@@ -161,8 +162,8 @@ test('beyond maxInFlight a query fails at once', async () => {
 test('the responder answers local names, forwards the rest, SERVFAILs failures, refuses internal-only clients', async () => {
   const up = await fake('answer');
   const directory = new NameDirectory();
-  directory.addNetwork({ id: 'N', name: 'net', resolvesNames: true, internal: false, subnets: ['192.0.2.0/24'] });
-  directory.addNetwork({ id: 'I', name: 'int', resolvesNames: true, internal: true, subnets: ['198.51.100.0/24'] });
+  directory.addNetwork({ id: 'N', name: 'net', resolvesNames: true, internal: false, subnets: [Prefix.parse('192.0.2.0/24')] });
+  directory.addNetwork({ id: 'I', name: 'int', resolvesNames: true, internal: true, subnets: [Prefix.parse('198.51.100.0/24')] });
   directory.join('N', { endpointId: 'e'.repeat(64), sandboxId: 's'.repeat(64), name: 'db', ipv4: '192.0.2.3', names: namesOf({ id: 'e'.repeat(64), name: 'db', sandboxId: 's'.repeat(64), aliases: [] }) });
   let upstreams = [up.upstream];
   const responder = new Responder({ directory, forwarder: new Forwarder({ log, timeoutMs: 500 }), upstreams: () => upstreams, log });

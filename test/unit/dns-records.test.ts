@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { Prefix } from '../../src/net/index.js';
 import assert from 'node:assert/strict';
 import { NameTable, namesOf, reverseName } from '../../src/dns/records.js';
 import { NameDirectory, addressOfReverseName } from '../../src/dns/directory.js';
@@ -43,9 +44,9 @@ test('a table adds and removes an endpoint in one step; shared names keep their 
 
 function directory(): NameDirectory {
   const d = new NameDirectory();
-  d.addNetwork({ id: 'A', name: 'neta', resolvesNames: true, internal: false, subnets: ['192.0.2.0/24', 'fd00:a::/64'] });
-  d.addNetwork({ id: 'B', name: 'netb', resolvesNames: true, internal: true, subnets: ['198.51.100.0/24'] });
-  d.addNetwork({ id: 'D', name: 'bridge', resolvesNames: false, internal: false, subnets: ['172.17.0.0/16'] });
+  d.addNetwork({ id: 'A', name: 'neta', resolvesNames: true, internal: false, subnets: [Prefix.parse('192.0.2.0/24'), Prefix.parse('fd00:a::/64')] });
+  d.addNetwork({ id: 'B', name: 'netb', resolvesNames: true, internal: true, subnets: [Prefix.parse('198.51.100.0/24')] });
+  d.addNetwork({ id: 'D', name: 'bridge', resolvesNames: false, internal: false, subnets: [Prefix.parse('172.17.0.0/16')] });
   d.join('A', EP('a1', 'sa1', 'web', '192.0.2.2', 'fd00:a::2'));
   d.join('A', EP('a2', 'sa2', 'db', '192.0.2.3'));
   d.join('B', EP('b1', 'sb1', 'cache', '198.51.100.2'));

@@ -3,6 +3,7 @@
  * listeners are exercised by test/integration/dns.test.ts in throwaway namespaces).
  */
 import { test } from 'node:test';
+import { IPAddress, Prefix } from '../../src/net/index.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +30,7 @@ function network(name: string, driver: string, predefined: boolean, subnet?: str
     internal: false,
     attachable: false,
     enableIPv6: false,
-    ipv4: subnet ? [{ subnet, gateway: subnet.replace(/0\/\d+$/, '1') }] : [],
+    ipv4: subnet ? [{ subnet: Prefix.parse(subnet), gateway: IPAddress.parse(subnet.replace(/0\/\d+$/, '1')) }] : [],
     ipv6: [],
     options: {},
     labels: {},

@@ -5,6 +5,7 @@
  * reading of its endpoint options, and the upgrade of records written before endpoint options existed.
  */
 import { test } from 'node:test';
+import { MAC, Prefix, type InterfaceAddress } from '../../src/net/index.js';
 import assert from 'node:assert/strict';
 import { Controller } from '../../src/cnm/controller.js';
 import type { DriverEndpoint } from '../../src/driverapi/model.js';
@@ -25,9 +26,9 @@ class OverlayDriver extends RecordingDriver {
   constructor() {
     super('overlay', { interface: true, endpointOptions: [VNI] });
   }
-  override async join(n: unknown, e: { ifname: string; ipv4?: string; options?: Record<string, unknown> }) {
+  override async join(n: unknown, e: { ifname: string; ipv4?: InterfaceAddress; options?: Record<string, unknown> }) {
     this.options.push(e.options);
-    return { ...(await super.join(n, e)), mac: '02:00:00:00:00:aa' };
+    return { ...(await super.join(n, e)), mac: MAC.parse('02:00:00:00:00:aa') };
   }
   endpointInfo(_n: unknown, e: { options?: Record<string, unknown> }) {
     return e.options?.[VNI] === undefined ? {} : { vni: e.options[VNI] };
@@ -54,7 +55,7 @@ function setup(dir: string) {
 test('a driver unknown to the core: default network and driver, options, reported info, exclusivity', withDir(async (dir) => {
   const { controller, overlay } = setup(dir);
   await controller.start();
-  const n = await controller.createNetwork({ name: 'tenant', subnet: '10.70.0.0/24' });
+  const n = await controller.createNetwork({ name: 'tenant', subnet: Prefix.parse('10.70.0.0/24') });
   assert.equal(n.driver, 'overlay', 'the default network\'s driver is the default driver');
   const r = await att(controller, { target: { pid: 100 }, network: 'tenant', options: { [VNI]: 42 } });
   assert.equal(r.ipv4, '10.70.0.2/24');

@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { CommandError, InvalidArgumentError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { GOLDEN_DIR, golden } from '../helpers/golden.js';
+import { networkSpec, type NetworkSpecText } from '../helpers/firewall-spec.js';
+import { Prefix, parseFirewallIfName as validateInterfaceName } from '../../src/net/index.js';
 import type { CommandRunner, NetworkFirewallSpec } from '../../src/firewall/firewall.js';
 import { createFirewall } from '../../src/firewall/factory.js';
 import { failedLine } from '../../src/firewall/iptables-commands.js';
@@ -23,8 +25,6 @@ import {
   ruleArgs,
   tokenizeSaved,
   validateComment,
-  validateInterfaceName,
-  type Cidr,
   type Rule,
 } from '../../src/firewall/model.js';
 
@@ -64,8 +64,8 @@ function fakeRunner(state: { v4: string; v6: string }, failRestore?: (argv: stri
 const ID = '0123456789ab' + 'cdef'.repeat(13);
 const ID2 = 'fedcba987654' + '3210'.repeat(13);
 
-function spec(over: Partial<NetworkFirewallSpec> = {}): NetworkFirewallSpec {
-  return { id: ID, bridge: 'br-0123456789ab', subnets: ['192.0.2.0/24'], internal: false, masquerade: true, icc: true, ...over };
+function spec(over: Partial<NetworkSpecText> = {}): NetworkFirewallSpec {
+  return networkSpec({ id: ID, bridge: 'br-0123456789ab', subnets: ['192.0.2.0/24'], internal: false, masquerade: true, icc: true, ...over });
 }
 
 /** The option combinations pinned by goldens; the integration test uses the same table. */
@@ -288,7 +288,7 @@ describe('iptables backend: failures', () => {
 });
 
 describe('validation: nothing runs on bad input', () => {
-  const bad: [string, Partial<NetworkFirewallSpec>][] = [
+  const bad: [string, Partial<NetworkSpecText>][] = [
     ['bridge with an option', { bridge: 'br0 -j ACCEPT' }],
     ['bridge with a newline and a rule', { bridge: 'br0\n-A FORWARD -j ACCEPT' }],
     ['bridge with a quote', { bridge: 'br0"' }],
@@ -315,9 +315,9 @@ describe('validation: nothing runs on bad input', () => {
     test(`rejects ${what}`, async () => {
       const f = fakeRunner(EMPTY);
       const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
-      await assert.rejects(fw.setupNetwork(spec(over)), InvalidArgumentError);
-      await assert.rejects(fw.teardownNetwork(spec(over)), InvalidArgumentError);
-      await assert.rejects(fw.reconcile([spec(over)]), InvalidArgumentError);
+      await assert.rejects(async () => fw.setupNetwork(spec(over)), InvalidArgumentError);
+      await assert.rejects(async () => fw.teardownNetwork(spec(over)), InvalidArgumentError);
+      await assert.rejects(async () => fw.reconcile([spec(over)]), InvalidArgumentError);
       assert.equal(f.calls.length, 0, 'no command may run');
     });
   }
@@ -337,7 +337,7 @@ describe('validation: nothing runs on bad input', () => {
   });
 
   test('rendering re-validates hand-made rule objects', () => {
-    const forged = { family: 4, address: '1.2.3.0', prefix: 24, text: '1.2.3.0/24 -j ACCEPT' } as Cidr;
+    const forged = { family: 4, address: '1.2.3.0', prefix: 24, text: '1.2.3.0/24 -j ACCEPT' } as unknown as Prefix;
     const base: Rule = { table: 'filter', chain: 'FORWARD', target: { kind: 'verdict', verdict: 'ACCEPT' } };
     const bad: Rule[] = [
       { ...base, src: { cidr: forged } },
@@ -375,7 +375,7 @@ describe('model', () => {
       ['2001:db8::ffff:0/112', '2001:db8::ffff:0/112'],
       ['2001:db8:1:2:3:4:5:6/128', '2001:db8:1:2:3:4:5:6/128'],
     ];
-    for (const [input, want] of cases) assert.equal(parseCidr(input).text, want, input);
+    for (const [input, want] of cases) assert.equal(parseCidr(input).toString(), want, input);
     for (const bad of ['010.0.0.0/8', '10.0.0.0/08', '1.2.3.4/', '/24', '1:2:3:4:5:6:7:8:9/64', '1::2::3/64', ' 10.0.0.0/8', '10.0.0.0/8 ']) {
       assert.throws(() => parseCidr(bad), InvalidArgumentError, bad);
     }

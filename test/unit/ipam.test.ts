@@ -1,8 +1,45 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Ipam } from '../../src/ipam/ipam.js';
+import { Ipam, type PoolInfo, type PoolRequest } from '../../src/ipam/ipam.js';
 import { DEFAULT_ADDRESS_POOLS, parseAddressPool, candidateSubnets } from '../../src/ipam/default-pools.js';
-import { Subnet } from '../../src/ipam/ip.js';
+import { IPAddress, InterfaceAddress, Prefix, type Family } from '../../src/net/index.js';
+import type { AddressPool } from '../../src/ipam/default-pools.js';
+
+const Subnet = Prefix;
+
+/** A pool request from text, each value parsed with the name the API gives it. */
+function poolRequest(family: Family, text: { subnet?: string; gateway?: string; ipRange?: string }): PoolRequest {
+  return {
+    family,
+    subnet: text.subnet === undefined ? undefined : Prefix.parse(text.subnet, 'subnet'),
+    gateway: text.gateway === undefined ? undefined : IPAddress.parse(text.gateway, 'gateway'),
+    ipRange: text.ipRange === undefined ? undefined : Prefix.parse(text.ipRange, 'ip-range'),
+  };
+}
+
+/** Ipam through text, as the API and records give it: parsed at the call, results printed. */
+class TextIpam {
+  private readonly ipam: Ipam;
+  constructor(pools: readonly AddressPool[]) {
+    this.ipam = new Ipam(pools);
+  }
+  addPool(req: { family: Family; subnet?: string; gateway?: string; ipRange?: string }, avoid?: Prefix[]): Record<keyof PoolInfo, unknown> {
+    const p = this.ipam.addPool(poolRequest(req.family, req), avoid);
+    return { subnet: p.subnet.toString(), family: p.family, gateway: p.gateway.toString(), ipRange: p.ipRange?.toString(), prefix: p.prefix };
+  }
+  allocate(subnet: unknown, preferred?: string): string {
+    return this.ipam.allocate(Prefix.parse(subnet), preferred === undefined ? undefined : IPAddress.parse(preferred)).toString();
+  }
+  reserve(subnet: unknown, address: string): void {
+    this.ipam.reserve(Prefix.parse(subnet), address.includes('/') ? InterfaceAddress.parse(address) : IPAddress.parse(address));
+  }
+  release(subnet: unknown, address: string): void {
+    this.ipam.release(Prefix.parse(subnet), InterfaceAddress.parse(address));
+  }
+  allocatedCount(subnet: unknown): number {
+    return this.ipam.allocatedCount(Prefix.parse(subnet));
+  }
+}
 import { ConflictError, InvalidArgumentError } from '../../src/errors.js';
 
 const pools = () => DEFAULT_ADDRESS_POOLS.map(parseAddressPool);
@@ -17,7 +54,7 @@ test('default pools are Docker’s: 15 /16s from 172.17 then 16 /20s of 192.168'
 });
 
 test('networks get the next free default subnet, skipping host subnets', () => {
-  const ipam = new Ipam(pools());
+  const ipam = new TextIpam(pools());
   assert.deepEqual(ipam.addPool({ family: 4 }), { subnet: '172.17.0.0/16', family: 4, gateway: '172.17.0.1', ipRange: undefined, prefix: 16 });
   const avoid = [Subnet.parse('172.18.5.0/24'), Subnet.parse('172.19.0.10/32')];
   assert.equal(ipam.addPool({ family: 4 }, avoid).subnet, '172.20.0.0/16');
@@ -25,14 +62,14 @@ test('networks get the next free default subnet, skipping host subnets', () => {
 });
 
 test('pools run out with a clear error', () => {
-  const ipam = new Ipam([parseAddressPool('base=10.9.0.0/23,size=24')]);
+  const ipam = new TextIpam([parseAddressPool('base=10.9.0.0/23,size=24')]);
   ipam.addPool({ family: 4 });
   ipam.addPool({ family: 4 });
   assert.throws(() => ipam.addPool({ family: 4 }), ConflictError);
 });
 
 test('explicit subnets: overlap, host bits, too small, gateway and ip-range checks', () => {
-  const ipam = new Ipam(pools());
+  const ipam = new TextIpam(pools());
   ipam.addPool({ family: 4, subnet: '10.1.0.0/16' });
   assert.throws(() => ipam.addPool({ family: 4, subnet: '10.1.2.0/24' }), ConflictError);
   assert.throws(() => ipam.addPool({ family: 4, subnet: '10.2.0.1/16' }), /host bits/);
@@ -47,7 +84,7 @@ test('explicit subnets: overlap, host bits, too small, gateway and ip-range chec
 });
 
 test('addresses are sequential, skip the gateway, honour a preferred one, refuse a taken one', () => {
-  const ipam = new Ipam(pools());
+  const ipam = new TextIpam(pools());
   const p = ipam.addPool({ family: 4, subnet: '192.0.2.0/29', gateway: '192.0.2.3' });
   assert.equal(ipam.allocate(p.subnet), '192.0.2.1/29');
   assert.equal(ipam.allocate(p.subnet), '192.0.2.2/29');
@@ -64,7 +101,7 @@ test('addresses are sequential, skip the gateway, honour a preferred one, refuse
 });
 
 test('a released address is not handed out again before the range wraps', () => {
-  const ipam = new Ipam(pools());
+  const ipam = new TextIpam(pools());
   const p = ipam.addPool({ family: 4, subnet: '198.51.100.0/24' });
   const a = ipam.allocate(p.subnet);
   ipam.release(p.subnet, a);
@@ -72,7 +109,7 @@ test('a released address is not handed out again before the range wraps', () => 
 });
 
 test('ip-range limits allocation; reserve replays state', () => {
-  const ipam = new Ipam(pools());
+  const ipam = new TextIpam(pools());
   const p = ipam.addPool({ family: 4, subnet: '10.10.0.0/16', ipRange: '10.10.5.0/30' });
   assert.equal(p.ipRange, '10.10.5.0/30');
   ipam.reserve(p.subnet, '10.10.5.0/16');
@@ -86,7 +123,7 @@ test('ip-range limits allocation; reserve replays state', () => {
 });
 
 test('IPv6 pools and addresses', () => {
-  const ipam = new Ipam([...pools(), parseAddressPool('base=fd00:dead::/48,size=64')]);
+  const ipam = new TextIpam([...pools(), parseAddressPool('base=fd00:dead::/48,size=64')]);
   const p = ipam.addPool({ family: 6 });
   assert.equal(p.subnet, 'fd00:dead::/64');
   assert.equal(p.gateway, 'fd00:dead::1');
@@ -98,7 +135,7 @@ test('IPv6 pools and addresses', () => {
 });
 
 test('allocation cost stays flat: 50,000 addresses in a /16', () => {
-  const ipam = new Ipam(pools());
+  const ipam = new TextIpam(pools());
   const p = ipam.addPool({ family: 4, subnet: '10.20.0.0/16' });
   const seen = new Set<string>();
   for (let i = 0; i < 50_000; i++) seen.add(ipam.allocate(p.subnet));

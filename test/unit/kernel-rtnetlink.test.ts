@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InvalidArgumentError, KernelError } from '../../src/errors.js';
+import { MAC } from '../../src/net/index.js';
 import { bridgeCreatePayload, hairpinPayload, toKernelError, vethCreatePayload } from '../../src/kernel/rtnetlink.js';
 
 function asKernel(err: unknown): KernelError {
@@ -61,7 +62,7 @@ test('veth creation payload: peer named, moved, addressed; host end enslaved and
     mtu: 1400,
     master: 5,
     up: true,
-    peer: { name: 'eth0', netnsFd: 21, mac: '02:00:00:00:00:02' }, // peer MTU defaults to the host end's
+    peer: { name: 'eth0', netnsFd: 21, mac: MAC.parse('02:00:00:00:00:02') }, // peer MTU defaults to the host end's
   });
   assert.deepEqual(
     payload,
@@ -102,7 +103,7 @@ test('veth payload without options is minimal', () => {
 
 test('bridge creation payload', () => {
   assert.deepEqual(
-    bridgeCreatePayload({ name: 'br0', mtu: 9000, mac: '02:00:00:00:00:01', up: true }),
+    bridgeCreatePayload({ name: 'br0', mtu: 9000, mac: MAC.parse('02:00:00:00:00:01'), up: true }),
     hex(`
       00 00 0000 00000000 01000000 01000000
       0800 0300 62723000
@@ -130,7 +131,7 @@ test('hairpin payload: IFLA_LINKINFO{INFO_SLAVE_KIND "bridge", INFO_SLAVE_DATA{I
 test('payload builders validate before anything is sent', () => {
   assert.throws(() => vethCreatePayload({ name: 'bad/name', peer: { name: 'eth0', netnsFd: 3 } }), InvalidArgumentError);
   assert.throws(() => vethCreatePayload({ name: 'v', peer: { name: '', netnsFd: 3 } }), InvalidArgumentError);
-  assert.throws(() => vethCreatePayload({ name: 'v', peer: { name: 'eth0', netnsFd: 3, mac: '01:00:5e:00:00:01' } }), InvalidArgumentError);
+  assert.throws(() => vethCreatePayload({ name: 'v', peer: { name: 'eth0', netnsFd: 3, mac: MAC.parse('01:00:5e:00:00:01') } }), InvalidArgumentError);
   assert.throws(() => vethCreatePayload({ name: 'v', mtu: 67, peer: { name: 'eth0', netnsFd: 3 } }), InvalidArgumentError);
   assert.throws(() => vethCreatePayload({ name: 'v', master: 0, peer: { name: 'eth0', netnsFd: 3 } }), InvalidArgumentError);
   assert.throws(() => bridgeCreatePayload({ name: 'br0', mtu: 70000 }), InvalidArgumentError);

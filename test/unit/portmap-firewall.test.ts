@@ -12,6 +12,8 @@ import { golden } from '../helpers/golden.js';
 import type { CommandRunner, NetworkFirewallSpec, PortForwardSpec } from '../../src/firewall/firewall.js';
 import { createFirewall } from '../../src/firewall/factory.js';
 import { ruleArgs } from '../../src/firewall/model.js';
+import { IPAddress } from '../../src/net/index.js';
+import { forwardSpec, networkSpec, type ForwardSpecText } from '../helpers/firewall-spec.js';
 
 interface Call {
   argv: string[];
@@ -38,12 +40,12 @@ function fakeRunner(state: { v4: string; v6: string } = { v4: '', v6: '' }, fail
   return { exec, calls, restores, transcript, commands };
 }
 
-const NET: NetworkFirewallSpec = { id: '0123456789ab' + 'cdef'.repeat(13), bridge: 'netd0', subnets: ['172.17.0.0/16'], internal: false, masquerade: true, icc: true };
+const NET: NetworkFirewallSpec = networkSpec({ id: '0123456789ab' + 'cdef'.repeat(13), bridge: 'netd0', subnets: ['172.17.0.0/16'], internal: false, masquerade: true, icc: true });
 const EP = 'a1b2c3d4e5f6' + '0'.repeat(52);
 const EP_SAME_BUCKET = 'a1ffffffffff' + '1'.repeat(52);
 
-function forward(over: Partial<PortForwardSpec> = {}): PortForwardSpec {
-  return {
+function forward(over: Partial<ForwardSpecText> = {}): PortForwardSpec {
+  return forwardSpec({
     endpointId: EP,
     bridge: 'netd0',
     containerV4: '172.17.0.2',
@@ -53,7 +55,7 @@ function forward(over: Partial<PortForwardSpec> = {}): PortForwardSpec {
       { proto: 'tcp', hostIp: '127.0.0.1', hostPort: 8081, containerPort: 81 },
     ],
     ...over,
-  };
+  });
 }
 
 const DUAL_ROUTED = forward({
@@ -228,42 +230,44 @@ describe('port forwards: repair, revert, reconcile', () => {
 });
 
 describe('port forwards: validation, nothing runs on bad input', () => {
-  const bad: [string, PortForwardSpec][] = [
-    ['a short endpoint id', forward({ endpointId: 'abc' })],
-    ['a bridge with an option', forward({ bridge: 'br0 -j ACCEPT' })],
-    ['a container address with a prefix', forward({ containerV4: '172.17.0.2/16' })],
-    ['a container address that is a name', forward({ containerV4: 'web.local' })],
-    ['an IPv6 address as containerV4', forward({ containerV4: '2001:db8::2' })],
-    ['an IPv6 host IP without a container IPv6 address', forward({ ports: [{ proto: 'tcp', hostIp: '::', hostPort: 80, containerPort: 80 }] })],
-    ['port 0', forward({ ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 0, containerPort: 80 }] })],
-    ['port 65536', forward({ ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 65536 }] })],
-    ['icmp', forward({ ports: [{ proto: 'icmp' as 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 80 }] })],
-    ['a host IP with a newline', forward({ ports: [{ proto: 'tcp', hostIp: '0.0.0.0\n-A', hostPort: 8080, containerPort: 80 }] })],
-    ['the same host port twice', forward({ ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 80 }, { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 81 }] })],
-    ['a bad routed family', forward({ routed: [5 as 4] })],
+  const bad: [string, () => PortForwardSpec][] = [
+    ['a short endpoint id', () => forward({ endpointId: 'abc' })],
+    ['a bridge with an option', () => forward({ bridge: 'br0 -j ACCEPT' })],
+    ['a container address with a prefix', () => forward({ containerV4: '172.17.0.2/16' })],
+    ['a container address that is a name', () => forward({ containerV4: 'web.local' })],
+    ['an IPv6 address as containerV4', () => forward({ containerV4: '2001:db8::2' })],
+    ['an IPv6 host IP without a container IPv6 address', () => forward({ ports: [{ proto: 'tcp', hostIp: '::', hostPort: 80, containerPort: 80 }] })],
+    ['port 0', () => forward({ ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 0, containerPort: 80 }] })],
+    ['port 65536', () => forward({ ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 65536 }] })],
+    ['icmp', () => forward({ ports: [{ proto: 'icmp' as 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 80 }] })],
+    ['a host IP with a newline', () => forward({ ports: [{ proto: 'tcp', hostIp: '0.0.0.0\n-A', hostPort: 8080, containerPort: 80 }] })],
+    ['the same host port twice', () => forward({ ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 80 }, { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 81 }] })],
+    ['a bad routed family', () => forward({ routed: [5 as 4] })],
   ];
   for (const [what, spec] of bad) {
     test(`rejects ${what}`, async () => {
       const f = fakeRunner();
       const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
-      await assert.rejects(fw.setupPortForward(spec), InvalidArgumentError);
-      await assert.rejects(fw.teardownPortForward(spec), InvalidArgumentError);
-      await assert.rejects(fw.reconcile([], [spec]), InvalidArgumentError);
+      await assert.rejects(async () => fw.setupPortForward(spec()), InvalidArgumentError);
+      await assert.rejects(async () => fw.teardownPortForward(spec()), InvalidArgumentError);
+      await assert.rejects(async () => fw.reconcile([], [spec()]), InvalidArgumentError);
       assert.equal(f.calls.length, 0, 'no command may run');
     });
   }
 
   test('a DNAT target is re-validated when rendered', () => {
-    const base = { table: 'nat', chain: 'NETD', target: { kind: 'dnat', address: '172.17.0.2', port: 80 } } as const;
+    const base = { table: 'nat', chain: 'NETD', target: { kind: 'dnat', address: IPAddress.parse('172.17.0.2'), port: 80 } } as const;
     assert.deepEqual(ruleArgs(base, 4).slice(-3), ['DNAT', '--to-destination', '172.17.0.2:80']);
-    assert.deepEqual(ruleArgs({ ...base, target: { kind: 'dnat', address: '2001:db8::2', port: 80 } }, 6).slice(-1), ['[2001:db8::2]:80']);
+    assert.deepEqual(ruleArgs({ ...base, target: { kind: 'dnat', address: IPAddress.parse('2001:db8::2'), port: 80 } }, 6).slice(-1), ['[2001:db8::2]:80']);
     for (const target of [
       { kind: 'dnat', address: '172.17.0.2 -j ACCEPT', port: 80 },
       { kind: 'dnat', address: '2001:DB8::2', port: 80 }, // not canonical
       { kind: 'dnat', address: '2001:db8::2', port: 80 }, // wrong family for the batch
       { kind: 'dnat', address: '172.17.0.2', port: 0 },
     ] as const) {
-      assert.throws(() => ruleArgs({ ...base, target }, 4), InvalidArgumentError, JSON.stringify(target));
+      // A real IPAddress where the text is one (canonical), else the raw string forged into the rule.
+      const forged = { ...target, address: IPAddress.tryParse(target.address)?.toString() === target.address ? IPAddress.parse(target.address) : (target.address as unknown as IPAddress) };
+      assert.throws(() => ruleArgs({ ...base, target: forged }, 4), InvalidArgumentError, JSON.stringify(target));
     }
     assert.throws(() => ruleArgs({ ...base, proto: { name: 'icmp' as 'tcp', dport: 80 } }, 4), InvalidArgumentError);
   });

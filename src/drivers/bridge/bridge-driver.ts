@@ -17,7 +17,7 @@ import { faultPoint } from '../../cnm/fault.js';
 import type { Firewall, NetworkFirewallSpec } from '../../firewall/firewall.js';
 import { Netns } from '../../kernel/netns.js';
 import { Rtnl, LOOPBACK_IFINDEX, type Link } from '../../kernel/rtnetlink.js';
-import { randomMac } from '../../kernel/names.js';
+import { IPAddress, InterfaceAddress, MAC, Prefix } from '../../net/index.js';
 import { writeSysctl } from '../../kernel/sysctl.js';
 import { parseBridgeOptions, type BridgeOptions } from './options.js';
 import { PortPublisher, bindingsOf } from './port-publisher.js';
@@ -75,7 +75,7 @@ export class BridgeDriver implements Driver {
     const bridge: Link = await tx.step(
       'create bridge',
       // A fixed MAC: otherwise the bridge takes on its ports' MACs as containers come and go.
-      () => this.rtnl.createBridge({ name: opts.bridgeName, mtu: opts.mtu, mac: randomMac(), alias: owner(network.id) }),
+      () => this.rtnl.createBridge({ name: opts.bridgeName, mtu: opts.mtu, mac: MAC.random(), alias: owner(network.id) }),
       (): Promise<void> => this.rtnl.deleteLink(bridge.index),
     );
     await this.configureBridge(tx, network, bridge.index);
@@ -94,8 +94,8 @@ export class BridgeDriver implements Driver {
 
   private async configureBridge(tx: Transaction, network: DriverNetwork, index: number): Promise<void> {
     for (const c of [...network.ipv4, ...network.ipv6]) {
-      const cidr = `${c.gateway}/${c.subnet.split('/')[1]}`;
-      await tx.step(`add gateway address IPv${c.subnet.includes(':') ? 6 : 4}`, () => this.rtnl.addAddress(index, cidr));
+      const cidr = InterfaceAddress.of(c.gateway, c.subnet);
+      await tx.step(`add gateway address IPv${cidr.family}`, () => this.rtnl.addAddress(index, cidr));
     }
     await tx.step('bring the bridge up', () => this.rtnl.setLink(index, { up: true }));
   }
@@ -149,16 +149,16 @@ export class BridgeDriver implements Driver {
     const ports = await this.ports.reserve(network, opts, endpoint, portRequestsOf(endpoint));
     try {
       const plumbed = await this.plumb(network, opts, endpoint, sandbox, ports);
-      return { state: { ...plumbed, ...(ports.length > 0 ? { ports } : {}) }, mac: plumbed.mac };
+      return { state: { hostIfname: plumbed.hostIfname, mac: plumbed.mac.toString(), ...(ports.length > 0 ? { ports } : {}) }, mac: plumbed.mac };
     } catch (err) {
       this.ports.release(endpoint.id);
       throw err;
     }
   }
 
-  private async plumb(network: DriverNetwork, opts: BridgeOptions, endpoint: DriverEndpoint, sandbox: DriverSandbox, ports: PortBinding[]): Promise<{ hostIfname: string; mac: string }> {
+  private async plumb(network: DriverNetwork, opts: BridgeOptions, endpoint: DriverEndpoint, sandbox: DriverSandbox, ports: PortBinding[]): Promise<{ hostIfname: string; mac: MAC }> {
     const hostIfname = hostInterfaceName(endpoint.id);
-    const mac = endpoint.mac ?? randomMac();
+    const mac = endpoint.mac ?? MAC.random();
     let master = await this.bridgeOf(network);
     const ns = Netns.open(sandbox.key);
     try {
@@ -279,7 +279,7 @@ export class BridgeDriver implements Driver {
       if (!link) {
         // Recreate a bridge that disappeared (e.g. the host rebooted or someone deleted it).
         const tx = new Transaction('restore', this.deps.log);
-        link = await tx.step('create bridge', () => this.rtnl.createBridge({ name, mtu: opts.mtu, mac: randomMac(), alias: owner(network.id) }));
+        link = await tx.step('create bridge', () => this.rtnl.createBridge({ name, mtu: opts.mtu, mac: MAC.random(), alias: owner(network.id) }));
         await this.configureBridge(tx, network, link.index);
         this.deps.log.warn({ op: 'restore', network: network.id, bridge: name }, 'bridge was missing; recreated');
       } else if (!link.up) {

@@ -3,8 +3,7 @@
  * created.
  */
 import { InvalidArgumentError } from '../../errors.js';
-import { validateIfName } from '../../kernel/names.js';
-import { parseIp, type IpFamily } from '../../kernel/ipaddr.js';
+import { IPAddress, isFirewallSafeIfName, parseIfName, type Family } from '../../net/index.js';
 
 export const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 export const OPT_MTU = 'com.docker.network.driver.mtu';
@@ -16,7 +15,6 @@ export const OPT_DEFAULT_BRIDGE = 'com.docker.network.bridge.default_bridge';
 export const OPT_GATEWAY_MODE_IPV4 = 'com.docker.network.bridge.gateway_mode_ipv4';
 export const OPT_GATEWAY_MODE_IPV6 = 'com.docker.network.bridge.gateway_mode_ipv6';
 
-const SAFE_IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 const KNOWN = new Set([OPT_BRIDGE_NAME, OPT_MTU, OPT_ICC, OPT_MASQUERADE, OPT_HOST_BINDING_IPV4, OPT_DEFAULT_BRIDGE, OPT_GATEWAY_MODE_IPV4, OPT_GATEWAY_MODE_IPV6]);
 const GATEWAY_MODES = ['nat', 'routed'];
 
@@ -28,7 +26,7 @@ export interface BridgeOptions {
   /** Default host address of published ports (host_binding_ipv4); undefined: every address. */
   hostBindingIp?: string;
   /** Families in routed gateway mode. */
-  routed: IpFamily[];
+  routed: Family[];
 }
 
 function parseBool(key: string, value: string | undefined, fallback: boolean): boolean {
@@ -46,10 +44,10 @@ export function parseBridgeOptions(networkId: string, options: Record<string, st
   const bridgeName = options[OPT_BRIDGE_NAME] ?? `br-${networkId.slice(0, 12)}`;
   // Stricter than the kernel (which allows e.g. ';' or '+'): the name also reaches iptables, where '+'
   // is a wildcard, so only a plain charset is accepted, before anything is created.
-  if (!SAFE_IFNAME.test(bridgeName)) {
+  if (!isFirewallSafeIfName(bridgeName) || !/^[A-Za-z0-9]/.test(bridgeName)) {
     throw new InvalidArgumentError(`invalid bridge name ${JSON.stringify(bridgeName)}: use 1-15 characters of [A-Za-z0-9_.-], starting with a letter or digit`);
   }
-  validateIfName(bridgeName);
+  parseIfName(bridgeName);
   let mtu: number | undefined;
   if (options[OPT_MTU] !== undefined) {
     const text = options[OPT_MTU];
@@ -60,12 +58,12 @@ export function parseBridgeOptions(networkId: string, options: Record<string, st
   const binding = options[OPT_HOST_BINDING_IPV4];
   if (binding !== undefined && binding !== '') {
     try {
-      hostBindingIp = parseIp(binding).text;
+      hostBindingIp = IPAddress.parse(binding).toString();
     } catch {
       throw new InvalidArgumentError(`option ${OPT_HOST_BINDING_IPV4} must be an IP address, not ${JSON.stringify(binding)}`);
     }
   }
-  const routed: IpFamily[] = [];
+  const routed: Family[] = [];
   for (const [key, family] of [[OPT_GATEWAY_MODE_IPV4, 4], [OPT_GATEWAY_MODE_IPV6, 6]] as const) {
     const mode = options[key];
     if (mode === undefined) continue;

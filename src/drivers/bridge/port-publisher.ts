@@ -10,7 +10,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { DriverEndpoint, DriverNetwork } from '../../driverapi/model.js';
 import type { Firewall, PortForwardSpec } from '../../firewall/firewall.js';
-import { parseIp, type IpFamily } from '../../kernel/ipaddr.js';
+import { IPAddress, InterfaceAddress, type Family } from '../../net/index.js';
 import type { Rtnl } from '../../kernel/rtnetlink.js';
 import { readSysctl } from '../../kernel/sysctl.js';
 import { PortAllocator, describeAddress, type PortRange } from '../../portmap/allocator.js';
@@ -47,9 +47,6 @@ export function bindingsOf(endpoint: DriverEndpoint): PortBinding[] {
   );
 }
 
-function addressOf(cidr: string | undefined): string | undefined {
-  return cidr === undefined ? undefined : cidr.split('/')[0];
-}
 
 export class PortPublisher {
   private readonly allocator = new PortAllocator();
@@ -65,7 +62,7 @@ export class PortPublisher {
   async reserve(network: DriverNetwork, opts: BridgeOptions, endpoint: DriverEndpoint, requests: readonly PortRequest[]): Promise<PortBinding[]> {
     if (requests.length === 0) return [];
     if (network.internal) throw new InvalidArgumentError(`network ${network.name} is internal: it cannot publish ports`);
-    const families: IpFamily[] = [];
+    const families: Family[] = [];
     if (endpoint.ipv4) families.push(4);
     if (endpoint.ipv6) families.push(6);
     const specific = requests.some((r) => {
@@ -148,7 +145,7 @@ export class PortPublisher {
 
   private async localAddresses(): Promise<Set<string>> {
     const out = new Set<string>();
-    for (const a of await this.deps.rtnl.addresses()) out.add(parseIp(a.cidr.split('/')[0]).text);
+    for (const a of await this.deps.rtnl.addresses()) out.add(a.cidr.address.toString());
     return out;
   }
 }
@@ -157,9 +154,9 @@ export function forwardSpec(bridge: string, opts: BridgeOptions, endpoint: Drive
   return {
     endpointId: endpoint.id,
     bridge,
-    containerV4: addressOf(endpoint.ipv4),
-    containerV6: addressOf(endpoint.ipv6),
-    ports: bindings.map((b) => ({ proto: b.proto, hostIp: b.hostIp, hostPort: b.hostPort, containerPort: b.containerPort })),
+    containerV4: endpoint.ipv4?.address,
+    containerV6: endpoint.ipv6?.address,
+    ports: bindings.map((b) => ({ proto: b.proto, hostIp: IPAddress.parse(b.hostIp), hostPort: b.hostPort, containerPort: b.containerPort })),
     routed: opts.routed,
   };
 }
