@@ -6,7 +6,7 @@
 import { ConflictError, InvalidArgumentError } from '../errors.js';
 import { optionPurpose } from '../driverapi/labels.js';
 import type { Driver } from '../driverapi/driver.js';
-import { Transaction } from './transaction.js';
+import { Transaction } from '../transaction/transaction.js';
 import { newId, type CoreContext } from './context.js';
 import { checkAliases, checkEndpointOptions } from './validation.js';
 import type { Network, NetworkRecord } from './network.js';

@@ -5,7 +5,7 @@
 import { ConflictError, ForbiddenError, InvalidArgumentError } from '../errors.js';
 import type { PoolInfo } from '../ipam/ipam.js';
 import type { Prefix } from '../net/index.js';
-import { Transaction } from './transaction.js';
+import { Transaction } from '../transaction/transaction.js';
 import { newId, type CoreContext } from './context.js';
 import { checkStringMap, isValidName } from './validation.js';
 import { Network, type IpamConfig, type NetworkCreateRequest, type NetworkRecord } from './network.js';

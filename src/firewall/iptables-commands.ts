@@ -8,7 +8,9 @@
 import { CommandError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { runChecked, type CommandRunner } from './exec.js';
-import { parseSave, type Family, type RestoreScript, type SavedState, type Table } from './model.js';
+import type { Family, Table } from './model.js';
+import { parseSave, type SavedState } from './iptables-save.js';
+import type { RestoreScript } from './restore-script.js';
 
 /** The line iptables-restore reports as failed, if it says. */
 export function failedLine(stderr: string): number | undefined {

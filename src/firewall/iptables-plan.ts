@@ -4,7 +4,9 @@
  * would flush it), adds only missing rules, and deletes — with -D of the exact saved text — netd-tagged
  * rules that are not wanted or are duplicated. Pure: no commands run here.
  */
-import { RestoreScript, ruleKey, TABLES, type Family, type SavedRule, type SavedState, type Table } from './model.js';
+import { ruleKey, TABLES, type Family, type Table } from './model.js';
+import type { SavedRule, SavedState } from './iptables-save.js';
+import { RestoreScript } from './restore-script.js';
 import { CHAIN, type Layout } from './iptables-layout.js';
 
 /** Chains whose contents netd never reads, changes or deletes. */

@@ -19,7 +19,8 @@ import { CommandError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CommandRunner } from './exec.js';
 import type { Firewall, FirewallBackendOptions } from './firewall.js';
-import { RestoreScript, type Family, type Table } from './model.js';
+import type { Family, Table } from './model.js';
+import { RestoreScript } from './restore-script.js';
 import { BASE_TAG, isNetdTag, normalizeNetwork, type FirewallNetwork, type NetworkFirewallSpec } from './spec.js';
 import {
   forwardFamily,

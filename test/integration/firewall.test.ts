@@ -18,7 +18,7 @@ import type { CommandRunner, Firewall, NetworkFirewallSpec } from '../../src/fir
 import { createFirewall } from '../../src/firewall/factory.js';
 import { networkSpec, type NetworkSpecText } from '../helpers/firewall-spec.js';
 import { Prefix } from '../../src/net/index.js';
-import { normalizeSave } from '../../src/firewall/model.js';
+import { normalizeSave } from '../../src/firewall/iptables-save.js';
 import { spawnRunner } from '../../src/firewall/exec.js';
 import { requireRoot, TestNetns } from '../helpers/netns.js';
 import { GOLDEN_DIR, golden } from '../helpers/golden.js';

@@ -65,9 +65,10 @@ test('what is not a well-formed single-question query is dropped or refused, nev
   assert.equal((err as unknown as { rcode: string }).rcode, 'FORMERR');
 });
 
-test('fuzz: random and mutated packets never throw, and every answer encodes', () => {
+// A packet that made the decoder loop (a compression cycle) would hang the test: the runner's timeout fails
+// it. A bound that catches a hang, not a speed goal (those are the benchmarks' business).
+test('fuzz: random and mutated packets never throw, and every answer encodes', { timeout: 60_000 }, () => {
   const seeds = [query('db'), query('x.example', 'AAAA'), query('4.3.2.1.in-addr.arpa', 'PTR')];
-  const started = Date.now();
   for (let i = 0; i < 20_000; i++) {
     let buf: Buffer;
     if (i % 2 === 0) {
@@ -80,7 +81,6 @@ test('fuzz: random and mutated packets never throw, and every answer encodes', (
     if (d.ok) encodeAnswer(d.query, { rcode: RCODE.NOERROR, limit: 512 });
     else if (d.id !== undefined) encodeError(d.id, d.rcode);
   }
-  assert.ok(Date.now() - started < 10_000, 'and quickly');
 });
 
 test('ids are rewritten on a copy; TCP frames split and join', () => {

@@ -18,15 +18,9 @@ import { Prefix, parseFirewallIfName as validateInterfaceName } from '../../src/
 import type { CommandRunner, NetworkFirewallSpec } from '../../src/firewall/firewall.js';
 import { createFirewall } from '../../src/firewall/factory.js';
 import { failedLine } from '../../src/firewall/iptables-commands.js';
-import {
-  parseCidr,
-  parseSave,
-  RestoreScript,
-  ruleArgs,
-  tokenizeSaved,
-  validateComment,
-  type Rule,
-} from '../../src/firewall/model.js';
+import { parseCidr, ruleArgs, validateComment, type Rule } from '../../src/firewall/model.js';
+import { parseSave, tokenizeSaved } from '../../src/firewall/iptables-save.js';
+import { RestoreScript } from '../../src/firewall/restore-script.js';
 
 /** A `*.save` golden: "# iptables-save" and "# ip6tables-save" sections of normalised save output. */
 function loadSaveGolden(name: string): { v4: string; v6: string } {
