@@ -17,7 +17,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { BASE_TAG } from './spec.js';
-import { IPAddress, Prefix, checkPort, checkProto, parseFamily, parseFirewallIfName, type Family, type Proto } from '../net/index.js';
+import { IPAddress, Prefix, checkPort, checkProto, parseFamily, parseFirewallIfName, type Family, type IfName, type Proto } from '../net/index.js';
 import type { PlacedRule, Rule, Table } from './model.js';
 
 export interface PortForwardMapping {
@@ -56,7 +56,7 @@ export interface FirewallForward {
   readonly chain: string;
   /** The bucket chain it is reached through. */
   readonly bucket: string;
-  readonly bridge: string;
+  readonly bridge: IfName;
   readonly v4?: FamilyForward;
   readonly v6?: FamilyForward;
 }

@@ -3,7 +3,7 @@
  * backends use. Nothing reaches a backend without passing through normalizeNetwork.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { Prefix, parseFirewallIfName } from '../net/index.js';
+import { Prefix, parseFirewallIfName, type IfName } from '../net/index.js';
 import { checkMatchable } from './model.js';
 
 export interface NetworkFirewallSpec {
@@ -27,7 +27,7 @@ export interface FirewallNetwork {
   readonly id12: string;
   /** The comment carried by every rule of this network. */
   readonly tag: string;
-  readonly bridge: string;
+  readonly bridge: IfName;
   readonly v4?: Prefix;
   readonly v6?: Prefix;
   readonly internal: boolean;

@@ -3,7 +3,7 @@
  * created.
  */
 import { InvalidArgumentError } from '../../errors.js';
-import { IPAddress, isFirewallSafeIfName, parseIfName, type Family } from '../../net/index.js';
+import { IPAddress, isFirewallSafeIfName, parseIfName, type Family, type IfName } from '../../net/index.js';
 
 export const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 export const OPT_MTU = 'com.docker.network.driver.mtu';
@@ -19,7 +19,7 @@ const KNOWN = new Set([OPT_BRIDGE_NAME, OPT_MTU, OPT_ICC, OPT_MASQUERADE, OPT_HO
 const GATEWAY_MODES = ['nat', 'routed'];
 
 export interface BridgeOptions {
-  bridgeName: string;
+  bridgeName: IfName;
   mtu?: number;
   icc: boolean;
   masquerade: boolean;
@@ -47,7 +47,6 @@ export function parseBridgeOptions(networkId: string, options: Record<string, st
   if (!isFirewallSafeIfName(bridgeName) || !/^[A-Za-z0-9]/.test(bridgeName)) {
     throw new InvalidArgumentError(`invalid bridge name ${JSON.stringify(bridgeName)}: use 1-15 characters of [A-Za-z0-9_.-], starting with a letter or digit`);
   }
-  parseIfName(bridgeName);
   let mtu: number | undefined;
   if (options[OPT_MTU] !== undefined) {
     const text = options[OPT_MTU];
@@ -71,7 +70,7 @@ export function parseBridgeOptions(networkId: string, options: Record<string, st
     if (mode === 'routed') routed.push(family);
   }
   return {
-    bridgeName,
+    bridgeName: parseIfName(bridgeName),
     mtu,
     icc: parseBool(OPT_ICC, options[OPT_ICC], true),
     masquerade: parseBool(OPT_MASQUERADE, options[OPT_MASQUERADE], true),
