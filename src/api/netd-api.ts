@@ -3,11 +3,10 @@
  * endpoints and sandboxes.
  */
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
-import { IPAddress } from '../net/index.js';
 import type { Controller } from '../cnm/controller.js';
 import type { SandboxTarget } from '../cnm/sandbox.js';
 import { parsePortRequests } from '../portmap/parse.js';
-import type { PortBinding } from '../portmap/types.js';
+import { familyOf, type PortBinding } from '../portmap/types.js';
 import { PORT_MAP } from '../driverapi/labels.js';
 import { ipField, macField, obj, str, strList, type Router } from './http.js';
 
@@ -94,7 +93,7 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
         ((controller.endpointInfo(e).ports as PortBinding[] | undefined) ?? []).map((p) => ({
           network: names.get(e.networkId),
           endpointId: e.id,
-          containerIp: (IPAddress.parse(p.hostIp).family === 6 ? e.ipv6 : e.ipv4)?.address.toString(),
+          containerIp: (familyOf(p.hostIp) === 6 ? e.ipv6 : e.ipv4)?.address.toString(),
           ...p,
         })),
       );

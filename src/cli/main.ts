@@ -10,7 +10,7 @@ import { table } from './format.js';
 import { DEFAULTS } from '../daemon/defaults.js';
 import { parsePublishSpec } from '../portmap/parse.js';
 import { IPAddress, Prefix } from '../net/index.js';
-import { formatBinding, toDockerPortBinding, type PortBinding } from '../portmap/types.js';
+import { familyOf, formatBinding, toDockerPortBinding, type PortBinding } from '../portmap/types.js';
 
 const VERSION = '0.1.0';
 
@@ -155,7 +155,7 @@ export function buildProgram(): Command {
     .description("list a container's published ports (80/tcp -> 0.0.0.0:8080), or the host addresses of one port (80 or 80/udp)")
     .action(async (container: string, port: string | undefined, _opts, cmd: Command) => {
       const list = await client(cmd).call<PortBinding[]>('GET', `/netd/v1/containers/${encodeURIComponent(container)}/ports`);
-      list.sort((a, b) => a.containerPort - b.containerPort || a.proto.localeCompare(b.proto) || IPAddress.parse(a.hostIp).family - IPAddress.parse(b.hostIp).family || a.hostPort - b.hostPort);
+      list.sort((a, b) => a.containerPort - b.containerPort || a.proto.localeCompare(b.proto) || familyOf(a.hostIp) - familyOf(b.hostIp) || a.hostPort - b.hostPort);
       if (port === undefined) return void process.stdout.write(list.map((b) => formatBinding(b) + '\n').join(''));
       const [number, proto = 'tcp'] = port.split('/');
       const matching = list.filter((b) => String(b.containerPort) === number && b.proto === proto.toLowerCase());

@@ -85,11 +85,9 @@ export class NameDirectory {
   isClient(networkId: string, address: string): boolean {
     const state = this.networks.get(networkId);
     if (!state) return false;
-    const parsed = IPAddress.tryParse(address);
-    if (!parsed) return false;
     // A v4-mapped source (dual-stack socket) is checked as the IPv4 address it is.
-    const a = parsed.isV4Mapped ? IPAddress.fromBytes(parsed.bytes.subarray(12)) : parsed;
-    return state.subnets.check(a.toString(), blockFamily(a));
+    const a = IPAddress.tryParse(address)?.unmapped();
+    return a !== undefined && state.subnets.check(a.toString(), blockFamily(a));
   }
 
   /** The endpoint of a network holding a name (container name, not alias), e.g. for `--link`. */

@@ -76,7 +76,7 @@ export function formatUpstream(u: Upstream): string {
 
 /** Loopback resolvers (systemd-resolved's 127.0.0.53, a local dnsmasq) are unreachable from a container. */
 export function isLoopback(address: string): boolean {
-  return /^127\./.test(address) || address === '::1' || /^::ffff:127\./i.test(address);
+  return IPAddress.tryParse(address)?.unmapped().isLoopback === true;
 }
 
 /** ndots:0 unless the host chose otherwise: container names are single labels, tried as they are first. */

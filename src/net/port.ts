@@ -58,14 +58,25 @@ export class PortRange {
   /** `N` or `N-M` (N <= M). */
   static parse(text: unknown, what = 'port range'): PortRange {
     if (typeof text !== 'string') throw new InvalidArgumentError(`invalid ${what} ${describeValue(text)}`);
+    const range = PortRange.tryParse(text, what);
+    if (typeof range === 'string') throw new InvalidArgumentError(`invalid ${range}`);
+    return range;
+  }
+
+  /**
+   * `N` or `N-M` (N <= M), or why not, phrased after `what` ("host port 0 is out of range (1-65535)",
+   * "host port range 81-80 ends before it starts"), for callers that word their own errors.
+   */
+  static tryParse(text: string, what: string): PortRange | string {
     const dash = text.indexOf('-');
-    if (dash < 0) {
-      const p = parsePort(text, what);
-      return new PortRange(p, p);
+    const parts = dash < 0 ? [text] : [text.slice(0, dash), text.slice(dash + 1)];
+    for (const part of parts) {
+      const why = portTextProblem(part);
+      if (why) return `${what} ${why}`;
     }
-    const start = parsePort(text.slice(0, dash), what);
-    const end = parsePort(text.slice(dash + 1), what);
-    if (end < start) throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(text)}: ends before it starts`);
+    const start = Number(parts[0]);
+    const end = Number(parts[parts.length - 1]);
+    if (end < start) return `${what} range ${text} ends before it starts`;
     return new PortRange(start, end);
   }
 

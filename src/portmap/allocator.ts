@@ -8,13 +8,8 @@
  * is registered.
  */
 import { ConflictError, InvalidArgumentError } from '../errors.js';
-import { IPAddress } from '../net/index.js';
+import { IPAddress, PortRange } from '../net/index.js';
 import { WILDCARD, familyOf, formatBinding, isWildcard, type IpFamily, type PortBinding, type PortRequest, type Proto } from './types.js';
-
-export interface PortRange {
-  start: number;
-  end: number;
-}
 
 export interface AllocationContext {
   /** Address families the container has an address in on this network. */
@@ -136,8 +131,8 @@ export class PortAllocator {
       if (why) throw new ConflictError(`host port ${label(r.hostPort)} on ${addresses.map(describeAddress).join(' and ')} ${why}`);
       return r.hostPort;
     }
-    const range: PortRange = r.hostPort !== 0 ? { start: r.hostPort, end: r.hostPortEnd } : ctx.ephemeral;
-    const size = range.end - range.start + 1;
+    const range = r.hostPort !== 0 ? PortRange.of(r.hostPort, r.hostPortEnd) : ctx.ephemeral;
+    const size = range.size;
     const from = r.hostPort !== 0 ? range.start : Math.min(Math.max(this.cursor.get(r.proto) ?? range.start, range.start), range.end + 1);
     for (let i = 0; i < size; i++) {
       const port = range.start + ((from - range.start + i) % size);

@@ -32,8 +32,7 @@ export function decodeProcAddress(hex: string, littleEndian = endianness() === '
     word.copy(bytes, w * 4);
   }
   // ::ffff:a.b.c.d (a dual-stack socket bound to an IPv4 address) is an IPv4 binding.
-  const address = IPAddress.fromBytes(bytes);
-  return (address.isV4Mapped ? IPAddress.fromBytes(bytes.subarray(12)) : address).toString();
+  return IPAddress.fromBytes(bytes).unmapped().toString();
 }
 
 /** Parses one /proc/net/{tcp,udp}[6] table. TCP: listening sockets only; UDP: every bound socket. */

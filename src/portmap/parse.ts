@@ -9,31 +9,17 @@
  * length, or a single host port for a container range, are refused.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { IPAddress, MAX_PORT, parseProto as parseProtoValue, portTextProblem, protoProblem, type Proto } from '../net/index.js';
+import { IPAddress, MAX_PORT, PortRange, parseProto as parseProtoValue, protoProblem, type Proto } from '../net/index.js';
 import type { PortRequest } from './types.js';
 
 function bad(spec: string, why: string): never {
   throw new InvalidArgumentError(`invalid published port ${JSON.stringify(spec)}: ${why}`);
 }
 
-/** A port number 1-65535, decimal digits only. */
-function parsePort(text: string, spec: string, what: string): number {
-  const why = portTextProblem(text);
-  if (why) bad(spec, `${what} ${why}`);
-  return Number(text);
-}
-
 /** `N` or `N-M` (N <= M). */
-function parseRange(text: string, spec: string, what: string): { start: number; end: number } {
-  const dash = text.indexOf('-');
-  if (dash < 0) {
-    const p = parsePort(text, spec, what);
-    return { start: p, end: p };
-  }
-  const start = parsePort(text.slice(0, dash), spec, what);
-  const end = parsePort(text.slice(dash + 1), spec, what);
-  if (end < start) bad(spec, `${what} range ${text} ends before it starts`);
-  return { start, end };
+function parseRange(text: string, spec: string, what: string): PortRange {
+  const range = PortRange.tryParse(text, what);
+  return typeof range === 'string' ? bad(spec, range) : range;
 }
 
 export function parseProto(value: unknown, spec: string): Proto {

@@ -1,5 +1,6 @@
 /** Host port allocation and conflicts, against a fake host. No kernel, no root. */
 import { test, describe } from 'node:test';
+import { PortRange } from '../../src/net/index.js';
 import assert from 'node:assert/strict';
 import { ConflictError, InvalidArgumentError } from '../../src/errors.js';
 import { PortAllocator, type AllocationContext } from '../../src/portmap/allocator.js';
@@ -18,7 +19,7 @@ function ctx(over: Partial<AllocationContext> & { busy?: string[]; local?: strin
     families: [4],
     hostConflict: async (proto, ip, port) => (busy.has(`${proto}/${ip}/${port}`) ? `listening on ${port}/${proto}` : undefined),
     isLocalAddress: (a) => local.has(a),
-    ephemeral: { start: 40000, end: 40003 },
+    ephemeral: PortRange.of(40000, 40003),
     ...over,
   };
 }

@@ -52,6 +52,8 @@ export class BridgeDriver implements Driver {
   readonly capabilities: Capabilities = { interface: true, dnsNames: true, endpointOptions: [PORT_MAP] };
   /** Bridge ifindex by network id, looked up once. */
   private readonly bridgeIndex = new Map<string, number>();
+  /** Parsed options by network id: a network's options never change, so they are parsed once. */
+  private readonly optionsById = new Map<string, BridgeOptions>();
   /** Published ports of this driver's endpoints. */
   private readonly ports: PortPublisher;
 
@@ -121,7 +123,7 @@ export class BridgeDriver implements Driver {
 
   async deleteNetwork(network: DriverNetwork): Promise<void> {
     const state = network.driverState as Partial<BridgeState>;
-    const opts = parseBridgeOptions(network.id, network.options);
+    const opts = this.optionsOf(network);
     await this.deps.firewall.teardownNetwork(firewallSpec(network, opts));
     faultPoint('rm-network', 'after:firewall teardown');
     const name = state.bridge ?? opts.bridgeName;
@@ -129,12 +131,22 @@ export class BridgeDriver implements Driver {
     // No alias: made by an operation a crash interrupted before the alias (a separate request) was set.
     if (link && link.kind === 'bridge' && (link.alias === owner(network.id) || !link.alias)) await this.rtnl.deleteLink(link.index);
     this.bridgeIndex.delete(network.id);
+    this.optionsById.delete(network.id);
+  }
+
+  private optionsOf(network: DriverNetwork): BridgeOptions {
+    let opts = this.optionsById.get(network.id);
+    if (!opts) {
+      opts = parseBridgeOptions(network.id, network.options);
+      this.optionsById.set(network.id, opts);
+    }
+    return opts;
   }
 
   private async bridgeOf(network: DriverNetwork): Promise<number> {
     const cached = this.bridgeIndex.get(network.id);
     if (cached !== undefined) return cached;
-    const name = (network.driverState as Partial<BridgeState>).bridge ?? parseBridgeOptions(network.id, network.options).bridgeName;
+    const name = (network.driverState as Partial<BridgeState>).bridge ?? this.optionsOf(network).bridgeName;
     const link = await this.rtnl.linkByName(name);
     if (!link) throw new KernelError(`find bridge ${name} of network ${network.name}`, 'ENODEV', 'the bridge is missing; restart netd to recreate it');
     this.bridgeIndex.set(network.id, link.index);
@@ -144,7 +156,7 @@ export class BridgeDriver implements Driver {
   // ---------------------------------------------------------------- endpoints
 
   async join(network: DriverNetwork, endpoint: DriverEndpoint, sandbox: DriverSandbox): Promise<JoinResult> {
-    const opts = parseBridgeOptions(network.id, network.options);
+    const opts = this.optionsOf(network);
     // Host ports are chosen and checked before anything is created: a conflict leaves no trace.
     const ports = await this.ports.reserve(network, opts, endpoint, portRequestsOf(endpoint));
     try {
@@ -231,7 +243,7 @@ export class BridgeDriver implements Driver {
     // an RCU grace period (nf_tables for deleted rules, unregister_netdevice for the link), and the
     // iptables-restore process waits for its own while this thread deletes the link, so the two waits
     // overlap instead of adding up. Both are done before the controller releases the address.
-    const opts = parseBridgeOptions(network.id, network.options);
+    const opts = this.optionsOf(network);
     const rules = this.ports.unpublish(bridgeName(network, opts), opts, endpoint);
     const link = this.deleteHostEnd(endpoint);
     await allDone([rules, link]);
@@ -262,7 +274,7 @@ export class BridgeDriver implements Driver {
   /** reconcile lays out the base chains too. */
   async reloadFirewall(networks: DriverNetwork[]): Promise<void> {
     await this.deps.firewall.reconcile(
-      networks.map((n) => firewallSpec(n, parseBridgeOptions(n.id, n.options))),
+      networks.map((n) => firewallSpec(n, this.optionsOf(n))),
       this.ports.forwards(),
     );
   }
@@ -273,7 +285,7 @@ export class BridgeDriver implements Driver {
     for (const endpoint of endpoints) upgradeLegacyEndpoint(endpoint);
     const links = await this.rtnl.links();
     for (const network of networks) {
-      const opts = parseBridgeOptions(network.id, network.options);
+      const opts = this.optionsOf(network);
       const name = (network.driverState as Partial<BridgeState>).bridge ?? opts.bridgeName;
       let link = links.find((l) => l.name === name);
       if (!link) {
@@ -293,14 +305,14 @@ export class BridgeDriver implements Driver {
       endpoints.flatMap((endpoint) => {
         const network = networks.find((n) => n.id === endpoint.networkId);
         if (!network) return [];
-        const opts = parseBridgeOptions(network.id, network.options);
+        const opts = this.optionsOf(network);
         const hostIf = links.find((l) => l.name === ((endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id)));
         return [{ endpoint, bridge: bridgeName(network, opts), opts, hostIfIndex: hostIf?.index }];
       }),
     );
     // Base chains, networks' rules and port forwards, in one convergence.
     await this.deps.firewall.reconcile(
-      networks.map((n) => firewallSpec(n, parseBridgeOptions(n.id, n.options))),
+      networks.map((n) => firewallSpec(n, this.optionsOf(n))),
       forwards,
     );
 

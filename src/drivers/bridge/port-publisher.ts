@@ -10,10 +10,10 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { DriverEndpoint, DriverNetwork } from '../../driverapi/model.js';
 import type { Firewall, PortForwardSpec } from '../../firewall/firewall.js';
-import { IPAddress, InterfaceAddress, type Family } from '../../net/index.js';
+import { IPAddress, PortRange, type Family } from '../../net/index.js';
 import type { Rtnl } from '../../kernel/rtnetlink.js';
 import { readSysctl } from '../../kernel/sysctl.js';
-import { PortAllocator, describeAddress, type PortRange } from '../../portmap/allocator.js';
+import { PortAllocator, describeAddress } from '../../portmap/allocator.js';
 import { tcpListenProbe } from '../../portmap/bind-probe.js';
 import { HostSockets } from '../../portmap/host-sockets.js';
 import { PROTOS, familyOf, isWildcard, type PortBinding, type PortRequest } from '../../portmap/types.js';
@@ -29,7 +29,7 @@ export interface PortPublisherDeps {
 export function ephemeralRange(): PortRange {
   const [start, end] = readSysctl('net.ipv4.ip_local_port_range').split(/\s+/).map(Number);
   if (!(start >= 1 && end <= 65535 && start <= end)) throw new InvalidArgumentError(`unexpected ip_local_port_range ${start} ${end}`);
-  return { start, end };
+  return PortRange.of(start, end);
 }
 
 /** The bindings persisted in an endpoint's driverState, checked (they come back from a JSON file). */
