@@ -5,7 +5,6 @@
 import { InvalidArgumentError } from '../errors.js';
 
 export type Family = 4 | 6;
-export const FAMILIES: readonly Family[] = [4, 6];
 
 /** Address width in bits: 32 or 128. */
 export function bitsOf(family: Family): number {
