@@ -54,31 +54,27 @@ export class Router {
     this.routes.push({ method, pattern, keys, handler });
   }
 
+  /**
+   * Answers one request. Never rejects: whatever the request holds (an unparsable URL, bad percent-encoding,
+   * a body too large, a handler that throws), the client gets a status and `{"message": ...}`.
+   */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://netd');
-    const path = url.pathname.replace(/^\/v\d+\.\d+(?=\/)/, '');
     const method = req.method ?? 'GET';
-    res.setHeader('Api-Version', API_VERSION);
-    res.setHeader('Server', 'netd');
+    let path = req.url ?? '/';
     let reply: Reply;
     try {
-      reply = await this.dispatch(method, path, url.searchParams, req);
+      const target = parseTarget(req.url);
+      path = target.path;
+      refuseOversizedBody(req);
+      reply = await this.dispatch(method, path, target.query, req);
     } catch (err) {
       const e = asNetdError(err);
       if (e.status >= 500) this.log.error({ op: 'api', method, path, err }, e.message);
       reply = { status: e.status, body: { message: e.message } };
+      // The rest of a body netd refused to read is not worth reading: close instead of draining it.
+      if (e.status === 413 && !res.headersSent) res.setHeader('Connection', 'close');
     }
-    if (reply.text !== undefined) {
-      res.writeHead(reply.status, { 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end(method === 'HEAD' ? undefined : reply.text);
-    } else if (reply.body === undefined) {
-      res.writeHead(reply.status);
-      res.end();
-    } else {
-      const json = JSON.stringify(reply.body);
-      res.writeHead(reply.status, { 'Content-Type': 'application/json' });
-      res.end(method === 'HEAD' ? undefined : json + '\n');
-    }
+    send(res, method, reply);
   }
 
   private async dispatch(method: string, path: string, query: URLSearchParams, req: IncomingMessage): Promise<Reply> {
@@ -89,28 +85,87 @@ export class Router {
       pathMatched = true;
       if (route.method !== method && !(method === 'HEAD' && route.method === 'GET')) continue;
       const params: Record<string, string> = {};
-      route.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1])));
-      return route.handler({ method, path, params, query, body: () => readJson(req) });
+      route.keys.forEach((k, i) => (params[k] = decodeSegment(m[i + 1])));
+      return await route.handler({ method, path, params, query, body: () => readJson(req) });
     }
     if (pathMatched) return { status: 405, body: { message: `method ${method} not allowed on ${path}` } };
     return { status: 404, body: { message: `page not found: ${path}` } };
   }
 }
 
+function send(res: ServerResponse, method: string, reply: Reply): void {
+  if (res.headersSent || res.destroyed) return;
+  res.setHeader('Api-Version', API_VERSION);
+  res.setHeader('Server', 'netd');
+  if (reply.text !== undefined) {
+    res.writeHead(reply.status, { 'Content-Type': 'text/plain; charset=utf-8' });
+    res.end(method === 'HEAD' ? undefined : reply.text);
+  } else if (reply.body === undefined) {
+    res.writeHead(reply.status);
+    res.end();
+  } else {
+    const json = JSON.stringify(reply.body);
+    res.writeHead(reply.status, { 'Content-Type': 'application/json' });
+    res.end(method === 'HEAD' ? undefined : json + '\n');
+  }
+}
+
+/**
+ * The request target: origin form (`/path?query`) as clients send it, or absolute form (`http://host/path`),
+ * which HTTP/1.1 servers must accept. The Docker API's `/vX.Y` prefix is dropped here.
+ */
+function parseTarget(raw: string | undefined): { path: string; query: URLSearchParams } {
+  let url: URL;
+  try {
+    url = new URL(raw ?? '/', 'http://netd');
+  } catch {
+    throw new InvalidArgumentError(`malformed request target ${JSON.stringify(String(raw).slice(0, 200))}`);
+  }
+  return { path: url.pathname.replace(/^\/v\d+\.\d+(?=\/)/, ''), query: url.searchParams };
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new InvalidArgumentError(`malformed percent-encoding in path segment ${JSON.stringify(segment.slice(0, 200))}`);
+  }
+}
+
+/** A declared body over the limit is refused before a byte of it is read. */
+function refuseOversizedBody(req: IncomingMessage): void {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY) throw new PayloadTooLargeError();
+}
+
+/**
+ * The request body as JSON, as the Docker Engine reads it: a body needs `Content-Type: application/json`,
+ * an empty body is `{}`, anything after the JSON value is refused.
+ */
 async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new NetdError('request body too large', 413, 'too_large');
+    if (size > MAX_BODY) throw new PayloadTooLargeError();
     chunks.push(chunk as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();
   if (text === '') return {};
+  const type = req.headers['content-type'];
+  if (!type || type.split(';')[0].trim().toLowerCase() !== 'application/json') {
+    throw new InvalidArgumentError(`Content-Type specified (${type ?? ''}) must be 'application/json'`);
+  }
   try {
     return JSON.parse(text);
   } catch (err) {
     throw new InvalidArgumentError(`malformed JSON in request body: ${(err as Error).message}`);
+  }
+}
+
+class PayloadTooLargeError extends NetdError {
+  constructor() {
+    super(`request body too large (limit ${MAX_BODY} bytes)`, 413, 'too_large');
   }
 }
 
@@ -119,6 +174,17 @@ export function obj(value: unknown, what: string): Record<string, unknown> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) throw new InvalidArgumentError(`${what} must be a JSON object`);
   return value as Record<string, unknown>;
+}
+
+/**
+ * An object whose keys must all be known: netd's own routes refuse a misspelt field instead of ignoring it
+ * (the Docker routes ignore unknown fields, as the Docker Engine does).
+ */
+export function strictObj(value: unknown, what: string, known: readonly string[]): Record<string, unknown> {
+  const o = obj(value, what);
+  const unknown = Object.keys(o).filter((k) => !known.includes(k));
+  if (unknown.length > 0) throw new InvalidArgumentError(`${what}: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k.slice(0, 100))).join(', ')}`);
+  return o;
 }
 
 export function str(o: Record<string, unknown>, key: string, what = key): string | undefined {

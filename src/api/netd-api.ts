@@ -8,7 +8,7 @@ import type { SandboxTarget } from '../cnm/sandbox.js';
 import { parsePortRequests } from '../portmap/parse.js';
 import { familyOf, type PortBinding } from '../portmap/types.js';
 import { PORT_MAP } from '../driverapi/labels.js';
-import { ipField, macField, obj, str, strList, type Router } from './http.js';
+import { ipField, macField, obj, str, strList, strictObj, type Router } from './http.js';
 
 /** A PID (digits) or an absolute namespace path; anything else is not a new attach target. */
 export function attachTargetOf(ref: string): SandboxTarget | undefined {
@@ -17,17 +17,22 @@ export function attachTargetOf(ref: string): SandboxTarget | undefined {
   return undefined;
 }
 
+const ATTACH_FIELDS = ['target', 'network', 'name', 'ip', 'ip6', 'mac', 'aliases', 'mode', 'ports', 'extras'] as const;
+
+/** A PID as the kernel numbers them: a whole number from 1. */
+function pidOf(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`${what} must be a process id (a whole number from 1)`);
+  return value;
+}
+
 function targetOf(value: unknown): SandboxTarget {
-  if (typeof value === 'number') return { pid: value };
+  if (typeof value === 'number') return { pid: pidOf(value, 'target') };
   if (typeof value === 'string') {
     const t = attachTargetOf(value);
     if (t) return t;
   }
-  const o = obj(value, 'target');
-  if (o.pid !== undefined) {
-    if (typeof o.pid !== 'number') throw new InvalidArgumentError('target.pid must be a number');
-    return { pid: o.pid };
-  }
+  const o = strictObj(value, 'target', ['pid', 'path', 'sandbox']);
+  if (o.pid !== undefined) return { pid: pidOf(o.pid, 'target.pid') };
   const path = str(o, 'path', 'target.path');
   if (path) return { path };
   const sandbox = str(o, 'sandbox', 'target.sandbox');
@@ -46,7 +51,7 @@ function endpointOptions(body: Record<string, unknown>): Record<string, unknown>
 
 export function addNetdRoutes(router: Router, controller: Controller): void {
   router.add('POST', '/netd/v1/attach', async (req) => {
-    const body = obj(await req.body(), 'request body');
+    const body = strictObj(await req.body(), 'request body', ATTACH_FIELDS);
     const result = await controller.attach({
       target: targetOf(body.target),
       network: str(body, 'network'),
@@ -64,7 +69,7 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
   });
 
   router.add('POST', '/netd/v1/detach', async (req) => {
-    const body = obj(await req.body(), 'request body');
+    const body = strictObj(await req.body(), 'request body', ['container', 'network']);
     const container = body.container;
     if (typeof container !== 'string' && typeof container !== 'number') throw new InvalidArgumentError('container must be a PID, name, id or namespace path');
     const removed = await controller.detach(String(container), str(body, 'network'));
@@ -106,7 +111,7 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
   });
 
   router.add('POST', '/netd/v1/sandboxes', async (req) => {
-    const body = obj(await req.body(), 'request body');
+    const body = strictObj(await req.body(), 'request body', ['name']);
     const name = str(body, 'name');
     if (!name) throw new InvalidArgumentError('name is required');
     return { status: 201, body: await controller.createSandbox(name) };

@@ -11,12 +11,20 @@ import { Router } from './http.js';
 import { addDockerRoutes } from './docker-api.js';
 import { addNetdRoutes } from './netd-api.js';
 import { parseHost } from './listen.js';
+import { SERVER_OPTIONS, applyLimits } from './limits.js';
 
 export async function startApiServer(opts: { host: string; controller: Controller; log: Logger; group?: number }): Promise<Server> {
   const router = new Router(opts.log);
   addDockerRoutes(router, opts.controller);
   addNetdRoutes(router, opts.controller);
-  const server = createServer((req, res) => void router.handle(req, res));
+  const server = createServer(SERVER_OPTIONS, (req, res) => {
+    // handle() answers every failure itself; this is the last line, should it ever reject.
+    router.handle(req, res).catch((err: unknown) => {
+      opts.log.error({ op: 'api', err }, 'request handler failed');
+      res.destroy();
+    });
+  });
+  applyLimits(server, opts.log);
   const listen = parseHost(opts.host);
   if (listen.kind === 'unix') {
     mkdirSync(dirname(listen.path), { recursive: true, mode: 0o755 });

@@ -11,6 +11,14 @@ export class ApiError extends Error {
   }
 }
 
+/** Why the daemon could not be reached, in terms of what the user can do about it. */
+function unreachable(host: string, err: NodeJS.ErrnoException): string {
+  if (err.code === 'EACCES' || err.code === 'EPERM') {
+    return `permission denied on netd's socket ${host}: only root and the group the daemon was started with (netd daemon --group GID) may use it`;
+  }
+  return `cannot reach netd at ${host} (${err.code ?? err.message}); is the daemon running?`;
+}
+
 export class Client {
   constructor(readonly host: string) {}
 
@@ -45,9 +53,7 @@ export class Client {
           });
         },
       );
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        reject(new ApiError(`cannot reach netd at ${this.host} (${err.code ?? err.message}); is the daemon running?`, 0));
-      });
+      req.on('error', (err: NodeJS.ErrnoException) => reject(new ApiError(unreachable(this.host, err), 0)));
       req.end(payload);
     });
   }

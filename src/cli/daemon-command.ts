@@ -4,9 +4,13 @@
  */
 import { startDaemon } from '../daemon/daemon.js';
 import type { DaemonConfig } from '../daemon/defaults.js';
+import { requireDaemonPrivileges } from '../daemon/privileges.js';
+import { installProcessGuards } from '../daemon/process-guards.js';
 
 export async function runDaemon(config: DaemonConfig): Promise<void> {
+  requireDaemonPrivileges();
   const daemon = await startDaemon(config);
+  installProcessGuards(daemon.log);
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
