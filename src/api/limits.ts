@@ -24,7 +24,7 @@ export const LIMITS = {
   maxHeaderBytes: 16 * 1024,
   maxHeaders: 100,
   /** Open connections; beyond this new ones are closed at once (idle ones leave within headersTimeoutMs). */
-  maxConnections: 1024,
+  maxConnections: 4096,
 } as const;
 
 export const SERVER_OPTIONS: ServerOptions = {
@@ -56,9 +56,10 @@ export function applyLimits(server: Server, log: Logger): void {
       return;
     }
     const body = JSON.stringify({ message }) + '\n';
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nApi-Version: ${API_VERSION}\r\nServer: netd\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
+    const head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nApi-Version: ${API_VERSION}\r\nServer: netd\r\nContent-Type: application/json\r\n`;
+    // Closed for good once written (or after a second, for a client that does not read): a half-closed
+    // socket would otherwise stay open for as long as the client keeps its end.
+    socket.end(`${head}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
+    setTimeout(() => socket.destroy(), 1000).unref();
   });
 }
