@@ -174,6 +174,27 @@ const headerLines = fc.oneof({ weight: 3, arbitrary: fc.constant([] as string[])
   { maxLength: 3 },
 ) });
 
+/**
+ * Well-formed requests on a few names, so that state really changes while the rest fuzz: networks and
+ * sandboxes created, attached, connected, removed and pruned.
+ */
+const fzName = fc.constantFrom('fza', 'fzb', 'fzc', 'fzd');
+const plausible = fc.oneof(
+  fc.record({ Name: fzName, Driver: fc.constantFrom('bridge', 'bridge', 'null'), Internal: fc.boolean(), Options: fc.constantFrom({}, { 'com.docker.network.bridge.enable_icc': 'false' }, { 'com.docker.network.driver.mtu': '1400' }) }).map((b) => ['POST', '/v1.41/networks/create', b] as const),
+  fzName.map((name) => ['POST', '/netd/v1/sandboxes', { name }] as const),
+  fzName.map((name) => ['DELETE', `/netd/v1/sandboxes/${name}`, undefined] as const),
+  fzName.map((name) => ['DELETE', `/v1.41/networks/${name}`, undefined] as const),
+  fc.constant(['POST', '/v1.41/networks/prune', undefined] as const),
+  fc.constant(['POST', '/netd/v1/firewall/reload', undefined] as const),
+  fc.tuple(fzName, fc.constantFrom('fuzznet', 'bridge', 'fza', 'fzb', 'none', 'host')).map(([sandbox, network]) => ['POST', '/netd/v1/attach', { target: { sandbox }, network }] as const),
+  fc.tuple(fzName, fzName).map(([network, container]) => ['POST', `/v1.41/networks/${network}/connect`, { Container: container }] as const),
+  fc.tuple(fzName, fzName).map(([network, container]) => ['POST', `/v1.41/networks/${network}/disconnect`, { Container: container }] as const),
+  fc.tuple(fzName, fc.option(fzName)).map(([container, network]) => ['POST', '/netd/v1/detach', { container, ...(network ? { network } : {}) }] as const),
+).map(([method, path, body]): FuzzRequest => {
+  const payload = body === undefined ? '' : JSON.stringify(body);
+  return { bytes: Buffer.from(`${method} ${path} HTTP/1.1\r\nHost: netd\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\nConnection: close\r\n\r\n${payload}`), end: false };
+});
+
 export interface FuzzRequest {
   bytes: Buffer;
   /** Half-close after sending (most clients), or keep the connection open and stop listening after a while. */
@@ -181,7 +202,7 @@ export interface FuzzRequest {
 }
 
 /** One raw request. Most carry a correct Content-Length (or chunked framing) so that they reach the router. */
-export const fuzzRequest: fc.Arbitrary<FuzzRequest> = fc
+const hostile: fc.Arbitrary<FuzzRequest> = fc
   .record({ method, path, version, body, headerLines, framing: fc.constantFrom('length', 'length', 'length', 'chunked', 'none', 'wrong-length'), json: fc.oneof({ weight: 9, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }), end: fc.oneof({ weight: 9, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }), garbage: fc.oneof({ weight: 19, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 200 }) }) })
   .map(({ method, path, version, body, headerLines, framing, json, end, garbage }) => {
     if (garbage) return { bytes: Buffer.from(garbage), end };
@@ -196,3 +217,6 @@ export const fuzzRequest: fc.Arbitrary<FuzzRequest> = fc
     }
     return { bytes: Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), bodyBytes]), end };
   });
+
+/** One request: mostly hostile, some well-formed ones changing state in between. */
+export const fuzzRequest: fc.Arbitrary<FuzzRequest> = fc.oneof({ weight: 9, arbitrary: hostile }, { weight: 1, arbitrary: plausible });

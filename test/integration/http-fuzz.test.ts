@@ -66,7 +66,7 @@ describe('HTTP fuzz', () => {
         const replies: Awaited<ReturnType<typeof rawExchange>>[] = [];
         let next = 0;
         const worker = async () => {
-          for (let i = next++; i < batch.length; i = next++) replies[i] = await rawExchange(sock, batch[i].bytes, { end: batch[i].end, timeoutMs: batch[i].end ? 3000 : 300 });
+          for (let i = next++; i < batch.length; i = next++) replies[i] = await rawExchange(sock, batch[i].bytes, { end: batch[i].end, timeoutMs: batch[i].end ? 3000 : batch[i].bytes.includes('Connection: close') ? 10_000 : 300 });
         };
         await Promise.all(Array.from({ length: CONCURRENCY }, worker));
         sent += batch.length;
