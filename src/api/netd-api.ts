@@ -21,7 +21,7 @@ const ATTACH_FIELDS = ['target', 'network', 'name', 'ip', 'ip6', 'mac', 'aliases
 
 /** A PID as the kernel numbers them: a whole number from 1. */
 function pidOf(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`${what} must be a process id (a whole number from 1)`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`invalid PID ${JSON.stringify(value)?.slice(0, 40)}: ${what} must be a whole number from 1`);
   return value;
 }
 

@@ -137,30 +137,32 @@ describe('HTTP hardening', () => {
     for (let batch = 0; batch < IDLE; batch += 100) idle.push(...(await Promise.all(Array.from({ length: 100 }, open))));
     for (const s of idle) s.on('error', () => undefined);
     // Slow headers (slowloris) and a slow body: a byte now and then, never finishing.
-    const slowHeaders = send('GET /_ping HTTP/1.1\r\nHost: netd\r\n', { end: false, timeoutMs: 12_000 });
+    const slowHeaders = send('GET /_ping HTTP/1.1\r\nHost: netd\r\n', { end: false, timeoutMs: 20_000 });
     const slowBody = connect(sock);
     slowBody.on('error', () => undefined);
     slowBody.resume();
     slowBody.write('POST /networks/create HTTP/1.1\r\nHost: netd\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{');
     const drip = setInterval(() => slowBody.writable && slowBody.write(' '), 500);
-    const slowBodyClosed = new Promise<number>((r) => slowBody.on('close', () => r(Date.now() - t0)));
+    const slowStart = Date.now();
+    const slowBodyClosed = new Promise<number>((r) => slowBody.on('close', () => r(Date.now() - slowStart)));
     try {
       assert.ok(fds() >= baseline + IDLE * 0.9, `the daemon holds the idle connections (${fds() - baseline} more fds)`);
       // Meanwhile, other clients are served at once.
       for (let i = 0; i < 5; i++) {
         const start = Date.now();
         assert.equal(await daemon.client.call('GET', '/_ping'), 'OK');
-        assert.ok(Date.now() - start < 1000, 'a ping among thousands of idle connections answers within a second');
+        assert.ok(Date.now() - start < 2000, `a ping among thousands of idle connections answers at once (took ${Date.now() - start} ms)`);
       }
       const sh = await slowHeaders;
       assert.ok(sh.closed, 'a client that never finishes its headers is closed');
-      assert.ok(sh.ms < 8000, `…within the headers timeout (closed after ${sh.ms} ms)`);
+      assert.ok(sh.ms < 10_000, `…within the headers timeout, 5 s (closed after ${sh.ms} ms)`);
       assert.equal(sh.status, 408);
       // Idle connections go the same way, and the daemon lets go of them even though their clients never read.
-      const deadline = t0 + 10_000;
+      const deadline = t0 + 15_000;
       while (fds() > baseline + 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-      assert.ok(fds() <= baseline + 10, `the daemon closed the idle connections within 10 s (${fds() - baseline} fds above its baseline remain)`);
-      assert.ok((await slowBodyClosed) < 20_000, 'a body that never completes is cut off by the request timeout');
+      assert.ok(fds() <= baseline + 10, `the daemon closed the idle connections within 15 s (${fds() - baseline} fds above its baseline remain)`);
+      const slowBodyMs = await slowBodyClosed;
+      assert.ok(slowBodyMs < 20_000, `a body that never completes is cut off by the request timeout, 15 s (after ${slowBodyMs} ms)`);
     } finally {
       clearInterval(drip);
       slowBody.destroy();
