@@ -6,9 +6,13 @@ import { ConflictError, ForbiddenError, InvalidArgumentError } from '../errors.j
 import type { PoolInfo } from '../ipam/ipam.js';
 import type { Prefix } from '../net/index.js';
 import { Transaction } from '../transaction/transaction.js';
+import { operation } from '../transaction/fault.js';
 import { newId, type CoreContext } from './context.js';
 import { checkStringMap, isValidName } from './validation.js';
 import { Network, type IpamConfig, type NetworkCreateRequest, type NetworkRecord } from './network.js';
+
+const CREATE_NETWORK = operation('create-network', ['allocate IPv4 pool', 'allocate IPv6 pool', 'journal', 'driver create network', 'persist network']);
+const RM_NETWORK = operation('rm-network', ['journal', 'driver delete network', 'delete record']);
 
 export class Networks {
   constructor(
@@ -33,7 +37,7 @@ export class Networks {
     const options = checkStringMap(req.options, 'option');
     const labels = checkStringMap(req.labels, 'label');
 
-    const tx = new Transaction('create-network', this.ctx.log);
+    const tx = new Transaction(CREATE_NETWORK, this.ctx.log);
     const id = newId();
     const ipv4: IpamConfig[] = [];
     const ipv6: IpamConfig[] = [];
@@ -95,7 +99,7 @@ export class Networks {
   /** Removes a network's kernel state, then its record. Journaled: a crash midway is completed at start. */
   async finishDelete(network: Network): Promise<void> {
     const driver = this.ctx.registry.driverOf(network.record);
-    const tx = new Transaction('rm-network', this.ctx.log);
+    const tx = new Transaction(RM_NETWORK, this.ctx.log);
     await tx.step('journal', () => this.ctx.journal.write(network.id, { op: 'rm-network', networkId: network.id }));
     await this.ctx.observers.networkRemoved(network.record);
     await tx.step('driver delete network', () => driver.deleteNetwork(network.record));
