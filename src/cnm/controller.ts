@@ -88,7 +88,11 @@ export class Controller {
     };
     this.networkOps = new Networks(this.ctx, opts.hostSubnets, opts.predefined[0].driver);
     this.endpointOps = new Endpoints(this.ctx);
-    this.sandboxOps = new Sandboxes(this.ctx, (n, ep) => this.endpointOps.describe(n, ep));
+    this.sandboxOps = new Sandboxes(
+      this.ctx,
+      (n, ep) => this.endpointOps.describe(n, ep),
+      (sb, reason) => this.endpointOps.removeFromSandbox(sb, undefined, reason, true),
+    );
   }
 
   private get defaultNetwork(): string {
@@ -193,10 +197,7 @@ export class Controller {
       const sandbox = this.findSandbox(ref);
       if (!sandbox) throw new NotFoundError(`no sandbox ${ref}`);
       if (!sandbox.persistent) throw new InvalidArgumentError(`${sandbox.name} is a container's own namespace, not one netd created; use detach`);
-      const removed = await this.endpointOps.removeFromSandbox(sandbox, undefined, 'sandbox removed', true);
-      this.opts.resolver.destroy(sandbox.key);
-      this.registry.forgetSandbox(sandbox);
-      return removed;
+      return this.sandboxOps.remove(sandbox);
     });
   }
 

@@ -10,7 +10,11 @@ export type Intent =
   | { op: 'attach'; endpoint: EndpointRecord }
   | { op: 'create-network'; network: NetworkRecord }
   | { op: 'rm-network'; networkId: string }
-  | { op: 'detach'; endpointId: string };
+  | { op: 'detach'; endpointId: string }
+  /** `netd sandbox create`: the namespace kept at `key` is made before the sandbox's record is written. */
+  | { op: 'sandbox-create'; sandboxId: string; key: string }
+  /** `netd sandbox rm`, once its endpoints are gone: the namespace is removed before the record. */
+  | { op: 'sandbox-rm'; sandboxId: string };
 
 export class Journal {
   constructor(private readonly store: Store) {}

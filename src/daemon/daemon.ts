@@ -41,6 +41,16 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const pools = (config.defaultAddressPools.length > 0 ? config.defaultAddressPools : DEFAULT_ADDRESS_POOLS).map(parseAddressPool);
   mkdirSync(config.dataRoot, { recursive: true, mode: 0o700 });
   const lock = DataRootLock.acquire(config.dataRoot);
+  let execLock: DataRootLock;
+  try {
+    // The exec root too is one daemon's (Docker asks the same of its daemons): start-up removes namespaces
+    // there that have no record, which must never be another daemon's.
+    mkdirSync(config.execRoot, { recursive: true, mode: 0o755 });
+    execLock = DataRootLock.acquire(config.execRoot, 'exec root');
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   let rtnl: Rtnl | undefined;
   let server: Server | undefined;
   let dns: DnsService | undefined;
@@ -79,6 +89,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         await firewall.settled(); // e.g. conntrack deletions that follow a detach
         await dnsService.close();
         hostRtnl.close();
+        execLock.release();
         lock.release();
         log.info({ op: 'stop' }, 'netd stopped');
       },
@@ -87,6 +98,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     server?.close();
     await dns?.close();
     rtnl?.close();
+    execLock.release();
     lock.release();
     throw err;
   }
