@@ -70,10 +70,10 @@ describe('crash at every fault point, restart, invariants hold', () => {
     return (await container.ipJson<{ ifname: string }[]>(['link', 'show'])).map((l) => l.ifname);
   }
 
-  /** c attached to base, m sharing its namespace. */
+  /** ctr attached to base, m sharing its namespace (names that are no id prefix: `detach c` could match an id). */
   async function attachPair(): Promise<void> {
-    await daemon.cli(['attach', String(container.pid), '--network', 'base', '--name', 'c']);
-    await daemon.cli(['attach', String(sharing.pid), '--mode', 'container:c', '--name', 'm']);
+    await daemon.cli(['attach', String(container.pid), '--network', 'base', '--name', 'ctr']);
+    await daemon.cli(['attach', String(sharing.pid), '--mode', 'container:ctr', '--name', 'm']);
   }
 
   /**
@@ -117,31 +117,31 @@ describe('crash at every fault point, restart, invariants hold', () => {
     },
     {
       name: 'attach',
-      act: () => cli(['attach', String(container.pid), '--network', 'base', '--name', 'c']),
+      act: () => cli(['attach', String(container.pid), '--network', 'base', '--name', 'ctr']),
       finish: async () => {
-        ok(await cli(['attach', String(container.pid), '--network', 'base', '--name', 'c']), /already attached/, 'retry');
+        ok(await cli(['attach', String(container.pid), '--network', 'base', '--name', 'ctr']), /already attached/, 'retry');
         await checkInvariants(daemon, topo.host);
         assert.equal((await container.exec(['ping', '-c', '1', '-W', '1', '192.0.2.1'], { allowFail: true })).code, 0, 'the container works after the retry');
-        await daemon.cli(['detach', 'c']);
+        await daemon.cli(['detach', 'ctr']);
       },
     },
     {
       name: 'attach, dual stack',
       setup: async () => void (await daemon.cli(['create-network', 'dual', '--subnet', '203.0.113.0/24', '--subnet', '2001:db8:7::/64'])),
-      act: () => cli(['attach', String(container.pid), '--network', 'dual', '--name', 'c']),
+      act: () => cli(['attach', String(container.pid), '--network', 'dual', '--name', 'ctr']),
       finish: async () => {
-        ok(await cli(['attach', String(container.pid), '--network', 'dual', '--name', 'c']), /already attached/, 'retry');
+        ok(await cli(['attach', String(container.pid), '--network', 'dual', '--name', 'ctr']), /already attached/, 'retry');
         await checkInvariants(daemon, topo.host);
-        await daemon.cli(['detach', 'c']);
+        await daemon.cli(['detach', 'ctr']);
         await daemon.cli(['rm-network', 'dual']);
       },
     },
     {
       name: 'detach',
-      setup: async () => void (await daemon.cli(['attach', String(container.pid), '--network', 'base', '--name', 'c'])),
-      act: () => cli(['detach', 'c']),
+      setup: async () => void (await daemon.cli(['attach', String(container.pid), '--network', 'base', '--name', 'ctr'])),
+      act: () => cli(['detach', 'ctr']),
       finish: async () => {
-        ok(await cli(['detach', 'c']), /no attached container c/, 'retry');
+        ok(await cli(['detach', 'ctr']), /no attached container ctr/, 'retry');
         await checkInvariants(daemon, topo.host);
         assert.deepEqual(await containerLinks(), ['lo']);
       },
@@ -193,20 +193,20 @@ describe('crash at every fault point, restart, invariants hold', () => {
     },
     {
       name: 'container: membership',
-      setup: async () => void (await daemon.cli(['attach', String(container.pid), '--network', 'base', '--name', 'c'])),
-      act: () => cli(['attach', String(sharing.pid), '--mode', 'container:c', '--name', 'm']),
+      setup: async () => void (await daemon.cli(['attach', String(container.pid), '--network', 'base', '--name', 'ctr'])),
+      act: () => cli(['attach', String(sharing.pid), '--mode', 'container:ctr', '--name', 'm']),
       finish: async () => {
         // A retry after the crash is the same join: done once, whether or not the crash came before the write.
-        const retry = await cli(['attach', String(sharing.pid), '--mode', 'container:c', '--name', 'm']);
+        const retry = await cli(['attach', String(sharing.pid), '--mode', 'container:ctr', '--name', 'm']);
         assert.equal(retry.code, 0, `retry: ${retry.stderr}`);
-        assert.deepEqual(await sandboxMembers('c'), ['m']);
+        assert.deepEqual(await sandboxMembers('ctr'), ['m']);
         await checkInvariants(daemon, topo.host);
         await daemon.cli(['detach', 'm']);
-        await daemon.cli(['detach', 'c']);
+        await daemon.cli(['detach', 'ctr']);
       },
     },
-    pairDetach('container: member leaves', 'm', 'c'),
-    pairDetach('container: promotion', 'c', 'm'),
+    pairDetach('container: member leaves', 'm', 'ctr'),
+    pairDetach('container: promotion', 'ctr', 'm'),
   ];
 
   before(async () => {
