@@ -237,6 +237,7 @@ export class Controller {
       if (mode.kind === 'container') {
         const option = Object.keys(req.options ?? {})[0];
         if (option !== undefined) throw new InvalidArgumentError(`a container sharing another's namespace cannot ${optionPurpose(option)} of its own; do so on ${mode.ref}`);
+        if (Object.keys(req.extras ?? {}).length > 0) throw new InvalidArgumentError(`a container sharing another's namespace uses its resolv.conf, hosts and links; set them on ${mode.ref}`);
         return this.sandboxOps.joinShared(req, mode.ref);
       }
       const networkRef = mode.kind === 'network' ? (req.network ?? this.defaultNetwork) : mode.network;

@@ -24,6 +24,7 @@ import { startApiServer } from '../api/server.js';
 import { ProcNamespaceResolver } from './namespace-resolver.js';
 import { hostSubnets } from './host-subnets.js';
 import { DnsService } from '../dns/dns-service.js';
+import { FilesRoot } from '../dns/files-root.js';
 import type { DaemonConfig } from './defaults.js';
 
 export interface RunningDaemon {
@@ -45,7 +46,12 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   let server: Server | undefined;
   let dns: DnsService | undefined;
   try {
-    dns = new DnsService({ log, servers: config.dns });
+    dns = new DnsService({
+      log,
+      servers: config.dns,
+      containerFilesDir: join(config.execRoot, 'containers'),
+      filesRoot: config.filesRoot === undefined ? undefined : FilesRoot.open(config.filesRoot),
+    });
     rtnl = Rtnl.open();
     const hostRtnl = rtnl;
     const firewall = createFirewall({ logger: log });
@@ -65,6 +71,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       observers: [dns],
     });
     const problems = await controller.start();
+    dns.removeOrphanFiles();
     const stopMonitors = controller.startMonitors({ sweepMs: config.sweepIntervalMs, firewallMs: config.firewallCheckIntervalMs });
     server = await startApiServer({ host: config.host, controller, log, group: config.group });
     log.info({ op: 'start', host: config.host, dataRoot: config.dataRoot, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
