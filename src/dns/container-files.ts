@@ -161,7 +161,8 @@ export class ContainerFiles {
   // ---------------------------------------------------------------- internals
 
   private parse(extras: AttachExtras): FilesRequest {
-    const { resolvConf, hosts, links } = extras as { resolvConf?: unknown; hosts?: unknown; links?: unknown };
+    // JSON null is the same as absent.
+    const [resolvConf, hosts, links] = FILE_EXTRAS.map((k) => extras[k] ?? undefined);
     for (const [what, v] of [['resolvConf', resolvConf], ['hosts', hosts]] as const) {
       if (v !== undefined && typeof v !== 'string') throw new InvalidArgumentError(`${what} must be a path (a string)`);
     }

@@ -32,15 +32,9 @@ describe('container files', () => {
   let outside: string;
   const containers: TestContainer[] = [];
 
-  async function container(): Promise<TestContainer> {
-    const c = await TestContainer.start();
-    containers.push(c);
-    return c;
-  }
-
-  async function attach(c: TestContainer, args: string[]): Promise<AttachJson> {
-    return JSON.parse((await daemon.cli(['attach', String(c.pid), ...args])).stdout) as AttachJson;
-  }
+  /** A new container, stopped after the suite. */
+  const container = async () => containers[containers.push(await TestContainer.start()) - 1];
+  const attach = async (c: TestContainer, args: string[]) => JSON.parse((await daemon.cli(['attach', String(c.pid), ...args])).stdout) as AttachJson;
 
   const lines = (path: string) => readFileSync(path, 'utf8').split('\n');
   const containersDir = () => join(daemon.dir, 'run', 'containers');

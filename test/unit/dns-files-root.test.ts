@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync, lstatSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { FilesRoot } from '../../src/dns/files-root.js';
 import { InvalidArgumentError } from '../../src/errors.js';
@@ -87,6 +87,11 @@ test('a plain path below the root is written atomically, replacing a regular fil
     fr.write(FilesRoot.check(fr, path, 'hosts'), 'new\n');
     assert.equal(readFileSync(path, 'utf8'), 'new\n');
     assert.deepEqual(readdirSync(join(root, 'c1')), ['hosts'], 'no temporary left');
+    // A hard link below the root to a file elsewhere: replaced, never written through.
+    writeFileSync(join(root, 'elsewhere'), 'keep\n');
+    linkSync(join(root, 'elsewhere'), join(root, 'c1', 'linked'));
+    fr.write(FilesRoot.check(fr, join(root, 'c1', 'linked'), 'hosts'), 'new\n');
+    assert.equal(readFileSync(join(root, 'elsewhere'), 'utf8'), 'keep\n');
   });
 });
 
