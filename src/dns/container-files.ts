@@ -33,6 +33,8 @@ const HOSTS = 'hosts';
 const REQUESTED = 'requested.json';
 /** Sandbox ids are hex (cnm newId); nothing else ever names a directory here. */
 const SANDBOX_ID = /^[0-9a-f]{12,64}$/;
+/** Links per attach, at most (each is a lookup and hosts lines on every rewrite). */
+const MAX_LINKS = 256;
 
 export interface ContainerFilesOptions {
   log: Logger;
@@ -169,6 +171,7 @@ export class ContainerFiles {
     if (links !== undefined && (!Array.isArray(links) || links.some((l) => typeof l !== 'string'))) {
       throw new InvalidArgumentError('links must be a list of NAME[:ALIAS]');
     }
+    if (((links as string[] | undefined)?.length ?? 0) > MAX_LINKS) throw new InvalidArgumentError(`at most ${MAX_LINKS} links per attach`);
     const parsed = ((links as string[] | undefined) ?? []).map((text) => {
       try {
         return parseLink(text);
