@@ -200,6 +200,9 @@ describe('container files', () => {
     const doomed = await container();
     const rk = await attach(keep, ['--network', 'filesa', '--name', 'keeper']);
     const rd = await attach(doomed, ['--network', 'filesa', '--name', 'doomed']);
+    const linker = await container();
+    const rl = await attach(linker, ['--network', 'filesa', '--name', 'linker', '--link', 'keeper:kk']);
+    assert.ok(lines(rl.hostsPath!).includes(`${ip(rk.ipv4)}\tkk keeper`));
     const orphan = join(containersDir(), randomBytes(32).toString('hex'));
     mkdirSync(orphan);
     writeFileSync(join(orphan, 'hosts'), 'left over\n');
@@ -209,7 +212,10 @@ describe('container files', () => {
     assert.ok(!existsSync(orphan), 'a directory no sandbox owns is removed');
     assert.ok(!existsSync(join(containersDir(), rd.sandboxId)), 'the dead container\'s directory is removed');
     assert.ok(lines(rk.hostsPath!).includes(`${ip(rk.ipv4)}\tkeeper`), 'the live container keeps its files');
+    assert.ok(lines(rl.hostsPath!).includes(`${ip(rk.ipv4)}\tkk keeper`), 'links are kept across a restart');
     await daemon.cli(['detach', 'keeper']);
+    assert.ok(!lines(rl.hostsPath!).some((l) => l.endsWith('\tkk keeper')), 'and still follow the name');
+    await daemon.cli(['detach', 'linker']);
     assert.ok(!existsSync(join(containersDir(), rk.sandboxId)));
   });
 });
