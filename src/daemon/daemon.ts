@@ -15,6 +15,7 @@ import { Store } from '../store/store.js';
 import { DataRootLock } from '../store/lock.js';
 import { Rtnl } from '../kernel/rtnetlink.js';
 import { createFirewall } from '../firewall/factory.js';
+import { findTool, missingTool, requireTools } from '../firewall/tools.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host.js';
 import { NullDriver } from '../drivers/null.js';
@@ -49,6 +50,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     rtnl = Rtnl.open();
     const hostRtnl = rtnl;
     const firewall = createFirewall({ logger: log });
+    requireTools(firewall.tools.required);
+    for (const tool of firewall.tools.optional.filter((t) => !findTool(t))) log.warn({ op: 'start', tool }, `${missingTool(tool).message}; netd works without it, with less cleanup`);
     const controller = new Controller({
       store: new Store(config.dataRoot),
       ipam: new Ipam(pools),
