@@ -11,6 +11,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { Controller } from '../cnm/controller.js';
 import { Ipam } from '../ipam/ipam.js';
 import { DEFAULT_ADDRESS_POOLS, parseAddressPool } from '../ipam/default-pools.js';
+import { defaultIpv6Pool } from '../ipam/ula.js';
 import { Store } from '../store/store.js';
 import { DataRootLock } from '../store/lock.js';
 import { Rtnl } from '../kernel/rtnetlink.js';
@@ -46,6 +47,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   let server: Server | undefined;
   let dns: DnsService | undefined;
   try {
+    // No IPv6 pool given: IPv6 networks without a subnet get /64s of this host's own ULA /48.
+    if (!pools.some((p) => p.base.family === 6)) pools.push(defaultIpv6Pool(config.dataRoot));
     dns = new DnsService({ log, servers: config.dns });
     rtnl = Rtnl.open();
     const hostRtnl = rtnl;
