@@ -101,7 +101,7 @@ export function buildProgram(): Command {
         config.push({ Subnet: subnet, Gateway: gateways.find((g) => IPAddress.parse(g, 'gateway').family === family), IPRange: family === 6 ? undefined : opts.ipRange });
       }
       if (config.length === 0 && (opts.ipRange || gateways.length > 0)) throw new Error('--ip-range and --gateway need --subnet');
-      const res = await client(cmd).call<{ Id: string }>('POST', '/networks/create', {
+      const res = await client(cmd).call<{ Id: string; Warning?: string }>('POST', '/networks/create', {
         Name: name,
         Driver: opts.driver,
         IPAM: { Driver: 'default', Config: config },
@@ -111,6 +111,7 @@ export function buildProgram(): Command {
         Options: keyValues(opts.opt, 'option'),
         Labels: keyValues(opts.label, 'label'),
       });
+      if (res.Warning) process.stderr.write(`netd: warning: ${res.Warning}\n`);
       process.stdout.write(res.Id + '\n');
     });
 

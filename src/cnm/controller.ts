@@ -202,8 +202,14 @@ export class Controller {
 
   // ---------------------------------------------------------------- networks
 
-  createNetwork(req: NetworkCreateRequest): Promise<NetworkRecord> {
-    return this.exclusive('create-network', { name: req?.name }, () => this.networkOps.create(req, false));
+  /** Creates a network. `warn` hears (and the log records) what is allowed but likely a mistake. */
+  createNetwork(req: NetworkCreateRequest, warn?: (message: string) => void): Promise<NetworkRecord> {
+    return this.exclusive('create-network', { name: req?.name }, () =>
+      this.networkOps.create(req, false, (message) => {
+        this.log.warn({ op: 'create-network', name: req.name }, message);
+        warn?.(message);
+      }),
+    );
   }
 
   deleteNetwork(ref: string): Promise<void> {

@@ -11,10 +11,12 @@ import { InvalidArgumentError } from '../errors.js';
 import { Controller } from '../cnm/controller.js';
 import { Ipam } from '../ipam/ipam.js';
 import { DEFAULT_ADDRESS_POOLS, parseAddressPool } from '../ipam/default-pools.js';
+import { defaultIpv6Pool } from '../ipam/ula.js';
 import { Store } from '../store/store.js';
 import { DataRootLock } from '../store/lock.js';
 import { Rtnl } from '../kernel/rtnetlink.js';
 import { createFirewall } from '../firewall/factory.js';
+import { findTool, missingTool, requireTools } from '../firewall/tools.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host.js';
 import { NullDriver } from '../drivers/null.js';
@@ -46,6 +48,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   let server: Server | undefined;
   let dns: DnsService | undefined;
   try {
+    // No IPv6 pool given: IPv6 networks without a subnet get /64s of this host's own ULA /48.
+    if (!pools.some((p) => p.base.family === 6)) pools.push(defaultIpv6Pool(config.dataRoot));
     dns = new DnsService({
       log,
       servers: config.dns,
@@ -55,6 +59,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     rtnl = Rtnl.open();
     const hostRtnl = rtnl;
     const firewall = createFirewall({ logger: log });
+    requireTools(firewall.tools.required);
+    for (const tool of firewall.tools.optional.filter((t) => !findTool(t))) log.warn({ op: 'start', tool }, `${missingTool(tool).message}; netd works without it, with less cleanup`);
     const controller = new Controller({
       store: new Store(config.dataRoot),
       ipam: new Ipam(pools),
