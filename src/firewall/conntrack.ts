@@ -66,6 +66,7 @@ export function flowsToHostPorts(f: FirewallForward): string[][] {
 export async function deleteConntrack(exec: CommandRunner, log: Logger, commands: readonly string[][]): Promise<void> {
   for (const argv of commands) {
     const res = await exec(argv);
+    if (res.missing) return log.warn({ op: 'conntrack' }, `could not clear conntrack entries: ${res.stderr.trim()}`);
     if (res.code === 0 || /\b0 flow entries have been deleted/.test(res.stderr)) continue;
     log.warn({ op: 'conntrack', argv: argv.join(' '), code: res.code, stderr: res.stderr.trim() }, 'could not clear conntrack entries');
   }
