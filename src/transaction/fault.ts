@@ -3,7 +3,8 @@
  * steps (and any point inside a step) where it is written, with `operation()`: the declaration fills a
  * registry of every point in the program, and `Transaction` (and `reach`) accept only declared names —
  * a step added later that is not declared does not compile, so the crash test, which iterates over the
- * registry, cannot miss it.
+ * registry, cannot miss it. Whatever changes the kernel or the records belongs inside a step (or between
+ * two declared points), so that a crash can be injected on both sides of it.
  *
  * With `NETD_FAULT_AT=<op>:<point>` in the daemon's environment, the daemon kills itself (SIGKILL: no
  * cleanup, no flushing, as a crash or an OOM kill would) when that point of that operation is reached.
