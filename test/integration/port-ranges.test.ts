@@ -7,11 +7,12 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestContainer, requireRoot, run } from '../helpers/netns.js';
 import { FIXTURES, TestDaemon, Topology, kernelSnapshot } from '../helpers/daemon.js';
+import { UDP_CLIENT, serve, stopAll } from '../helpers/traffic.js';
 
 interface AttachJson {
   endpointId: string;
@@ -21,28 +22,11 @@ interface AttachJson {
 
 const HOST = Topology.HOST_EXT;
 const OUTSIDE = Topology.OUTSIDE;
-const UDP_CLIENT =
-  "const [h,p,t]=process.argv.slice(1);const d=require('dgram').createSocket('udp4');" +
-  "d.on('message',(m)=>{process.stdout.write(m.toString());process.exit(0)});d.on('error',(e)=>{process.stderr.write(e.code+'\\n');process.exit(1)});" +
-  "setTimeout(()=>{process.stderr.write('timeout\\n');process.exit(1)},Number(t||1500));d.send('x',Number(p),h);";
 
 const ip = (cidr: string | undefined) => (cidr ?? '').split('/')[0];
 const unmap = (s: string) => s.trim().replace(/::ffff:/g, '');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Starts a long-running process and waits for it to print "listening". */
-async function serve(argv: string[]): Promise<ChildProcess> {
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('listening')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`${argv.join(' ')} exited ${code}`)));
-  });
-  return child;
-}
 
 describe('published port ranges', () => {
   let topo: Topology;
@@ -87,12 +71,7 @@ describe('published port ranges', () => {
     daemon = await TestDaemon.start(topo.host, ['--firewall-check-interval', '0']);
   });
 
-  after(async () => {
-    for (const p of processes) p.kill('SIGKILL');
-    for (const c of containers) await c.stop();
-    await daemon?.destroy();
-    await topo?.destroy();
-  });
+  after(() => stopAll(processes, containers, daemon, topo));
 
   test('1-65535:1-65535/udp is one DNAT rule; both ends of the range carry traffic; detach removes everything', async (t) => {
     const before = await kernelSnapshot(topo.host);
