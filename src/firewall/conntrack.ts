@@ -14,10 +14,14 @@
  *   away, so every inbound flow of that protocol to its address is stale);
  * - publishing: up to PER_PORT_LIMIT ports, one `conntrack -D --orig-port-dst P` each; beyond that, one
  *   `conntrack -L` per family and protocol, the stale entries picked here (original destination port in
- *   a new range, not DNATed), and one `conntrack -R -` deleting exactly those.
+ *   a new range, not DNATed), and one `conntrack -R FILE` deleting exactly those (from a private
+ *   temporary file: conntrack opens "-" as /dev/stdin, which fails on Node's socketpair stdio).
  *
  * Failures are logged, never thrown: the rules are what matters, stale entries only expire later.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { CommandRunner } from './exec.js';
 import { IPAddress, type Family, type Proto } from '../net/index.js';
@@ -115,7 +119,7 @@ export function staleEntries(entries: readonly Entry[], mappings: readonly PortF
   });
 }
 
-/** The `conntrack -R` lines deleting those entries (one listing's worth, fed on stdin). */
+/** The `conntrack -R` lines deleting those entries (one listing's worth). */
 export function deleteLines(family: Family, proto: Proto, entries: readonly Entry[]): string {
   const lines: string[] = [];
   for (const e of entries) {
@@ -148,7 +152,14 @@ export async function deleteConntrack(exec: CommandRunner, log: Logger, cleanups
     }
     const script = deleteLines(cleanup.family, cleanup.proto, staleEntries(parseConntrackList(listed.stdout), cleanup.mappings));
     if (script === '') continue;
-    const res = await exec(['conntrack', '-R', '-'], script);
-    if (!deleted(res)) log.warn({ op: 'conntrack', argv: 'conntrack -R -', code: res.code, stderr: res.stderr.trim() }, 'could not clear conntrack entries');
+    const dir = await mkdtemp(join(tmpdir(), 'netd-conntrack-'));
+    try {
+      const file = join(dir, 'delete');
+      await writeFile(file, script, { mode: 0o600 });
+      const res = await exec(['conntrack', '-R', file]);
+      if (!deleted(res)) log.warn({ op: 'conntrack', argv: `conntrack -R ${file}`, code: res.code, stderr: res.stderr.trim() }, 'could not clear conntrack entries');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 }

@@ -23,6 +23,12 @@ interface AttachJson {
 const HOST = Topology.HOST_EXT;
 const OUTSIDE = Topology.OUTSIDE;
 
+// A UDP client sending from a fixed source port (HOST PORT SOURCE_PORT TIMEOUT_MS), printing the answer.
+const FIXED_SOURCE_CLIENT =
+  "const [h,p,s,t]=process.argv.slice(1);const d=require('dgram').createSocket('udp4');" +
+  "d.on('message',(m)=>{process.stdout.write(m.toString());process.exit(0)});d.on('error',(e)=>{process.stderr.write(e.code+'\\n');process.exit(1)});" +
+  "setTimeout(()=>{process.stderr.write('timeout\\n');process.exit(1)},Number(t));d.bind(Number(s),()=>d.send('x',Number(p),h));";
+
 const ip = (cidr: string | undefined) => (cidr ?? '').split('/')[0];
 const unmap = (s: string) => s.trim().replace(/::ffff:/g, '');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -148,6 +154,39 @@ describe('published port ranges', () => {
     assert.equal(await tcpFromOutside(20009), `tcp 30009 ${OUTSIDE}`, 'still forwarded after the restart');
     await daemon.cli(['detach', 'shifted']);
     assert.deepEqual(await rulesOf(r.endpointId), []);
+  });
+
+  test('a UDP flow to the host from before a long range was published is DNATed once it is (one conntrack sweep)', async () => {
+    // A client that keeps its source port: its first datagram, sent before the range exists, leaves a
+    // conntrack entry without NAT that would keep its later datagrams away from the container.
+    const send = (port: number) =>
+      topo.outside.exec(['node', '-e', `${FIXED_SOURCE_CLIENT}`, HOST, String(port), '5555', '800'], { allowFail: true }).then((r) => (r.code === 0 ? unmap(r.stdout) : undefined));
+    assert.equal(await send(40050), undefined, 'nothing listens there yet');
+    const entries = async () =>
+      (await topo.host.exec(['conntrack', '-L', '-p', 'udp', '--orig-port-dst', '40050'], { allowFail: true })).stdout.split('\n').filter((l) => l.includes('sport=5555'));
+    assert.equal((await entries()).length, 1, 'the early datagram left an entry');
+    const c = await container([40050]);
+    const r = await attach(c, ['--name', 'swept', '-p', '40000-40099:40000-40099/udp']);
+    assert.doesNotMatch(daemon.logs, /could not (clear|list) conntrack entries/);
+    assert.equal(await send(40050), `udp 40050 ${OUTSIDE}`, 'the same flow reaches the container');
+    assert.match((await entries()).join('\n'), new RegExp(`src=${ip(r.ipv4).replace(/\./g, '\\.')} `), 'its entry is now DNATed');
+    await daemon.cli(['detach', 'swept']);
+  });
+
+  test('IPv6: a shifted range through ip6tables (the port offset with a bracketed address)', async () => {
+    await topo.host.exec(['ip', '-6', 'addr', 'add', '2001:db8::1/64', 'dev', 'ext0', 'nodad']);
+    await topo.outside.exec(['ip', '-6', 'addr', 'add', '2001:db8::2/64', 'dev', 'ext1', 'nodad']);
+    await daemon.cli(['create-network', 'dual', '--ipv6', '--subnet', '192.0.2.0/24', '--subnet', '2001:db8:1::/64']);
+    const c = await container([30000, 30009]);
+    await attach(c, ['--name', 'v6range', '--network', 'dual', '-p', '[::]:20000-20009:30000-30009']);
+    const get = async (port: number) => {
+      const res = await topo.outside.exec(['node', join(FIXTURES, 'tcp-get.cjs'), '2001:db8::1', String(port), '1500'], { allowFail: true });
+      return res.code === 0 ? res.stdout.trim() : undefined;
+    };
+    assert.equal(await get(20000), 'tcp 30000 2001:db8::2');
+    assert.equal(await get(20009), 'tcp 30009 2001:db8::2');
+    await daemon.cli(['detach', 'v6range']);
+    await daemon.cli(['rm-network', 'dual']);
   });
 
   test('publishing the full range takes about as long as publishing one port', async (t) => {

@@ -5,6 +5,7 @@
  * The integration test (ports.test.ts) pins the same layout against the real kernel.
  */
 import { test, describe } from 'node:test';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { CommandError, InvalidArgumentError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
@@ -209,13 +210,15 @@ describe('port forwards: ranges cost a constant number of rules and processes', 
         f.calls.push({ argv, stdin });
         return { code: 0, stdout: listed + '\n', stderr: '' };
       }
+      // The batch is a private temporary file, there only while the command runs.
+      if (argv[0] === 'conntrack' && argv[1] === '-R') return f.exec(['conntrack', '-R', 'FILE'], readFileSync(argv[2], 'utf8'));
       return f.exec(argv, stdin);
     };
     const fw = createFirewall({ logger: silentLogger(), exec });
     const full = forward({ ports: [{ proto: 'udp', hostIp: '0.0.0.0', hostPort: 1, hostPortEnd: 65535, containerPort: 1 }] });
     await fw.setupPortForward(full);
     const ct = f.calls.filter((c) => c.argv[0] === 'conntrack');
-    assert.deepEqual(ct.map((c) => c.argv.join(' ')), ['conntrack -L -p udp', 'conntrack -R -']);
+    assert.deepEqual(ct.map((c) => c.argv.join(' ')), ['conntrack -L -p udp', 'conntrack -R FILE']);
     assert.equal(ct[1].stdin, '-D -p udp -s 198.51.100.2 -d 198.51.100.1 --sport 40000 --dport 5000\n');
     f.calls.length = 0;
     await fw.teardownPortForward(full);
