@@ -135,17 +135,25 @@ function deleted(res: { code: number | null; stderr: string }): boolean {
   return res.code === 0 || /\b0 flow entries have been deleted/.test(res.stderr);
 }
 
+/** A missing `conntrack` program: said once (its package named), and nothing more is tried. */
+function missing(res: { missing?: boolean; stderr: string }, log: Logger): boolean {
+  if (res.missing) log.warn({ op: 'conntrack' }, `could not clear conntrack entries: ${res.stderr.trim()}`);
+  return res.missing === true;
+}
+
 /** Runs the cleanups one after the other; "0 flow entries have been deleted" (exit 1) is success. */
 export async function deleteConntrack(exec: CommandRunner, log: Logger, cleanups: readonly (ConntrackCleanup | string[])[]): Promise<void> {
   for (const c of cleanups) {
     const cleanup: ConntrackCleanup = Array.isArray(c) ? { kind: 'delete', argv: c } : c;
     if (cleanup.kind === 'delete') {
       const res = await exec(cleanup.argv);
+      if (missing(res, log)) return;
       if (!deleted(res)) log.warn({ op: 'conntrack', argv: cleanup.argv.join(' '), code: res.code, stderr: res.stderr.trim() }, 'could not clear conntrack entries');
       continue;
     }
     const list = ['conntrack', '-L', ...familyArgs(cleanup.family), '-p', cleanup.proto];
     const listed = await exec(list);
+    if (missing(listed, log)) return;
     if (listed.code !== 0) {
       log.warn({ op: 'conntrack', argv: list.join(' '), code: listed.code, stderr: listed.stderr.trim() }, 'could not list conntrack entries');
       continue;
