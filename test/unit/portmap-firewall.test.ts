@@ -346,4 +346,20 @@ describe('port forwards: validation, nothing runs on bad input', () => {
     }
     assert.throws(() => ruleArgs({ ...base, proto: { name: 'icmp' as 'tcp', dport: 80 } }, 4), InvalidArgumentError);
   });
+
+  test('port ranges are rendered only when whole: a first port, an end not before it, an offset with a DNAT range', () => {
+    const base = { table: 'nat', chain: 'NETD', target: { kind: 'dnat', address: IPAddress.parse('172.17.0.2') } } as const;
+    assert.deepEqual(ruleArgs({ ...base, proto: { name: 'udp', dport: 1, dportEnd: 65535 } }, 4), ['-p', 'udp', '-m', 'udp', '--dport', '1:65535', '-j', 'DNAT', '--to-destination', '172.17.0.2']);
+    assert.deepEqual(ruleArgs({ ...base, proto: { name: 'udp', dport: 80, dportEnd: 80 } }, 4).slice(0, 5), ['-p', 'udp', '-m', 'udp', '--dport'], 'a one-port range is a port');
+    const bad: unknown[] = [
+      { proto: { name: 'udp', dportEnd: 80 } },
+      { proto: { name: 'udp', dport: 90, dportEnd: 80 } },
+      { proto: { name: 'udp', dport: 80, dportEnd: 65536 } },
+      { target: { kind: 'dnat', address: IPAddress.parse('172.17.0.2'), port: 80, portEnd: 89 } }, // a range without its offset base
+      { target: { kind: 'dnat', address: IPAddress.parse('172.17.0.2'), port: 80, base: 8000 } },
+      { target: { kind: 'dnat', address: IPAddress.parse('172.17.0.2'), portEnd: 89, base: 8000 } },
+      { target: { kind: 'dnat', address: IPAddress.parse('172.17.0.2'), port: 80, portEnd: 89, base: 0 } },
+    ];
+    for (const over of bad) assert.throws(() => ruleArgs({ ...base, ...(over as object) } as Parameters<typeof ruleArgs>[0], 4), InvalidArgumentError, JSON.stringify(over));
+  });
 });

@@ -101,6 +101,9 @@ describe("libnetwork's portmap shape (the API's `ports`)", () => {
     [[{ Proto: 6, Port: 80, HostIP: 'example.com' }], /host IP "example\.com"/],
     [[{ Proto: 6, Port: 80, HostIP: 7 }], /HostIP must be a string/],
     [[{ Proto: 6, Port: 80, Hostport: 8080 }], /unknown field "Hostport"/],
+    [[{ Proto: 6, Port: 80, PortEnd: 70 }], /PortEnd 70 is below Port 80/],
+    [[{ Proto: 6, Port: 80, PortEnd: 89, HostPort: 8000, HostPortEnd: 8005 }], /ranges of unequal length/],
+    [Array.from({ length: 1025 }, (_, i) => `${10000 + i}:80`), /too many published ports: 1025 mappings in one request, at most 1024/],
   ];
   for (const [value, message] of bad) {
     test(`refuses ${JSON.stringify(value)}`, () => {
