@@ -189,31 +189,34 @@ describe('published port ranges', () => {
     await daemon.cli(['rm-network', 'dual']);
   });
 
-  test('publishing the full range takes about as long as publishing one port', async (t) => {
+  test('publishing the full range costs what publishing one port costs: the same rules (timings printed, not asserted)', async (t) => {
     const c = await container([]);
-    const time = async (spec: string) => {
+    // Rule lines of one endpoint with its id and ports masked: the shape of the work, not its numbers.
+    const shape = (lines: string[], id: string) =>
+      lines.map((l) => l.replaceAll(id.slice(0, 12), 'ID').replace(/\d+(:\d+)?(\/\d+)?/g, 'N')).sort();
+    const publish = async (spec: string) => {
       const started = performance.now();
-      await daemon.client.call('POST', '/netd/v1/attach', { target: c.pid, name: 'timed', ports: [spec] });
+      const r = (await daemon.client.call('POST', '/netd/v1/attach', { target: c.pid, name: 'timed', ports: [spec] })) as { endpointId: string };
       const attached = performance.now() - started;
+      const rules = shape(await rulesOf(r.endpointId), r.endpointId);
       const mid = performance.now();
       await daemon.client.call('POST', '/netd/v1/detach', { container: 'timed' });
-      return [attached, performance.now() - mid];
+      return { attached, detached: performance.now() - mid, rules };
     };
-    await time(`${HOST}:8080:80/udp`); // warm up
-    const one: number[][] = [];
-    const full: number[][] = [];
+    await publish(`${HOST}:8080:80/udp`); // warm up
+    const one: Awaited<ReturnType<typeof publish>>[] = [];
+    const full: Awaited<ReturnType<typeof publish>>[] = [];
     for (let i = 0; i < 5; i++) {
-      one.push(await time(`${HOST}:8080:80/udp`));
-      full.push(await time(`${HOST}:1-65535:1-65535/udp`));
+      one.push(await publish(`${HOST}:8080:80/udp`));
+      full.push(await publish(`${HOST}:1-65535:1-65535/udp`));
     }
-    const [oneAttach, oneDetach] = [median(one.map((x) => x[0])), median(one.map((x) => x[1]))];
-    const [fullAttach, fullDetach] = [median(full.map((x) => x[0])), median(full.map((x) => x[1]))];
-    const line = `attach+publish, median of 5: one port ${oneAttach.toFixed(1)} ms, 1-65535/udp ${fullAttach.toFixed(1)} ms; detach: ${oneDetach.toFixed(1)} ms vs ${fullDetach.toFixed(1)} ms`;
+    for (const r of [...one, ...full]) assert.equal(r.rules.length, one[0].rules.length, 'a range has as many rules as one port');
+    assert.ok(one[0].rules.length > 0);
+    const med = (xs: typeof one, k: 'attached' | 'detached') => median(xs.map((x) => x[k])).toFixed(1);
+    const line = `attach+publish, median of 5: one port ${med(one, 'attached')} ms, 1-65535/udp ${med(full, 'attached')} ms; ` +
+      `detach: ${med(one, 'detached')} ms vs ${med(full, 'detached')} ms`;
     t.diagnostic(line);
     console.log(`# ${line}`);
-    // A full range costs one rule and one conntrack listing more than a port: well within 3x + 150 ms.
-    assert.ok(fullAttach < oneAttach * 3 + 150, line);
-    assert.ok(fullDetach < oneDetach * 3 + 150, line);
   });
 
   test('a request with too many mappings is refused with a 400 and changes nothing', async () => {
