@@ -10,7 +10,7 @@ import { table } from './format.js';
 import { DEFAULTS } from '../daemon/defaults.js';
 import { parsePublishSpec } from '../portmap/parse.js';
 import { IPAddress, Prefix } from '../net/index.js';
-import { familyOf, formatBinding, toDockerPortBinding, type PortBinding } from '../portmap/types.js';
+import { familyOf, formatBinding, hostPortFor, toDockerPortBinding, type PortBinding } from '../portmap/types.js';
 
 const VERSION = '0.1.0';
 
@@ -161,9 +161,13 @@ export function buildProgram(): Command {
       list.sort((a, b) => a.containerPort - b.containerPort || a.proto.localeCompare(b.proto) || familyOf(a.hostIp) - familyOf(b.hostIp) || a.hostPort - b.hostPort);
       if (port === undefined) return void process.stdout.write(list.map((b) => formatBinding(b) + '\n').join(''));
       const [number, proto = 'tcp'] = port.split('/');
-      const matching = list.filter((b) => String(b.containerPort) === number && b.proto === proto.toLowerCase());
+      // A range binding holds the port if it lies in its container range: print that port's own host port.
+      const matching = list.flatMap((b) => {
+        const hostPort = b.proto === proto.toLowerCase() ? hostPortFor(b, Number(number)) : undefined;
+        return hostPort === undefined ? [] : [formatBinding({ ...b, hostPort, hostPortEnd: undefined }).split(' -> ')[1]];
+      });
       if (matching.length === 0) throw new Error(`no public port ${number}/${proto} published for ${container}`);
-      process.stdout.write(matching.map((b) => formatBinding(b).split(' -> ')[1] + '\n').join(''));
+      process.stdout.write(matching.map((hostAddress) => hostAddress + '\n').join(''));
     });
 
   program
