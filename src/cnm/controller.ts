@@ -88,7 +88,11 @@ export class Controller {
     };
     this.networkOps = new Networks(this.ctx, opts.hostSubnets, opts.predefined[0].driver);
     this.endpointOps = new Endpoints(this.ctx);
-    this.sandboxOps = new Sandboxes(this.ctx, (n, ep) => this.endpointOps.describe(n, ep));
+    this.sandboxOps = new Sandboxes(
+      this.ctx,
+      (n, ep) => this.endpointOps.describe(n, ep),
+      (sb, reason) => this.endpointOps.removeFromSandbox(sb, undefined, reason, true),
+    );
   }
 
   private get defaultNetwork(): string {
@@ -193,17 +197,20 @@ export class Controller {
       const sandbox = this.findSandbox(ref);
       if (!sandbox) throw new NotFoundError(`no sandbox ${ref}`);
       if (!sandbox.persistent) throw new InvalidArgumentError(`${sandbox.name} is a container's own namespace, not one netd created; use detach`);
-      const removed = await this.endpointOps.removeFromSandbox(sandbox, undefined, 'sandbox removed', true);
-      this.opts.resolver.destroy(sandbox.key);
-      this.registry.forgetSandbox(sandbox);
-      return removed;
+      return this.sandboxOps.remove(sandbox);
     });
   }
 
   // ---------------------------------------------------------------- networks
 
-  createNetwork(req: NetworkCreateRequest): Promise<NetworkRecord> {
-    return this.exclusive('create-network', { name: req?.name }, () => this.networkOps.create(req, false));
+  /** Creates a network. `warn` hears (and the log records) what is allowed but likely a mistake. */
+  createNetwork(req: NetworkCreateRequest, warn?: (message: string) => void): Promise<NetworkRecord> {
+    return this.exclusive('create-network', { name: req?.name }, () =>
+      this.networkOps.create(req, false, (message) => {
+        this.log.warn({ op: 'create-network', name: req.name }, message);
+        warn?.(message);
+      }),
+    );
   }
 
   deleteNetwork(ref: string): Promise<void> {
@@ -237,6 +244,7 @@ export class Controller {
       if (mode.kind === 'container') {
         const option = Object.keys(req.options ?? {})[0];
         if (option !== undefined) throw new InvalidArgumentError(`a container sharing another's namespace cannot ${optionPurpose(option)} of its own; do so on ${mode.ref}`);
+        if (Object.keys(req.extras ?? {}).length > 0) throw new InvalidArgumentError(`a container sharing another's namespace uses its resolv.conf, hosts and links; set them on ${mode.ref}`);
         return this.sandboxOps.joinShared(req, mode.ref);
       }
       const networkRef = mode.kind === 'network' ? (req.network ?? this.defaultNetwork) : mode.network;

@@ -7,6 +7,7 @@ import { ConflictError, InvalidArgumentError } from '../errors.js';
 import { optionPurpose } from '../driverapi/labels.js';
 import type { Driver } from '../driverapi/driver.js';
 import { Transaction } from '../transaction/transaction.js';
+import { operation, type StepOf } from '../transaction/fault.js';
 import { newId, type CoreContext } from './context.js';
 import { checkAliases, checkEndpointOptions } from './validation.js';
 import type { Network, NetworkRecord } from './network.js';
@@ -14,6 +15,9 @@ import type { AttachRequest, AttachResult, EndpointRecord } from './endpoint.js'
 import type { SandboxRecord } from './sandbox.js';
 
 const MAX_INTERFACES = 64;
+
+const ATTACH = operation('attach', ['allocate IPv4 address', 'allocate IPv6 address', 'journal', 'driver join', 'persist endpoint']);
+const DETACH = operation('detach', ['journal', 'driver leave', 'delete record']);
 
 export class Endpoints {
   constructor(private readonly ctx: CoreContext) {}
@@ -26,12 +30,14 @@ export class Endpoints {
     const aliases = checkAliases(req.aliases);
     const options = checkEndpointOptions(req.options);
     checkOptionsAccepted(network.record, driver, options);
+    // Extras (links, file paths) are checked now: a bad one must not leave a container attached.
+    this.ctx.observers.checkAttach(network.record, req.extras ?? {});
     const onHost = caps.hostNamespace === true;
     const ns = targets.resolve(req.target, onHost);
     if (onHost && !ns.host) {
       throw new InvalidArgumentError(`the ${network.name} network is for processes in the host's network namespace; this one has a namespace of its own`);
     }
-    const tx = new Transaction('attach', this.ctx.log);
+    const tx = new Transaction(ATTACH, this.ctx.log);
 
     // The sandbox: found again by namespace identity, or new. In the host's namespace every container is a
     // sandbox of its own, since they all share it.
@@ -109,7 +115,7 @@ export class Endpoints {
     }
   }
 
-  private async allocateAddresses(tx: Transaction, network: Network, endpoint: EndpointRecord, req: AttachRequest): Promise<void> {
+  private async allocateAddresses(tx: Transaction<StepOf<typeof ATTACH>>, network: Network, endpoint: EndpointRecord, req: AttachRequest): Promise<void> {
     const { ipam } = this.ctx;
     const v4 = network.record.ipv4[0];
     const v6 = network.record.ipv6[0];
@@ -128,7 +134,7 @@ export class Endpoints {
   /** Removes an endpoint's kernel state, then its record. Journaled: a crash midway is completed at start. */
   async remove(network: Network, ep: EndpointRecord, sandbox: SandboxRecord | undefined): Promise<void> {
     const { ipam, journal } = this.ctx;
-    const tx = new Transaction('detach', this.ctx.log);
+    const tx = new Transaction(DETACH, this.ctx.log);
     await tx.step('journal', () => journal.write(ep.id, { op: 'detach', endpointId: ep.id }));
     await tx.step('driver leave', () => this.ctx.registry.driverOf(network.record).leave(network.record, ep, sandbox));
     if (ep.ipv4 && network.record.ipv4[0]) ipam.release(network.record.ipv4[0].subnet, ep.ipv4);

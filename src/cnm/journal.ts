@@ -1,6 +1,11 @@
 /**
  * The write-ahead journal: what an operation is about to change, written before it starts and deleted
  * when it is done, so that a crash midway can be undone or completed at the next start (recovery.ts).
+ *
+ * Entries are not fsync'd (store.ts): they guard kernel objects (links, rules, namespaces and their mounts
+ * under the exec root) that a daemon crash leaves in place — and the page cache keeps the entry — while a
+ * power cut removes them, leaving an entry nothing to undo. The one durable effect of a journaled
+ * operation, a network record, is fsync'd with its directory before the operation answers.
  */
 import type { Store, LoadProblem } from '../store/store.js';
 import { endpointFromStored, type EndpointRecord } from './endpoint.js';
@@ -10,7 +15,11 @@ export type Intent =
   | { op: 'attach'; endpoint: EndpointRecord }
   | { op: 'create-network'; network: NetworkRecord }
   | { op: 'rm-network'; networkId: string }
-  | { op: 'detach'; endpointId: string };
+  | { op: 'detach'; endpointId: string }
+  /** `netd sandbox create`: the namespace kept at `key` is made before the sandbox's record is written. */
+  | { op: 'sandbox-create'; sandboxId: string; key: string }
+  /** `netd sandbox rm`, once its endpoints are gone: the namespace is removed before the record. */
+  | { op: 'sandbox-rm'; sandboxId: string };
 
 export class Journal {
   constructor(private readonly store: Store) {}

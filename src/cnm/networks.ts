@@ -6,9 +6,13 @@ import { ConflictError, ForbiddenError, InvalidArgumentError } from '../errors.j
 import type { PoolInfo } from '../ipam/ipam.js';
 import type { Prefix } from '../net/index.js';
 import { Transaction } from '../transaction/transaction.js';
+import { operation } from '../transaction/fault.js';
 import { newId, type CoreContext } from './context.js';
 import { checkStringMap, isValidName } from './validation.js';
 import { Network, type IpamConfig, type NetworkCreateRequest, type NetworkRecord } from './network.js';
+
+const CREATE_NETWORK = operation('create-network', ['allocate IPv4 pool', 'allocate IPv6 pool', 'journal', 'driver create network', 'persist network']);
+const RM_NETWORK = operation('rm-network', ['journal', 'driver delete network', 'delete record']);
 
 export class Networks {
   constructor(
@@ -19,7 +23,8 @@ export class Networks {
     private readonly defaultDriver: string,
   ) {}
 
-  async create(req: NetworkCreateRequest, predefined: boolean): Promise<NetworkRecord> {
+  /** Creates a network. `warn` hears what is allowed but likely a mistake (a subnet the host uses). */
+  async create(req: NetworkCreateRequest, predefined: boolean, warn?: (message: string) => void): Promise<NetworkRecord> {
     const { registry, ipam, journal } = this.ctx;
     if (!req || !isValidName(req.name)) {
       throw new InvalidArgumentError(`invalid network name ${JSON.stringify(req?.name)}: use 1-64 of [a-zA-Z0-9_.-], starting with a letter or digit`);
@@ -33,13 +38,13 @@ export class Networks {
     const options = checkStringMap(req.options, 'option');
     const labels = checkStringMap(req.labels, 'label');
 
-    const tx = new Transaction('create-network', this.ctx.log);
+    const tx = new Transaction(CREATE_NETWORK, this.ctx.log);
     const id = newId();
     const ipv4: IpamConfig[] = [];
     const ipv6: IpamConfig[] = [];
     const enableIPv6 = Boolean(req.enableIPv6 || req.subnet6);
     if (driver.capabilities.interface) {
-      const avoid = req.subnet ? [] : await this.hostSubnets();
+      const avoid = await this.hostSubnets();
       const pool4: PoolInfo = await tx.step(
         'allocate IPv4 pool',
         () => ipam.addPool({ family: 4, subnet: req.subnet, gateway: req.gateway, ipRange: req.ipRange }, avoid),
@@ -53,6 +58,10 @@ export class Networks {
           (): void => ipam.removePool(pool6.subnet),
         );
         ipv6.push(toIpamConfig(pool6));
+      }
+      for (const subnet of [req.subnet, req.subnet6]) {
+        const used = subnet && hostUses(subnet, avoid);
+        if (used) warn?.(`subnet ${subnet} overlaps ${used.join(', ')}, which this host already uses (an address, route or nameserver of its own): traffic between the host and those addresses may go astray`);
       }
     }
     const record: NetworkRecord = {
@@ -95,7 +104,7 @@ export class Networks {
   /** Removes a network's kernel state, then its record. Journaled: a crash midway is completed at start. */
   async finishDelete(network: Network): Promise<void> {
     const driver = this.ctx.registry.driverOf(network.record);
-    const tx = new Transaction('rm-network', this.ctx.log);
+    const tx = new Transaction(RM_NETWORK, this.ctx.log);
     await tx.step('journal', () => this.ctx.journal.write(network.id, { op: 'rm-network', networkId: network.id }));
     await this.ctx.observers.networkRemoved(network.record);
     await tx.step('driver delete network', () => driver.deleteNetwork(network.record));
@@ -104,6 +113,12 @@ export class Networks {
     this.ctx.registry.networksById.delete(network.id);
     this.ctx.journal.done(network.id);
   }
+}
+
+/** The host's own prefixes that an explicit subnet overlaps, each once; undefined when none. */
+function hostUses(subnet: Prefix, host: readonly Prefix[]): string[] | undefined {
+  const found = [...new Set(host.filter((p) => p.overlaps(subnet)).map(String))];
+  return found.length > 0 ? found : undefined;
 }
 
 function toIpamConfig(pool: PoolInfo): IpamConfig {

@@ -28,6 +28,7 @@ export class Recovery {
     for (const [driver, nets, eps] of this.ctx.registry.byDriver()) await driver.restore(nets, eps);
     await this.repairEndpoints();
     await this.releaseDead();
+    this.removeOrphanNamespaces();
     return problems;
   }
 
@@ -95,6 +96,18 @@ export class Recovery {
           }
           journal.done(intent.endpointId);
           log.warn({ op: 'start', endpoint: intent.endpointId }, 'completed a detach interrupted by a crash');
+        } else if (intent.op === 'sandbox-create') {
+          const keyInUse = [...registry.sandboxesById.values()].some((sb) => sb.key === intent.key);
+          if (!registry.sandboxesById.has(intent.sandboxId) && !keyInUse) {
+            this.ctx.resolver.destroy(intent.key);
+            log.warn({ op: 'start', sandbox: intent.sandboxId, key: intent.key }, 'rolled back a sandbox create interrupted by a crash');
+          }
+          journal.done(intent.sandboxId);
+        } else if (intent.op === 'sandbox-rm') {
+          const sandbox = registry.sandboxesById.get(intent.sandboxId);
+          if (sandbox) await this.sandboxes.remove(sandbox);
+          journal.done(intent.sandboxId);
+          log.warn({ op: 'start', sandbox: intent.sandboxId }, 'completed a sandbox rm interrupted by a crash');
         }
       } catch (err) {
         log.error({ op: 'start', intent, err }, 'could not replay an interrupted operation; it stays journaled');
@@ -117,6 +130,26 @@ export class Recovery {
         log.warn({ op: 'start', endpoint: ep.id }, 'endpoint was broken; plumbed again');
       } catch (err) {
         log.error({ op: 'start', endpoint: ep.id, err }, 'could not repair endpoint');
+      }
+    }
+  }
+
+  /**
+   * Namespaces under the exec root (or bare mount points) that no sandbox refers to: left by a crash the
+   * journal did not cover, lost records, or a sandbox forgotten above because its mount was gone. Without
+   * this a leftover file makes `netd sandbox create` of that name fail with EEXIST for ever. The exec root
+   * is this daemon's alone (locked at start), so whatever is there is its own.
+   */
+  private removeOrphanNamespaces(): void {
+    const { registry, resolver, log } = this.ctx;
+    const kept = new Set([...registry.sandboxesById.values()].map((sb) => sb.key));
+    for (const key of resolver.created()) {
+      if (kept.has(key)) continue;
+      try {
+        resolver.destroy(key);
+        log.warn({ op: 'start', key }, 'namespace without a sandbox record removed');
+      } catch (err) {
+        log.error({ op: 'start', key, err }, 'could not remove a namespace without a sandbox record');
       }
     }
   }

@@ -24,6 +24,10 @@ export interface SandboxMember {
   pid?: number;
 }
 
+/** The points inside a namespace's creation: its mount point exists; its bind mount is made. */
+export const NAMESPACE_CREATE_POINTS = ['after:create mount point', 'after:bind mount'] as const;
+export type NamespaceCreatePoint = (typeof NAMESPACE_CREATE_POINTS)[number];
+
 /** Where a caller points netd at a container's namespace. */
 export interface SandboxTarget {
   pid?: number;
@@ -50,8 +54,15 @@ export interface NamespaceResolver {
   resolve(target: SandboxTarget, opts?: { allowHost?: boolean }): ResolvedNamespace;
   /** Whether a sandbox's namespace still exists and is the same one. */
   alive(sandbox: SandboxRecord): boolean;
-  /** Creates a persistent, empty namespace (lo up) named `name`, as `ip netns add` does. */
-  create(name: string): Promise<ResolvedNamespace>;
-  /** Removes a namespace made by `create`. */
+  /** Where the namespace `create(name)` makes is kept (its key), known before it exists. */
+  keyOf(name: string): string;
+  /**
+   * Creates a persistent, empty namespace (lo up) named `name`, as `ip netns add` does; `checkpoint` is
+   * called at the points inside (fault injection).
+   */
+  create(name: string, checkpoint?: (point: NamespaceCreatePoint) => void): Promise<ResolvedNamespace>;
+  /** Removes a namespace made by `create`. Idempotent: a file without its mount, or nothing, is fine. */
   destroy(key: string): void;
+  /** The keys of every namespace (or leftover mount point) where `create` keeps them. */
+  created(): string[];
 }

@@ -1,36 +1,66 @@
 /**
- * Sandboxes beyond their endpoints: the persistent ones netd creates (`netd sandbox create`), containers
- * sharing another's (`container:` mode, the sandbox's members), and handing a sandbox on to a member when
- * its container goes.
+ * Sandboxes beyond their endpoints: the persistent ones netd creates (`netd sandbox create`, journaled:
+ * a crash midway is undone at start), containers sharing another's (`container:` mode, the sandbox's
+ * members), and handing a sandbox on to a member when its container goes. Membership changes are one
+ * atomic rewrite of the sandbox's record (no kernel change): a crash leaves the old record or the new
+ * one, so they need no journal entry; they are still transactions, for their fault points.
  */
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { operation } from '../transaction/fault.js';
+import { Transaction } from '../transaction/transaction.js';
 import { newId, type CoreContext } from './context.js';
 import { isValidName } from './validation.js';
 import type { AttachRequest, AttachResult, EndpointRecord, SharedAttachResult } from './endpoint.js';
 import type { NetworkRecord } from './network.js';
-import type { SandboxMember, SandboxRecord } from './sandbox.js';
+import { NAMESPACE_CREATE_POINTS, type SandboxMember, type SandboxRecord } from './sandbox.js';
+
+const SANDBOX_CREATE = operation('sandbox-create', ['journal', 'create namespace', 'persist sandbox'], NAMESPACE_CREATE_POINTS);
+const SANDBOX_RM = operation('sandbox-rm', ['journal', 'release endpoints', 'destroy namespace', 'delete record']);
+/** Membership changes: synchronous (a promotion happens inside the dead-container checks), so points by hand. */
+const JOIN_SHARED = operation('join-shared', [], ['before:persist member', 'after:persist member']);
+const LEAVE_SHARED = operation('leave-shared', [], ['before:persist members', 'after:persist members']);
+const PROMOTE = operation('promote', [], ['before:persist promotion', 'after:persist promotion']);
 
 export class Sandboxes {
   constructor(
     private readonly ctx: CoreContext,
     /** How an endpoint is reported (endpoints.ts). */
     private readonly describe: (network: NetworkRecord, ep: EndpointRecord) => AttachResult,
+    /** Removes a sandbox's endpoints, keeping its record (endpoints.ts). */
+    private readonly releaseEndpoints: (sandbox: SandboxRecord, reason: string) => Promise<string[]>,
   ) {}
 
   /** `netd sandbox create NAME`: a persistent network namespace (lo up), kept until removed. */
   async create(name: string): Promise<SandboxRecord> {
+    const { registry, resolver, journal } = this.ctx;
     if (!isValidName(name)) throw new InvalidArgumentError(`invalid sandbox name ${JSON.stringify(name)}`);
     this.ctx.targets.checkNameFree(name);
-    const ns = await this.ctx.resolver.create(name);
-    const record: SandboxRecord = { id: newId(), name, key: ns.key, nsId: ns.nsId, created: new Date().toISOString(), endpoints: [], persistent: true };
-    try {
-      this.ctx.registry.persistSandbox(record);
-    } catch (err) {
-      this.ctx.resolver.destroy(ns.key);
-      throw err;
-    }
-    this.ctx.registry.sandboxesById.set(record.id, record);
+    const id = newId();
+    const key = resolver.keyOf(name);
+    const tx = new Transaction(SANDBOX_CREATE, this.ctx.log);
+    await tx.step('journal', () => journal.write(id, { op: 'sandbox-create', sandboxId: id, key }), () => journal.done(id));
+    const ns = await tx.step(
+      'create namespace',
+      () => resolver.create(name, (point) => SANDBOX_CREATE.reach(point)),
+      () => resolver.destroy(key),
+    );
+    const record: SandboxRecord = { id, name, key: ns.key, nsId: ns.nsId, created: new Date().toISOString(), endpoints: [], persistent: true };
+    await tx.step('persist sandbox', () => registry.persistSandbox(record));
+    journal.done(id);
+    registry.sandboxesById.set(id, record);
     return record;
+  }
+
+  /** `netd sandbox rm`: its endpoints are detached, then the namespace and the record go. Journaled. */
+  async remove(sandbox: SandboxRecord): Promise<string[]> {
+    const { registry, resolver, journal } = this.ctx;
+    const tx = new Transaction(SANDBOX_RM, this.ctx.log);
+    await tx.step('journal', () => journal.write(sandbox.id, { op: 'sandbox-rm', sandboxId: sandbox.id }));
+    const removed = await tx.step('release endpoints', () => this.releaseEndpoints(sandbox, 'sandbox removed'));
+    await tx.step('destroy namespace', () => resolver.destroy(sandbox.key));
+    await tx.step('delete record', () => registry.forgetSandbox(sandbox));
+    journal.done(sandbox.id);
+    return removed;
   }
 
   /** `--mode container:<other>`: the container shares another's sandbox; no endpoint of its own. */
@@ -40,7 +70,6 @@ export class Sandboxes {
     if (!owner) throw new NotFoundError(`no attached container ${ref} to share a network namespace with`);
     if (owner.host) throw new InvalidArgumentError(`container ${owner.name} uses the host network: use --mode host`);
     const name = req.name ?? newId().slice(0, 12);
-    targets.checkNameFree(name);
     let pid: number | undefined;
     if (req.target.pid !== undefined || req.target.path !== undefined) {
       const ns = this.ctx.resolver.resolve(req.target);
@@ -52,31 +81,41 @@ export class Sandboxes {
     if (req.ip !== undefined || req.ip6 !== undefined || req.mac !== undefined || req.network !== undefined) {
       throw new InvalidArgumentError('a container sharing another\'s namespace takes no network, address or MAC of its own');
     }
-    const members = [...(owner.members ?? []), { name, ...(pid !== undefined ? { pid } : {}) }];
-    registry.persistSandbox({ ...owner, members });
-    owner.members = members;
-    return {
+    const result = (): SharedAttachResult => ({
       name,
       sandboxId: owner.id,
       sharedWith: owner.name,
       endpoints: registry.endpointsOfSandbox(owner).map((ep) => this.describe(registry.networkOf(ep).record, ep)),
-    };
+    });
+    // Already a member, as the same process: a retry (e.g. after a crash that came before the answer).
+    if (owner.members?.some((m) => m.name === name && m.pid === pid)) return result();
+    targets.checkNameFree(name);
+    const members = [...(owner.members ?? []), { name, ...(pid !== undefined ? { pid } : {}) }];
+    JOIN_SHARED.reach('before:persist member');
+    registry.persistSandbox({ ...owner, members });
+    JOIN_SHARED.reach('after:persist member');
+    owner.members = members;
+    return result();
   }
 
   /** A container sharing another's namespace leaves it; the namespace's endpoints stay. */
   removeMember(sandbox: SandboxRecord, member: SandboxMember): void {
+    LEAVE_SHARED.reach('before:persist members');
     sandbox.members = sandbox.members!.filter((m) => m !== member);
     this.ctx.registry.persistSandbox(sandbox);
+    LEAVE_SHARED.reach('after:persist members');
   }
 
   /** The sandbox's named container is gone; the first member sharing it becomes its container. */
   promoteMember(sandbox: SandboxRecord): void {
+    PROMOTE.reach('before:persist promotion');
     const [next, ...rest] = sandbox.members!;
     sandbox.name = next.name;
     sandbox.pid = next.pid;
     if (next.pid !== undefined) sandbox.key = `/proc/${next.pid}/ns/net`;
     sandbox.members = rest;
     this.ctx.registry.persistSandbox(sandbox);
+    PROMOTE.reach('after:persist promotion');
   }
 
   /** A sandbox whose key died may live on in a member's process. */

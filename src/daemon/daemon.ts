@@ -11,10 +11,12 @@ import { InvalidArgumentError } from '../errors.js';
 import { Controller } from '../cnm/controller.js';
 import { Ipam } from '../ipam/ipam.js';
 import { DEFAULT_ADDRESS_POOLS, parseAddressPool } from '../ipam/default-pools.js';
+import { defaultIpv6Pool } from '../ipam/ula.js';
 import { Store } from '../store/store.js';
 import { DataRootLock } from '../store/lock.js';
 import { Rtnl } from '../kernel/rtnetlink.js';
 import { createFirewall } from '../firewall/factory.js';
+import { findTool, missingTool, requireTools } from '../firewall/tools.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host.js';
 import { NullDriver } from '../drivers/null.js';
@@ -24,6 +26,7 @@ import { startApiServer } from '../api/server.js';
 import { ProcNamespaceResolver } from './namespace-resolver.js';
 import { hostSubnets } from './host-subnets.js';
 import { DnsService } from '../dns/dns-service.js';
+import { FilesRoot } from '../dns/files-root.js';
 import type { DaemonConfig } from './defaults.js';
 
 export interface RunningDaemon {
@@ -41,14 +44,33 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const pools = (config.defaultAddressPools.length > 0 ? config.defaultAddressPools : DEFAULT_ADDRESS_POOLS).map(parseAddressPool);
   mkdirSync(config.dataRoot, { recursive: true, mode: 0o700 });
   const lock = DataRootLock.acquire(config.dataRoot);
+  let execLock: DataRootLock;
+  try {
+    // The exec root too is one daemon's (Docker asks the same of its daemons): start-up removes namespaces
+    // there that have no record, which must never be another daemon's.
+    mkdirSync(config.execRoot, { recursive: true, mode: 0o755 });
+    execLock = DataRootLock.acquire(config.execRoot, 'exec root');
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   let rtnl: Rtnl | undefined;
   let server: Server | undefined;
   let dns: DnsService | undefined;
   try {
-    dns = new DnsService({ log, servers: config.dns });
+    // No IPv6 pool given: IPv6 networks without a subnet get /64s of this host's own ULA /48.
+    if (!pools.some((p) => p.base.family === 6)) pools.push(defaultIpv6Pool(config.dataRoot));
+    dns = new DnsService({
+      log,
+      servers: config.dns,
+      containerFilesDir: join(config.execRoot, 'containers'),
+      filesRoot: config.filesRoot === undefined ? undefined : FilesRoot.open(config.filesRoot),
+    });
     rtnl = Rtnl.open();
     const hostRtnl = rtnl;
     const firewall = createFirewall({ logger: log });
+    requireTools(firewall.tools.required);
+    for (const tool of firewall.tools.optional.filter((t) => !findTool(t))) log.warn({ op: 'start', tool }, `${missingTool(tool).message}; netd works without it, with less cleanup`);
     const controller = new Controller({
       store: new Store(config.dataRoot),
       ipam: new Ipam(pools),
@@ -65,6 +87,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       observers: [dns],
     });
     const problems = await controller.start();
+    dns.removeOrphanFiles();
     const stopMonitors = controller.startMonitors({ sweepMs: config.sweepIntervalMs, firewallMs: config.firewallCheckIntervalMs });
     server = await startApiServer({ host: config.host, controller, log, group: config.group });
     log.info({ op: 'start', host: config.host, dataRoot: config.dataRoot, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
@@ -79,6 +102,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         await firewall.settled(); // e.g. conntrack deletions that follow a detach
         await dnsService.close();
         hostRtnl.close();
+        execLock.release();
         lock.release();
         log.info({ op: 'stop' }, 'netd stopped');
       },
@@ -87,6 +111,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     server?.close();
     await dns?.close();
     rtnl?.close();
+    execLock.release();
     lock.release();
     throw err;
   }

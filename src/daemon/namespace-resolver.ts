@@ -2,12 +2,12 @@
  * Locates a container's network namespace from a PID or a namespace path, for the controller. Refuses
  * the daemon's own namespace: attaching "a container" that shares it would reconfigure the host.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { createPersistentNetns, deletePersistentNetns } from '../kernel/netns.js';
 import { bringLoopbackUp } from '../kernel/loopback.js';
 import { ForbiddenError, InvalidArgumentError, NotFoundError } from '../errors.js';
-import type { NamespaceResolver, ResolvedNamespace, SandboxRecord, SandboxTarget } from '../cnm/sandbox.js';
+import type { NamespaceCreatePoint, NamespaceResolver, ResolvedNamespace, SandboxRecord, SandboxTarget } from '../cnm/sandbox.js';
 
 export class ProcNamespaceResolver implements NamespaceResolver {
   /** The daemon's own namespace, and the device every nsfs file lives on. */
@@ -44,10 +44,14 @@ export class ProcNamespaceResolver implements NamespaceResolver {
     return { key, pid, nsId: `${st.dev}:${st.ino}`, host };
   }
 
-  async create(name: string): Promise<ResolvedNamespace> {
+  keyOf(name: string): string {
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(name)) throw new InvalidArgumentError(`invalid sandbox name ${JSON.stringify(name)}`);
-    const key = join(this.netnsDir, name);
-    createPersistentNetns(key);
+    return join(this.netnsDir, name);
+  }
+
+  async create(name: string, checkpoint?: (point: NamespaceCreatePoint) => void): Promise<ResolvedNamespace> {
+    const key = this.keyOf(name);
+    createPersistentNetns(key, { checkpoint });
     try {
       await bringLoopbackUp(key);
       const st = statSync(key);
@@ -60,6 +64,16 @@ export class ProcNamespaceResolver implements NamespaceResolver {
 
   destroy(key: string): void {
     deletePersistentNetns(key);
+  }
+
+  created(): string[] {
+    let entries;
+    try {
+      entries = readdirSync(this.netnsDir, { withFileTypes: true });
+    } catch {
+      return []; // nothing created yet
+    }
+    return entries.filter((e) => !e.isDirectory() && !e.name.startsWith('.')).map((e) => join(this.netnsDir, e.name));
   }
 
   alive(sandbox: SandboxRecord): boolean {

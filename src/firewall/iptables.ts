@@ -34,7 +34,7 @@ import {
 import { deleteConntrack, flowsToContainer, flowsToHostPorts } from './conntrack.js';
 import { baseLayout, EMPTY_LAYOUT, mergeLayouts, networkRules, subnetOf, withForwards, type Layout } from './iptables-layout.js';
 import { planFamily } from './iptables-plan.js';
-import { IptablesCommands } from './iptables-commands.js';
+import { IptablesCommands, iptablesTools } from './iptables-commands.js';
 
 /** Key of a bucket chain known to exist. */
 function bucketKey(family: Family, table: Table, chain: string): string {
@@ -47,6 +47,7 @@ export class IptablesFirewall implements Firewall {
   private readonly exec: CommandRunner;
   private readonly commands: IptablesCommands;
   private readonly families: readonly Family[];
+  readonly tools: Firewall['tools'];
   /** Operations run one at a time: each plans from its own read, which a concurrent apply would stale. */
   private queue: Promise<unknown> = Promise.resolve();
   /** Port forwards this process applied (or reconciled), by endpoint id12: what the fast path relies on. */
@@ -59,6 +60,7 @@ export class IptablesFirewall implements Firewall {
     this.exec = opts.exec;
     this.commands = new IptablesCommands(opts.exec, this.log);
     this.families = opts.ipv6 ? [4, 6] : [4];
+    this.tools = iptablesTools(this.families);
   }
 
   init(): Promise<void> {

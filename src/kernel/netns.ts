@@ -150,7 +150,12 @@ export function netnsPathOfPid(pid: number): string {
   return `/proc/${pid}/ns/net`;
 }
 
+/** The points inside createPersistentNetns a crash test can stop at (see PersistentNetnsOptions.checkpoint). */
+export type NetnsCreatePoint = 'after:create mount point' | 'after:bind mount';
+
 export interface PersistentNetnsOptions {
+  /** Called at each point of the creation (for fault injection: a crash there leaves a file, then a mount). */
+  checkpoint?: (point: NetnsCreatePoint) => void;
   /**
    * Make the parent directory a shared mount point first (bind-mounting it on itself if it is not a
    * mount point yet), as iproute2 does for /run/netns, so that mounts and unmounts of namespace files
@@ -181,6 +186,7 @@ export function createPersistentNetns(nsPath: string, opts: PersistentNetnsOptio
   } catch (err) {
     throw new KernelError(op, errnoOf(err), `create ${target}`, { cause: err });
   }
+  opts.checkpoint?.('after:create mount point');
 
   // withNetns(original) records the current namespace, runs the callback (which moves the main thread
   // into a brand-new namespace and pins it with the bind mount), then returns to the recorded one —
@@ -201,6 +207,7 @@ export function createPersistentNetns(nsPath: string, opts: PersistentNetnsOptio
   } finally {
     original.close();
   }
+  opts.checkpoint?.('after:bind mount');
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../log.js';
 import { NetdError } from '../errors.js';
-import { faultPoint } from './fault.js';
+import type { Operation } from './fault.js';
 
 type Undo = () => unknown | Promise<unknown>;
 
@@ -20,17 +20,22 @@ export class StepError extends NetdError {
   }
 }
 
-export class Transaction {
+export class Transaction<Step extends string = string> {
   private readonly undos: { step: string; undo: Undo }[] = [];
+  private readonly op: string;
   constructor(
-    private readonly op: string,
+    /** The operation's declared steps (fault.ts): only those can run, each with its two fault points. */
+    private readonly operation: Operation<Step, string>,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.op = operation.op;
+  }
 
   /** Runs `action`; on success remembers `undo` for rollback. */
-  async step<T>(step: string, action: () => T | Promise<T>, undo?: Undo): Promise<T> {
+  async step<T>(step: Step, action: () => T | Promise<T>, undo?: Undo): Promise<T> {
+    if (!this.operation.declares(step)) throw new Error(`${this.op}: step ${JSON.stringify(step)} is not declared`);
     let result: T;
-    faultPoint(this.op, `before:${step}`);
+    this.operation.reach(`before:${step}`);
     try {
       result = await action();
     } catch (err) {
@@ -39,12 +44,12 @@ export class Transaction {
       throw new StepError(step, err);
     }
     if (undo) this.undos.push({ step, undo });
-    faultPoint(this.op, `after:${step}`);
+    this.operation.reach(`after:${step}`);
     return result;
   }
 
   /** Registers an undo for something already done outside a step. */
-  onRollback(step: string, undo: Undo): void {
+  onRollback(step: Step, undo: Undo): void {
     this.undos.push({ step, undo });
   }
 

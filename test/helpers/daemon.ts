@@ -49,7 +49,7 @@ export class TestDaemon {
     child.stderr?.on('data', (d) => (this.logs += d));
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`netd exited with ${child.exitCode}:\n${this.logs}`);
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`netd exited with ${child.exitCode ?? child.signalCode}:\n${this.logs}`);
       if (existsSync(join(this.dir, 'netd.sock'))) {
         try {
           await this.client.call('GET', '/_ping');

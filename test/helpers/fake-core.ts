@@ -51,10 +51,16 @@ export class FakeNamespaces implements NamespaceResolver {
     const key = t.pid !== undefined ? `/proc/${t.pid}/ns/net` : t.path!;
     return { key, pid: t.pid, nsId: `ns:${t.pid ?? t.path}`, host: false };
   }
+  keyOf(name: string) {
+    return `/run/test/${name}`;
+  }
   async create(name: string) {
-    return { key: `/run/test/${name}`, nsId: `ns:${name}`, host: false };
+    return { key: this.keyOf(name), nsId: `ns:${name}`, host: false };
   }
   destroy() {}
+  created() {
+    return [];
+  }
   alive(s: SandboxRecord) {
     return !this.dead.has(s.nsId);
   }

@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync, readdirSync, existsSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import fs = require('node:fs');
 import { Store } from '../../src/store/store.js';
 import { DataRootLock } from '../../src/store/lock.js';
 import { ConflictError } from '../../src/errors.js';
@@ -58,6 +59,48 @@ test('lock: one holder at a time; a stale lock is taken over', () => {
     const again = DataRootLock.acquire(dir);
     again.release();
     assert.ok(!existsSync(join(dir, 'netd.pid')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('store: a network record is fsync\'d, then its directory after the rename (and after a delete); volatile kinds are not', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'netd-store-'));
+  try {
+    const s = new Store(dir);
+    // Spy on the fs calls the store makes (through the module object, as compiled CommonJS does).
+    const real = { openSync: fs.openSync, fsyncSync: fs.fsyncSync, renameSync: fs.renameSync, rmSync: fs.rmSync };
+    const fds = new Map<number, string>();
+    const calls: string[] = [];
+    const rel = (p: unknown) => String(p).slice(dir.length + 1).replace(/[0-9a-f]{64}/, 'ID');
+    t.mock.method(fs, 'openSync', (...a: Parameters<typeof fs.openSync>) => {
+      const fd = real.openSync(...a);
+      fds.set(fd, String(a[0]));
+      return fd;
+    });
+    t.mock.method(fs, 'fsyncSync', (fd: number) => {
+      calls.push(`fsync ${rel(fds.get(fd))}`);
+      real.fsyncSync(fd);
+    });
+    t.mock.method(fs, 'renameSync', (from: string, to: string) => {
+      calls.push(`rename ${rel(to)}`);
+      real.renameSync(from, to);
+    });
+    t.mock.method(fs, 'rmSync', (p: string, o?: fs.RmOptions) => {
+      calls.push(`rm ${rel(p)}`);
+      real.rmSync(p, o);
+    });
+    s.put('networks', id('a'), { name: 'n' });
+    assert.deepEqual(calls, ['fsync networks/ID.json.tmp', 'rename networks/ID.json', 'fsync networks']);
+    calls.length = 0;
+    s.delete('networks', id('a'));
+    assert.deepEqual(calls, ['rm networks/ID.json', 'fsync networks']);
+    calls.length = 0;
+    for (const kind of ['endpoints', 'sandboxes', 'intents'] as const) {
+      s.put(kind, id('b'), {});
+      s.delete(kind, id('b'));
+    }
+    assert.deepEqual(calls, ['rename endpoints/ID.json', 'rm endpoints/ID.json', 'rename sandboxes/ID.json', 'rm sandboxes/ID.json', 'rename intents/ID.json', 'rm intents/ID.json']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -13,7 +13,7 @@ import type { Capabilities, Driver, JoinResult } from '../../driverapi/driver.js
 import { PORT_MAP } from '../../driverapi/labels.js';
 import type { DriverEndpoint, DriverNetwork, DriverSandbox } from '../../driverapi/model.js';
 import { Transaction } from '../../transaction/transaction.js';
-import { faultPoint } from '../../transaction/fault.js';
+import { operation } from '../../transaction/fault.js';
 import type { Firewall, NetworkFirewallSpec } from '../../firewall/firewall.js';
 import { Netns } from '../../kernel/netns.js';
 import { Rtnl, LOOPBACK_IFINDEX, type Link } from '../../kernel/rtnetlink.js';
@@ -47,6 +47,13 @@ async function allDone(work: Promise<unknown>[]): Promise<void> {
 /** A Linux bridge numbers its ports in 10 bits, port 0 unused (BR_MAX_PORTS): adding one more is EXFULL. */
 const MAX_BRIDGE_PORTS = 1023;
 
+/** This driver's parts of the controller's operations, and its own (fault.ts). */
+const CONFIGURE = ['add gateway address IPv4', 'add gateway address IPv6', 'bring the bridge up'] as const;
+const CREATE_BRIDGE = operation('create-network', ['create bridge', ...CONFIGURE, 'enable IP forwarding', 'bridge sysctls', 'set up firewall rules']);
+const RM_BRIDGE = operation('rm-network', [], ['after:firewall teardown']);
+const JOIN = operation('attach', [], ['after:create veth']);
+const RESTORE = operation('restore', ['create bridge', ...CONFIGURE]);
+
 export class BridgeDriver implements Driver {
   readonly type = 'bridge';
   readonly capabilities: Capabilities = { interface: true, dnsNames: true, endpointOptions: [PORT_MAP] };
@@ -73,7 +80,7 @@ export class BridgeDriver implements Driver {
     if (existing) {
       throw new ConflictError(`interface ${opts.bridgeName} already exists; choose another bridge name`);
     }
-    const tx = new Transaction('create-network', this.deps.log);
+    const tx = new Transaction(CREATE_BRIDGE, this.deps.log);
     const bridge: Link = await tx.step(
       'create bridge',
       // A fixed MAC: otherwise the bridge takes on its ports' MACs as containers come and go.
@@ -94,7 +101,7 @@ export class BridgeDriver implements Driver {
     return state;
   }
 
-  private async configureBridge(tx: Transaction, network: DriverNetwork, index: number): Promise<void> {
+  private async configureBridge(tx: Transaction<(typeof CONFIGURE)[number]>, network: DriverNetwork, index: number): Promise<void> {
     for (const c of [...network.ipv4, ...network.ipv6]) {
       const cidr = InterfaceAddress.of(c.gateway, c.subnet);
       await tx.step(`add gateway address IPv${cidr.family}`, () => this.rtnl.addAddress(index, cidr));
@@ -125,7 +132,7 @@ export class BridgeDriver implements Driver {
     const state = network.driverState as Partial<BridgeState>;
     const opts = this.optionsOf(network);
     await this.deps.firewall.teardownNetwork(firewallSpec(network, opts));
-    faultPoint('rm-network', 'after:firewall teardown');
+    RM_BRIDGE.reach('after:firewall teardown');
     const name = state.bridge ?? opts.bridgeName;
     const link = await this.rtnl.linkByName(name);
     // No alias: made by an operation a crash interrupted before the alias (a separate request) was set.
@@ -191,13 +198,14 @@ export class BridgeDriver implements Driver {
         if (err instanceof KernelError && err.errno === 'EXFULL') {
           throw new ConflictError(`network ${network.name} is full: its bridge ${bridgeName(network, opts)} has the ${MAX_BRIDGE_PORTS} ports a Linux bridge can have`);
         }
+        if (err instanceof KernelError && err.errno === 'EEXIST') throw await this.nameTaken(ns, endpoint.ifname, hostIfname, err);
         // A bridge recreated behind our back has a new index: look it up once more.
         if (!(err instanceof KernelError) || err.errno !== 'ENODEV') throw err;
         this.bridgeIndex.delete(network.id);
         master = await this.bridgeOf(network);
         veth = await create();
       }
-      faultPoint('attach', 'after:create veth');
+      JOIN.reach('after:create veth');
       try {
         await this.configureContainerSide(ns, endpoint);
         await this.ports.publish(bridgeName(network, opts), opts, endpoint, veth.index, ports);
@@ -209,6 +217,21 @@ export class BridgeDriver implements Driver {
       ns.close();
     }
     return { hostIfname, mac };
+  }
+
+  /**
+   * The kernel refused the veth pair with EEXIST: one of its names is taken, either inside the container
+   * (an interface of its own, say `eth0`) or on the host. Says which; nothing was created.
+   */
+  private async nameTaken(ns: Netns, ifname: string, hostIfname: string, err: KernelError): Promise<Error> {
+    const inside = Rtnl.open(ns);
+    try {
+      if (await inside.linkByName(ifname)) return new ConflictError(`container already has an interface named ${ifname}`, { cause: err });
+    } finally {
+      inside.close();
+    }
+    if (await this.rtnl.linkByName(hostIfname)) return new ConflictError(`the host already has an interface named ${hostIfname}`, { cause: err });
+    return err;
   }
 
   /**
@@ -290,7 +313,7 @@ export class BridgeDriver implements Driver {
       let link = links.find((l) => l.name === name);
       if (!link) {
         // Recreate a bridge that disappeared (e.g. the host rebooted or someone deleted it).
-        const tx = new Transaction('restore', this.deps.log);
+        const tx = new Transaction(RESTORE, this.deps.log);
         link = await tx.step('create bridge', () => this.rtnl.createBridge({ name, mtu: opts.mtu, mac: MAC.random(), alias: owner(network.id) }));
         await this.configureBridge(tx, network, link.index);
         this.deps.log.warn({ op: 'restore', network: network.id, bridge: name }, 'bridge was missing; recreated');
