@@ -146,7 +146,8 @@ describe('HTTP hardening', () => {
     const slowStart = Date.now();
     const slowBodyClosed = new Promise<number>((r) => slowBody.on('close', () => r(Date.now() - slowStart)));
     try {
-      assert.ok(fds() >= baseline + IDLE * 0.9, `the daemon holds the idle connections (${fds() - baseline} more fds)`);
+      const held = fds() - baseline;
+      assert.ok(held >= IDLE / 2, `the daemon holds the idle connections (${held} more fds than at rest)`);
       // Meanwhile, other clients are served at once.
       for (let i = 0; i < 5; i++) {
         const start = Date.now();
