@@ -62,6 +62,7 @@ export function buildProgram(): Command {
     .option('--default-address-pool <base=CIDR,size=N>', 'default address pool (repeatable; replaces the built-in pools)', collect, [])
     .option('--group <gid>', 'group allowed to use the socket (numeric gid)')
     .option('--firewall-check-interval <ms>', 'how often to check that netd\'s firewall rules are still there (0: never)', '3000')
+    .option('--ip-forward-no-drop', 'when netd turns IP forwarding on, leave the FORWARD policy as it is (default: set it to DROP)')
     .option('--dns <address>', 'upstream DNS server for the embedded DNS: IP, IPv4:PORT or [IPv6]:PORT (repeatable; default: the host resolv.conf nameservers)', collect, [])
     .action(async (opts, cmd: Command) => {
       // Required here, not imported above: only this command loads the daemon (and the native addon).
@@ -76,6 +77,7 @@ export function buildProgram(): Command {
         group: opts.group === undefined ? undefined : Number(opts.group),
         firewallCheckIntervalMs: Number(opts.firewallCheckInterval),
         dns: opts.dns,
+        ipForwardNoDrop: opts.ipForwardNoDrop === true,
       });
     });
 

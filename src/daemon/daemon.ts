@@ -21,6 +21,8 @@ import { NullDriver } from '../drivers/null.js';
 import { OPT_BRIDGE_NAME, OPT_DEFAULT_BRIDGE } from '../drivers/bridge/options.js';
 import { parseIfName } from '../net/index.js';
 import { startApiServer } from '../api/server.js';
+import { claimUnixSocket, parseHost } from '../api/listen.js';
+import { loadInstance } from './instance.js';
 import { ProcNamespaceResolver } from './namespace-resolver.js';
 import { hostSubnets } from './host-subnets.js';
 import { DnsService } from '../dns/dns-service.js';
@@ -40,19 +42,23 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   }
   const pools = (config.defaultAddressPools.length > 0 ? config.defaultAddressPools : DEFAULT_ADDRESS_POOLS).map(parseAddressPool);
   mkdirSync(config.dataRoot, { recursive: true, mode: 0o700 });
+  const listen = parseHost(config.host);
   const lock = DataRootLock.acquire(config.dataRoot);
   let rtnl: Rtnl | undefined;
   let server: Server | undefined;
   let dns: DnsService | undefined;
   try {
+    // Before anything changes in the kernel: a live daemon on the socket path stops this one here.
+    if (listen.kind === 'unix') await claimUnixSocket(listen.path);
+    const instance = loadInstance(config.dataRoot);
     dns = new DnsService({ log, servers: config.dns });
     rtnl = Rtnl.open();
     const hostRtnl = rtnl;
-    const firewall = createFirewall({ logger: log });
+    const firewall = createFirewall({ logger: log, instance });
     const controller = new Controller({
       store: new Store(config.dataRoot),
       ipam: new Ipam(pools),
-      drivers: [new BridgeDriver({ rtnl: hostRtnl, firewall, log }), new HostDriver(), new NullDriver()],
+      drivers: [new BridgeDriver({ rtnl: hostRtnl, firewall, log, instance, ipForwardNoDrop: config.ipForwardNoDrop }), new HostDriver(), new NullDriver()],
       resolver: new ProcNamespaceResolver(join(config.execRoot, 'netns')),
       log,
       hostSubnets: () => hostSubnets(hostRtnl),
@@ -65,9 +71,10 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       observers: [dns],
     });
     const problems = await controller.start();
+    instance.adopted(); // the marks netd used before instances are replaced by now
     const stopMonitors = controller.startMonitors({ sweepMs: config.sweepIntervalMs, firewallMs: config.firewallCheckIntervalMs });
     server = await startApiServer({ host: config.host, controller, log, group: config.group });
-    log.info({ op: 'start', host: config.host, dataRoot: config.dataRoot, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
+    log.info({ op: 'start', host: config.host, dataRoot: config.dataRoot, instance: instance.id, adoptedLegacyMarks: instance.adoptLegacy, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
     const srv = server;
     const dnsService = dns;
     return {

@@ -18,6 +18,8 @@ export interface DaemonConfig {
   firewallCheckIntervalMs?: number;
   /** Upstream DNS servers for the embedded DNS (`--dns`); default: the host's resolv.conf nameservers. */
   dns?: string[];
+  /** When netd turns IP forwarding on, leave the FORWARD policy alone (default: set it to DROP). */
+  ipForwardNoDrop?: boolean;
 }
 
 export const DEFAULTS: DaemonConfig = {

@@ -17,15 +17,15 @@
 import { performance } from 'node:perf_hooks';
 import { CommandError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { CommandRunner } from './exec.js';
+import { runChecked, type CommandRunner } from './exec.js';
 import type { Firewall, FirewallBackendOptions } from './firewall.js';
 import type { Family, Table } from './model.js';
 import { RestoreScript } from './restore-script.js';
-import { BASE_TAG, isNetdTag, normalizeNetwork, type FirewallNetwork, type NetworkFirewallSpec } from './spec.js';
+import { normalizeNetwork, type FirewallNetwork, type NetworkFirewallSpec } from './spec.js';
+import { BASE_TAG, FirewallMarks } from './marks.js';
 import {
   forwardFamily,
   forwardLayout,
-  isForwardChain,
   normalizeForward,
   sameForward,
   type FirewallForward,
@@ -35,6 +35,8 @@ import { deleteConntrack, flowsToContainer, flowsToHostPorts } from './conntrack
 import { baseLayout, EMPTY_LAYOUT, mergeLayouts, networkRules, subnetOf, withForwards, type Layout } from './iptables-layout.js';
 import { planFamily } from './iptables-plan.js';
 import { IptablesCommands } from './iptables-commands.js';
+
+const POLICY_CMD: Record<Family, string> = { 4: 'iptables', 6: 'ip6tables' };
 
 /** Key of a bucket chain known to exist. */
 function bucketKey(family: Family, table: Table, chain: string): string {
@@ -47,6 +49,8 @@ export class IptablesFirewall implements Firewall {
   private readonly exec: CommandRunner;
   private readonly commands: IptablesCommands;
   private readonly families: readonly Family[];
+  /** This daemon's marks: what it may change and remove (marks.ts). */
+  private readonly marks: FirewallMarks;
   /** Operations run one at a time: each plans from its own read, which a concurrent apply would stale. */
   private queue: Promise<unknown> = Promise.resolve();
   /** Port forwards this process applied (or reconciled), by endpoint id12: what the fast path relies on. */
@@ -59,6 +63,7 @@ export class IptablesFirewall implements Firewall {
     this.exec = opts.exec;
     this.commands = new IptablesCommands(opts.exec, this.log);
     this.families = opts.ipv6 ? [4, 6] : [4];
+    this.marks = opts.instance ? new FirewallMarks(opts.instance) : FirewallMarks.LEGACY;
   }
 
   init(): Promise<void> {
@@ -115,9 +120,9 @@ export class IptablesFirewall implements Firewall {
           'reconcile',
           this.families,
           (f) => withForwards(mergeLayouts(baseLayout(f), networks.flatMap((n) => networkRules(n, f))), [...forwards.values()], f),
-          isNetdTag,
+          (c) => this.marks.owns(c),
           undefined,
-          isForwardChain,
+          (t, c) => this.marks.ownsChain(t, c),
         );
       } catch (err) {
         // The kernel is in an unknown state: forget what the fast path knew, so it reads before it writes.
@@ -249,18 +254,29 @@ export class IptablesFirewall implements Firewall {
   }
 
   private normalizeForward(spec: PortForwardSpec): FirewallForward {
-    return normalizeForward(spec, this.families, (m) =>
-      this.log.warn({ endpoint: spec.endpointId?.slice?.(0, 12), hostIp: m.hostIp, hostPort: m.hostPort }, 'IPv6 firewalling is disabled: ignoring an IPv6 port mapping'),
+    return normalizeForward(
+      spec,
+      this.families,
+      (m) => this.log.warn({ endpoint: spec.endpointId?.slice?.(0, 12), hostIp: m.hostIp, hostPort: m.hostPort }, 'IPv6 firewalling is disabled: ignoring an IPv6 port mapping'),
+      this.marks,
     );
   }
 
   private normalize(spec: NetworkFirewallSpec): FirewallNetwork {
-    const n = normalizeNetwork(spec);
+    const n = normalizeNetwork(spec, this.marks);
     if (n.v6 && !this.families.includes(6)) {
       this.log.warn({ network: n.id12, subnet: n.v6.toString() }, 'IPv6 firewalling is disabled: ignoring the IPv6 subnet');
       return { ...n, v6: undefined };
     }
     return n;
+  }
+
+  dropForwardByDefault(families: readonly Family[]): Promise<void> {
+    const wanted = this.families.filter((f) => families.includes(f));
+    return this.serialize(async () => {
+      await Promise.all(wanted.map((f) => runChecked(this.exec, [POLICY_CMD[f], '-w', '-t', 'filter', '-P', 'FORWARD', 'DROP'])));
+      this.log.warn({ families: wanted }, 'netd turned IP forwarding on: the FORWARD policy is now DROP (netd daemon --ip-forward-no-drop keeps it)');
+    });
   }
 
   settled(): Promise<void> {
