@@ -36,6 +36,11 @@ import { baseLayout, EMPTY_LAYOUT, mergeLayouts, networkRules, subnetOf, withFor
 import { planFamily } from './iptables-plan.js';
 import { IptablesCommands } from './iptables-commands.js';
 
+/** Read-plan-apply rounds before an operation gives up (see converge). */
+const CONVERGE_ATTEMPTS = 3;
+/** What iptables-restore says when a chain this operation saw missing was made meanwhile (by another instance). */
+const RACE_RE = /Chain already exists/;
+
 const POLICY_CMD: Record<Family, string> = { 4: 'iptables', 6: 'ip6tables' };
 
 /** Key of a bucket chain known to exist. */
@@ -298,9 +303,20 @@ export class IptablesFirewall implements Firewall {
     chainInScope?: (table: Table, chain: string) => boolean,
   ): Promise<void> {
     const started = performance.now();
-    const states = await Promise.all(families.map((f) => this.commands.read(f)));
-    const scripts = families.map((f, i) => planFamily(f, states[i], layoutFor(f), inScope, chainInScope));
-    await this.commands.apply(op, scripts);
+    let scripts: RestoreScript[];
+    for (let attempt = 1; ; attempt++) {
+      const states = await Promise.all(families.map((f) => this.commands.read(f)));
+      scripts = families.map((f, i) => planFamily(f, states[i], layoutFor(f), inScope, chainInScope));
+      try {
+        await this.commands.apply(op, scripts);
+        break;
+      } catch (err) {
+        // Another netd instance may have changed the shared chains between the read and the apply (a
+        // chain made meanwhile fails `-N`): apply() reverted this attempt; plan again from a fresh read.
+        if (!(err instanceof CommandError) || !RACE_RE.test(err.stderr) || attempt >= CONVERGE_ATTEMPTS) throw err;
+        this.log.warn({ op, attempt, error: err.message }, 'firewall changed under this operation; planning again');
+      }
+    }
     const counts = scripts.map((s) => ({ family: s.family, ...s.summary() }));
     this.log.info({ op, network: network?.id12, counts, ms: Math.round((performance.now() - started) * 10) / 10 }, `firewall ${op}`);
   }
