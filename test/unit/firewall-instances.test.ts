@@ -22,17 +22,16 @@ const B = { id: 'bbbbbb' };
 /** Rules of instance A, of instance B, and of a netd from before instances, side by side. */
 const SAVED = `*nat
 :PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
 :POSTROUTING ACCEPT [0:0]
-:NETD - [0:0]
-:NETD-POSTROUTING - [0:0]
 :NETD-PF-aaaaaa-a1b2c3d4e5f6 - [0:0]
 :NETD-PFB-aaaaaa-a1 - [0:0]
 :NETD-PF-bbbbbb-b1b2c3d4e5f6 - [0:0]
 :NETD-PFB-bbbbbb-b1 - [0:0]
 :NETD-PF-c1b2c3d4e5f6 - [0:0]
 :NETD-PFB-c1 - [0:0]
+:NETD - [0:0]
+:NETD-POSTROUTING - [0:0]
+:OUTPUT ACCEPT [0:0]
 -A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment netd -j NETD
 -A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment netd -j NETD
 -A POSTROUTING -m comment --comment netd -j NETD-POSTROUTING
