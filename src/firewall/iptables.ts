@@ -280,7 +280,7 @@ export class IptablesFirewall implements Firewall {
     const wanted = this.families.filter((f) => families.includes(f));
     return this.serialize(async () => {
       await Promise.all(wanted.map((f) => runChecked(this.exec, [POLICY_CMD[f], '-w', '-t', 'filter', '-P', 'FORWARD', 'DROP'])));
-      this.log.warn({ families: wanted }, 'netd turned IP forwarding on: the FORWARD policy is now DROP (netd daemon --ip-forward-no-drop keeps it)');
+      this.log.warn({ families: wanted }, 'netd turns IP forwarding on: FORWARD policy set to DROP first (netd daemon --ip-forward-no-drop keeps the policy)');
     });
   }
 

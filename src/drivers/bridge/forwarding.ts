@@ -27,18 +27,22 @@ const IPV6_CONF = '/proc/sys/net/ipv6/conf';
 export class HostForwarding {
   constructor(private readonly deps: ForwardingDeps) {}
 
-  /** Forwarding on for the families a network has (4 and/or 6). */
+  /**
+   * Forwarding on for the families a network has (4 and/or 6). The policy goes to DROP before forwarding
+   * comes on: the host never routes unfiltered, and a failure leaves forwarding off, so the next attempt
+   * protects the host again.
+   */
   async enable(v4: boolean, v6: boolean): Promise<void> {
-    const enabled: (4 | 6)[] = [];
-    if (v4 && writeSysctl('net.ipv4.ip_forward', '1')) enabled.push(4);
-    if (v6 && readSysctl('net.ipv6.conf.all.forwarding') !== '1') {
-      await this.keepAcceptingRouterAdvertisements();
-      writeSysctl('net.ipv6.conf.all.forwarding', '1');
-      enabled.push(6);
+    const families = ([[4, v4, 'net.ipv4.ip_forward'], [6, v6, 'net.ipv6.conf.all.forwarding']] as const).filter(
+      ([, wanted, key]) => wanted && readSysctl(key) !== '1',
+    );
+    if (families.length === 0) return;
+    if (!this.deps.noDrop) await this.deps.firewall.dropForwardByDefault(families.map(([f]) => f));
+    for (const [family, , key] of families) {
+      if (family === 6) await this.keepAcceptingRouterAdvertisements();
+      writeSysctl(key, '1');
     }
-    if (enabled.length === 0) return;
-    this.deps.log.info({ op: 'forwarding', families: enabled }, 'IP forwarding turned on');
-    if (!this.deps.noDrop) await this.deps.firewall.dropForwardByDefault(enabled);
+    this.deps.log.info({ op: 'forwarding', families: families.map(([f]) => f) }, 'IP forwarding turned on');
   }
 
   private async keepAcceptingRouterAdvertisements(): Promise<void> {
