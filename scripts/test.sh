@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then echo "test.sh: run as root (the integration tests create network namespaces)" >&2; exit 1; fi
-./scripts/install-deps.sh
+./scripts/install-deps.sh --test
 npm test

@@ -65,6 +65,20 @@ export class CommandError extends NetdError {
   }
 }
 
+/**
+ * A program netd runs (iptables-restore, conntrack, ...) is not installed. The message is one line that
+ * names the Debian package providing it.
+ */
+export class MissingToolError extends NetdError {
+  readonly tool: string;
+  readonly pkg: string;
+  constructor(tool: string, pkg: string) {
+    super(`${tool} is not installed (or not in PATH): install the Debian package ${pkg} (apt-get install ${pkg})`, 500, 'missing_tool');
+    this.tool = tool;
+    this.pkg = pkg;
+  }
+}
+
 /** Turns anything thrown into a NetdError, keeping the original as cause. */
 export function asNetdError(err: unknown): NetdError {
   if (err instanceof NetdError) return err;

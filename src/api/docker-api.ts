@@ -140,6 +140,7 @@ export function addDockerRoutes(router: Router, controller: Controller): void {
     if (v6 && str(v6, 'IPRange', 'IPRange')) throw new InvalidArgumentError('IPRange is not supported for IPv6 subnets');
     if (bool(body, 'Ingress')) throw new InvalidArgumentError('ingress networks are not supported');
     if (bool(body, 'ConfigOnly')) throw new InvalidArgumentError('config-only networks are not supported');
+    const warnings: string[] = [];
     const record = await controller.createNetwork({
       name,
       driver: str(body, 'Driver'),
@@ -153,8 +154,8 @@ export function addDockerRoutes(router: Router, controller: Controller): void {
       attachable: bool(body, 'Attachable'),
       options: strMap(body, 'Options'),
       labels: strMap(body, 'Labels'),
-    });
-    return { status: 201, body: { Id: record.id, Warning: '' } };
+    }, (w) => warnings.push(w));
+    return { status: 201, body: { Id: record.id, Warning: warnings.join('; ') } };
   });
 
   router.add('DELETE', '/networks/{id}', async (req) => {

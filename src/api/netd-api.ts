@@ -57,7 +57,7 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
       aliases: strList(body, 'aliases'),
       mode: str(body, 'mode'),
       options: endpointOptions(body),
-      // Observer fields (resolv.conf/hosts paths, links), passed through for them to check.
+      // Observer fields (links, resolv.conf/hosts paths under --files-root): checked by them before anything is attached.
       extras: body.extras === undefined || body.extras === null ? undefined : obj(body.extras, 'extras'),
     });
     return { status: 201, body: result };

@@ -10,7 +10,7 @@ import { table } from './format.js';
 import { DEFAULTS } from '../daemon/defaults.js';
 import { parsePublishSpec } from '../portmap/parse.js';
 import { IPAddress, Prefix } from '../net/index.js';
-import { familyOf, formatBinding, toDockerPortBinding, type PortBinding } from '../portmap/types.js';
+import { familyOf, formatBinding, hostPortFor, toDockerPortBinding, type PortBinding } from '../portmap/types.js';
 
 const VERSION = '0.1.0';
 
@@ -56,7 +56,7 @@ export function buildProgram(): Command {
     .command('daemon')
     .description('run the daemon')
     .option('--data-root <dir>', 'where state is kept', DEFAULTS.dataRoot)
-    .option('--exec-root <dir>', 'runtime files (namespaces netd creates)', DEFAULTS.execRoot)
+    .option('--exec-root <dir>', 'runtime files (namespaces netd creates, containers\' resolv.conf and hosts)', DEFAULTS.execRoot)
     .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
     .option('--bridge <name>', 'bridge of the default network', DEFAULTS.bridge)
     .option('--default-address-pool <base=CIDR,size=N>', 'default address pool (repeatable; replaces the built-in pools)', collect, [])
@@ -64,6 +64,7 @@ export function buildProgram(): Command {
     .option('--firewall-check-interval <ms>', 'how often to check that netd\'s firewall rules are still there (0: never)', '3000')
     .option('--ip-forward-no-drop', 'when netd turns IP forwarding on, leave the FORWARD policy as it is (default: set it to DROP)')
     .option('--dns <address>', 'upstream DNS server for the embedded DNS: IP, IPv4:PORT or [IPv6]:PORT (repeatable; default: the host resolv.conf nameservers)', collect, [])
+    .option('--files-root <dir>', 'let clients name files for netd to write (attach --resolv-conf/--hosts) under this directory only (default: nowhere)')
     .action(async (opts, cmd: Command) => {
       // Required here, not imported above: only this command loads the daemon (and the native addon).
       const { runDaemon } = require('./daemon-command.js') as typeof import('./daemon-command.js');
@@ -77,6 +78,7 @@ export function buildProgram(): Command {
         group: opts.group === undefined ? undefined : Number(opts.group),
         firewallCheckIntervalMs: Number(opts.firewallCheckInterval),
         dns: opts.dns,
+        filesRoot: opts.filesRoot === undefined ? undefined : resolvePath(opts.filesRoot),
         ipForwardNoDrop: opts.ipForwardNoDrop === true,
       });
     });
@@ -101,7 +103,7 @@ export function buildProgram(): Command {
         config.push({ Subnet: subnet, Gateway: gateways.find((g) => IPAddress.parse(g, 'gateway').family === family), IPRange: family === 6 ? undefined : opts.ipRange });
       }
       if (config.length === 0 && (opts.ipRange || gateways.length > 0)) throw new Error('--ip-range and --gateway need --subnet');
-      const res = await client(cmd).call<{ Id: string }>('POST', '/networks/create', {
+      const res = await client(cmd).call<{ Id: string; Warning?: string }>('POST', '/networks/create', {
         Name: name,
         Driver: opts.driver,
         IPAM: { Driver: 'default', Config: config },
@@ -111,6 +113,7 @@ export function buildProgram(): Command {
         Options: keyValues(opts.opt, 'option'),
         Labels: keyValues(opts.label, 'label'),
       });
+      if (res.Warning) process.stderr.write(`netd: warning: ${res.Warning}\n`);
       process.stdout.write(res.Id + '\n');
     });
 
@@ -125,14 +128,14 @@ export function buildProgram(): Command {
     .option('--mac <address>', 'MAC address')
     .option('--alias <name>', 'network-scoped alias (repeatable)', collect, [])
     .option('-p, --publish <[host-ip:][host-port[-end]:]port[-end][/proto]>', 'publish container ports on the host (repeatable); no host port: a free one', collect, [])
-    .option('--resolv-conf <path>', 'have the daemon write the resolv.conf the container should use to this file (atomically)')
-    .option('--hosts <path>', 'have the daemon write the container\'s hosts file to this file (atomically)')
-    .option('--link <name[:alias]>', 'hosts entry for another container on the network (repeatable; needs --hosts)', collect, [])
+    .option('--resolv-conf <path>', 'also write the container\'s resolv.conf to this file (only under the daemon\'s --files-root)')
+    .option('--hosts <path>', 'also write the container\'s hosts file to this file (only under the daemon\'s --files-root)')
+    .option('--link <name[:alias]>', 'hosts entry for another container on the network (repeatable)', collect, [])
     .action(async (container: string, opts, cmd: Command) => {
       const target = /^\d+$/.test(container) ? { pid: Number(container) } : container.startsWith('/') ? { path: container } : { sandbox: container };
-      if ((opts.link as string[]).length > 0 && !opts.hosts) throw new Error('--link needs --hosts');
       const absolute = (p: string | undefined) => (p === undefined ? undefined : resolvePath(p));
-      const extras = opts.resolvConf || opts.hosts ? { resolvConf: absolute(opts.resolvConf), hosts: absolute(opts.hosts), links: opts.link } : undefined;
+      const links = opts.link as string[];
+      const extras = opts.resolvConf || opts.hosts || links.length > 0 ? { resolvConf: absolute(opts.resolvConf), hosts: absolute(opts.hosts), links: links.length > 0 ? links : undefined } : undefined;
       const result = await client(cmd).call<{ network: string; files?: { problems?: string[] } }>('POST', '/netd/v1/attach', {
         target,
         network: opts.network,
@@ -160,9 +163,13 @@ export function buildProgram(): Command {
       list.sort((a, b) => a.containerPort - b.containerPort || a.proto.localeCompare(b.proto) || familyOf(a.hostIp) - familyOf(b.hostIp) || a.hostPort - b.hostPort);
       if (port === undefined) return void process.stdout.write(list.map((b) => formatBinding(b) + '\n').join(''));
       const [number, proto = 'tcp'] = port.split('/');
-      const matching = list.filter((b) => String(b.containerPort) === number && b.proto === proto.toLowerCase());
+      // A range binding holds the port if it lies in its container range: print that port's own host port.
+      const matching = list.flatMap((b) => {
+        const hostPort = b.proto === proto.toLowerCase() ? hostPortFor(b, Number(number)) : undefined;
+        return hostPort === undefined ? [] : [formatBinding({ ...b, hostPort, hostPortEnd: undefined }).split(' -> ')[1]];
+      });
       if (matching.length === 0) throw new Error(`no public port ${number}/${proto} published for ${container}`);
-      process.stdout.write(matching.map((b) => formatBinding(b).split(' -> ')[1] + '\n').join(''));
+      process.stdout.write(matching.map((hostAddress) => hostAddress + '\n').join(''));
     });
 
   program

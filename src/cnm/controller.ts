@@ -202,8 +202,14 @@ export class Controller {
 
   // ---------------------------------------------------------------- networks
 
-  createNetwork(req: NetworkCreateRequest): Promise<NetworkRecord> {
-    return this.exclusive('create-network', { name: req?.name }, () => this.networkOps.create(req, false));
+  /** Creates a network. `warn` hears (and the log records) what is allowed but likely a mistake. */
+  createNetwork(req: NetworkCreateRequest, warn?: (message: string) => void): Promise<NetworkRecord> {
+    return this.exclusive('create-network', { name: req?.name }, () =>
+      this.networkOps.create(req, false, (message) => {
+        this.log.warn({ op: 'create-network', name: req.name }, message);
+        warn?.(message);
+      }),
+    );
   }
 
   deleteNetwork(ref: string): Promise<void> {
@@ -237,6 +243,7 @@ export class Controller {
       if (mode.kind === 'container') {
         const option = Object.keys(req.options ?? {})[0];
         if (option !== undefined) throw new InvalidArgumentError(`a container sharing another's namespace cannot ${optionPurpose(option)} of its own; do so on ${mode.ref}`);
+        if (Object.keys(req.extras ?? {}).length > 0) throw new InvalidArgumentError(`a container sharing another's namespace uses its resolv.conf, hosts and links; set them on ${mode.ref}`);
         return this.sandboxOps.joinShared(req, mode.ref);
       }
       const networkRef = mode.kind === 'network' ? (req.network ?? this.defaultNetwork) : mode.network;

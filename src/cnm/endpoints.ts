@@ -26,6 +26,8 @@ export class Endpoints {
     const aliases = checkAliases(req.aliases);
     const options = checkEndpointOptions(req.options);
     checkOptionsAccepted(network.record, driver, options);
+    // Extras (links, file paths) are checked now: a bad one must not leave a container attached.
+    this.ctx.observers.checkAttach(network.record, req.extras ?? {});
     const onHost = caps.hostNamespace === true;
     const ns = targets.resolve(req.target, onHost);
     if (onHost && !ns.host) {

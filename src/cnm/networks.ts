@@ -19,7 +19,8 @@ export class Networks {
     private readonly defaultDriver: string,
   ) {}
 
-  async create(req: NetworkCreateRequest, predefined: boolean): Promise<NetworkRecord> {
+  /** Creates a network. `warn` hears what is allowed but likely a mistake (a subnet the host uses). */
+  async create(req: NetworkCreateRequest, predefined: boolean, warn?: (message: string) => void): Promise<NetworkRecord> {
     const { registry, ipam, journal } = this.ctx;
     if (!req || !isValidName(req.name)) {
       throw new InvalidArgumentError(`invalid network name ${JSON.stringify(req?.name)}: use 1-64 of [a-zA-Z0-9_.-], starting with a letter or digit`);
@@ -39,7 +40,7 @@ export class Networks {
     const ipv6: IpamConfig[] = [];
     const enableIPv6 = Boolean(req.enableIPv6 || req.subnet6);
     if (driver.capabilities.interface) {
-      const avoid = req.subnet ? [] : await this.hostSubnets();
+      const avoid = await this.hostSubnets();
       const pool4: PoolInfo = await tx.step(
         'allocate IPv4 pool',
         () => ipam.addPool({ family: 4, subnet: req.subnet, gateway: req.gateway, ipRange: req.ipRange }, avoid),
@@ -53,6 +54,10 @@ export class Networks {
           (): void => ipam.removePool(pool6.subnet),
         );
         ipv6.push(toIpamConfig(pool6));
+      }
+      for (const subnet of [req.subnet, req.subnet6]) {
+        const used = subnet && hostUses(subnet, avoid);
+        if (used) warn?.(`subnet ${subnet} overlaps ${used.join(', ')}, which this host already uses (an address, route or nameserver of its own): traffic between the host and those addresses may go astray`);
       }
     }
     const record: NetworkRecord = {
@@ -104,6 +109,12 @@ export class Networks {
     this.ctx.registry.networksById.delete(network.id);
     this.ctx.journal.done(network.id);
   }
+}
+
+/** The host's own prefixes that an explicit subnet overlaps, each once; undefined when none. */
+function hostUses(subnet: Prefix, host: readonly Prefix[]): string[] | undefined {
+  const found = [...new Set(host.filter((p) => p.overlaps(subnet)).map(String))];
+  return found.length > 0 ? found : undefined;
 }
 
 function toIpamConfig(pool: PoolInfo): IpamConfig {

@@ -16,6 +16,10 @@ export interface ObservedNetwork extends NetworkRecord {
 }
 
 export interface NetworkObserver {
+  /** The attach extras this observer reads; an attach with a key no observer reads is refused. */
+  readonly extrasKeys?: readonly string[];
+  /** Before an attach changes anything: throws (a NetdError) when its extras cannot be honoured. */
+  checkAttach?(network: ObservedNetwork, extras: AttachExtras): void;
   /** After a network exists (also for each network restored at start). */
   networkCreated?(network: ObservedNetwork): Promise<void> | void;
   /** Before a network's kernel state is removed. */

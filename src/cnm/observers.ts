@@ -2,6 +2,7 @@
  * Fan-out to the controller's observers (observer.ts): each is told in turn, with the network as
  * observers see it (its driver's capabilities included); one that fails is logged and goes no further.
  */
+import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Registry } from './registry.js';
 import type { NetworkRecord } from './network.js';
@@ -30,6 +31,19 @@ export class Observers {
 
   endpointLeft(network: NetworkRecord, ep: EndpointRecord): Promise<void> {
     return this.notify('endpointLeft', network, (o, n) => o.endpointLeft?.(n, ep));
+  }
+
+  /**
+   * Before an attach: its extras are refused (400) unless some observer reads each key and every observer
+   * accepts them. Unlike the notifications, a refusal here stops the attach before it changes anything.
+   */
+  checkAttach(network: NetworkRecord, extras: AttachExtras): void {
+    const keys = Object.keys(extras);
+    if (keys.length === 0) return;
+    const unknown = keys.find((k) => !this.list.some((o) => o.extrasKeys?.includes(k)));
+    if (unknown !== undefined) throw new InvalidArgumentError(`unknown attach extra ${JSON.stringify(unknown)}`);
+    const observed = this.observed(network);
+    for (const o of this.list) o.checkAttach?.(observed, extras);
   }
 
   /** The fields observers add to what is reported of an endpoint (e.g. `dns`). */

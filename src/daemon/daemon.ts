@@ -11,10 +11,12 @@ import { InvalidArgumentError } from '../errors.js';
 import { Controller } from '../cnm/controller.js';
 import { Ipam } from '../ipam/ipam.js';
 import { DEFAULT_ADDRESS_POOLS, parseAddressPool } from '../ipam/default-pools.js';
+import { defaultIpv6Pool } from '../ipam/ula.js';
 import { Store } from '../store/store.js';
 import { DataRootLock } from '../store/lock.js';
 import { Rtnl } from '../kernel/rtnetlink.js';
 import { createFirewall } from '../firewall/factory.js';
+import { findTool, missingTool, requireTools } from '../firewall/tools.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host.js';
 import { NullDriver } from '../drivers/null.js';
@@ -26,6 +28,7 @@ import { loadInstance } from './instance.js';
 import { ProcNamespaceResolver } from './namespace-resolver.js';
 import { hostSubnets } from './host-subnets.js';
 import { DnsService } from '../dns/dns-service.js';
+import { FilesRoot } from '../dns/files-root.js';
 import type { DaemonConfig } from './defaults.js';
 
 export interface RunningDaemon {
@@ -51,10 +54,19 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     // Before anything changes in the kernel: a live daemon on the socket path stops this one here.
     if (listen.kind === 'unix') await claimUnixSocket(listen.path);
     const instance = loadInstance(config.dataRoot);
-    dns = new DnsService({ log, servers: config.dns });
+    // No IPv6 pool given: IPv6 networks without a subnet get /64s of this host's own ULA /48.
+    if (!pools.some((p) => p.base.family === 6)) pools.push(defaultIpv6Pool(config.dataRoot));
+    dns = new DnsService({
+      log,
+      servers: config.dns,
+      containerFilesDir: join(config.execRoot, 'containers'),
+      filesRoot: config.filesRoot === undefined ? undefined : FilesRoot.open(config.filesRoot),
+    });
     rtnl = Rtnl.open();
     const hostRtnl = rtnl;
     const firewall = createFirewall({ logger: log, instance });
+    requireTools(firewall.tools.required);
+    for (const tool of firewall.tools.optional.filter((t) => !findTool(t))) log.warn({ op: 'start', tool }, `${missingTool(tool).message}; netd works without it, with less cleanup`);
     const controller = new Controller({
       store: new Store(config.dataRoot),
       ipam: new Ipam(pools),
@@ -72,6 +84,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     });
     const problems = await controller.start();
     instance.adopted(); // the marks netd used before instances are replaced by now
+    dns.removeOrphanFiles();
     const stopMonitors = controller.startMonitors({ sweepMs: config.sweepIntervalMs, firewallMs: config.firewallCheckIntervalMs });
     server = await startApiServer({ host: config.host, controller, log, group: config.group });
     log.info({ op: 'start', host: config.host, dataRoot: config.dataRoot, instance: instance.id, adoptedLegacyMarks: instance.adoptLegacy, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');

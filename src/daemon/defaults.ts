@@ -5,7 +5,10 @@
 export interface DaemonConfig {
   host: string;
   dataRoot: string;
-  /** Runtime files: the namespaces netd creates live in `<execRoot>/netns`. */
+  /**
+   * Runtime files: the namespaces netd creates live in `<execRoot>/netns`, containers' resolv.conf and
+   * hosts in `<execRoot>/containers/<sandbox-id>/`.
+   */
   execRoot: string;
   logLevel: string;
   bridge: string;
@@ -18,6 +21,8 @@ export interface DaemonConfig {
   firewallCheckIntervalMs?: number;
   /** Upstream DNS servers for the embedded DNS (`--dns`); default: the host's resolv.conf nameservers. */
   dns?: string[];
+  /** The only directory under which clients may name files for netd to write (`--files-root`); none by default. */
+  filesRoot?: string;
   /** When netd turns IP forwarding on, leave the FORWARD policy alone (default: set it to DROP). */
   ipForwardNoDrop?: boolean;
 }

@@ -1,8 +1,8 @@
 /**
  * netd's embedded DNS, as a controller observer: it follows networks and endpoints, runs a
- * NetworkDnsServer on each network's gateway, tells attach callers which resolv.conf to use, and writes
- * resolv.conf and hosts files for runtimes that ask for them (attach extras `resolvConf`, `hosts`,
- * `links`).
+ * NetworkDnsServer on each network's gateway, tells attach callers which resolv.conf to use, and has
+ * each container's resolv.conf and hosts files written (container-files.ts; attach extras `resolvConf`,
+ * `hosts`, `links`).
  *
  * What each kind of network gets (chosen to match what Docker users know), as its driver's capabilities
  * say (never by driver name):
@@ -31,8 +31,8 @@ import { namesOf } from './records.js';
 import { Forwarder } from './forwarder.js';
 import { Responder } from './responder.js';
 import { NetworkDnsServer } from './dns-server.js';
-import { writeFileAtomic } from './atomic-file.js';
-import { parseLink, renderHosts, type HostsEntry } from './hosts-file.js';
+import { ContainerFiles, FILE_EXTRAS } from './container-files.js';
+import type { FilesRoot } from './files-root.js';
 import {
   HOST_RESOLV_CONF,
   MAX_NAMESERVERS,
@@ -41,7 +41,6 @@ import {
   isLoopback,
   parseUpstream,
   readResolvConf,
-  renderResolvConf,
   type DnsConfig,
   type ResolvConf,
   type Upstream,
@@ -58,17 +57,14 @@ export interface DnsServiceOptions {
   timeoutMs?: number;
   attemptMs?: number;
   maxInFlight?: number;
+  /** Where each container's resolv.conf and hosts are written (`<exec-root>/containers`); none if undefined. */
+  containerFilesDir?: string;
+  /** Where clients may name further copies (`--files-root`); nowhere if undefined. */
+  filesRoot?: FilesRoot;
 }
 
 /** How often the host's resolv.conf is checked for changes, at most. */
 const RESOLV_CONF_CHECK_MS = 2000;
-
-/** The attach result's record of the files written for the container. */
-interface FilesOutcome {
-  resolvConf?: string;
-  hosts?: string;
-  problems?: string[];
-}
 
 /** The address of an interface address, as text (what DNS answers and hosts files carry). */
 const plain = (a: InterfaceAddress | undefined): string | undefined => a?.address.toString();
@@ -76,7 +72,9 @@ const plain = (a: InterfaceAddress | undefined): string | undefined => a?.addres
 export class DnsService implements NetworkObserver {
   private readonly directory = new NameDirectory();
   private readonly servers = new Map<string, NetworkDnsServer>();
-  private readonly files = new Map<string, FilesOutcome>();
+  private readonly files: ContainerFiles;
+  /** The attach extras this observer reads (checked by `checkAttach`). */
+  readonly extrasKeys: readonly string[] = FILE_EXTRAS;
   private readonly forwarder: Forwarder;
   private readonly responder: Responder;
   private readonly configured: Upstream[];
@@ -95,6 +93,13 @@ export class DnsService implements NetworkObserver {
     this.hostStamp = stamp(this.resolvConfPath);
     this.forwarder = new Forwarder({ log: opts.log, timeoutMs: opts.timeoutMs, attemptMs: opts.attemptMs, maxInFlight: opts.maxInFlight });
     this.responder = new Responder({ directory: this.directory, forwarder: this.forwarder, upstreams: () => this.upstreams(), log: opts.log });
+    this.files = new ContainerFiles({
+      log: opts.log,
+      dir: opts.containerFilesDir,
+      filesRoot: opts.filesRoot,
+      dnsConfig: (network) => this.dnsConfig(network),
+      named: (networkId, name) => this.directory.endpointNamed(networkId, name),
+    });
     opts.log.info({ op: 'dns', upstreams: this.upstreams().map(formatUpstream), source: this.configured.length > 0 ? '--dns' : this.resolvConfPath }, 'DNS upstreams');
   }
 
@@ -172,21 +177,27 @@ export class DnsService implements NetworkObserver {
       ipv4: plain(endpoint.ipv4),
       ipv6: plain(endpoint.ipv6),
     });
-    const outcome = this.writeFiles(network, endpoint, sandbox, extras ?? {});
-    if (outcome) this.files.set(endpoint.id, outcome);
+    this.files.joined(network, endpoint, sandbox, extras ?? {});
   }
 
   endpointLeft(network: ObservedNetwork, endpoint: EndpointRecord): void {
     this.directory.leave(network.id, endpoint.id);
-    this.files.delete(endpoint.id);
+    this.files.left(network, endpoint);
+  }
+
+  /** Before an attach: links must name containers on the network, client paths lie under --files-root. */
+  checkAttach(network: ObservedNetwork, extras: AttachExtras): void {
+    this.files.check(network, extras);
   }
 
   describeEndpoint(network: ObservedNetwork, endpoint: EndpointRecord): Record<string, unknown> | undefined {
-    const files = this.files.get(endpoint.id);
-    this.files.delete(endpoint.id);
     const dns = this.dnsConfig(network);
-    if (!dns) return undefined;
-    return files ? { dns, files } : { dns };
+    return { ...(dns ? { dns } : {}), ...this.files.describe(endpoint) };
+  }
+
+  /** At start, after every restored endpoint joined: containers' file directories nobody owns go. */
+  removeOrphanFiles(): void {
+    this.files.removeOrphans();
   }
 
   async close(): Promise<void> {
@@ -214,70 +225,6 @@ export class DnsService implements NetworkObserver {
     const reachable = upstreams.map((u) => u.address).filter((a) => !isLoopback(a));
     const nameservers = reachable.length > 0 ? reachable : listening;
     return { nameservers: nameservers.slice(0, MAX_NAMESERVERS), search: host.search, options: [...host.options] };
-  }
-
-  // ---------------------------------------------------------------- resolv.conf and hosts files
-
-  private writeFiles(network: ObservedNetwork, endpoint: EndpointRecord, sandbox: SandboxRecord, extras: AttachExtras): FilesOutcome | undefined {
-    const { resolvConf, hosts, links } = extras as { resolvConf?: unknown; hosts?: unknown; links?: unknown };
-    if (resolvConf === undefined && hosts === undefined && links === undefined) return undefined;
-    const outcome: FilesOutcome = {};
-    const problems: string[] = [];
-    const path = (value: unknown, what: string): string | undefined => {
-      if (value === undefined) return undefined;
-      if (typeof value === 'string' && value.startsWith('/') && !value.endsWith('/')) return value;
-      problems.push(`${what} must be an absolute file path, not ${JSON.stringify(value)}`);
-      return undefined;
-    };
-    const resolvPath = path(resolvConf, 'resolvConf');
-    const hostsPath = path(hosts, 'hosts');
-
-    if (resolvPath) {
-      const dns = this.dnsConfig(network) ?? { nameservers: [], search: [], options: [] };
-      try {
-        writeFileAtomic(resolvPath, renderResolvConf(dns));
-        outcome.resolvConf = resolvPath;
-      } catch (err) {
-        problems.push(`could not write ${resolvPath}: ${(err as Error).message}`);
-      }
-    }
-
-    const linked: HostsEntry[] = [];
-    const before = problems.length;
-    if (links !== undefined && (!Array.isArray(links) || links.some((l) => typeof l !== 'string'))) {
-      problems.push('links must be a list of NAME[:ALIAS]');
-    } else {
-      for (const text of (links as string[] | undefined) ?? []) {
-        try {
-          const link = parseLink(text);
-          const target = this.directory.endpointNamed(network.id, link.name);
-          if (!target) throw new Error(`link ${text}: no container named ${link.name} on network ${network.name}`);
-          const names = link.alias ? [link.alias, link.name] : [link.name];
-          for (const address of [target.ipv4, target.ipv6]) if (address) linked.push({ address, names });
-        } catch (err) {
-          problems.push((err as Error).message);
-        }
-      }
-      if (((links as string[] | undefined) ?? []).length > 0 && hosts === undefined) problems.push('links need a hosts file to be written to');
-    }
-    const linksOk = problems.length === before;
-
-    // The hosts file is written whole or not at all: a missing link is an error, not a silent gap.
-    if (hostsPath && linksOk) {
-      const self: HostsEntry[] = [];
-      for (const address of [plain(endpoint.ipv4), plain(endpoint.ipv6)]) if (address) self.push({ address, names: [sandbox.name] });
-      try {
-        writeFileAtomic(hostsPath, renderHosts({ self, links: linked }));
-        outcome.hosts = hostsPath;
-      } catch (err) {
-        problems.push(`could not write ${hostsPath}: ${(err as Error).message}`);
-      }
-    }
-    if (problems.length > 0) {
-      outcome.problems = problems;
-      this.opts.log.warn({ op: 'dns-files', endpoint: endpoint.id, problems }, 'resolv.conf/hosts not (all) written');
-    }
-    return outcome;
   }
 }
 

@@ -3,12 +3,15 @@
  * tests can prefix every command with `ip netns exec NAME` (or record calls without running anything).
  */
 import { spawn } from 'node:child_process';
-import { CommandError } from '../errors.js';
+import { CommandError, type NetdError } from '../errors.js';
+import { missingTool } from './tools.js';
 
 export interface CommandResult {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** The program does not exist (spawn's ENOENT): nothing ran. */
+  missing?: boolean;
 }
 
 export type CommandRunner = (argv: string[], stdin?: string) => Promise<CommandResult>;
@@ -21,11 +24,11 @@ export const spawnRunner: CommandRunner = (argv, stdin) =>
     let stdout = '';
     let stderr = '';
     let settled = false;
-    const finish = (code: number | null, extra = '') => {
+    const finish = (code: number | null, extra = '', missing = false) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      resolve({ code, stdout, stderr: stderr + extra });
+      resolve({ code, stdout, stderr: stderr + extra, ...(missing ? { missing } : {}) });
     };
     const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     const timer = setTimeout(() => {
@@ -34,7 +37,10 @@ export const spawnRunner: CommandRunner = (argv, stdin) =>
     }, DEFAULT_TIMEOUT_MS);
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', (err) => finish(null, `${argv[0]}: ${err.message}`)); // e.g. ENOENT
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      const missing = err.code === 'ENOENT';
+      finish(null, missing ? missingTool(argv[0]).message : `${argv[0]}: ${err.message}`, missing);
+    });
     child.on('close', (code) => finish(code));
     // A child that exits before reading all of stdin makes the write fail with EPIPE: its exit status
     // and stderr tell the story, so the write error itself is ignored.
@@ -42,9 +48,14 @@ export const spawnRunner: CommandRunner = (argv, stdin) =>
     child.stdin.end(stdin ?? '');
   });
 
-/** Runs a command and throws CommandError unless it exits 0. */
+/** The error for a command that did not exit 0: MissingToolError when the program does not exist. */
+export function commandError(argv: readonly string[], res: CommandResult): NetdError {
+  return res.missing ? missingTool(argv[0]) : new CommandError(argv.join(' '), res.code, res.stderr);
+}
+
+/** Runs a command and throws CommandError (MissingToolError) unless it exits 0. */
 export async function runChecked(exec: CommandRunner, argv: string[], stdin?: string): Promise<CommandResult> {
   const res = await exec(argv, stdin);
-  if (res.code !== 0) throw new CommandError(argv.join(' '), res.code, res.stderr);
+  if (res.code !== 0) throw commandError(argv, res);
   return res;
 }

@@ -16,6 +16,8 @@ export type { PortForwardSpec, PortForwardMapping } from './port-forward.js';
 
 export interface Firewall {
   readonly backend: string;
+  /** Programs it runs: those it cannot work without (checked at start), and those it can (a warning). */
+  readonly tools: { readonly required: readonly string[]; readonly optional: readonly string[] };
   /** Base chains and jumps; idempotent; safe after a restart or after someone flushed the tables. */
   init(): Promise<void>;
   /** Idempotent and all-or-nothing: applying it twice leaves one copy of each rule. */

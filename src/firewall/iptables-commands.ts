@@ -5,9 +5,9 @@
  * later table, or the other family, fails, the tables already committed are reverted with the inverse
  * script (see RestoreScript.inverse): each apply is all-or-nothing as seen from iptables-save.
  */
-import { CommandError } from '../errors.js';
+import type { NetdError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { runChecked, type CommandRunner } from './exec.js';
+import { commandError, runChecked, type CommandRunner } from './exec.js';
 import type { Family, Table } from './model.js';
 import { parseSave, type SavedState } from './iptables-save.js';
 import type { RestoreScript } from './restore-script.js';
@@ -20,6 +20,11 @@ export function failedLine(stderr: string): number | undefined {
 
 const SAVE_CMD: Record<Family, string> = { 4: 'iptables-save', 6: 'ip6tables-save' };
 const RESTORE_CMD: Record<Family, string> = { 4: 'iptables-restore', 6: 'ip6tables-restore' };
+
+/** The programs this backend runs for these families: the ones it cannot work without, and the rest. */
+export function iptablesTools(families: readonly Family[]): { required: string[]; optional: string[] } {
+  return { required: families.flatMap((f) => [SAVE_CMD[f], RESTORE_CMD[f]]), optional: ['conntrack'] };
+}
 
 export class IptablesCommands {
   constructor(
@@ -49,13 +54,13 @@ export class IptablesCommands {
         }),
     );
     const committed: { script: RestoreScript; tables: Table[] }[] = [];
-    let failure: CommandError | undefined;
+    let failure: NetdError | undefined;
     for (const { script, text, commits, argv, res } of results) {
       if (res.code === 0) {
         committed.push({ script, tables: script.tables });
         continue;
       }
-      failure ??= new CommandError(argv.join(' '), res.code, res.stderr);
+      failure ??= commandError(argv, res);
       const line = failedLine(res.stderr);
       // Tables whose COMMIT came before the failing line are in the kernel already.
       const partial = line === undefined ? [] : commits.filter((c) => c.line < line).map((c) => c.table);

@@ -34,14 +34,16 @@ import {
 import { deleteConntrack, flowsToContainer, flowsToHostPorts } from './conntrack.js';
 import { baseLayout, EMPTY_LAYOUT, mergeLayouts, networkRules, subnetOf, withForwards, type Layout } from './iptables-layout.js';
 import { planFamily } from './iptables-plan.js';
-import { IptablesCommands } from './iptables-commands.js';
+import { IptablesCommands, iptablesTools } from './iptables-commands.js';
 
 /** Read-plan-apply rounds before an operation gives up (see converge). */
 const CONVERGE_ATTEMPTS = 3;
 /** What iptables-restore says when a chain this operation saw missing was made meanwhile (by another instance). */
 const RACE_RE = /Chain already exists/;
 
-const POLICY_CMD: Record<Family, string> = { 4: 'iptables', 6: 'ip6tables' };
+/** The policy of a built-in chain is set by its declaration; under --noflush that flushes nothing. */
+const FORWARD_DROP = '*filter\n:FORWARD DROP [0:0]\nCOMMIT\n';
+const RESTORE_CMD: Record<Family, string> = { 4: 'iptables-restore', 6: 'ip6tables-restore' };
 
 /** Key of a bucket chain known to exist. */
 function bucketKey(family: Family, table: Table, chain: string): string {
@@ -56,6 +58,7 @@ export class IptablesFirewall implements Firewall {
   private readonly families: readonly Family[];
   /** This daemon's marks: what it may change and remove (marks.ts). */
   private readonly marks: FirewallMarks;
+  readonly tools: Firewall['tools'];
   /** Operations run one at a time: each plans from its own read, which a concurrent apply would stale. */
   private queue: Promise<unknown> = Promise.resolve();
   /** Port forwards this process applied (or reconciled), by endpoint id12: what the fast path relies on. */
@@ -69,6 +72,7 @@ export class IptablesFirewall implements Firewall {
     this.commands = new IptablesCommands(opts.exec, this.log);
     this.families = opts.ipv6 ? [4, 6] : [4];
     this.marks = opts.instance ? new FirewallMarks(opts.instance) : FirewallMarks.LEGACY;
+    this.tools = iptablesTools(this.families);
   }
 
   init(): Promise<void> {
@@ -279,7 +283,7 @@ export class IptablesFirewall implements Firewall {
   dropForwardByDefault(families: readonly Family[]): Promise<void> {
     const wanted = this.families.filter((f) => families.includes(f));
     return this.serialize(async () => {
-      await Promise.all(wanted.map((f) => runChecked(this.exec, [POLICY_CMD[f], '-w', '-t', 'filter', '-P', 'FORWARD', 'DROP'])));
+      await Promise.all(wanted.map((f) => runChecked(this.exec, [RESTORE_CMD[f], '-w', '--noflush'], FORWARD_DROP)));
       this.log.warn({ families: wanted }, 'netd turns IP forwarding on: FORWARD policy set to DROP first (netd daemon --ip-forward-no-drop keeps the policy)');
     });
   }

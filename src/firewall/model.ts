@@ -94,14 +94,20 @@ export type Target =
   | { readonly kind: 'verdict'; readonly verdict: Verdict }
   | { readonly kind: 'jump'; readonly chain: string }
   | { readonly kind: 'masquerade' }
-  /** `-j DNAT --to-destination ADDRESS:PORT` (IPv6: `[ADDRESS]:PORT`); address without prefix. */
-  | { readonly kind: 'dnat'; readonly address: IPAddress; readonly port: number };
+  /**
+   * `-j DNAT --to-destination ADDRESS:PORT` (IPv6: `[ADDRESS]:PORT`); address without prefix. Without a
+   * port, `ADDRESS` alone (the port is kept); with `portEnd` and `base`, the kernel's port-offset form
+   * `ADDRESS:PORT-PORTEND/BASE` (iptables ≥ 1.8.6): a packet to port BASE+i goes to PORT+i.
+   */
+  | { readonly kind: 'dnat'; readonly address: IPAddress; readonly port?: number; readonly portEnd?: number; readonly base?: number };
 
 
-/** `-p PROTO`, and with a port `-m PROTO --dport PORT` (the form iptables-save prints). */
+/** `-p PROTO`, and with a port `-m PROTO --dport PORT` or a range `--dport PORT:END` (the forms iptables-save prints). */
 export interface ProtocolMatch {
   readonly name: Proto;
   readonly dport?: number;
+  /** Last port of a range (absent, or equal to dport, for a single port). */
+  readonly dportEnd?: number;
 }
 
 /** One iptables rule, independent of the operation (-A/-I/-D) applied with it. */
@@ -152,9 +158,20 @@ function portToken(port: unknown): string {
   return String(checkPort(port));
 }
 
+/** `A` or, for a range, `A` SEP `B` (B > A). */
+function portRangeToken(start: unknown, end: unknown, sep: string): string {
+  if (end === undefined || end === start) return portToken(start);
+  if (checkPort(end) < checkPort(start)) throw new InvalidArgumentError(`invalid port range ${describe(start)}-${describe(end)}`);
+  return `${portToken(start)}${sep}${portToken(end)}`;
+}
+
 function renderProto(p: ProtocolMatch): string[] {
   if (!PROTOS.includes(p.name)) throw new InvalidArgumentError(`invalid protocol ${describe(p.name)}`);
-  return p.dport === undefined ? ['-p', p.name] : ['-p', p.name, '-m', p.name, '--dport', portToken(p.dport)];
+  if (p.dport === undefined) {
+    if (p.dportEnd !== undefined) throw new InvalidArgumentError('a port range needs its first port');
+    return ['-p', p.name];
+  }
+  return ['-p', p.name, '-m', p.name, '--dport', portRangeToken(p.dport, p.dportEnd, ':')];
 }
 
 /** A single address of the batch's family: a real IPAddress, printed canonically. */
@@ -176,7 +193,15 @@ function renderTarget(t: Target, family: Family): string[] {
       return ['-j', 'MASQUERADE'];
     case 'dnat': {
       const a = checkAddress(t.address, family);
-      return ['-j', 'DNAT', '--to-destination', `${a.toUrlHost()}:${portToken(t.port)}`];
+      if (t.port === undefined) {
+        if (t.portEnd !== undefined || t.base !== undefined) throw new InvalidArgumentError('a DNAT port range needs its first port');
+        return ['-j', 'DNAT', '--to-destination', a.toString()];
+      }
+      if (t.portEnd === undefined || t.portEnd === t.port) {
+        if (t.base !== undefined) throw new InvalidArgumentError('a DNAT port offset needs a port range');
+        return ['-j', 'DNAT', '--to-destination', `${a.toUrlHost()}:${portToken(t.port)}`];
+      }
+      return ['-j', 'DNAT', '--to-destination', `${a.toUrlHost()}:${portRangeToken(t.port, t.portEnd, '-')}/${portToken(t.base)}`];
     }
   }
 }

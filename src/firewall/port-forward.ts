@@ -7,9 +7,11 @@
  * a daemon's instance id goes into both names and into the comments, see marks.ts):
  *   nat     NETD -j NETD-PFB-ab                                (NETD is reached from PREROUTING and OUTPUT
  *           NETD-PFB-ab -j NETD-PF-x                            for local destinations)
- *           NETD-PF-x [-d HOST_IP] -p P -m P --dport HP -j DNAT --to-destination C:CP   one per mapping
+ *           NETD-PF-x [-d HOST_IP] -p P -m P --dport HP -j DNAT --to-destination C:CP   one per mapping;
+ *           a range is one rule whatever its length: `--dport A:B -j DNAT --to-destination C` when host and
+ *           container ports are equal, else the kernel's port offset `--to-destination C:P-Q/A`
  *   filter  only in routed gateway mode: NETD -j NETD-PFB-ab at the top, NETD-PFB-ab -j NETD-PF-x, and
- *           NETD-PF-x -d C ! -i br -o br -p P -m P --dport CP -j ACCEPT (direct access to the container port)
+ *           NETD-PF-x -d C ! -i br -o br -p P -m P --dport CP[:CQ] -j ACCEPT (direct access to the container ports)
  * Endpoint rules carry the comment `netd:pf:<endpoint id12>`, bucket jumps `netd:pf`. What lets DNATed
  * traffic in, masquerades hairpin and localhost flows and drops martian 127/8 packets is per network or
  * base (see iptables.ts). So publishing is: declare a chain, fill it, append one jump to a bucket. No
@@ -19,7 +21,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { FirewallMarks } from './marks.js';
 import { IPAddress, Prefix, checkPort, checkProto, parseFamily, parseFirewallIfName, type Family, type IfName, type Proto } from '../net/index.js';
-import type { PlacedRule, Rule, Table } from './model.js';
+import type { PlacedRule, Rule, Table, Target } from './model.js';
 
 export interface PortForwardMapping {
   proto: Proto;
@@ -27,6 +29,13 @@ export interface PortForwardMapping {
   hostIp: IPAddress;
   hostPort: number;
   containerPort: number;
+  /** Last host port of a range: hostPort+i goes to containerPort+i. Absent for a single port. */
+  hostPortEnd?: number;
+}
+
+/** How many ports a mapping forwards. */
+export function mappingSpan(m: PortForwardMapping): number {
+  return (m.hostPortEnd ?? m.hostPort) - m.hostPort + 1;
 }
 
 export interface PortForwardSpec {
@@ -70,6 +79,28 @@ function address(value: unknown, what: string): IPAddress {
   return value;
 }
 
+/** One mapping, validated; a one-port range is a single port. */
+function normalizeMapping(m: PortForwardMapping): PortForwardMapping {
+  if (typeof m !== 'object' || m === null) throw new InvalidArgumentError('each port mapping must be an object');
+  const mapping: PortForwardMapping = { proto: checkProto(m.proto), hostIp: address(m.hostIp, 'host IP'), hostPort: checkPort(m.hostPort, 'host port'), containerPort: checkPort(m.containerPort, 'container port') };
+  if (m.hostPortEnd === undefined || m.hostPortEnd === m.hostPort) return mapping;
+  const end = checkPort(m.hostPortEnd, 'last host port');
+  if (end < mapping.hostPort) throw new InvalidArgumentError(`host port range ${mapping.hostPort}-${end} ends before it starts`);
+  checkPort(mapping.containerPort + end - mapping.hostPort, 'last container port');
+  return { ...mapping, hostPortEnd: end };
+}
+
+/** Refuses two mappings of one family whose host ports intersect on the same protocol and host address. */
+function checkOverlaps(mappings: readonly PortForwardMapping[]): void {
+  const sorted = [...mappings].sort((a, b) => a.proto.localeCompare(b.proto) || a.hostIp.toString().localeCompare(b.hostIp.toString()) || a.hostPort - b.hostPort);
+  for (let i = 1; i < sorted.length; i++) {
+    const [a, b] = [sorted[i - 1], sorted[i]];
+    if (a.proto === b.proto && a.hostIp.equals(b.hostIp) && b.hostPort <= (a.hostPortEnd ?? a.hostPort)) {
+      throw new InvalidArgumentError(`host port ${b.hostPort}/${b.proto} on ${b.hostIp} is mapped twice`);
+    }
+  }
+}
+
 /**
  * Validates a spec. `families` are the families the firewall programs: mappings of another family are
  * dropped (and reported through `ignored`).
@@ -98,18 +129,13 @@ export function normalizeForward(
   routed.forEach((f) => parseFamily(f, 'routed family'));
 
   const byFamily: Record<Family, PortForwardMapping[]> = { 4: [], 6: [] };
-  const seen = new Set<string>();
   for (const m of spec.ports) {
-    if (typeof m !== 'object' || m === null) throw new InvalidArgumentError('each port mapping must be an object');
-    const host = address(m.hostIp, 'host IP');
-    const mapping: PortForwardMapping = { proto: checkProto(m.proto), hostIp: host, hostPort: checkPort(m.hostPort, 'host port'), containerPort: checkPort(m.containerPort, 'container port') };
-    if (!containers[host.family]) throw new InvalidArgumentError(`host IP ${host} needs a container IPv${host.family} address`);
-    const key = `${mapping.proto}/${mapping.hostIp}/${mapping.hostPort}`;
-    if (seen.has(key)) throw new InvalidArgumentError(`host port ${mapping.hostPort}/${mapping.proto} on ${mapping.hostIp} is mapped twice`);
-    seen.add(key);
-    if (families.includes(host.family)) byFamily[host.family].push(mapping);
+    const mapping = normalizeMapping(m);
+    if (!containers[mapping.hostIp.family]) throw new InvalidArgumentError(`host IP ${mapping.hostIp} needs a container IPv${mapping.hostIp.family} address`);
+    if (families.includes(mapping.hostIp.family)) byFamily[mapping.hostIp.family].push(mapping);
     else ignored?.(mapping);
   }
+  for (const f of [4, 6] as const) checkOverlaps(byFamily[f]);
   const id12 = spec.endpointId.slice(0, 12);
   const part = (f: Family): FamilyForward | undefined =>
     byFamily[f].length > 0 ? { container: containers[f]!, mappings: byFamily[f], routed: routed.includes(f) } : undefined;
@@ -156,6 +182,17 @@ function bucketLayout(table: Table, chain: string, comment: string): BucketLayou
   };
 }
 
+/**
+ * Where a mapping's packets go: the container's port; for a range, the container address alone (ports
+ * kept) when host and container ports are equal, else the kernel's port offset from the first host port.
+ */
+function dnatTarget(container: IPAddress, m: PortForwardMapping): Target {
+  const span = mappingSpan(m);
+  if (span === 1) return { kind: 'dnat', address: container, port: m.containerPort };
+  if (m.hostPort === m.containerPort) return { kind: 'dnat', address: container };
+  return { kind: 'dnat', address: container, port: m.containerPort, portEnd: m.containerPort + span - 1, base: m.hostPort };
+}
+
 export function forwardLayout(f: FirewallForward, family: Family): ForwardLayout {
   const part = forwardFamily(f, family);
   if (!part) return { chains: [], contents: [], jumps: [], buckets: [] };
@@ -164,9 +201,9 @@ export function forwardLayout(f: FirewallForward, family: Family): ForwardLayout
     table: 'nat',
     chain: f.chain,
     ...host(m.hostIp),
-    proto: { name: m.proto, dport: m.hostPort },
+    proto: { name: m.proto, dport: m.hostPort, ...(m.hostPortEnd !== undefined ? { dportEnd: m.hostPortEnd } : {}) },
     comment: f.tag,
-    target: { kind: 'dnat', address: part.container, port: m.containerPort },
+    target: dnatTarget(part.container, m),
   }));
   const chains: { table: Table; chain: string }[] = [{ table: 'nat', chain: f.chain }];
   const contents: { table: Table; rules: Rule[] }[] = [{ table: 'nat', rules: dnat }];
@@ -177,7 +214,8 @@ export function forwardLayout(f: FirewallForward, family: Family): ForwardLayout
     const seen = new Set<string>();
     const accepts: Rule[] = [];
     for (const m of part.mappings) {
-      const k = `${m.proto}/${m.containerPort}`;
+      const containerEnd = m.containerPort + mappingSpan(m) - 1;
+      const k = `${m.proto}/${m.containerPort}/${containerEnd}`;
       if (seen.has(k)) continue;
       seen.add(k);
       accepts.push({
@@ -186,7 +224,7 @@ export function forwardLayout(f: FirewallForward, family: Family): ForwardLayout
         dst: { cidr: Prefix.host(part.container) },
         in: { name: f.bridge, negate: true },
         out: { name: f.bridge },
-        proto: { name: m.proto, dport: m.containerPort },
+        proto: { name: m.proto, dport: m.containerPort, ...(containerEnd > m.containerPort ? { dportEnd: containerEnd } : {}) },
         comment: f.tag,
         target: { kind: 'verdict', verdict: 'ACCEPT' },
       });

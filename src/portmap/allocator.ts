@@ -1,23 +1,46 @@
 /**
- * Host ports: which are published by which endpoint, and the choice of a free one. Host ports are one
+ * Host ports: which are published by which endpoint, and the choice of free ones. Host ports are one
  * resource for the whole host, whatever the network, so one allocator serves every bridge network.
  *
- * Two bindings conflict when protocol and port are equal and the addresses overlap: equal, or either the
- * wildcard of that family (0.0.0.0:8080 and 127.0.0.1:8080 cannot both be published). IPv4 and IPv6 are
- * separate (their DNAT rules are in separate tables). allocate() is all-or-nothing: on any error nothing
- * is registered.
+ * Two bindings conflict when protocol is equal, their port ranges intersect and the addresses overlap:
+ * equal, or either the wildcard of that family (0.0.0.0:8080 and 127.0.0.1:8080 cannot both be
+ * published). IPv4 and IPv6 are separate (their DNAT rules are in separate tables). allocate() is
+ * all-or-nothing: on any error nothing is registered.
+ *
+ * A range is handled as one interval, whatever its length: checking or choosing 65535 ports costs about
+ * what one port costs (work grows with the number of bindings held, never with the ports they span).
  */
 import { ConflictError, InvalidArgumentError } from '../errors.js';
 import { IPAddress, PortRange } from '../net/index.js';
-import { WILDCARD, familyOf, formatBinding, isWildcard, type IpFamily, type PortBinding, type PortRequest, type Proto } from './types.js';
+import { freeBlock, type Interval } from './intervals.js';
+import {
+  WILDCARD,
+  bindingSpan,
+  familyOf,
+  formatBinding,
+  isWildcard,
+  lastHostPort,
+  makeBinding,
+  requestSpan,
+  type IpFamily,
+  type PortBinding,
+  type PortRequest,
+  type Proto,
+} from './types.js';
+
+/** A port a host process holds, and how (e.g. "bound to 0.0.0.0:8080/udp"). */
+export interface HostHeld {
+  port: number;
+  why: string;
+}
 
 export interface AllocationContext {
   /** Address families the container has an address in on this network. */
   families: readonly IpFamily[];
   /** Host address for requests without one (network option host_binding_ipv4). */
   defaultHostIp?: string;
-  /** What a host process holds of proto/port on that address (e.g. "bound to 0.0.0.0:8080/tcp"), if anything. */
-  hostConflict(proto: Proto, hostIp: string, port: number): Promise<string | undefined>;
+  /** The ports of `range` that host processes hold on that address (sorted, empty when all are free). */
+  hostConflicts(proto: Proto, hostIp: string, range: PortRange): Promise<HostHeld[]>;
   /** Whether a (non-wildcard) address belongs to the host. */
   isLocalAddress(address: string): boolean;
   /** Where ports are picked when none is given (net.ipv4.ip_local_port_range). */
@@ -43,13 +66,23 @@ function overlaps(a: string, b: string): boolean {
   return a === b || a === WILDCARD[fa] || b === WILDCARD[fa];
 }
 
+function intersects(b: PortBinding, range: PortRange): boolean {
+  return b.hostPort <= range.end && lastHostPort(b) >= range.start;
+}
+
+function portsText(range: PortRange): string {
+  return range.size === 1 ? `port ${range.start}` : `ports ${range.start}-${range.end}`;
+}
+
 export function describeAddress(ip: string): string {
   return IPAddress.parse(ip).toUrlHost();
 }
 
 export class PortAllocator {
-  /** Bindings by proto/port. */
-  private readonly byPort = new Map<string, Held[]>();
+  /** Single-port bindings by proto/port. */
+  private readonly singles = new Map<string, Held[]>();
+  /** Range bindings, per protocol (each is one entry whatever its length). */
+  private readonly ranges = new Map<string, Held[]>();
   private readonly byEndpoint = new Map<string, PortBinding[]>();
   /** Next ephemeral port to try, per protocol: freed ports are not handed out again at once. */
   private readonly cursor = new Map<Proto, number>();
@@ -68,11 +101,14 @@ export class PortAllocator {
   release(endpointId: string): void {
     const held = this.byEndpoint.get(endpointId);
     if (!held) return;
+    const drop = (map: Map<string, Held[]>, k: string) => {
+      const list = (map.get(k) ?? []).filter((h) => h.endpointId !== endpointId);
+      if (list.length > 0) map.set(k, list);
+      else map.delete(k);
+    };
     for (const b of held) {
-      const k = key(b.proto, b.hostPort);
-      const list = (this.byPort.get(k) ?? []).filter((h) => h.endpointId !== endpointId);
-      if (list.length > 0) this.byPort.set(k, list);
-      else this.byPort.delete(k);
+      if (bindingSpan(b) > 1) drop(this.ranges, b.proto);
+      else drop(this.singles, key(b.proto, b.hostPort));
     }
     this.byEndpoint.delete(endpointId);
   }
@@ -84,13 +120,14 @@ export class PortAllocator {
     try {
       for (const r of requests) {
         const addresses = this.hostAddresses(r, ctx);
-        const port = await this.choosePort(r, addresses, ctx, taken);
+        const span = requestSpan(r);
+        const port = await this.choosePorts(r, span, addresses, ctx, taken);
         for (const hostIp of addresses) {
-          const b: PortBinding = { proto: r.proto, hostIp, hostPort: port, containerPort: r.containerPort };
+          const b = makeBinding(r.proto, hostIp, port, r.containerPort, span);
           taken.push(b);
           this.hold(owner, b);
         }
-        if (r.hostPort === 0) this.cursor.set(r.proto, port + 1);
+        if (r.hostPort === 0) this.cursor.set(r.proto, port + span);
       }
     } catch (err) {
       this.byEndpoint.set(owner.endpointId, taken);
@@ -123,43 +160,86 @@ export class PortAllocator {
     return [ip];
   }
 
-  private async choosePort(r: PortRequest, addresses: string[], ctx: AllocationContext, taken: PortBinding[]): Promise<number> {
-    const label = (port: number) => `${port}/${r.proto}`;
-    if (r.hostPort !== 0 && r.hostPortEnd <= r.hostPort) {
-      // One given port: say exactly why it cannot be had.
-      const why = await this.whyTaken(r.proto, r.hostPort, addresses, ctx, taken);
-      if (why) throw new ConflictError(`host port ${label(r.hostPort)} on ${addresses.map(describeAddress).join(' and ')} ${why}`);
+  /** The first host port of the request's `span` ports. */
+  private async choosePorts(r: PortRequest, span: number, addresses: string[], ctx: AllocationContext, taken: PortBinding[]): Promise<number> {
+    if (r.hostPort !== 0 && (span > 1 || r.hostPortEnd <= r.hostPort)) {
+      // Given ports: say exactly why they cannot be had.
+      const range = PortRange.of(r.hostPort, r.hostPort + span - 1);
+      const why = await this.whyTaken(r.proto, range, addresses, ctx, taken);
+      if (why) throw new ConflictError(`host ${why.port === undefined ? portsText(range) : `port ${why.port}`}/${r.proto} on ${addresses.map(describeAddress).join(' and ')} ${why.text}`);
       return r.hostPort;
     }
     const range = r.hostPort !== 0 ? PortRange.of(r.hostPort, r.hostPortEnd) : ctx.ephemeral;
-    const size = range.size;
     const from = r.hostPort !== 0 ? range.start : Math.min(Math.max(this.cursor.get(r.proto) ?? range.start, range.start), range.end + 1);
-    for (let i = 0; i < size; i++) {
-      const port = range.start + ((from - range.start + i) % size);
-      if (!(await this.whyTaken(r.proto, port, addresses, ctx, taken))) return port;
+    const blocked = this.ownIntervals(r.proto, range, addresses, taken);
+    const first = freeBlock(range, blocked, span, from);
+    if (first !== undefined) {
+      // Usually free on the host too: ask about just that block (one bind for a TCP port), and only if a
+      // host process holds part of it, about the whole range at once.
+      const candidate = PortRange.of(first, first + span - 1);
+      const held = await this.hostHeld(r.proto, candidate, addresses, ctx);
+      if (held.length === 0) return first;
+      const all = await this.hostHeld(r.proto, range, addresses, ctx);
+      const hostPorts = [...held, ...all].map((h) => ({ start: h.port, end: h.port }));
+      const next = freeBlock(range, [...blocked, ...hostPorts], span, from);
+      if (next !== undefined) return next;
     }
-    throw new ConflictError(`no free host port for ${r.containerPort}/${r.proto} in ${range.start}-${range.end}`);
+    const what = span > 1 ? `${span} contiguous free host ports for ${r.containerPort}-${r.containerPort + span - 1}` : `free host port for ${r.containerPort}`;
+    throw new ConflictError(`no ${what}/${r.proto} in ${range.start}-${range.end}`);
   }
 
-  /** Why a port cannot be published on these addresses, or undefined when it is free. */
-  private async whyTaken(proto: Proto, port: number, addresses: string[], ctx: AllocationContext, taken: PortBinding[]): Promise<string | undefined> {
+  /** netd's own bindings (held, and taken earlier in this request) that block `range` on these addresses. */
+  private ownIntervals(proto: Proto, range: PortRange, addresses: string[], taken: PortBinding[]): Interval[] {
+    const out: Interval[] = [];
+    const add = (b: PortBinding) => {
+      if (b.proto === proto && intersects(b, range) && addresses.some((ip) => overlaps(b.hostIp, ip))) out.push({ start: b.hostPort, end: lastHostPort(b) });
+    };
+    taken.forEach(add);
+    for (const h of this.held(proto, range)) add(h.binding);
+    return out;
+  }
+
+  /** Every held binding of `proto` that may intersect `range`: per port or per binding, whichever is fewer. */
+  private held(proto: Proto, range: PortRange): Held[] {
+    const out: Held[] = [...(this.ranges.get(proto) ?? [])].filter((h) => intersects(h.binding, range));
+    if (range.size <= this.singles.size) {
+      for (let p = range.start; p <= range.end; p++) out.push(...(this.singles.get(key(proto, p)) ?? []));
+    } else {
+      for (const list of this.singles.values()) for (const h of list) if (h.binding.proto === proto && range.contains(h.binding.hostPort)) out.push(h);
+    }
+    return out;
+  }
+
+  private async hostHeld(proto: Proto, range: PortRange, addresses: string[], ctx: AllocationContext): Promise<HostHeld[]> {
+    const out: HostHeld[] = [];
+    for (const ip of addresses) out.push(...(await ctx.hostConflicts(proto, ip, range)));
+    return out;
+  }
+
+  /** Why ports cannot be published on these addresses (and the first port concerned), or undefined when all are free. */
+  private async whyTaken(proto: Proto, range: PortRange, addresses: string[], ctx: AllocationContext, taken: PortBinding[]): Promise<{ port?: number; text: string } | undefined> {
+    const first = (b: PortBinding) => (range.size > 1 ? Math.max(b.hostPort, range.start) : undefined);
     for (const ip of addresses) {
-      if (taken.some((b) => b.proto === proto && b.hostPort === port && overlaps(b.hostIp, ip))) return 'is published twice in this request';
-      const other = (this.byPort.get(key(proto, port)) ?? []).find((h) => overlaps(h.binding.hostIp, ip));
-      if (other) return `is already published by container ${other.name} (${formatBinding(other.binding)})`;
+      const twice = taken.find((b) => b.proto === proto && intersects(b, range) && overlaps(b.hostIp, ip));
+      if (twice) return { port: first(twice), text: 'is published twice in this request' };
+      const other = this.held(proto, range).find((h) => overlaps(h.binding.hostIp, ip));
+      if (other) return { port: first(other.binding), text: `is already published by container ${other.name} (${formatBinding(other.binding)})` };
     }
     // Only once netd's own bindings allow it: asking the host may cost a system call per address.
-    for (const ip of addresses) {
-      const held = await ctx.hostConflict(proto, ip, port);
-      if (held) return `is already in use by a process on the host (${held})`;
-    }
+    const held = await this.hostHeld(proto, range, addresses, ctx);
+    if (held.length > 0) return { port: range.size > 1 ? held[0].port : undefined, text: `is already in use by a process on the host (${held[0].why})` };
     return undefined;
   }
 
   private hold(owner: Owner, binding: PortBinding): void {
+    const entry = { ...owner, binding };
+    if (bindingSpan(binding) > 1) {
+      this.ranges.set(binding.proto, [...(this.ranges.get(binding.proto) ?? []), entry]);
+      return;
+    }
     const k = key(binding.proto, binding.hostPort);
-    const list = this.byPort.get(k) ?? [];
-    list.push({ ...owner, binding });
-    this.byPort.set(k, list);
+    const list = this.singles.get(k) ?? [];
+    list.push(entry);
+    this.singles.set(k, list);
   }
 }

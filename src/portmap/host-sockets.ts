@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { IPAddress } from '../net/index.js';
+import { IPAddress, PortRange } from '../net/index.js';
 import { WILDCARD, familyOf, type IpFamily, type Proto } from './types.js';
 
 export interface HostSocket {
@@ -95,11 +95,18 @@ export class HostSockets {
    * (equal, or either a wildcard). A socket on `::` may be dual-stack, so it also counts against IPv4.
    */
   conflict(proto: Proto, hostIp: string, port: number): HostSocket | undefined {
+    return this.conflicts(proto, hostIp, PortRange.of(port))[0];
+  }
+
+  /** Every host socket a binding of a port range would shadow, by port (one pass, whatever the range's length). */
+  conflicts(proto: Proto, hostIp: string, range: PortRange): HostSocket[] {
     const family = familyOf(hostIp);
-    return this.sockets.find((s) => {
-      if (s.proto !== proto || s.port !== port) return false;
-      if (s.family === family) return s.address === hostIp || s.address === WILDCARD[family] || hostIp === WILDCARD[family];
-      return family === 4 && s.address === WILDCARD[6];
-    });
+    return this.sockets
+      .filter((s) => {
+        if (s.proto !== proto || !range.contains(s.port)) return false;
+        if (s.family === family) return s.address === hostIp || s.address === WILDCARD[family] || hostIp === WILDCARD[family];
+        return family === 4 && s.address === WILDCARD[6];
+      })
+      .sort((a, b) => a.port - b.port);
   }
 }

@@ -4,13 +4,17 @@
  * and from the API's `ports` list (libnetwork's `com.docker.network.portmap` shape, or the same strings).
  * Everything is validated here, before anything is allocated or changed in the kernel.
  *
- * Ranges: `8000-8001:80-81` is two mappings; `8000-8010:80` maps 80 to any one free port of 8000-8010
- * (as Docker); `80-81` (no host port) gives each container port a free ephemeral port. Ranges of unequal
- * length, or a single host port for a container range, are refused.
+ * Ranges stay whole, whatever their length: `8000-8001:80-81` is one mapping of two ports (one firewall
+ * rule); `8000-8010:80` maps 80 to any one free port of 8000-8010 (as Docker); `80-81` (no host port)
+ * gets a contiguous block of free ephemeral ports. Ranges of unequal length, or a single host port for a
+ * container range, are refused. A request holds at most MAX_PORT_MAPPINGS mappings.
  */
 import { InvalidArgumentError } from '../errors.js';
 import { IPAddress, MAX_PORT, PortRange, parseProto as parseProtoValue, protoProblem, type Proto } from '../net/index.js';
 import type { PortRequest } from './types.js';
+
+/** The most mappings one request may publish (each is one or two firewall rules, whatever its length). */
+export const MAX_PORT_MAPPINGS = 1024;
 
 function bad(spec: string, why: string): never {
   throw new InvalidArgumentError(`invalid published port ${JSON.stringify(spec)}: ${why}`);
@@ -37,7 +41,7 @@ function parseHostIp(text: string, spec: string): string {
   }
 }
 
-/** One `-p` argument: one or more requests (a range gives one per port). */
+/** One `-p` argument: one request (a list, as before ranges were kept whole). */
 export function parsePublishSpec(spec: string): PortRequest[] {
   if (typeof spec !== 'string' || spec === '') bad(String(spec), 'empty');
   if (/\s/.test(spec)) bad(spec, 'contains whitespace');
@@ -68,29 +72,18 @@ export function parsePublishSpec(spec: string): PortRequest[] {
   if (containerText === '') bad(spec, 'the container port is missing');
   const container = parseRange(containerText, spec, 'container port');
   const host = hostText === '' ? undefined : parseRange(hostText, spec, 'host port');
-  const containerCount = container.end - container.start + 1;
-
-  const out: PortRequest[] = [];
-  if (!host) {
-    for (let p = container.start; p <= container.end; p++) out.push({ proto, hostIp, hostPort: 0, hostPortEnd: 0, containerPort: p });
-    return out;
+  const containerCount = container.size;
+  const containerPortEnd = containerCount > 1 ? { containerPortEnd: container.end } : {};
+  if (!host) return [{ proto, hostIp, hostPort: 0, hostPortEnd: 0, containerPort: container.start, ...containerPortEnd }];
+  if (containerCount > 1 && host.size !== containerCount) {
+    bad(spec, `host ports ${hostText} (${host.size}) and container ports ${containerText} (${containerCount}) are ranges of unequal length`);
   }
-  const hostCount = host.end - host.start + 1;
-  if (containerCount === 1) {
-    // One container port: a single host port, or any one free port of a host range.
-    out.push({ proto, hostIp, hostPort: host.start, hostPortEnd: host.end, containerPort: container.start });
-    return out;
-  }
-  if (hostCount !== containerCount) {
-    bad(spec, `host ports ${hostText} (${hostCount}) and container ports ${containerText} (${containerCount}) are ranges of unequal length`);
-  }
-  for (let i = 0; i < containerCount; i++) {
-    out.push({ proto, hostIp, hostPort: host.start + i, hostPortEnd: host.start + i, containerPort: container.start + i });
-  }
-  return out;
+  // A container range: the host range of the same length. One container port: a single host port, or
+  // any one free port of a host range.
+  return [{ proto, hostIp, hostPort: host.start, hostPortEnd: host.end, containerPort: container.start, ...containerPortEnd }];
 }
 
-const DOCKER_KEYS = new Set(['Proto', 'IP', 'Port', 'HostIP', 'HostPort', 'HostPortEnd']);
+const DOCKER_KEYS = new Set(['Proto', 'IP', 'Port', 'PortEnd', 'HostIP', 'HostPort', 'HostPortEnd']);
 
 function intField(o: Record<string, unknown>, key: string, spec: string, min: number): number {
   const v = o[key];
@@ -114,10 +107,15 @@ export function parseDockerPortBinding(value: unknown, index: number): PortReque
   if (hostPort === 0 && hostPortEnd !== 0) bad(spec, 'HostPortEnd needs a HostPort');
   if (hostPort !== 0 && hostPortEnd === 0) hostPortEnd = hostPort;
   if (hostPortEnd < hostPort) bad(spec, `HostPortEnd ${hostPortEnd} is below HostPort ${hostPort}`);
+  const portEnd = intField(o, 'PortEnd', spec, 0) || containerPort;
+  if (portEnd < containerPort) bad(spec, `PortEnd ${portEnd} is below Port ${containerPort}`);
+  if (portEnd > containerPort && hostPort !== 0 && hostPortEnd - hostPort !== portEnd - containerPort) {
+    bad(spec, `host ports ${hostPort}-${hostPortEnd} and container ports ${containerPort}-${portEnd} are ranges of unequal length`);
+  }
   const hostIpText = o.HostIP;
   if (hostIpText !== undefined && hostIpText !== null && typeof hostIpText !== 'string') bad(spec, 'HostIP must be a string');
   const hostIp = hostIpText ? parseHostIp(hostIpText, spec) : undefined;
-  return { proto, containerPort, hostIp, hostPort, hostPortEnd };
+  return { proto, containerPort, ...(portEnd > containerPort ? { containerPortEnd: portEnd } : {}), hostIp, hostPort, hostPortEnd };
 }
 
 /**
@@ -127,6 +125,7 @@ export function parseDockerPortBinding(value: unknown, index: number): PortReque
 export function parsePortRequests(value: unknown): PortRequest[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) throw new InvalidArgumentError('ports must be a list');
+  if (value.length > MAX_PORT_MAPPINGS) throw new InvalidArgumentError(`too many published ports: ${value.length} mappings in one request, at most ${MAX_PORT_MAPPINGS} (write a range, 8000-8999:8000-8999, as one)`);
   const out: PortRequest[] = [];
   value.forEach((item, i) => {
     if (typeof item === 'string') out.push(...parsePublishSpec(item));

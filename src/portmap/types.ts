@@ -10,27 +10,72 @@ export { PROTOS, PROTO_NUMBER, type Proto } from '../net/index.js';
 export type IpFamily = Family;
 
 /**
- * One requested mapping. Ranges are expanded by the parser, except a host range for a single container
- * port (`8000-8010:80`), which asks for any one free port of that range (as Docker does).
+ * One requested mapping, a range kept whole whatever its length: `8000-8009:80-89` is one request (and
+ * one firewall rule). A host range for a single container port (`8000-8010:80`) asks for any one free
+ * port of that range (as Docker does); a container range without host ports asks for a contiguous block
+ * of free ephemeral ports.
  */
 export interface PortRequest {
   proto: Proto;
   containerPort: number;
+  /** Last container port of a range; absent (or equal to containerPort) for a single port. */
+  containerPortEnd?: number;
   /** Host address; undefined: the network's default binding address, else every family the container has. */
   hostIp?: string;
   /** 0: pick a free port (from hostPortEnd's range if set, else from the ephemeral range). */
   hostPort: number;
-  /** Last port of a host range to pick from; 0 or equal to hostPort for a single port. */
+  /**
+   * Last host port: of a host range to pick one port from (single container port), or of the host range
+   * mapped onto a container range (same length); 0 or equal to hostPort for a single port.
+   */
   hostPortEnd: number;
 }
 
-/** One published port in one address family, as persisted and reported. */
+/**
+ * One published port, or range of ports, in one address family, as persisted and reported. A range
+ * (hostPortEnd and containerPortEnd present) maps hostPort+i to containerPort+i.
+ */
 export interface PortBinding {
   proto: Proto;
   /** Canonical host address: '0.0.0.0' or '::' for every address of that family. */
   hostIp: string;
   hostPort: number;
   containerPort: number;
+  /** Last host port of a range (absent for a single port). */
+  hostPortEnd?: number;
+  /** Last container port of a range (absent for a single port). */
+  containerPortEnd?: number;
+}
+
+/** How many container ports a request maps. */
+export function requestSpan(r: PortRequest): number {
+  return (r.containerPortEnd ?? r.containerPort) - r.containerPort + 1;
+}
+
+/** How many ports a binding maps. */
+export function bindingSpan(b: PortBinding): number {
+  return (b.hostPortEnd ?? b.hostPort) - b.hostPort + 1;
+}
+
+/** The last host port of a binding. */
+export function lastHostPort(b: PortBinding): number {
+  return b.hostPortEnd ?? b.hostPort;
+}
+
+/** A binding of `span` ports from hostPort to containerPort (the range fields only for a real range). */
+export function makeBinding(proto: Proto, hostIp: string, hostPort: number, containerPort: number, span: number): PortBinding {
+  const b: PortBinding = { proto, hostIp, hostPort, containerPort };
+  if (span > 1) {
+    b.hostPortEnd = hostPort + span - 1;
+    b.containerPortEnd = containerPort + span - 1;
+  }
+  return b;
+}
+
+/** The host port that container port `port` of a binding is published on, if the binding holds it. */
+export function hostPortFor(b: PortBinding, port: number): number | undefined {
+  const last = b.containerPortEnd ?? b.containerPort;
+  return port >= b.containerPort && port <= last ? b.hostPort + (port - b.containerPort) : undefined;
 }
 
 /** libnetwork's wire shape (`types.PortBinding` in JSON): numeric Proto, container IP in `IP`. */
@@ -41,6 +86,8 @@ export interface DockerPortBinding {
   HostIP?: string;
   HostPort?: number;
   HostPortEnd?: number;
+  /** netd's extension: the last container port of a range (libnetwork expands ranges, netd keeps them whole). */
+  PortEnd?: number;
 }
 
 /** The text of "every address" per family ('0.0.0.0', '::'). */
@@ -55,9 +102,10 @@ export function isWildcard(address: string): boolean {
   return IPAddress.parse(address).isUnspecified;
 }
 
-/** `80/tcp -> 0.0.0.0:8080`, `80/tcp -> [::]:8080` (as `docker port` prints them). */
+/** `80/tcp -> 0.0.0.0:8080`, `80/tcp -> [::]:8080` (as `docker port` prints them); `80-89/tcp -> 0.0.0.0:8080-8089`. */
 export function formatBinding(b: PortBinding): string {
-  return `${b.containerPort}/${b.proto} -> ${IPAddress.parse(b.hostIp).toUrlHost()}:${b.hostPort}`;
+  const range = (start: number, end: number | undefined) => (end === undefined || end === start ? String(start) : `${start}-${end}`);
+  return `${range(b.containerPort, b.containerPortEnd)}/${b.proto} -> ${IPAddress.parse(b.hostIp).toUrlHost()}:${range(b.hostPort, b.hostPortEnd)}`;
 }
 
 /** The request as libnetwork's wire shape (what the CLI sends in `ports`). */
@@ -68,5 +116,6 @@ export function toDockerPortBinding(r: PortRequest): DockerPortBinding {
     HostIP: r.hostIp ?? '',
     HostPort: r.hostPort,
     HostPortEnd: r.hostPortEnd,
+    ...(requestSpan(r) > 1 ? { PortEnd: r.containerPortEnd } : {}),
   };
 }

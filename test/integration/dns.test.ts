@@ -72,7 +72,8 @@ describe('embedded DNS', () => {
     upstream = topo.outside.spawn(['node', join(FIXTURES, 'dns-upstream.cjs'), Topology.OUTSIDE, '53']);
     upstream.stdout!.on('data', (d) => (upstreamLog += d));
     await ready(upstream, 'upstream resolver');
-    daemon = await TestDaemon.start(topo.host, ['--dns', Topology.OUTSIDE]);
+    // Files the tests name (--resolv-conf, --hosts) are under `dir`, the only place netd may write them.
+    daemon = await TestDaemon.start(topo.host, ['--dns', Topology.OUTSIDE, '--files-root', dir]);
   });
 
   after(async () => {
@@ -238,12 +239,13 @@ describe('embedded DNS', () => {
     assert.ok(lines.includes(`${ip(rWeb.ipv4)}\tweb`), 'link without alias');
     assert.ok(!lines.includes('old content'));
 
-    // A link to nobody: the attach stands, but the command fails and says why.
+    // A link to nobody: refused before anything is attached (issue 11; it used to attach and then fail).
     const d = await container();
     const bad = await daemon.cli(['attach', String(d.pid), '--network', 'dnsa', '--hosts', join(dir, 'bad-hosts'), '--link', 'ghost'], true);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /no container named ghost on network dnsa/);
     assert.throws(() => readFileSync(join(dir, 'bad-hosts')), 'no half-written hosts file');
+    assert.deepEqual((await d.ipJson<{ ifname: string }[]>(['link', 'show'])).map((l) => l.ifname), ['lo'], 'not attached');
   });
 
   test('9. the default bridge network forwards but resolves no names; containers get the upstreams', async () => {

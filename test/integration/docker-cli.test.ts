@@ -1,6 +1,8 @@
 /**
  * 7. The stock docker CLI drives netd's Docker Engine network API: network create, ls, inspect,
- * connect, disconnect, rm. Skipped, saying so, only when no docker CLI is installed.
+ * connect, disconnect, rm — with whichever docker client comes first in PATH (Debian's docker.io 20.10,
+ * API 1.41, or a newer one). Without a docker client it fails under CI=true (the test setup,
+ * scripts/install-deps.sh --test, installs one) and is skipped, saying so, elsewhere.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,9 +14,14 @@ import { TestContainer, requireRoot, run } from '../helpers/netns.js';
 import { TestDaemon, Topology } from '../helpers/daemon.js';
 
 const docker = spawnSync('sh', ['-c', 'command -v docker'], { encoding: 'utf8' }).stdout.trim();
+const NO_DOCKER = 'no docker CLI on this machine (scripts/install-deps.sh --test installs one: apt-get install docker.io)';
+const inCi = /^(1|true|yes)$/i.test(process.env.CI ?? '');
 
-test('7. the docker CLI can create, list, inspect, connect, disconnect and remove networks', { skip: docker ? false : 'no docker CLI on this machine (apt-get install docker.io or docker-ce-cli)' }, async () => {
+test('7. the docker CLI can create, list, inspect, connect, disconnect and remove networks', { skip: docker || inCi ? false : NO_DOCKER }, async () => {
+  assert.ok(docker, `${NO_DOCKER}; under CI this test must run`);
   requireRoot();
+  const version = spawnSync(docker, ['--version'], { encoding: 'utf8' }).stdout.trim();
+  console.log(`docker client: ${docker} (${version})`);
   const topo = await Topology.create('dk');
   const daemon = await TestDaemon.start(topo.host);
   const config = mkdtempSync(join(tmpdir(), 'netd-dockercfg-'));
@@ -51,7 +58,7 @@ test('7. the docker CLI can create, list, inspect, connect, disconnect and remov
     assert.match((await d(['network', 'rm', 'dnet'])).stdout, /dnet/);
     const missing = await d(['network', 'inspect', 'dnet'], true);
     assert.notEqual(missing.code, 0);
-    assert.match(missing.stderr, /not found/i);
+    assert.match(missing.stderr, /not found|no such network/i); // 20.10 words a 404 itself: "No such network: dnet"
   } finally {
     await container.stop();
     rmSync(config, { recursive: true, force: true });

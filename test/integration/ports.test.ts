@@ -5,10 +5,11 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { TestContainer, TestNetns, requireRoot } from '../helpers/netns.js';
 import { FIXTURES, TestDaemon, Topology, kernelSnapshot } from '../helpers/daemon.js';
+import { UDP_CLIENT, serve, stopAll } from '../helpers/traffic.js';
 
 interface Binding {
   proto: string;
@@ -33,14 +34,10 @@ const ip = (cidr: string | undefined) => (cidr ?? '').split('/')[0];
 /** A dual-stack server reports IPv4 peers as ::ffff:a.b.c.d. */
 const unmap = (a: string) => a.replace(/^::ffff:/, '');
 
-// A UDP server answering every datagram with the sender's address, and a client printing the answer.
+// A UDP server answering every datagram with the sender's address (the client is in helpers/traffic.ts).
 const UDP_SERVER =
   "const d=require('dgram').createSocket({type:'udp6'});d.on('message',(m,r)=>d.send(r.address+'\\n',r.port,r.address));" +
   "d.bind(Number(process.argv[1]),'::',()=>console.log('listening'))";
-const UDP_CLIENT =
-  "const [h,p,t]=process.argv.slice(1);const d=require('dgram').createSocket(h.includes(':')?'udp6':'udp4');" +
-  "d.on('message',(m)=>{process.stdout.write(m.toString());process.exit(0)});d.on('error',(e)=>{process.stderr.write(e.code+'\\n');process.exit(1)});" +
-  "setTimeout(()=>{process.stderr.write('timeout\\n');process.exit(1)},Number(t||1500));d.send('x',Number(p),h);";
 // A process on the host holding a port (TCP listening or UDP bound).
 const HOLD_PORT =
   "const [proto,port]=process.argv.slice(1);const ready=()=>console.log('listening');" +
@@ -58,19 +55,6 @@ async function udp(from: Where, host: string, port: number, timeoutMs = 1500): P
   return res.code === 0 ? unmap(res.stdout.trim()) : undefined;
 }
 
-/** Starts a long-running process and waits for it to print "listening". */
-async function serve(argv: string[]): Promise<ChildProcess> {
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('listening')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`${argv.join(' ')} exited ${code}`)));
-  });
-  return child;
-}
 
 describe('published ports', () => {
   let topo: Topology;
@@ -108,12 +92,7 @@ describe('published ports', () => {
     daemon = await TestDaemon.start(topo.host, ['--firewall-check-interval', '0']);
   });
 
-  after(async () => {
-    for (const p of processes) p.kill('SIGKILL');
-    for (const c of containers) await c.stop();
-    await daemon?.destroy();
-    await topo?.destroy();
-  });
+  after(() => stopAll(processes, containers, daemon, topo));
 
   let web: TestContainer;
   let webIp: string;

@@ -138,7 +138,7 @@ describe('reconcile of one instance beside others', () => {
   test('the FORWARD policy is set to DROP in the families asked for', async () => {
     const r = runner();
     await createFirewall({ logger: silentLogger(), exec: r.exec, ipv6: false, instance: B }).dropForwardByDefault([4, 6]);
-    assert.deepEqual(r.scripts, ['iptables -w -t filter -P FORWARD DROP\n'], 'IPv6 is not programmed by this firewall');
+    assert.deepEqual(r.scripts, ['iptables-restore -w --noflush\n*filter\n:FORWARD DROP [0:0]\nCOMMIT\n'], 'IPv6 is not programmed by this firewall');
   });
 });
 

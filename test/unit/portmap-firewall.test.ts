@@ -5,6 +5,7 @@
  * The integration test (ports.test.ts) pins the same layout against the real kernel.
  */
 import { test, describe } from 'node:test';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { CommandError, InvalidArgumentError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
@@ -122,7 +123,7 @@ describe('port forwards: fast path (no iptables-save read)', () => {
     await fw.settled();
     golden('pf-teardown.restore', f.transcript());
     assert.deepEqual(f.commands('iptables-save'), [], 'no read');
-    assert.deepEqual(f.commands('conntrack'), ['conntrack -D -p udp --reply-src 172.17.0.2 --reply-port-src 80'], 'connectionless flows only: TCP connections end by themselves');
+    assert.deepEqual(f.commands('conntrack'), ['conntrack -D -p udp --reply-src 172.17.0.2'], 'connectionless flows only: TCP connections end by themselves');
   });
 
   test('a bucket stays while another endpoint uses it, and is made only once', async () => {
@@ -165,6 +166,80 @@ describe('port forwards: fast path (no iptables-save read)', () => {
     await fw.teardownPortForward(forward({ ports: tcp }));
     await fw.settled();
     assert.deepEqual(f.commands('conntrack'), []);
+  });
+});
+
+describe('port forwards: ranges cost a constant number of rules and processes', () => {
+  const RANGES = forward({
+    containerV6: '2001:db8:1::2',
+    ports: [
+      { proto: 'udp', hostIp: '0.0.0.0', hostPort: 1, hostPortEnd: 65535, containerPort: 1 },
+      { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 20000, hostPortEnd: 20009, containerPort: 30000 },
+      { proto: 'tcp', hostIp: '::', hostPort: 20000, hostPortEnd: 20009, containerPort: 30000 },
+      { proto: 'tcp', hostIp: '::', hostPort: 7000, hostPortEnd: 7001, containerPort: 7000 },
+    ],
+    routed: [4],
+  });
+
+  test('an equal range DNATs to the address alone, a shifted one with the port offset; as iptables-save prints them', async () => {
+    const f = fakeRunner();
+    await createFirewall({ logger: silentLogger(), exec: f.exec }).setupPortForward(RANGES);
+    golden('pf-setup-ranges.restore', f.transcript());
+    const lines = f.restores().flatMap((r) => r.stdin!.split('\n')).filter((l) => l.startsWith('-A NETD-PF-'));
+    const tag = '-m comment --comment netd:pf:a1b2c3d4e5f6';
+    assert.deepEqual(lines, [
+      `-A NETD-PF-a1b2c3d4e5f6 -d 172.17.0.2/32 ! -i netd0 -o netd0 -p udp -m udp --dport 1:65535 ${tag} -j ACCEPT`,
+      `-A NETD-PF-a1b2c3d4e5f6 -d 172.17.0.2/32 ! -i netd0 -o netd0 -p tcp -m tcp --dport 30000:30009 ${tag} -j ACCEPT`,
+      `-A NETD-PF-a1b2c3d4e5f6 -p udp -m udp --dport 1:65535 ${tag} -j DNAT --to-destination 172.17.0.2`,
+      `-A NETD-PF-a1b2c3d4e5f6 -p tcp -m tcp --dport 20000:20009 ${tag} -j DNAT --to-destination 172.17.0.2:30000-30009/20000`,
+      `-A NETD-PF-a1b2c3d4e5f6 -p tcp -m tcp --dport 20000:20009 ${tag} -j DNAT --to-destination [2001:db8:1::2]:30000-30009/20000`,
+      `-A NETD-PF-a1b2c3d4e5f6 -p tcp -m tcp --dport 7000:7001 ${tag} -j DNAT --to-destination 2001:db8:1::2`,
+    ]);
+  });
+
+  test('a full UDP range: one listing and one batch delete per family on setup, one delete on teardown', async () => {
+    const listed = [
+      // Sent to the host before the range was published (not DNATed): stale.
+      'udp      17 29 src=198.51.100.2 dst=198.51.100.1 sport=40000 dport=5000 [UNREPLIED] src=198.51.100.1 dst=198.51.100.2 sport=5000 dport=40000 mark=0 use=1',
+      // Already DNATed elsewhere: kept.
+      'udp      17 29 src=198.51.100.2 dst=198.51.100.1 sport=40001 dport=6000 src=172.17.0.9 dst=198.51.100.2 sport=6000 dport=40001 mark=0 use=1',
+    ].join('\n');
+    const f = fakeRunner();
+    const exec: CommandRunner = async (argv, stdin) => {
+      if (argv.join(' ') === 'conntrack -L -p udp') {
+        f.calls.push({ argv, stdin });
+        return { code: 0, stdout: listed + '\n', stderr: '' };
+      }
+      // The batch is a private temporary file, there only while the command runs.
+      if (argv[0] === 'conntrack' && argv[1] === '-R') return f.exec(['conntrack', '-R', 'FILE'], readFileSync(argv[2], 'utf8'));
+      return f.exec(argv, stdin);
+    };
+    const fw = createFirewall({ logger: silentLogger(), exec });
+    const full = forward({ ports: [{ proto: 'udp', hostIp: '0.0.0.0', hostPort: 1, hostPortEnd: 65535, containerPort: 1 }] });
+    await fw.setupPortForward(full);
+    const ct = f.calls.filter((c) => c.argv[0] === 'conntrack');
+    assert.deepEqual(ct.map((c) => c.argv.join(' ')), ['conntrack -L -p udp', 'conntrack -R FILE']);
+    assert.equal(ct[1].stdin, '-D -p udp -s 198.51.100.2 -d 198.51.100.1 --sport 40000 --dport 5000\n');
+    f.calls.length = 0;
+    await fw.teardownPortForward(full);
+    await fw.settled();
+    assert.deepEqual(f.commands('conntrack'), ['conntrack -D -p udp --reply-src 172.17.0.2']);
+    assert.equal(f.restores().length, 1, 'one restore per family, whatever the range');
+  });
+
+  test('overlapping ranges of one forward are refused', async () => {
+    const f = fakeRunner();
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
+    const overlapping = forward({
+      ports: [
+        { proto: 'udp', hostIp: '0.0.0.0', hostPort: 1000, hostPortEnd: 2000, containerPort: 1000 },
+        { proto: 'udp', hostIp: '0.0.0.0', hostPort: 1500, containerPort: 80 },
+      ],
+    });
+    await assert.rejects(fw.setupPortForward(overlapping), /host port 1500\/udp on 0\.0\.0\.0 is mapped twice/);
+    const past = forward({ ports: [{ proto: 'udp', hostIp: '0.0.0.0', hostPort: 65000, hostPortEnd: 65100, containerPort: 65500 }] });
+    await assert.rejects(fw.setupPortForward(past), /invalid last container port number 65600/);
+    assert.equal(f.calls.length, 0);
   });
 });
 
@@ -270,5 +345,21 @@ describe('port forwards: validation, nothing runs on bad input', () => {
       assert.throws(() => ruleArgs({ ...base, target: forged }, 4), InvalidArgumentError, JSON.stringify(target));
     }
     assert.throws(() => ruleArgs({ ...base, proto: { name: 'icmp' as 'tcp', dport: 80 } }, 4), InvalidArgumentError);
+  });
+
+  test('port ranges are rendered only when whole: a first port, an end not before it, an offset with a DNAT range', () => {
+    const base = { table: 'nat', chain: 'NETD', target: { kind: 'dnat', address: IPAddress.parse('172.17.0.2') } } as const;
+    assert.deepEqual(ruleArgs({ ...base, proto: { name: 'udp', dport: 1, dportEnd: 65535 } }, 4), ['-p', 'udp', '-m', 'udp', '--dport', '1:65535', '-j', 'DNAT', '--to-destination', '172.17.0.2']);
+    assert.deepEqual(ruleArgs({ ...base, proto: { name: 'udp', dport: 80, dportEnd: 80 } }, 4).slice(0, 5), ['-p', 'udp', '-m', 'udp', '--dport'], 'a one-port range is a port');
+    const bad: unknown[] = [
+      { proto: { name: 'udp', dportEnd: 80 } },
+      { proto: { name: 'udp', dport: 90, dportEnd: 80 } },
+      { proto: { name: 'udp', dport: 80, dportEnd: 65536 } },
+      { target: { kind: 'dnat', address: IPAddress.parse('172.17.0.2'), port: 80, portEnd: 89 } }, // a range without its offset base
+      { target: { kind: 'dnat', address: IPAddress.parse('172.17.0.2'), port: 80, base: 8000 } },
+      { target: { kind: 'dnat', address: IPAddress.parse('172.17.0.2'), portEnd: 89, base: 8000 } },
+      { target: { kind: 'dnat', address: IPAddress.parse('172.17.0.2'), port: 80, portEnd: 89, base: 0 } },
+    ];
+    for (const over of bad) assert.throws(() => ruleArgs({ ...base, ...(over as object) } as Parameters<typeof ruleArgs>[0], 4), InvalidArgumentError, JSON.stringify(over));
   });
 });

@@ -19,9 +19,11 @@ describe('-p / --publish', () => {
     ['0.0.0.0:8080:80', [req({ hostIp: '0.0.0.0', hostPort: 8080, hostPortEnd: 8080 })]],
     ['[2001:DB8::1]:8080:80', [req({ hostIp: '2001:db8::1', hostPort: 8080, hostPortEnd: 8080 })]],
     ['[::]::80', [req({ hostIp: '::' })]],
-    ['8000-8001:80-81', [req({ hostPort: 8000, hostPortEnd: 8000 }), req({ containerPort: 81, hostPort: 8001, hostPortEnd: 8001 })]],
+    // A range stays one request whatever its length (one firewall rule).
+    ['8000-8001:80-81', [req({ containerPortEnd: 81, hostPort: 8000, hostPortEnd: 8001 })]],
     ['8000-8010:80', [req({ hostPort: 8000, hostPortEnd: 8010 })]],
-    ['80-81/udp', [req({ proto: 'udp' }), req({ proto: 'udp', containerPort: 81 })]],
+    ['80-81/udp', [req({ proto: 'udp', containerPortEnd: 81 })]],
+    ['1-65535:1-65535/udp', [req({ proto: 'udp', containerPort: 1, containerPortEnd: 65535, hostPort: 1, hostPortEnd: 65535 })]],
     ['1:65535', [req({ containerPort: 65535, hostPort: 1, hostPortEnd: 1 })]],
   ];
   for (const [spec, want] of ok) test(`accepts ${spec}`, () => assert.deepEqual(parsePublishSpec(spec), want));
@@ -99,6 +101,9 @@ describe("libnetwork's portmap shape (the API's `ports`)", () => {
     [[{ Proto: 6, Port: 80, HostIP: 'example.com' }], /host IP "example\.com"/],
     [[{ Proto: 6, Port: 80, HostIP: 7 }], /HostIP must be a string/],
     [[{ Proto: 6, Port: 80, Hostport: 8080 }], /unknown field "Hostport"/],
+    [[{ Proto: 6, Port: 80, PortEnd: 70 }], /PortEnd 70 is below Port 80/],
+    [[{ Proto: 6, Port: 80, PortEnd: 89, HostPort: 8000, HostPortEnd: 8005 }], /ranges of unequal length/],
+    [Array.from({ length: 1025 }, (_, i) => `${10000 + i}:80`), /too many published ports: 1025 mappings in one request, at most 1024/],
   ];
   for (const [value, message] of bad) {
     test(`refuses ${JSON.stringify(value)}`, () => {

@@ -203,6 +203,7 @@ export class BridgeDriver implements Driver {
         if (err instanceof KernelError && err.errno === 'EXFULL') {
           throw new ConflictError(`network ${network.name} is full: its bridge ${bridgeName(network, opts)} has the ${MAX_BRIDGE_PORTS} ports a Linux bridge can have`);
         }
+        if (err instanceof KernelError && err.errno === 'EEXIST') throw await this.nameTaken(ns, endpoint.ifname, hostIfname, err);
         // A bridge recreated behind our back has a new index: look it up once more.
         if (!(err instanceof KernelError) || err.errno !== 'ENODEV') throw err;
         this.bridgeIndex.delete(network.id);
@@ -221,6 +222,21 @@ export class BridgeDriver implements Driver {
       ns.close();
     }
     return { hostIfname, mac };
+  }
+
+  /**
+   * The kernel refused the veth pair with EEXIST: one of its names is taken, either inside the container
+   * (an interface of its own, say `eth0`) or on the host. Says which; nothing was created.
+   */
+  private async nameTaken(ns: Netns, ifname: string, hostIfname: string, err: KernelError): Promise<Error> {
+    const inside = Rtnl.open(ns);
+    try {
+      if (await inside.linkByName(ifname)) return new ConflictError(`container already has an interface named ${ifname}`, { cause: err });
+    } finally {
+      inside.close();
+    }
+    if (await this.rtnl.linkByName(hostIfname)) return new ConflictError(`the host already has an interface named ${hostIfname}`, { cause: err });
+    return err;
   }
 
   /**

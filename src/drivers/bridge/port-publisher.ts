@@ -36,6 +36,7 @@ export function ephemeralRange(): PortRange {
 export function bindingsOf(endpoint: DriverEndpoint): PortBinding[] {
   const raw = endpoint.driverState.ports;
   if (!Array.isArray(raw)) return [];
+  const optionalPort = (v: unknown) => v === undefined || Number.isInteger(v);
   return raw.filter(
     (b): b is PortBinding =>
       typeof b === 'object' &&
@@ -43,7 +44,9 @@ export function bindingsOf(endpoint: DriverEndpoint): PortBinding[] {
       PROTOS.includes((b as PortBinding).proto) &&
       typeof (b as PortBinding).hostIp === 'string' &&
       Number.isInteger((b as PortBinding).hostPort) &&
-      Number.isInteger((b as PortBinding).containerPort),
+      Number.isInteger((b as PortBinding).containerPort) &&
+      optionalPort((b as PortBinding).hostPortEnd) &&
+      optionalPort((b as PortBinding).containerPortEnd),
   );
 }
 
@@ -70,21 +73,27 @@ export class PortPublisher {
       return ip !== undefined && !isWildcard(ip);
     });
     const local = specific ? await this.localAddresses() : new Set<string>();
-    // UDP and SCTP from /proc (cheap); TCP by trying to listen (see bind-probe.ts).
+    // UDP and SCTP from /proc (cheap); one TCP port by trying to listen (see bind-probe.ts), TCP ranges
+    // from /proc too (read once, whatever the range's length).
     const others = HostSockets.read(['udp', 'sctp']);
+    let tcpSockets: HostSockets | undefined;
     return this.allocator.allocate(
       { endpointId: endpoint.id, name: endpoint.name },
       requests,
       {
         families,
         defaultHostIp: opts.hostBindingIp,
-        hostConflict: async (proto, hostIp, port) => {
-          if (proto === 'tcp') {
-            const errno = await tcpListenProbe(hostIp, port);
-            return errno === undefined ? undefined : errno === 'EADDRINUSE' ? `listening on ${port}/tcp` : `cannot listen on ${describeAddress(hostIp)}:${port}: ${errno}`;
+        hostConflicts: async (proto, hostIp, range) => {
+          if (proto === 'tcp' && range.size === 1) {
+            const errno = await tcpListenProbe(hostIp, range.start);
+            if (errno === undefined) return [];
+            return [{ port: range.start, why: errno === 'EADDRINUSE' ? `listening on ${range.start}/tcp` : `cannot listen on ${describeAddress(hostIp)}:${range.start}: ${errno}` }];
           }
-          const s = others.conflict(proto, hostIp, port);
-          return s && `bound to ${describeAddress(s.address)}:${s.port}/${s.proto}`;
+          const sockets = proto === 'tcp' ? (tcpSockets ??= HostSockets.read(['tcp'])) : others;
+          return sockets.conflicts(proto, hostIp, range).map((s) => ({
+            port: s.port,
+            why: proto === 'tcp' ? `listening on ${s.port}/tcp` : `bound to ${describeAddress(s.address)}:${s.port}/${s.proto}`,
+          }));
         },
         // All of 127.0.0.0/8 is local (lo holds 127.0.0.1/8).
         isLocalAddress: (a) => local.has(a) || (familyOf(a) === 4 && a.startsWith('127.')),
@@ -156,7 +165,13 @@ export function forwardSpec(bridge: string, opts: BridgeOptions, endpoint: Drive
     bridge,
     containerV4: endpoint.ipv4?.address,
     containerV6: endpoint.ipv6?.address,
-    ports: bindings.map((b) => ({ proto: b.proto, hostIp: IPAddress.parse(b.hostIp), hostPort: b.hostPort, containerPort: b.containerPort })),
+    ports: bindings.map((b) => ({
+      proto: b.proto,
+      hostIp: IPAddress.parse(b.hostIp),
+      hostPort: b.hostPort,
+      containerPort: b.containerPort,
+      ...(b.hostPortEnd !== undefined ? { hostPortEnd: b.hostPortEnd } : {}),
+    })),
     routed: opts.routed,
   };
 }
