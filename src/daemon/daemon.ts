@@ -4,7 +4,7 @@
  * containers keep their networking while netd restarts.
  */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import type { Server } from 'node:http';
 import { createLogger, type Logger } from '../log.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -50,7 +50,13 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   let rtnl: Rtnl | undefined;
   let server: Server | undefined;
   let dns: DnsService | undefined;
+  let execLock: DataRootLock | undefined;
   try {
+    // Namespaces and container files live there: two daemons (two data roots) must not share it.
+    if (resolvePath(config.execRoot) !== resolvePath(config.dataRoot)) {
+      mkdirSync(config.execRoot, { recursive: true, mode: 0o755 });
+      execLock = DataRootLock.acquire(config.execRoot, 'exec root');
+    }
     // Before anything changes in the kernel: a live daemon on the socket path stops this one here.
     if (listen.kind === 'unix') await claimUnixSocket(listen.path);
     const instance = loadInstance(config.dataRoot);
@@ -99,6 +105,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         await firewall.settled(); // e.g. conntrack deletions that follow a detach
         await dnsService.close();
         hostRtnl.close();
+        execLock?.release();
         lock.release();
         log.info({ op: 'stop' }, 'netd stopped');
       },
@@ -107,6 +114,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     server?.close();
     await dns?.close();
     rtnl?.close();
+    execLock?.release();
     lock.release();
     throw err;
   }

@@ -1,5 +1,5 @@
 /**
- * One daemon per data root: a pid file created exclusively. A lock left by a process that no longer runs
+ * One daemon per data root (and per exec root): a pid file created exclusively. A lock left by a process that no longer runs
  * is taken over; one held by a live process is refused.
  */
 import { openSync, writeSync, closeSync, readFileSync, rmSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { ConflictError } from '../errors.js';
 export class DataRootLock {
   private constructor(private readonly path: string) {}
 
-  static acquire(dataRoot: string): DataRootLock {
+  static acquire(dataRoot: string, what = 'data root'): DataRootLock {
     const path = join(dataRoot, 'netd.pid');
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -21,12 +21,12 @@ export class DataRootLock {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
         if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-          throw new ConflictError(`another netd (pid ${holder}) is already running on data root ${dataRoot}`);
+          throw new ConflictError(`another netd (pid ${holder}) is already running on ${what} ${dataRoot}`);
         }
         rmSync(path, { force: true }); // stale: its owner is gone
       }
     }
-    throw new ConflictError(`could not lock data root ${dataRoot}`);
+    throw new ConflictError(`could not lock ${what} ${dataRoot}`);
   }
 
   release(): void {

@@ -143,7 +143,7 @@ test('two daemons on one host: restarts, crashes and reloads of one leave the ot
   }
 });
 
-test('a daemon refuses a socket another daemon answers on, and replaces a stale one', async () => {
+test('a daemon refuses a socket or an exec root another daemon uses, and replaces a stale socket', async () => {
   requireRoot();
   const topo = await Topology.create('so');
   const first = await TestDaemon.start(topo.host, ['--bridge', 'netdf0']);
@@ -159,6 +159,15 @@ test('a daemon refuses a socket another daemon answers on, and replaces a stale 
     assert.equal(res.stderr.trim().split('\n').length, 1, 'one line');
     assert.deepEqual(await kernelSnapshot(topo.host), before, 'the refused daemon changed nothing in the kernel');
     await first.client.call('GET', '/_ping'); // the first one still serves its socket
+
+    // Its exec root (namespaces, container files) is the first one's too: refused as well.
+    const shared = await topo.host.exec(
+      ['node', CLI, '--host', `unix://${join(second.dir, 'own.sock')}`, 'daemon', '--data-root', second.dataRoot, '--exec-root', join(first.dir, 'run'), '--bridge', 'netds0'],
+      { allowFail: true, timeoutMs: 15_000 },
+    );
+    assert.equal(shared.code, 1, `exits 1 (stderr: ${shared.stderr.trim()})`);
+    assert.match(shared.stderr, /^netd: another netd \(pid \d+\) is already running on exec root .*\/run\n$/);
+    assert.deepEqual(await kernelSnapshot(topo.host), before, 'nothing changed in the kernel');
 
     // A daemon that died leaves its socket behind: the next one on that path starts.
     await first.stop('SIGKILL');
