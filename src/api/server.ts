@@ -3,14 +3,14 @@
  * on TCP only when a tcp:// address is given explicitly.
  */
 import { createServer, type Server } from 'node:http';
-import { chmodSync, chownSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import type { Controller } from '../cnm/controller.js';
 import { Router } from './http.js';
 import { addDockerRoutes } from './docker-api.js';
 import { addNetdRoutes } from './netd-api.js';
-import { parseHost } from './listen.js';
+import { claimUnixSocket, parseHost } from './listen.js';
 import { SERVER_OPTIONS, applyLimits } from './limits.js';
 
 export async function startApiServer(opts: { host: string; controller: Controller; log: Logger; group?: number }): Promise<Server> {
@@ -28,11 +28,7 @@ export async function startApiServer(opts: { host: string; controller: Controlle
   const listen = parseHost(opts.host);
   if (listen.kind === 'unix') {
     mkdirSync(dirname(listen.path), { recursive: true, mode: 0o755 });
-    try {
-      if (statSync(listen.path).isSocket()) rmSync(listen.path); // left by a daemon that died; the data-root lock says none runs
-    } catch {
-      /* no stale socket */
-    }
+    await claimUnixSocket(listen.path); // a live daemon's socket is refused, a dead one's replaced
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(listen.path, () => resolve());

@@ -4,7 +4,7 @@
  * containers keep their networking while netd restarts.
  */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import type { Server } from 'node:http';
 import { createLogger, type Logger } from '../log.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -23,6 +23,8 @@ import { NullDriver } from '../drivers/null.js';
 import { OPT_BRIDGE_NAME, OPT_DEFAULT_BRIDGE } from '../drivers/bridge/options.js';
 import { parseIfName } from '../net/index.js';
 import { startApiServer } from '../api/server.js';
+import { claimUnixSocket, parseHost } from '../api/listen.js';
+import { loadInstance } from './instance.js';
 import { ProcNamespaceResolver } from './namespace-resolver.js';
 import { hostSubnets } from './host-subnets.js';
 import { DnsService } from '../dns/dns-service.js';
@@ -43,21 +45,21 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   }
   const pools = (config.defaultAddressPools.length > 0 ? config.defaultAddressPools : DEFAULT_ADDRESS_POOLS).map(parseAddressPool);
   mkdirSync(config.dataRoot, { recursive: true, mode: 0o700 });
+  const listen = parseHost(config.host);
   const lock = DataRootLock.acquire(config.dataRoot);
-  let execLock: DataRootLock;
-  try {
-    // The exec root too is one daemon's (Docker asks the same of its daemons): start-up removes namespaces
-    // there that have no record, which must never be another daemon's.
-    mkdirSync(config.execRoot, { recursive: true, mode: 0o755 });
-    execLock = DataRootLock.acquire(config.execRoot, 'exec root');
-  } catch (err) {
-    lock.release();
-    throw err;
-  }
   let rtnl: Rtnl | undefined;
   let server: Server | undefined;
   let dns: DnsService | undefined;
+  let execLock: DataRootLock | undefined;
   try {
+    // Namespaces and container files live there: two daemons (two data roots) must not share it.
+    if (resolvePath(config.execRoot) !== resolvePath(config.dataRoot)) {
+      mkdirSync(config.execRoot, { recursive: true, mode: 0o755 });
+      execLock = DataRootLock.acquire(config.execRoot, 'exec root');
+    }
+    // Before anything changes in the kernel: a live daemon on the socket path stops this one here.
+    if (listen.kind === 'unix') await claimUnixSocket(listen.path);
+    const instance = loadInstance(config.dataRoot);
     // No IPv6 pool given: IPv6 networks without a subnet get /64s of this host's own ULA /48.
     if (!pools.some((p) => p.base.family === 6)) pools.push(defaultIpv6Pool(config.dataRoot));
     dns = new DnsService({
@@ -68,13 +70,13 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     });
     rtnl = Rtnl.open();
     const hostRtnl = rtnl;
-    const firewall = createFirewall({ logger: log });
+    const firewall = createFirewall({ logger: log, instance });
     requireTools(firewall.tools.required);
     for (const tool of firewall.tools.optional.filter((t) => !findTool(t))) log.warn({ op: 'start', tool }, `${missingTool(tool).message}; netd works without it, with less cleanup`);
     const controller = new Controller({
       store: new Store(config.dataRoot),
       ipam: new Ipam(pools),
-      drivers: [new BridgeDriver({ rtnl: hostRtnl, firewall, log }), new HostDriver(), new NullDriver()],
+      drivers: [new BridgeDriver({ rtnl: hostRtnl, firewall, log, instance, ipForwardNoDrop: config.ipForwardNoDrop }), new HostDriver(), new NullDriver()],
       resolver: new ProcNamespaceResolver(join(config.execRoot, 'netns')),
       log,
       hostSubnets: () => hostSubnets(hostRtnl),
@@ -87,10 +89,11 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       observers: [dns],
     });
     const problems = await controller.start();
+    instance.adopted(); // the marks netd used before instances are replaced by now
     dns.removeOrphanFiles();
     const stopMonitors = controller.startMonitors({ sweepMs: config.sweepIntervalMs, firewallMs: config.firewallCheckIntervalMs });
     server = await startApiServer({ host: config.host, controller, log, group: config.group });
-    log.info({ op: 'start', host: config.host, dataRoot: config.dataRoot, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
+    log.info({ op: 'start', host: config.host, dataRoot: config.dataRoot, instance: instance.id, adoptedLegacyMarks: instance.adoptLegacy, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
     const srv = server;
     const dnsService = dns;
     return {
@@ -102,7 +105,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         await firewall.settled(); // e.g. conntrack deletions that follow a detach
         await dnsService.close();
         hostRtnl.close();
-        execLock.release();
+        execLock?.release();
         lock.release();
         log.info({ op: 'stop' }, 'netd stopped');
       },
@@ -111,7 +114,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     server?.close();
     await dns?.close();
     rtnl?.close();
-    execLock.release();
+    execLock?.release();
     lock.release();
     throw err;
   }

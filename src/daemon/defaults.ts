@@ -23,6 +23,8 @@ export interface DaemonConfig {
   dns?: string[];
   /** The only directory under which clients may name files for netd to write (`--files-root`); none by default. */
   filesRoot?: string;
+  /** When netd turns IP forwarding on, leave the FORWARD policy alone (default: set it to DROP). */
+  ipForwardNoDrop?: boolean;
 }
 
 export const DEFAULTS: DaemonConfig = {

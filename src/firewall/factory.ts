@@ -6,6 +6,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { spawnRunner, type CommandRunner } from './exec.js';
 import type { Firewall, FirewallBackendOptions } from './firewall.js';
+import type { InstanceIdentity } from './marks.js';
 import { IptablesFirewall } from './iptables.js';
 
 const BACKENDS = {
@@ -25,6 +26,8 @@ export interface FirewallOptions {
   exec?: CommandRunner;
   /** Program ip6tables too (default true). When false, IPv6 subnets are ignored with a warning. */
   ipv6?: boolean;
+  /** The daemon instance whose marks the rules carry (see marks.ts). */
+  instance?: InstanceIdentity;
 }
 
 export function createFirewall(opts: FirewallOptions): Firewall {
@@ -32,5 +35,5 @@ export function createFirewall(opts: FirewallOptions): Firewall {
   if (!Object.hasOwn(BACKENDS, name)) {
     throw new InvalidArgumentError(`unknown firewall backend ${JSON.stringify(name)} (netd has: ${FIREWALL_BACKENDS.join(', ')})`);
   }
-  return BACKENDS[name as FirewallBackendName]({ logger: opts.logger, exec: opts.exec ?? spawnRunner, ipv6: opts.ipv6 ?? true });
+  return BACKENDS[name as FirewallBackendName]({ logger: opts.logger, exec: opts.exec ?? spawnRunner, ipv6: opts.ipv6 ?? true, instance: opts.instance });
 }

@@ -7,6 +7,8 @@ import type { Logger } from '../log.js';
 import type { CommandRunner } from './exec.js';
 import type { NetworkFirewallSpec } from './spec.js';
 import type { PortForwardSpec } from './port-forward.js';
+import type { InstanceIdentity } from './marks.js';
+import type { Family } from './model.js';
 
 export type { CommandRunner, CommandResult } from './exec.js';
 export type { NetworkFirewallSpec } from './spec.js';
@@ -41,6 +43,11 @@ export interface Firewall {
    * or rules that are not netd's. Port forwards left out are removed: pass all of them.
    */
   reconcile(networks: NetworkFirewallSpec[], forwards?: PortForwardSpec[]): Promise<void>;
+  /**
+   * Sets the policy of the FORWARD chain to DROP in these families (as Docker does when it had to turn
+   * forwarding on): the host then routes only what netd's rules (or the administrator's) accept.
+   */
+  dropForwardByDefault(families: readonly Family[]): Promise<void>;
 }
 
 /** What a backend is made with (factory.ts fills in the defaults). */
@@ -50,4 +57,6 @@ export interface FirewallBackendOptions {
   exec: CommandRunner;
   /** Program IPv6 too. When false, IPv6 subnets and port mappings are ignored with a warning. */
   ipv6: boolean;
+  /** The daemon instance whose marks the rules carry (marks.ts); none: netd's marks before instances. */
+  instance?: InstanceIdentity;
 }

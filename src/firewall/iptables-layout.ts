@@ -35,11 +35,14 @@
  *      routing, or route_localnet lets them through a bridge to the host's loopback services. Dropped
  *      before conntrack sees them, whatever port, so a loopback-only mapping is loopback-only.
  * Every rule carries `-m comment --comment netd` (base), `netd:<id12>` (per network) or `netd:pf:<id12>`
- * (per endpoint's published ports).
+ * (per endpoint's published ports); a daemon puts its instance id in the last two, `netd:<instance>:<id12>`
+ * (marks.ts). The base chains and rules are shared by every netd instance on the host (each lays them
+ * out identically and none removes them); everything else is one instance's.
  */
 import type { Family, PlacedRule, Rule, Table } from './model.js';
 import { Prefix } from '../net/index.js';
-import { BASE_TAG, type FirewallNetwork } from './spec.js';
+import type { FirewallNetwork } from './spec.js';
+import { BASE_TAG } from './marks.js';
 import { forwardLayout, type FirewallForward } from './port-forward.js';
 
 export const CHAIN = {

@@ -17,15 +17,15 @@
 import { performance } from 'node:perf_hooks';
 import { CommandError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { CommandRunner } from './exec.js';
+import { runChecked, type CommandRunner } from './exec.js';
 import type { Firewall, FirewallBackendOptions } from './firewall.js';
 import type { Family, Table } from './model.js';
 import { RestoreScript } from './restore-script.js';
-import { BASE_TAG, isNetdTag, normalizeNetwork, type FirewallNetwork, type NetworkFirewallSpec } from './spec.js';
+import { normalizeNetwork, type FirewallNetwork, type NetworkFirewallSpec } from './spec.js';
+import { BASE_TAG, FirewallMarks } from './marks.js';
 import {
   forwardFamily,
   forwardLayout,
-  isForwardChain,
   normalizeForward,
   sameForward,
   type FirewallForward,
@@ -35,6 +35,15 @@ import { deleteConntrack, flowsToContainer, flowsToHostPorts } from './conntrack
 import { baseLayout, EMPTY_LAYOUT, mergeLayouts, networkRules, subnetOf, withForwards, type Layout } from './iptables-layout.js';
 import { planFamily } from './iptables-plan.js';
 import { IptablesCommands, iptablesTools } from './iptables-commands.js';
+
+/** Read-plan-apply rounds before an operation gives up (see converge). */
+const CONVERGE_ATTEMPTS = 3;
+/** What iptables-restore says when a chain this operation saw missing was made meanwhile (by another instance). */
+const RACE_RE = /Chain already exists/;
+
+/** The policy of a built-in chain is set by its declaration; under --noflush that flushes nothing. */
+const FORWARD_DROP = '*filter\n:FORWARD DROP [0:0]\nCOMMIT\n';
+const RESTORE_CMD: Record<Family, string> = { 4: 'iptables-restore', 6: 'ip6tables-restore' };
 
 /** Key of a bucket chain known to exist. */
 function bucketKey(family: Family, table: Table, chain: string): string {
@@ -47,6 +56,8 @@ export class IptablesFirewall implements Firewall {
   private readonly exec: CommandRunner;
   private readonly commands: IptablesCommands;
   private readonly families: readonly Family[];
+  /** This daemon's marks: what it may change and remove (marks.ts). */
+  private readonly marks: FirewallMarks;
   readonly tools: Firewall['tools'];
   /** Operations run one at a time: each plans from its own read, which a concurrent apply would stale. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -60,6 +71,7 @@ export class IptablesFirewall implements Firewall {
     this.exec = opts.exec;
     this.commands = new IptablesCommands(opts.exec, this.log);
     this.families = opts.ipv6 ? [4, 6] : [4];
+    this.marks = opts.instance ? new FirewallMarks(opts.instance) : FirewallMarks.LEGACY;
     this.tools = iptablesTools(this.families);
   }
 
@@ -117,9 +129,9 @@ export class IptablesFirewall implements Firewall {
           'reconcile',
           this.families,
           (f) => withForwards(mergeLayouts(baseLayout(f), networks.flatMap((n) => networkRules(n, f))), [...forwards.values()], f),
-          isNetdTag,
+          (c) => this.marks.owns(c),
           undefined,
-          isForwardChain,
+          (t, c) => this.marks.ownsChain(t, c),
         );
       } catch (err) {
         // The kernel is in an unknown state: forget what the fast path knew, so it reads before it writes.
@@ -251,18 +263,29 @@ export class IptablesFirewall implements Firewall {
   }
 
   private normalizeForward(spec: PortForwardSpec): FirewallForward {
-    return normalizeForward(spec, this.families, (m) =>
-      this.log.warn({ endpoint: spec.endpointId?.slice?.(0, 12), hostIp: m.hostIp, hostPort: m.hostPort }, 'IPv6 firewalling is disabled: ignoring an IPv6 port mapping'),
+    return normalizeForward(
+      spec,
+      this.families,
+      (m) => this.log.warn({ endpoint: spec.endpointId?.slice?.(0, 12), hostIp: m.hostIp, hostPort: m.hostPort }, 'IPv6 firewalling is disabled: ignoring an IPv6 port mapping'),
+      this.marks,
     );
   }
 
   private normalize(spec: NetworkFirewallSpec): FirewallNetwork {
-    const n = normalizeNetwork(spec);
+    const n = normalizeNetwork(spec, this.marks);
     if (n.v6 && !this.families.includes(6)) {
       this.log.warn({ network: n.id12, subnet: n.v6.toString() }, 'IPv6 firewalling is disabled: ignoring the IPv6 subnet');
       return { ...n, v6: undefined };
     }
     return n;
+  }
+
+  dropForwardByDefault(families: readonly Family[]): Promise<void> {
+    const wanted = this.families.filter((f) => families.includes(f));
+    return this.serialize(async () => {
+      await Promise.all(wanted.map((f) => runChecked(this.exec, [RESTORE_CMD[f], '-w', '--noflush'], FORWARD_DROP)));
+      this.log.warn({ families: wanted }, 'netd turns IP forwarding on: FORWARD policy set to DROP first (netd daemon --ip-forward-no-drop keeps the policy)');
+    });
   }
 
   settled(): Promise<void> {
@@ -284,9 +307,20 @@ export class IptablesFirewall implements Firewall {
     chainInScope?: (table: Table, chain: string) => boolean,
   ): Promise<void> {
     const started = performance.now();
-    const states = await Promise.all(families.map((f) => this.commands.read(f)));
-    const scripts = families.map((f, i) => planFamily(f, states[i], layoutFor(f), inScope, chainInScope));
-    await this.commands.apply(op, scripts);
+    let scripts: RestoreScript[];
+    for (let attempt = 1; ; attempt++) {
+      const states = await Promise.all(families.map((f) => this.commands.read(f)));
+      scripts = families.map((f, i) => planFamily(f, states[i], layoutFor(f), inScope, chainInScope));
+      try {
+        await this.commands.apply(op, scripts);
+        break;
+      } catch (err) {
+        // Another netd instance may have changed the shared chains between the read and the apply (a
+        // chain made meanwhile fails `-N`): apply() reverted this attempt; plan again from a fresh read.
+        if (!(err instanceof CommandError) || !RACE_RE.test(err.stderr) || attempt >= CONVERGE_ATTEMPTS) throw err;
+        this.log.warn({ op, attempt, error: err.message }, 'firewall changed under this operation; planning again');
+      }
+    }
     const counts = scripts.map((s) => ({ family: s.family, ...s.summary() }));
     this.log.info({ op, network: network?.id12, counts, ms: Math.round((performance.now() - started) * 10) / 10 }, `firewall ${op}`);
   }

@@ -3,7 +3,8 @@
  * into a normalised form, and the rules it becomes.
  *
  * Each endpoint with published ports owns one chain per table it needs, `NETD-PF-<endpoint id12>`,
- * reached through a bucket chain `NETD-PFB-<first 2 hex of the id>` (256 buckets, made when first used):
+ * reached through a bucket chain `NETD-PFB-<first 2 hex of the id>` (256 buckets, made when first used;
+ * a daemon's instance id goes into both names and into the comments, see marks.ts):
  *   nat     NETD -j NETD-PFB-ab                                (NETD is reached from PREROUTING and OUTPUT
  *           NETD-PFB-ab -j NETD-PF-x                            for local destinations)
  *           NETD-PF-x [-d HOST_IP] -p P -m P --dport HP -j DNAT --to-destination C:CP   one per mapping;
@@ -18,7 +19,7 @@
  * chain costs time in proportion to its length (10000 jumps in NETD: ~12 ms per append).
  */
 import { InvalidArgumentError } from '../errors.js';
-import { BASE_TAG } from './spec.js';
+import { FirewallMarks } from './marks.js';
 import { IPAddress, Prefix, checkPort, checkProto, parseFamily, parseFirewallIfName, type Family, type IfName, type Proto } from '../net/index.js';
 import type { PlacedRule, Rule, Table, Target } from './model.js';
 
@@ -65,26 +66,11 @@ export interface FirewallForward {
   readonly chain: string;
   /** The bucket chain it is reached through. */
   readonly bucket: string;
+  /** The comment of the jump into the bucket (shared by the bucket's endpoints). */
+  readonly bucketTag: string;
   readonly bridge: IfName;
   readonly v4?: FamilyForward;
   readonly v6?: FamilyForward;
-}
-
-export const FORWARD_CHAIN_PREFIX = 'NETD-PF-';
-export const BUCKET_CHAIN_PREFIX = 'NETD-PFB-';
-const FORWARD_CHAIN_RE = /^NETD-PF-[0-9a-f]{12}$|^NETD-PFB-[0-9a-f]{2}$/;
-/** The comment of the jumps from NETD into buckets (shared by the endpoints of a bucket). */
-export const BUCKET_TAG = `${BASE_TAG}:pf`;
-
-export function forwardTag(id12: string): string {
-  return `${BASE_TAG}:pf:${id12}`;
-}
-
-/**
- * Whether a chain is a port-forward chain or bucket (so reconcile may delete it when nothing uses it).
- */
-export function isForwardChain(table: string, chain: string): boolean {
-  return (table === 'nat' || table === 'filter') && FORWARD_CHAIN_RE.test(chain);
 }
 
 /** A single address: a real IPAddress value. */
@@ -119,7 +105,12 @@ function checkOverlaps(mappings: readonly PortForwardMapping[]): void {
  * Validates a spec. `families` are the families the firewall programs: mappings of another family are
  * dropped (and reported through `ignored`).
  */
-export function normalizeForward(spec: PortForwardSpec, families: readonly Family[], ignored?: (m: PortForwardMapping) => void): FirewallForward {
+export function normalizeForward(
+  spec: PortForwardSpec,
+  families: readonly Family[],
+  ignored?: (m: PortForwardMapping) => void,
+  marks: FirewallMarks = FirewallMarks.LEGACY,
+): FirewallForward {
   if (typeof spec !== 'object' || spec === null) throw new InvalidArgumentError('port forward spec must be an object');
   if (typeof spec.endpointId !== 'string' || !/^[0-9a-f]{64}$/.test(spec.endpointId)) {
     throw new InvalidArgumentError(`invalid endpoint id ${JSON.stringify(spec.endpointId)}: expected 64 lower-case hex characters`);
@@ -151,9 +142,10 @@ export function normalizeForward(spec: PortForwardSpec, families: readonly Famil
   return {
     endpointId: spec.endpointId,
     id12,
-    tag: forwardTag(id12),
-    chain: `${FORWARD_CHAIN_PREFIX}${id12}`,
-    bucket: `${BUCKET_CHAIN_PREFIX}${id12.slice(0, 2)}`,
+    tag: marks.forwardTag(id12),
+    chain: marks.forwardChain(id12),
+    bucket: marks.bucketChain(id12),
+    bucketTag: marks.bucketTag,
     bridge,
     v4: part(4),
     v6: part(6),
@@ -182,11 +174,11 @@ export interface ForwardLayout {
   readonly buckets: readonly BucketLayout[];
 }
 
-function bucketLayout(table: Table, chain: string): BucketLayout {
+function bucketLayout(table: Table, chain: string, comment: string): BucketLayout {
   return {
     table,
     chain,
-    jump: { rule: { table, chain: 'NETD', comment: BUCKET_TAG, target: { kind: 'jump', chain } }, top: table === 'filter' },
+    jump: { rule: { table, chain: 'NETD', comment, target: { kind: 'jump', chain } }, top: table === 'filter' },
   };
 }
 
@@ -216,7 +208,7 @@ export function forwardLayout(f: FirewallForward, family: Family): ForwardLayout
   const chains: { table: Table; chain: string }[] = [{ table: 'nat', chain: f.chain }];
   const contents: { table: Table; rules: Rule[] }[] = [{ table: 'nat', rules: dnat }];
   const jumps: PlacedRule[] = [{ rule: { table: 'nat', chain: f.bucket, comment: f.tag, target: { kind: 'jump', chain: f.chain } } }];
-  const buckets: BucketLayout[] = [bucketLayout('nat', f.bucket)];
+  const buckets: BucketLayout[] = [bucketLayout('nat', f.bucket, f.bucketTag)];
   if (part.routed) {
     // One ACCEPT per distinct container port (two host ports may lead to the same one).
     const seen = new Set<string>();
@@ -241,7 +233,7 @@ export function forwardLayout(f: FirewallForward, family: Family): ForwardLayout
     contents.push({ table: 'filter', rules: accepts });
     // The bucket's jump sits at the top of NETD, ahead of the per-network DROPs.
     jumps.push({ rule: { table: 'filter', chain: f.bucket, comment: f.tag, target: { kind: 'jump', chain: f.chain } } });
-    buckets.push(bucketLayout('filter', f.bucket));
+    buckets.push(bucketLayout('filter', f.bucket, f.bucketTag));
   }
   return { chains, contents, jumps, buckets };
 }

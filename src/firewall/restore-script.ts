@@ -73,9 +73,10 @@ export class RestoreScript {
 
   /**
    * The text fed to `iptables-restore --noflush`, and the line number of each table's COMMIT (to tell,
-   * after a failure at line N, which tables were already committed). Chain declarations come first in
-   * each section: with --noflush, `:CHAIN` creates a missing chain but FLUSHES an existing one, so the
-   * planner only ever declares chains it saw missing.
+   * after a failure at line N, which tables were already committed). New chains come first in each
+   * section, as `-N CHAIN`: with --noflush, `:CHAIN` would create a missing chain but FLUSH an existing
+   * one, which another netd instance (sharing the base chains) may have made since this one read the
+   * tables; `-N` fails the whole batch instead, and the operation plans again from a fresh read.
    */
   render(): { text: string; commits: { table: Table; line: number }[] } {
     const lines: string[] = [];
@@ -83,7 +84,7 @@ export class RestoreScript {
     for (const table of this.tables) {
       const ops = this.ops(table);
       lines.push(`*${table}`);
-      for (const op of ops) if (op.kind === 'new-chain') lines.push(`:${checkChain(table, op.chain)} - [0:0]`);
+      for (const op of ops) if (op.kind === 'new-chain') lines.push(`-N ${checkChain(table, op.chain)}`);
       for (const op of ops) {
         switch (op.kind) {
           case 'new-chain':

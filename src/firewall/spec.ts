@@ -5,9 +5,12 @@
 import { InvalidArgumentError } from '../errors.js';
 import { Prefix, parseFirewallIfName, type IfName } from '../net/index.js';
 import { checkMatchable } from './model.js';
+import { FirewallMarks } from './marks.js';
+
+export { BASE_TAG } from './marks.js';
 
 export interface NetworkFirewallSpec {
-  /** Network id, 64 lower-case hex characters; rules are tagged "netd:<first 12>". */
+  /** Network id, 64 lower-case hex characters; rules are tagged with it (marks.ts: "netd:<instance>:<first 12>"). */
   id: string;
   /** Bridge interface name. */
   bridge: string;
@@ -35,18 +38,6 @@ export interface FirewallNetwork {
   readonly icc: boolean;
 }
 
-/** Comment on netd's base rules (chains, jumps). */
-export const BASE_TAG = 'netd';
-
-export function networkTag(id12: string): string {
-  return `${BASE_TAG}:${id12}`;
-}
-
-/** True for comments netd puts on rules: "netd" or "netd:<anything>". */
-export function isNetdTag(comment: string | undefined): boolean {
-  return comment === BASE_TAG || (comment !== undefined && comment.startsWith(`${BASE_TAG}:`));
-}
-
 function bool(value: unknown, name: string): boolean {
   if (typeof value !== 'boolean') throw new InvalidArgumentError(`network ${name} must be a boolean`);
   return value;
@@ -56,7 +47,7 @@ function bool(value: unknown, name: string): boolean {
  * Validates a spec. The bridge driver supports one subnet per family (as Docker's does), and the
  * firewall rules rely on it: two IPv4 subnets on one internal network would each drop the other's traffic.
  */
-export function normalizeNetwork(spec: NetworkFirewallSpec): FirewallNetwork {
+export function normalizeNetwork(spec: NetworkFirewallSpec, marks: FirewallMarks = FirewallMarks.LEGACY): FirewallNetwork {
   if (typeof spec !== 'object' || spec === null) throw new InvalidArgumentError('network spec must be an object');
   if (typeof spec.id !== 'string' || !/^[0-9a-f]{64}$/.test(spec.id)) {
     throw new InvalidArgumentError(`invalid network id ${JSON.stringify(spec.id)}: expected 64 lower-case hex characters`);
@@ -82,7 +73,7 @@ export function normalizeNetwork(spec: NetworkFirewallSpec): FirewallNetwork {
   return {
     id: spec.id,
     id12,
-    tag: networkTag(id12),
+    tag: marks.networkTag(id12),
     bridge,
     v4,
     v6,

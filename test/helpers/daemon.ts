@@ -2,7 +2,7 @@
  * A netd daemon running inside a test's "host" namespace, on temporary paths, plus the topology around
  * it: an "outside" namespace reached from the host through a veth (198.51.100.1 ↔ 198.51.100.2).
  */
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -34,6 +34,11 @@ export class TestDaemon {
 
   get dataRoot(): string {
     return join(this.dir, 'data');
+  }
+
+  /** The daemon's instance id (in its marks: `netd:<instance>:<id12>`), made at its first start. */
+  get instance(): string {
+    return (JSON.parse(readFileSync(join(this.dataRoot, 'instance.json'), 'utf8')) as { id: string }).id;
   }
 
   static async start(hostNs: TestNetns, extraArgs: string[] = []): Promise<TestDaemon> {

@@ -33,6 +33,7 @@ export async function checkInvariants(daemon: TestDaemon, host: TestNetns): Prom
   const networks = await daemon.client.call<NetworkJson[]>('GET', '/networks');
   const endpoints = await daemon.client.call<EndpointJson[]>('GET', '/netd/v1/endpoints');
   const links = JSON.parse((await host.exec(['ip', '-j', '-d', 'link', 'show'])).stdout) as LinkJson[];
+  const mark = `netd:${daemon.instance}:`;
 
   const bridgeNets = networks.filter((n) => n.Driver === 'bridge');
   const bridgeOf = new Map(bridgeNets.map((n) => [n.Id, n.Options['com.docker.network.bridge.name'] ?? `br-${n.Id.slice(0, 12)}`]));
@@ -45,15 +46,16 @@ export async function checkInvariants(daemon: TestDaemon, host: TestNetns): Prom
   for (const e of bridgeEndpoints) {
     const link = kernelVeths.find((l) => l.ifname === e.driverState.hostIfname)!;
     assert.equal(link.master, bridgeOf.get(e.networkId), `${link.ifname} is on its network's bridge`);
-    assert.equal(link.ifalias, `netd:${e.id.slice(0, 12)}`, `${link.ifname} carries its owner mark`);
+    assert.equal(link.ifalias, `${mark}${e.id.slice(0, 12)}`, `${link.ifname} carries its owner mark`);
   }
 
   const rules = (await host.exec(['iptables-save'])).stdout + (await host.exec(['ip6tables-save'])).stdout;
-  const tags = new Set([...rules.matchAll(/netd:([0-9a-f]{12})/g)].map((m) => m[1]));
+  const tags = new Set([...rules.matchAll(new RegExp(`${mark}([0-9a-f]{12})`, 'g'))].map((m) => m[1]));
   const endpointIds = new Set(endpoints.map((e) => e.id.slice(0, 12)));
-  for (const m of rules.matchAll(/netd:pf:([0-9a-f]{12})/g)) assert.ok(endpointIds.has(m[1]), `port-forward rules netd:pf:${m[1]} belong to a recorded endpoint`);
+  for (const m of rules.matchAll(new RegExp(`${mark}pf:([0-9a-f]{12})`, 'g'))) assert.ok(endpointIds.has(m[1]), `port-forward rules ${mark}pf:${m[1]} belong to a recorded endpoint`);
+  assert.deepEqual([...rules.matchAll(/netd:(?:pf:)?[0-9a-f]{12}/g)].map((m) => m[0]), [], 'no rule carries a mark without an instance');
   const ids = new Set(bridgeNets.map((n) => n.Id.slice(0, 12)));
-  for (const t of tags) assert.ok(ids.has(t), `rules tagged netd:${t} belong to a recorded network`);
+  for (const t of tags) assert.ok(ids.has(t), `rules tagged ${mark}${t} belong to a recorded network`);
   for (const id of ids) assert.ok(tags.has(id), `network ${id} has its rules`);
 
   for (const family of ['ipv4', 'ipv6'] as const) {

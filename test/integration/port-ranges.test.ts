@@ -94,9 +94,9 @@ describe('published port ranges', () => {
     const mine = await rulesOf(r.endpointId);
     t.diagnostic(mine.join('\n'));
     assert.deepEqual(mine, [
-      `:NETD-PF-${id12} - [0:0]`,
-      `-A NETD-PF-${id12} -d ${HOST}/32 -p udp -m udp --dport 1:65535 -m comment --comment "netd:pf:${id12}" -j DNAT --to-destination ${cip}`,
-      `-A NETD-PFB-${id12.slice(0, 2)} -m comment --comment "netd:pf:${id12}" -j NETD-PF-${id12}`,
+      `:NETD-PF-${daemon.instance}-${id12} - [0:0]`,
+      `-A NETD-PF-${daemon.instance}-${id12} -d ${HOST}/32 -p udp -m udp --dport 1:65535 -m comment --comment "netd:${daemon.instance}:pf:${id12}" -j DNAT --to-destination ${cip}`,
+      `-A NETD-PFB-${daemon.instance}-${id12.slice(0, 2)} -m comment --comment "netd:${daemon.instance}:pf:${id12}" -j NETD-PF-${daemon.instance}-${id12}`,
     ]);
 
     // The ends of the range, each reaching the same port in the container, from the client's real address.
@@ -125,7 +125,7 @@ describe('published port ranges', () => {
     assert.equal(await udpFromOutside(1, 800), undefined, 'nothing is forwarded any more');
     const after = await kernelSnapshot(topo.host);
     // The bucket chain stays until a reconcile (as for one port); everything else is as before.
-    const withoutBuckets = (s: Record<string, string[]>) => ({ ...s, rules: s.rules.filter((l) => !/NETD-PFB-|netd:pf"/.test(l)) });
+    const withoutBuckets = (s: Record<string, string[]>) => ({ ...s, rules: s.rules.filter((l) => !/NETD-PFB-|:pf"/.test(l)) });
     assert.deepEqual(withoutBuckets(after), withoutBuckets(before));
   });
 
@@ -136,8 +136,8 @@ describe('published port ranges', () => {
     const id12 = r.endpointId.slice(0, 12);
     const dnat = (await rulesOf(r.endpointId)).filter((l) => l.includes('DNAT'));
     assert.deepEqual(dnat, [
-      `-A NETD-PF-${id12} -p tcp -m tcp --dport 20000:20009 -m comment --comment "netd:pf:${id12}" -j DNAT --to-destination ${cip}:30000-30009/20000`,
-      `-A NETD-PF-${id12} -p udp -m udp --dport 20000:20009 -m comment --comment "netd:pf:${id12}" -j DNAT --to-destination ${cip}:30000-30009/20000`,
+      `-A NETD-PF-${daemon.instance}-${id12} -p tcp -m tcp --dport 20000:20009 -m comment --comment "netd:${daemon.instance}:pf:${id12}" -j DNAT --to-destination ${cip}:30000-30009/20000`,
+      `-A NETD-PF-${daemon.instance}-${id12} -p udp -m udp --dport 20000:20009 -m comment --comment "netd:${daemon.instance}:pf:${id12}" -j DNAT --to-destination ${cip}:30000-30009/20000`,
     ]);
     assert.equal(await tcpFromOutside(20000), `tcp 30000 ${OUTSIDE}`);
     assert.equal(await tcpFromOutside(20009), `tcp 30009 ${OUTSIDE}`);

@@ -139,15 +139,19 @@ describe('published ports', () => {
 
   test('the rule layout of one mapping (pasted into the report)', async (t) => {
     const id12 = (await daemon.client.call<{ id: string; name: string }[]>('GET', '/netd/v1/endpoints')).find((e) => e.name === 'web')!.id.slice(0, 12);
-    const bucket = `NETD-PFB-${id12.slice(0, 2)}`;
-    const mine = (await rules()).filter((l) => l.includes(`netd:pf:${id12}`) || l.includes(`NETD-PF-${id12}`) || l.includes(bucket));
+    // Marked with the daemon's instance id (issue 11: two daemons on one host keep apart).
+    const inst = daemon.instance;
+    const bucket = `NETD-PFB-${inst}-${id12.slice(0, 2)}`;
+    const chain = `NETD-PF-${inst}-${id12}`;
+    const tag = `netd:${inst}:pf:${id12}`;
+    const mine = (await rules()).filter((l) => l.includes(tag) || l.includes(chain) || l.includes(bucket));
     assert.deepEqual(mine, [
-      `:NETD-PF-${id12} - [0:0]`,
+      `:${chain} - [0:0]`,
       `:${bucket} - [0:0]`,
-      `-A NETD -m comment --comment "netd:pf" -j ${bucket}`,
-      `-A NETD-PF-${id12} -p tcp -m tcp --dport 8080 -m comment --comment "netd:pf:${id12}" -j DNAT --to-destination ${webIp}:80`,
-      `-A NETD-PF-${id12} -p udp -m udp --dport 8080 -m comment --comment "netd:pf:${id12}" -j DNAT --to-destination ${webIp}:80`,
-      `-A ${bucket} -m comment --comment "netd:pf:${id12}" -j NETD-PF-${id12}`,
+      `-A NETD -m comment --comment "netd:${inst}:pf" -j ${bucket}`,
+      `-A ${chain} -p tcp -m tcp --dport 8080 -m comment --comment "${tag}" -j DNAT --to-destination ${webIp}:80`,
+      `-A ${chain} -p udp -m udp --dport 8080 -m comment --comment "${tag}" -j DNAT --to-destination ${webIp}:80`,
+      `-A ${bucket} -m comment --comment "${tag}" -j ${chain}`,
     ]);
     for (const table of ['raw', 'filter', 'nat']) t.diagnostic((await topo.host.exec(['iptables-save', '-t', table])).stdout);
   });
@@ -272,7 +276,7 @@ describe('published ports', () => {
       (await topo.host.exec(['conntrack', '-L', '-p', 'udp', '--reply-src', ip(r.ipv4)], { allowFail: true })).stdout.split('\n').filter((l) => l.includes('udp'));
     assert.ok((await flows()).length > 0, 'the UDP exchange left a conntrack entry');
     const during = await rules();
-    assert.ok(during.some((l) => l.includes(`netd:pf:${r.endpointId.slice(0, 12)}`)));
+    assert.ok(during.some((l) => l.includes(`netd:${daemon.instance}:pf:${r.endpointId.slice(0, 12)}`)));
 
     await daemon.cli(['detach', 'gone']);
     assert.deepEqual(await rules(), before, 'only its rules are gone; every other rule is as it was');

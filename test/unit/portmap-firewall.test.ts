@@ -131,7 +131,7 @@ describe('port forwards: fast path (no iptables-save read)', () => {
     const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
     await fw.setupPortForward(forward());
     await fw.setupPortForward(forward({ endpointId: EP_SAME_BUCKET, containerV4: '172.17.0.3', ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 9000, containerPort: 80 }] }));
-    assert.ok(!f.restores()[1].stdin!.includes(':NETD-PFB-a1'), 'the bucket exists already');
+    assert.ok(!f.restores()[1].stdin!.includes('-N NETD-PFB-a1'), 'the bucket exists already');
     await fw.teardownPortForward(forward());
     await fw.settled();
     assert.ok(!f.restores()[2].stdin!.includes('-X NETD-PFB-a1'), 'still used by the other endpoint');

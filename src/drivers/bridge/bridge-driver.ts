@@ -3,9 +3,9 @@
  * through the firewall layer, and one veth pair per endpoint whose container end is created directly
  * inside the container's namespace, named and addressed there through a netlink socket opened in it.
  *
- * Everything it creates is recognisable as netd's: links carry the ifalias `netd:<id12>` (network or
- * endpoint id) and firewall rules carry a `netd` comment, so a restart can remove leftovers and nothing
- * else.
+ * Everything it creates is recognisable as this daemon's: links carry the ifalias `netd:<instance>:<id12>`
+ * (network or endpoint id; link-owner.ts) and firewall rules carry the instance's marks (firewall/marks.ts),
+ * so a restart removes its own leftovers and nothing else — not another netd instance's objects either.
  */
 import { InvalidArgumentError, ConflictError, KernelError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -19,18 +19,23 @@ import { Netns } from '../../kernel/netns.js';
 import { Rtnl, LOOPBACK_IFINDEX, type Link } from '../../kernel/rtnetlink.js';
 import { IPAddress, InterfaceAddress, MAC, Prefix } from '../../net/index.js';
 import { writeSysctl } from '../../kernel/sysctl.js';
+import type { InstanceIdentity } from '../../firewall/marks.js';
+import { LinkOwner } from './link-owner.js';
+import { HostForwarding } from './forwarding.js';
 import { parseBridgeOptions, type BridgeOptions } from './options.js';
 import { PortPublisher, bindingsOf } from './port-publisher.js';
 import { portRequestsOf, upgradeLegacyEndpoint } from './endpoint-options.js';
 import type { PortBinding } from '../../portmap/types.js';
-
-export const OWNER_PREFIX = 'netd:';
 
 export interface BridgeDriverDeps {
   /** A netlink socket in the host namespace (the daemon's). */
   rtnl: Rtnl;
   firewall: Firewall;
   log: Logger;
+  /** This daemon's instance: its id goes into every link alias (none: netd's marks from before instances). */
+  instance?: InstanceIdentity;
+  /** Keep the FORWARD policy even when netd turns forwarding on (`--ip-forward-no-drop`). */
+  ipForwardNoDrop?: boolean;
 }
 
 interface BridgeState {
@@ -63,9 +68,18 @@ export class BridgeDriver implements Driver {
   private readonly optionsById = new Map<string, BridgeOptions>();
   /** Published ports of this driver's endpoints. */
   private readonly ports: PortPublisher;
+  private readonly owner: LinkOwner;
+  private readonly forwarding: HostForwarding;
 
   constructor(private readonly deps: BridgeDriverDeps) {
     this.ports = new PortPublisher(deps);
+    this.owner = new LinkOwner(deps.instance);
+    this.forwarding = new HostForwarding({
+      firewall: deps.firewall,
+      log: deps.log,
+      noDrop: deps.ipForwardNoDrop === true,
+      netdLinks: async () => new Set((await this.rtnl.links()).filter((l) => LinkOwner.isNetd(l.alias)).map((l) => l.name)),
+    });
   }
 
   private get rtnl(): Rtnl {
@@ -84,7 +98,7 @@ export class BridgeDriver implements Driver {
     const bridge: Link = await tx.step(
       'create bridge',
       // A fixed MAC: otherwise the bridge takes on its ports' MACs as containers come and go.
-      () => this.rtnl.createBridge({ name: opts.bridgeName, mtu: opts.mtu, mac: MAC.random(), alias: owner(network.id) }),
+      () => this.rtnl.createBridge({ name: opts.bridgeName, mtu: opts.mtu, mac: MAC.random(), alias: this.owner.mark(network.id) }),
       (): Promise<void> => this.rtnl.deleteLink(bridge.index),
     );
     await this.configureBridge(tx, network, bridge.index);
@@ -123,9 +137,8 @@ export class BridgeDriver implements Driver {
     if (network.ipv6.length > 0) writeSysctl(`net.ipv6.conf.${bridge}.accept_dad`, '0');
   }
 
-  private async enableForwarding(network: DriverNetwork): Promise<void> {
-    if (network.ipv4.length > 0) await writeSysctl('net.ipv4.ip_forward', '1');
-    if (network.ipv6.length > 0) await writeSysctl('net.ipv6.conf.all.forwarding', '1');
+  private enableForwarding(network: DriverNetwork): Promise<void> {
+    return this.forwarding.enable(network.ipv4.length > 0, network.ipv6.length > 0);
   }
 
   async deleteNetwork(network: DriverNetwork): Promise<void> {
@@ -135,8 +148,7 @@ export class BridgeDriver implements Driver {
     RM_BRIDGE.reach('after:firewall teardown');
     const name = state.bridge ?? opts.bridgeName;
     const link = await this.rtnl.linkByName(name);
-    // No alias: made by an operation a crash interrupted before the alias (a separate request) was set.
-    if (link && link.kind === 'bridge' && (link.alias === owner(network.id) || !link.alias)) await this.rtnl.deleteLink(link.index);
+    if (link && link.kind === 'bridge' && this.owner.isOf(link.alias, network.id)) await this.rtnl.deleteLink(link.index);
     this.bridgeIndex.delete(network.id);
     this.optionsById.delete(network.id);
   }
@@ -185,7 +197,7 @@ export class BridgeDriver implements Driver {
         this.rtnl.createVeth({
           name: hostIfname,
           mtu: opts.mtu,
-          alias: owner(endpoint.id),
+          alias: this.owner.mark(endpoint.id),
           master,
           up: true,
           ipv6LinkLocal: false,
@@ -275,9 +287,8 @@ export class BridgeDriver implements Driver {
   private async deleteHostEnd(endpoint: DriverEndpoint): Promise<void> {
     const name = (endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id);
     const link = await this.rtnl.linkByName(name);
-    // Gone already when the container's namespace died: the kernel removes both ends. No alias: made by an
-    // attach a crash interrupted before the alias (a separate request) was set.
-    if (link && link.kind === 'veth' && (link.alias === owner(endpoint.id) || !link.alias)) await this.rtnl.deleteLink(link.index);
+    // Gone already when the container's namespace died: the kernel removes both ends.
+    if (link && link.kind === 'veth' && this.owner.isOf(link.alias, endpoint.id)) await this.rtnl.deleteLink(link.index);
   }
 
   /** Published ports, as attach results and `netd port` show them. */
@@ -314,11 +325,12 @@ export class BridgeDriver implements Driver {
       if (!link) {
         // Recreate a bridge that disappeared (e.g. the host rebooted or someone deleted it).
         const tx = new Transaction(RESTORE, this.deps.log);
-        link = await tx.step('create bridge', () => this.rtnl.createBridge({ name, mtu: opts.mtu, mac: MAC.random(), alias: owner(network.id) }));
+        link = await tx.step('create bridge', () => this.rtnl.createBridge({ name, mtu: opts.mtu, mac: MAC.random(), alias: this.owner.mark(network.id) }));
         await this.configureBridge(tx, network, link.index);
         this.deps.log.warn({ op: 'restore', network: network.id, bridge: name }, 'bridge was missing; recreated');
-      } else if (!link.up) {
-        await this.rtnl.setLink(link.index, { up: true });
+      } else {
+        await this.remark(link, network.id);
+        if (!link.up) await this.rtnl.setLink(link.index, { up: true });
       }
       this.bridgeIndex.set(network.id, link.index);
       await this.enableForwarding(network);
@@ -339,19 +351,28 @@ export class BridgeDriver implements Driver {
       forwards,
     );
 
-    // Host ends netd made but has no record of (an attach interrupted by a crash): remove them.
-    const known = new Set(endpoints.map((e) => owner(e.id)));
+    // Host ends this instance made but has no record of (an attach interrupted by a crash): remove them.
+    // Those of another netd instance are not this one's business.
+    const known = new Map(endpoints.map((e) => [(e.driverState.hostIfname as string | undefined) ?? hostInterfaceName(e.id), e.id]));
     for (const l of links) {
-      if (l.kind === 'veth' && l.alias?.startsWith(OWNER_PREFIX) && !known.has(l.alias)) {
-        this.deps.log.warn({ op: 'restore', link: l.name }, 'removing a veth netd has no record of');
+      if (l.kind !== 'veth') continue;
+      const id = known.get(l.name);
+      if (id !== undefined && this.owner.isOf(l.alias, id)) {
+        await this.remark(l, id);
+      } else if (this.owner.isMine(l.alias)) {
+        this.deps.log.warn({ op: 'restore', link: l.name, alias: l.alias }, 'removing a veth this netd has no record of');
         await this.rtnl.deleteLink(l.index).catch(() => undefined);
       }
     }
   }
-}
 
-function owner(id: string): string {
-  return `${OWNER_PREFIX}${id.slice(0, 12)}`;
+  /** A link of this instance still marked the way netd did before instances gets this instance's mark. */
+  private async remark(link: Link, id: string): Promise<void> {
+    const mark = this.owner.mark(id);
+    if (link.alias === mark || !this.owner.isOf(link.alias, id)) return;
+    await this.rtnl.setLink(link.index, { alias: mark });
+    this.deps.log.info({ op: 'restore', link: link.name, from: link.alias, to: mark }, 'link marked as this instance\'s');
+  }
 }
 
 /** `veth` + 7 hex characters of the endpoint id. */

@@ -1,0 +1,233 @@
+/**
+ * Two netd instances on one host (issue 11, item 4): different data roots, sockets, bridges and pools in
+ * one namespace. Each marks what it makes with its own instance id, and neither one's start, reload,
+ * watchdog or crash-restart changes the other's links, addresses or rules, or its containers' traffic.
+ * A daemon refuses a socket another daemon answers on, and replaces a stale one. A data root written
+ * before instances existed keeps its objects: their old marks are adopted and replaced.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { TestContainer, requireRoot } from '../helpers/netns.js';
+import { CLI, FIXTURES, TestDaemon, Topology, kernelSnapshot, startWhoami } from '../helpers/daemon.js';
+
+const OUTSIDE_PORT = 9000;
+
+interface Side {
+  name: string;
+  daemon: TestDaemon;
+  /** Container on the user-defined network, serving whoami on port 80, published on `port`. */
+  web: TestContainer;
+  /** Container on the default network. */
+  plain: TestContainer;
+  port: number;
+}
+
+async function tcp(from: TestContainer | Topology['outside'], host: string, port: number): Promise<string | undefined> {
+  const res = await from.exec(['node', join(FIXTURES, 'tcp-get.cjs'), host, String(port), '1500'], { allowFail: true });
+  return res.code === 0 ? res.stdout.trim() : undefined;
+}
+
+function instanceId(d: TestDaemon): string {
+  return (JSON.parse(readFileSync(join(d.dataRoot, 'instance.json'), 'utf8')) as { id: string }).id;
+}
+
+async function aliases(topo: Topology): Promise<Map<string, string>> {
+  const links = JSON.parse((await topo.host.exec(['ip', '-j', 'link', 'show'])).stdout) as { ifname: string; ifalias?: string }[];
+  return new Map(links.filter((l) => l.ifalias).map((l) => [l.ifname, l.ifalias!]));
+}
+
+async function side(topo: Topology, name: string, bridge: string, pool: string, port: number, containers: TestContainer[]): Promise<Side> {
+  const daemon = await TestDaemon.start(topo.host, ['--bridge', bridge, '--default-address-pool', `base=${pool},size=26`, '--firewall-check-interval', '500']);
+  await daemon.cli(['create-network', `web-${name}`]);
+  const web = await TestContainer.start();
+  const plain = await TestContainer.start();
+  containers.push(web, plain);
+  await daemon.cli(['attach', String(web.pid), '--network', `web-${name}`, '--name', `web-${name}`, '-p', `${port}:80`]);
+  await daemon.cli(['attach', String(plain.pid), '--name', `plain-${name}`]);
+  return { name, daemon, web, plain, port };
+}
+
+/** The side's containers reach the outside (masqueraded) and the outside reaches its published port. */
+async function assertTraffic(s: Side): Promise<void> {
+  assert.equal(await tcp(s.web, Topology.OUTSIDE, OUTSIDE_PORT), Topology.HOST_EXT, `${s.name}: web → outside`);
+  assert.equal(await tcp(s.plain, Topology.OUTSIDE, OUTSIDE_PORT), Topology.HOST_EXT, `${s.name}: plain → outside`);
+}
+
+test('two daemons on one host: restarts, crashes and reloads of one leave the other untouched', async () => {
+  requireRoot();
+  const topo = await Topology.create('in');
+  const containers: TestContainer[] = [];
+  const sides: Side[] = [];
+  const processes = [await startWhoami(topo.outside, Topology.OUTSIDE, OUTSIDE_PORT)];
+  try {
+    sides.push(await side(topo, 'a', 'netda0', '192.0.2.0/24', 8081, containers));
+    sides.push(await side(topo, 'b', 'netdb0', '203.0.113.0/24', 8082, containers));
+    const [a, b] = sides;
+    for (const s of sides) {
+      const inC = ['nsenter', '-t', String(s.web.pid), '-n', '--', 'node', join(FIXTURES, 'tcp-whoami.cjs'), '0.0.0.0', '80'];
+      const server = topo.host.spawn(inC);
+      processes.push(server);
+      await new Promise<void>((resolve) => server.stdout!.once('data', () => resolve()));
+    }
+    const published = async (s: Side) => assert.equal(await tcp(topo.outside, Topology.HOST_EXT, s.port), Topology.OUTSIDE, `${s.name}: outside → published port`);
+    for (const s of sides) {
+      await assertTraffic(s);
+      await published(s);
+    }
+
+    // Each instance's marks carry its own id, on links and on rules.
+    const ids = [instanceId(a.daemon), instanceId(b.daemon)];
+    assert.notEqual(ids[0], ids[1]);
+    const links = await aliases(topo);
+    for (const [i, bridge] of [[0, 'netda0'], [1, 'netdb0']] as const) {
+      assert.match(links.get(bridge) ?? '', new RegExp(`^netd:${ids[i]}:[0-9a-f]{12}$`), `${bridge} marked by its instance`);
+    }
+    const vethMarks = [...links].filter(([n]) => n.startsWith('veth')).map(([, alias]) => alias.split(':')[1]).sort();
+    assert.deepEqual(vethMarks, [ids[0], ids[0], ids[1], ids[1]].sort(), 'two veths per instance, each with its id');
+    const saved = (await topo.host.exec(['iptables-save'])).stdout;
+    for (const id of ids) {
+      assert.ok(saved.includes(`netd:${id}:pf:`), `port-forward rules of ${id}`);
+      assert.ok(saved.includes(`NETD-PF-${id}-`), `port-forward chain of ${id}`);
+    }
+
+    const before = await kernelSnapshot(topo.host);
+    const unchanged = async (what: string) => {
+      assert.deepEqual(await kernelSnapshot(topo.host), before, `kernel state unchanged after ${what}`);
+      for (const s of sides) await assertTraffic(s);
+      await published(b);
+    };
+
+    await b.daemon.cli(['firewall-reload']);
+    await unchanged('a firewall reload of b');
+
+    await a.daemon.restart('SIGTERM');
+    await unchanged('a clean restart of a');
+
+    await a.daemon.stop('SIGKILL');
+    await a.daemon.launch();
+    await unchanged('a crash and restart of a');
+    await published(a);
+
+    // Both watchdogs (every 500 ms) have run a few times meanwhile; and b crashes too.
+    await b.daemon.stop('SIGKILL');
+    await b.daemon.launch();
+    await new Promise((r) => setTimeout(r, 1200));
+    await unchanged('a crash and restart of b, and both watchdogs');
+    await published(a);
+
+    // Someone flushes every table: both watchdogs heal at once, each putting back its own rules and
+    // the shared base, and neither one's healing undoes the other's (the order inside shared chains
+    // may differ from before, so rules are compared as sets).
+    for (const table of ['filter', 'nat', 'raw']) {
+      await topo.host.exec(['iptables', '-w', '-t', table, '-F']);
+      await topo.host.exec(['iptables', '-w', '-t', table, '-X']);
+    }
+    const ruleSet = (rules: string[]) => [...rules].sort();
+    let healed = (await kernelSnapshot(topo.host)).rules;
+    for (let i = 0; i < 40 && JSON.stringify(ruleSet(healed)) !== JSON.stringify(ruleSet(before.rules)); i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      healed = (await kernelSnapshot(topo.host)).rules;
+    }
+    assert.deepEqual(ruleSet(healed), ruleSet(before.rules), 'both instances healed their rules after a flush');
+    for (const s of sides) {
+      await assertTraffic(s);
+      await published(s);
+    }
+  } finally {
+    for (const p of processes) p.kill('SIGKILL');
+    for (const c of containers) await c.stop();
+    for (const s of sides) await s.daemon.destroy();
+    await topo.destroy();
+  }
+});
+
+test('a daemon refuses a socket or an exec root another daemon uses, and replaces a stale socket', async () => {
+  requireRoot();
+  const topo = await Topology.create('so');
+  const first = await TestDaemon.start(topo.host, ['--bridge', 'netdf0']);
+  const second = new TestDaemon(topo.host, `${first.dir}-second`, ['--bridge', 'netds0', '--default-address-pool', 'base=192.0.2.0/24,size=26']);
+  try {
+    const before = await kernelSnapshot(topo.host);
+    const res = await topo.host.exec(
+      ['node', CLI, '--host', first.host, 'daemon', '--data-root', second.dataRoot, '--exec-root', join(second.dir, 'run'), '--bridge', 'netds0'],
+      { allowFail: true, timeoutMs: 15_000 },
+    );
+    assert.equal(res.code, 1, `exits 1 (stderr: ${res.stderr.trim()})`);
+    assert.match(res.stderr, new RegExp(`another daemon is listening on ${first.host.slice('unix://'.length)}`));
+    assert.equal(res.stderr.trim().split('\n').length, 1, 'one line');
+    assert.deepEqual(await kernelSnapshot(topo.host), before, 'the refused daemon changed nothing in the kernel');
+    await first.client.call('GET', '/_ping'); // the first one still serves its socket
+
+    // Its exec root (namespaces, container files) is the first one's too: refused as well.
+    const shared = await topo.host.exec(
+      ['node', CLI, '--host', `unix://${join(second.dir, 'own.sock')}`, 'daemon', '--data-root', second.dataRoot, '--exec-root', join(first.dir, 'run'), '--bridge', 'netds0'],
+      { allowFail: true, timeoutMs: 15_000 },
+    );
+    assert.equal(shared.code, 1, `exits 1 (stderr: ${shared.stderr.trim()})`);
+    assert.match(shared.stderr, /^netd: another netd \(pid \d+\) is already running on exec root .*\/run\n$/);
+    assert.deepEqual(await kernelSnapshot(topo.host), before, 'nothing changed in the kernel');
+
+    // A daemon that died leaves its socket behind: the next one on that path starts.
+    await first.stop('SIGKILL');
+    await first.launch();
+    await first.client.call('GET', '/_ping');
+  } finally {
+    await first.destroy();
+    rmSync(second.dir, { recursive: true, force: true });
+    await topo.destroy();
+  }
+});
+
+test('a data root from before instances: its objects keep working, their old marks are replaced', async () => {
+  requireRoot();
+  const topo = await Topology.create('up');
+  const daemon = await TestDaemon.start(topo.host, ['--firewall-check-interval', '0']);
+  const web = await TestContainer.start();
+  const processes = [await startWhoami(topo.outside, Topology.OUTSIDE, OUTSIDE_PORT)];
+  try {
+    await daemon.cli(['create-network', 'old', '--subnet', '192.0.2.0/24']);
+    await daemon.cli(['attach', String(web.pid), '--network', 'old', '--name', 'web', '-p', '8081:80']);
+    const server = topo.host.spawn(['nsenter', '-t', String(web.pid), '-n', '--', 'node', join(FIXTURES, 'tcp-whoami.cjs'), '0.0.0.0', '80']);
+    processes.push(server);
+    await new Promise<void>((resolve) => server.stdout!.once('data', () => resolve()));
+    const id = instanceId(daemon);
+    await daemon.stop();
+
+    // Turn the kernel state into what netd wrote before instances: marks without an instance id.
+    const legacy = (text: string) => text.replaceAll(`netd:${id}:`, 'netd:').replaceAll(`NETD-PF-${id}-`, 'NETD-PF-').replaceAll(`NETD-PFB-${id}-`, 'NETD-PFB-');
+    for (const [alias, name] of [...(await aliases(topo))].map(([n, al]) => [al, n] as const)) {
+      if (alias.startsWith(`netd:${id}:`)) await topo.host.exec(['ip', 'link', 'set', 'dev', name, 'alias', legacy(alias)]);
+    }
+    for (const [save, restore] of [['iptables-save', 'iptables-restore'], ['ip6tables-save', 'ip6tables-restore']]) {
+      const text = (await topo.host.exec([save])).stdout;
+      await topo.host.exec([restore], { input: legacy(text) });
+    }
+    rmSync(join(daemon.dataRoot, 'instance.json'));
+    const oldState = await kernelSnapshot(topo.host);
+    assert.ok(oldState.rules.some((r) => /netd:pf:[0-9a-f]{12}/.test(r)), 'legacy port-forward marks in place');
+    // An object of this data root left by a crash, with an old mark: the upgraded daemon removes it.
+    await topo.host.exec(['ip', 'link', 'add', 'vethdeadbee', 'type', 'veth', 'peer', 'name', 'vethdeadbe2']);
+    await topo.host.exec(['ip', 'link', 'set', 'dev', 'vethdeadbee', 'alias', 'netd:deadbeef0000']);
+
+    await daemon.launch();
+    const newId = instanceId(daemon);
+    const marks = [...(await aliases(topo)).values()];
+    assert.ok(marks.length >= 3, 'bridges and the veth are marked');
+    for (const m of marks) assert.match(m, new RegExp(`^netd:${newId}:[0-9a-f]{12}$`), 'every link carries the new mark');
+    const rules = (await kernelSnapshot(topo.host)).rules;
+    const legacyMark = /netd:(pf|[0-9a-f]{12})\b|NETD-PF-[0-9a-f]{12}\b|NETD-PFB-[0-9a-f]{2}\b/;
+    assert.deepEqual(rules.filter((r) => legacyMark.test(r)), [], 'no legacy mark or chain left');
+    assert.ok(!(await aliases(topo)).has('vethdeadbee') && !marks.includes('netd:deadbeef0000'), 'the leftover veth with an old mark is removed');
+    assert.ok(rules.some((r) => r.includes(`netd:${newId}:pf:`)), 'the published port is marked by the instance');
+    assert.equal(await tcp(topo.outside, Topology.HOST_EXT, 8081), Topology.OUTSIDE, 'the published port still works');
+    assert.equal(await tcp(web, Topology.OUTSIDE, OUTSIDE_PORT), Topology.HOST_EXT, 'the container still reaches the outside');
+    assert.equal((JSON.parse(readFileSync(join(daemon.dataRoot, 'instance.json'), 'utf8')) as { adoptLegacy: boolean }).adoptLegacy, false, 'adopted once');
+  } finally {
+    for (const p of processes) p.kill('SIGKILL');
+    await web.stop();
+    await daemon.destroy();
+    await topo.destroy();
+  }
+});
