@@ -33,7 +33,7 @@ import {
 } from './port-forward.js';
 import { deleteConntrack, flowsToContainer, flowsToHostPorts } from './conntrack.js';
 import { baseLayout, EMPTY_LAYOUT, mergeLayouts, networkRules, subnetOf, withForwards, type Layout } from './iptables-layout.js';
-import { planFamily } from './iptables-plan.js';
+import { planFamily, type ChainScope } from './iptables-plan.js';
 import { IptablesCommands, iptablesTools } from './iptables-commands.js';
 
 /** Read-plan-apply rounds before an operation gives up (see converge). */
@@ -123,15 +123,17 @@ export class IptablesFirewall implements Firewall {
       if (forwards.has(f.id12)) throw new InvalidArgumentError(`two port forwards share the endpoint id prefix ${f.id12}`);
       forwards.set(f.id12, f);
     }
+    // The ids whose old marks (from before instances) an adopting instance owns: its own records'.
+    const adopted = new Set([...byId.keys(), ...forwards.keys()]);
     return this.serialize(async () => {
       try {
         await this.converge(
           'reconcile',
           this.families,
           (f) => withForwards(mergeLayouts(baseLayout(f), networks.flatMap((n) => networkRules(n, f))), [...forwards.values()], f),
-          (c) => this.marks.owns(c),
+          (c) => this.marks.owns(c, adopted),
           undefined,
-          (t, c) => this.marks.ownsChain(t, c),
+          (t, c, rules) => this.marks.ownsChain(t, c, adopted, rules),
         );
       } catch (err) {
         // The kernel is in an unknown state: forget what the fast path knew, so it reads before it writes.
@@ -304,7 +306,7 @@ export class IptablesFirewall implements Firewall {
     layoutFor: (f: Family) => Layout,
     inScope: (comment: string | undefined) => boolean,
     network?: FirewallNetwork,
-    chainInScope?: (table: Table, chain: string) => boolean,
+    chainInScope?: ChainScope,
   ): Promise<void> {
     const started = performance.now();
     let scripts: RestoreScript[];

@@ -352,14 +352,16 @@ export class BridgeDriver implements Driver {
     );
 
     // Host ends this instance made but has no record of (an attach interrupted by a crash): remove them.
-    // Those of another netd instance are not this one's business.
+    // Those of another netd instance are not this one's business, nor are old-marked ones whose id is not
+    // one of this data root's (another old data root's).
     const known = new Map(endpoints.map((e) => [(e.driverState.hostIfname as string | undefined) ?? hostInterfaceName(e.id), e.id]));
+    const adopted = new Set([...networks, ...endpoints].map((o) => o.id.slice(0, 12)));
     for (const l of links) {
       if (l.kind !== 'veth') continue;
       const id = known.get(l.name);
       if (id !== undefined && this.owner.isOf(l.alias, id)) {
         await this.remark(l, id);
-      } else if (this.owner.isMine(l.alias)) {
+      } else if (this.owner.isMine(l.alias, adopted)) {
         this.deps.log.warn({ op: 'restore', link: l.name, alias: l.alias }, 'removing a veth this netd has no record of');
         await this.rtnl.deleteLink(l.index).catch(() => undefined);
       }
