@@ -36,6 +36,8 @@ export interface BridgeDriverDeps {
   instance?: InstanceIdentity;
   /** Keep the FORWARD policy even when netd turns forwarding on (`--ip-forward-no-drop`). */
   ipForwardNoDrop?: boolean;
+  /** Where to record that netd turned IP forwarding on (in the data root), to keep the FORWARD policy after restarts. */
+  forwardingFile?: string;
 }
 
 interface BridgeState {
@@ -78,7 +80,9 @@ export class BridgeDriver implements Driver {
       firewall: deps.firewall,
       log: deps.log,
       noDrop: deps.ipForwardNoDrop === true,
-      netdLinks: async () => new Set((await this.rtnl.links()).filter((l) => LinkOwner.isNetd(l.alias)).map((l) => l.name)),
+      links: () => this.rtnl.links(),
+      routes6: () => this.rtnl.routes(6),
+      recordFile: deps.forwardingFile,
     });
   }
 
@@ -317,6 +321,7 @@ export class BridgeDriver implements Driver {
 
   async restore(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<void> {
     for (const endpoint of endpoints) upgradeLegacyEndpoint(endpoint);
+    await this.forwarding.resume();
     const links = await this.rtnl.links();
     for (const network of networks) {
       const opts = this.optionsOf(network);
