@@ -191,8 +191,12 @@ describe('reconcile of one instance beside others', () => {
 
   test('the FORWARD policy is set to DROP in the families asked for', async () => {
     const r = runner();
-    await createFirewall({ logger: silentLogger(), exec: r.exec, ipv6: false, instance: B }).dropForwardByDefault([4, 6]);
-    assert.deepEqual(r.scripts, ['iptables-restore -w --noflush\n*filter\n:FORWARD DROP [0:0]\nCOMMIT\n'], 'IPv6 is not programmed by this firewall');
+    const fw = createFirewall({ logger: silentLogger(), exec: r.exec, ipv6: false, instance: B });
+    assert.deepEqual(await fw.dropForwardByDefault([4, 6]), [4], 'IPv6 is not programmed by this firewall: not reported as protected');
+    assert.deepEqual(r.scripts, ['iptables-restore -w --noflush\n*filter\n:FORWARD DROP [0:0]\nCOMMIT\n']);
+    // The policy is kept: a later convergence that finds it changed sets it back.
+    await fw.reconcile([]);
+    assert.match(r.scripts[1], /^\*filter\n:FORWARD DROP \[0:0\]\n/m);
   });
 });
 
