@@ -76,7 +76,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     const controller = new Controller({
       store: new Store(config.dataRoot),
       ipam: new Ipam(pools),
-      drivers: [new BridgeDriver({ rtnl: hostRtnl, firewall, log, instance, ipForwardNoDrop: config.ipForwardNoDrop }), new HostDriver(), new NullDriver()],
+      drivers: [new BridgeDriver({ rtnl: hostRtnl, firewall, log, instance, ipForwardNoDrop: config.ipForwardNoDrop, forwardingFile: join(config.dataRoot, 'forwarding.json') }), new HostDriver(), new NullDriver()],
       resolver: new ProcNamespaceResolver(join(config.execRoot, 'netns')),
       log,
       hostSubnets: () => hostSubnets(hostRtnl),

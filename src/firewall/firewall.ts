@@ -45,9 +45,12 @@ export interface Firewall {
   reconcile(networks: NetworkFirewallSpec[], forwards?: PortForwardSpec[]): Promise<void>;
   /**
    * Sets the policy of the FORWARD chain to DROP in these families (as Docker does when it had to turn
-   * forwarding on): the host then routes only what netd's rules (or the administrator's) accept.
+   * forwarding on): the host then routes only what netd's rules (or the administrator's) accept. The
+   * policy is kept: every later convergence (init, reconcile, the watchdog) sets it back if it changed.
+   * Returns the families it protects: a family this firewall does not program (IPv6 without ip6tables)
+   * is left out, with a warning, so the caller does not turn its forwarding on unprotected.
    */
-  dropForwardByDefault(families: readonly Family[]): Promise<void>;
+  dropForwardByDefault(families: readonly Family[]): Promise<Family[]>;
 }
 
 /** What a backend is made with (factory.ts fills in the defaults). */

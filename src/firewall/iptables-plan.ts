@@ -19,18 +19,22 @@ function jumpsTo(r: SavedRule, chain: string): boolean {
   return r.tokens.some((t, i) => (t === '-j' || t === '-g') && r.tokens[i + 1] === chain);
 }
 
+/** Whether a chain outside the layout is netd's to delete in this operation, given its saved rules. */
+export type ChainScope = (table: Table, chain: string, rules: readonly SavedRule[]) => boolean;
+
 /**
  * Plans the restore script taking `saved` to `layout`. Rules outside `layout` are deleted only when
  * `inScope(comment)` says they are netd's to manage in this operation, and never in NETD-USER. Chains
  * outside `layout` are flushed and deleted only when `chainInScope` says so (an endpoint's port-forward
- * chain that nothing knows any more); one that a foreign rule still jumps to is flushed but kept.
+ * chain that nothing knows any more); netd-marked jumps to such a chain go with it (an old shared bucket's
+ * `netd:pf` jump); one that a foreign rule still jumps to is flushed but kept.
  */
 export function planFamily(
   family: Family,
   saved: SavedState,
   layout: Layout,
   inScope: (comment: string | undefined) => boolean,
-  chainInScope: (table: Table, chain: string) => boolean = () => false,
+  chainInScope: ChainScope = () => false,
 ): RestoreScript {
   const script = new RestoreScript(family);
   for (const table of TABLES) {
@@ -44,7 +48,7 @@ export function planFamily(
       wantedChains.add(c.chain);
       if (!current?.chains.has(c.chain)) script.push(table, { kind: 'new-chain', chain: c.chain });
     }
-    const stale = new Set([...(current?.chains ?? [])].filter((c) => !wantedChains.has(c) && !isProtected(table, c) && chainInScope(table, c)));
+    const stale = new Set([...(current?.chains ?? [])].filter((c) => !wantedChains.has(c) && !isProtected(table, c) && chainInScope(table, c, rulesOf(c))));
 
     // 2. Stale rules: netd's (in scope) but not wanted. (Those inside stale chains go with the flush.)
     const wanted = new Set<string>();
@@ -54,7 +58,8 @@ export function planFamily(
     for (const [chain, list] of current?.rules ?? []) {
       if (isProtected(table, chain) || stale.has(chain)) continue;
       for (const r of list) {
-        if (inScope(r.comment) && !wanted.has(`${chain}\n${r.key}`)) {
+        const toStale = r.comment?.startsWith('netd') === true && [...stale].some((c) => jumpsTo(r, c));
+        if ((inScope(r.comment) || toStale) && !wanted.has(`${chain}\n${r.key}`)) {
           script.push(table, { kind: 'delete-saved', saved: r });
           deleted.add(r);
         }

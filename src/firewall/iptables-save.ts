@@ -19,6 +19,8 @@ export interface SavedRule {
 
 export interface SavedTable {
   readonly chains: Set<string>;
+  /** Policies of the built-in chains (`:FORWARD DROP`). */
+  readonly policies: Map<string, string>;
   /** Rules per chain, in order. */
   readonly rules: Map<string, SavedRule[]>;
 }
@@ -60,13 +62,14 @@ export function parseSave(text: string): SavedState {
   for (const line of text.split('\n')) {
     if (line.startsWith('*')) {
       tableName = line.slice(1).trim();
-      current = state.get(tableName) ?? { chains: new Set(), rules: new Map() };
+      current = state.get(tableName) ?? { chains: new Set(), policies: new Map(), rules: new Map() };
       state.set(tableName, current);
     } else if (!current) {
       continue;
     } else if (line.startsWith(':')) {
-      const chain = line.slice(1).split(' ')[0];
+      const [chain, policy] = line.slice(1).split(' ');
       current.chains.add(chain);
+      if (policy && policy !== '-') current.policies.set(chain, policy);
     } else if (line.startsWith('-A ')) {
       const rest = line.slice(3);
       const sp = rest.indexOf(' ');

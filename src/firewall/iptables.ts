@@ -17,7 +17,7 @@
 import { performance } from 'node:perf_hooks';
 import { CommandError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { runChecked, type CommandRunner } from './exec.js';
+import type { CommandRunner } from './exec.js';
 import type { Firewall, FirewallBackendOptions } from './firewall.js';
 import type { Family, Table } from './model.js';
 import { RestoreScript } from './restore-script.js';
@@ -33,17 +33,14 @@ import {
 } from './port-forward.js';
 import { deleteConntrack, flowsToContainer, flowsToHostPorts } from './conntrack.js';
 import { baseLayout, EMPTY_LAYOUT, mergeLayouts, networkRules, subnetOf, withForwards, type Layout } from './iptables-layout.js';
-import { planFamily } from './iptables-plan.js';
+import { planFamily, type ChainScope } from './iptables-plan.js';
 import { IptablesCommands, iptablesTools } from './iptables-commands.js';
+import type { SavedState } from './iptables-save.js';
 
 /** Read-plan-apply rounds before an operation gives up (see converge). */
 const CONVERGE_ATTEMPTS = 3;
 /** What iptables-restore says when a chain this operation saw missing was made meanwhile (by another instance). */
 const RACE_RE = /Chain already exists/;
-
-/** The policy of a built-in chain is set by its declaration; under --noflush that flushes nothing. */
-const FORWARD_DROP = '*filter\n:FORWARD DROP [0:0]\nCOMMIT\n';
-const RESTORE_CMD: Record<Family, string> = { 4: 'iptables-restore', 6: 'ip6tables-restore' };
 
 /** Key of a bucket chain known to exist. */
 function bucketKey(family: Family, table: Table, chain: string): string {
@@ -65,6 +62,8 @@ export class IptablesFirewall implements Firewall {
   private readonly applied = new Map<string, FirewallForward>();
   /** Bucket chains (and their jumps from NETD) known to exist: `family/table/chain`. */
   private readonly buckets = new Set<string>();
+  /** Families whose FORWARD policy netd keeps at DROP (it turned their forwarding on): every converge re-asserts it. */
+  private readonly forwardDrop = new Set<Family>();
 
   constructor(opts: FirewallBackendOptions) {
     this.log = opts.logger.child({ component: 'firewall', backend: this.backend });
@@ -123,15 +122,17 @@ export class IptablesFirewall implements Firewall {
       if (forwards.has(f.id12)) throw new InvalidArgumentError(`two port forwards share the endpoint id prefix ${f.id12}`);
       forwards.set(f.id12, f);
     }
+    // The ids whose old marks (from before instances) an adopting instance owns: its own records'.
+    const adopted = new Set([...byId.keys(), ...forwards.keys()]);
     return this.serialize(async () => {
       try {
         await this.converge(
           'reconcile',
           this.families,
           (f) => withForwards(mergeLayouts(baseLayout(f), networks.flatMap((n) => networkRules(n, f))), [...forwards.values()], f),
-          (c) => this.marks.owns(c),
+          (c) => this.marks.owns(c, adopted),
           undefined,
-          (t, c) => this.marks.ownsChain(t, c),
+          (t, c, rules) => this.marks.ownsChain(t, c, adopted, rules),
         );
       } catch (err) {
         // The kernel is in an unknown state: forget what the fast path knew, so it reads before it writes.
@@ -280,12 +281,31 @@ export class IptablesFirewall implements Firewall {
     return n;
   }
 
-  dropForwardByDefault(families: readonly Family[]): Promise<void> {
+  async dropForwardByDefault(families: readonly Family[]): Promise<Family[]> {
     const wanted = this.families.filter((f) => families.includes(f));
-    return this.serialize(async () => {
-      await Promise.all(wanted.map((f) => runChecked(this.exec, [RESTORE_CMD[f], '-w', '--noflush'], FORWARD_DROP)));
-      this.log.warn({ families: wanted }, 'netd turns IP forwarding on: FORWARD policy set to DROP first (netd daemon --ip-forward-no-drop keeps the policy)');
+    const bare = families.filter((f) => !this.families.includes(f));
+    if (bare.length > 0) this.log.warn({ families: bare }, 'IPv6 firewalling is disabled: the IPv6 FORWARD policy cannot be set to DROP');
+    if (wanted.length === 0) return wanted;
+    await this.serialize(async () => {
+      for (const f of wanted) this.forwardDrop.add(f);
+      const states = await Promise.all(wanted.map((f) => this.commands.read(f)));
+      const scripts = wanted.map((f, i) => {
+        const script = new RestoreScript(f);
+        this.keepForwardDrop(script, states[i]);
+        return script;
+      });
+      await this.commands.apply('forward policy', scripts);
+      this.log.warn({ families: wanted }, 'FORWARD policy kept at DROP: netd turned IP forwarding on (netd daemon --ip-forward-no-drop keeps the policy)');
     });
+    return wanted;
+  }
+
+  /** Adds the FORWARD policy DROP to a script of a family netd keeps it for, unless it is DROP already. */
+  private keepForwardDrop(script: RestoreScript, state: SavedState | undefined): boolean {
+    const current = state?.get('filter')?.policies.get('FORWARD');
+    if (!this.forwardDrop.has(script.family) || current === 'DROP') return false;
+    script.push('filter', { kind: 'policy', chain: 'FORWARD', policy: 'DROP', previous: 'ACCEPT' });
+    return true;
   }
 
   settled(): Promise<void> {
@@ -304,13 +324,15 @@ export class IptablesFirewall implements Firewall {
     layoutFor: (f: Family) => Layout,
     inScope: (comment: string | undefined) => boolean,
     network?: FirewallNetwork,
-    chainInScope?: (table: Table, chain: string) => boolean,
+    chainInScope?: ChainScope,
   ): Promise<void> {
     const started = performance.now();
     let scripts: RestoreScript[];
     for (let attempt = 1; ; attempt++) {
       const states = await Promise.all(families.map((f) => this.commands.read(f)));
       scripts = families.map((f, i) => planFamily(f, states[i], layoutFor(f), inScope, chainInScope));
+      const reset = scripts.filter((script, i) => this.keepForwardDrop(script, states[i])).map((script) => script.family);
+      if (reset.length > 0) this.log.warn({ op, families: reset }, 'FORWARD policy was changed; set back to DROP (netd turned IP forwarding on)');
       try {
         await this.commands.apply(op, scripts);
         break;

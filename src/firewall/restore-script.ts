@@ -19,7 +19,9 @@ export type RestoreOp =
    * positions).
    */
   | { readonly kind: 'flush-chain'; readonly chain: string; readonly rules?: readonly Rule[]; readonly saved?: readonly SavedRule[] }
-  | { readonly kind: 'delete-chain'; readonly chain: string };
+  | { readonly kind: 'delete-chain'; readonly chain: string }
+  /** A built-in chain's policy (`:CHAIN POLICY`, which under --noflush flushes nothing); `previous` for the inverse. */
+  | { readonly kind: 'policy'; readonly chain: 'FORWARD'; readonly policy: 'DROP' | 'ACCEPT'; readonly previous: 'DROP' | 'ACCEPT' };
 
 /** Saved text is kernel output, but it is spliced into a line: refuse anything that could end the line. */
 function checkRaw(raw: string): string {
@@ -65,7 +67,7 @@ export class RestoreScript {
         if (op.kind === 'add' || op.kind === 'insert-saved') added++;
         else if (op.kind === 'delete-saved' || op.kind === 'delete-rule') deleted++;
         else if (op.kind === 'flush-chain') deleted += (op.rules?.length ?? 0) + (op.saved?.length ?? 0);
-        else chains++;
+        else if (op.kind !== 'policy') chains++;
       }
     }
     return { added, deleted, chains };
@@ -84,10 +86,12 @@ export class RestoreScript {
     for (const table of this.tables) {
       const ops = this.ops(table);
       lines.push(`*${table}`);
+      for (const op of ops) if (op.kind === 'policy') lines.push(`:${op.chain} ${op.policy} [0:0]`);
       for (const op of ops) if (op.kind === 'new-chain') lines.push(`-N ${checkChain(table, op.chain)}`);
       for (const op of ops) {
         switch (op.kind) {
           case 'new-chain':
+          case 'policy':
             break;
           case 'add':
             lines.push(this.ruleLine(op.top ? 'I' : 'A', op.rule, table, op.top ? 1 : undefined));
@@ -152,6 +156,7 @@ export class RestoreScript {
       for (const op of bySpec) if (!op.top) inv.push(table, { kind: 'add', rule: op.rule, top: false });
       for (const op of [...bySpec].reverse()) if (op.top) inv.push(table, { kind: 'add', rule: op.rule, top: true });
       for (const op of ops) if (op.kind === 'new-chain') inv.push(table, { kind: 'delete-chain', chain: op.chain });
+      for (const op of ops) if (op.kind === 'policy') inv.push(table, { ...op, policy: op.previous, previous: op.policy });
     }
     return inv;
   }

@@ -5,9 +5,10 @@
  *   left 203.0.113.2/26 ── hl0 203.0.113.1/26 [host] hr0 203.0.113.65/26 ── right 203.0.113.66/26
  *
  * With ip_forward on they route to each other. When netd turns forwarding on it sets the FORWARD policy
- * to DROP (as Docker does), so they no longer do — unless `--ip-forward-no-drop`. IPv6 forwarding stays
- * off until an IPv6 network exists, and then an interface that accepted router advertisements
- * (accept_ra=1) is set to 2 so it keeps accepting them.
+ * to DROP (as Docker does), so they no longer do — unless `--ip-forward-no-drop` — and keeps it so after
+ * a reset, on reload and restart. IPv6 forwarding stays off until an IPv6 network exists, and then an
+ * interface that uses router advertisements (accept_ra=1 and a route learned from one) is set to 2 so it
+ * keeps accepting them; links facing containers or guests (veths, bridges) are never raised.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -88,6 +89,13 @@ test('netd turns forwarding on with the FORWARD policy DROP: other interfaces st
     await h.host.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=0']);
     assert.equal(await routed(h), undefined, 'and not while it is off');
     assert.equal(await sysctl(h.host, 'net.ipv6.conf.hl0.accept_ra'), '1');
+    // An uplink that learned its default route from a router advertisement (a macvlan stands for it); a
+    // veth with such a route too (a container could send one) and a bridge of someone else's, without.
+    await h.host.exec(['ip', 'link', 'add', 'link', 'hl0', 'name', 'up0', 'type', 'macvlan']);
+    await h.host.exec(['ip', 'link', 'add', 'brx0', 'type', 'bridge']);
+    for (const dev of ['up0', 'brx0']) await h.host.exec(['ip', 'link', 'set', dev, 'up']);
+    for (const dev of ['up0', 'hr0']) await h.host.exec(['ip', '-6', 'route', 'add', 'default', 'via', 'fe80::1', 'dev', dev, 'proto', 'ra', 'metric', dev === 'up0' ? '100' : '200']);
+    for (const dev of ['up0', 'hr0', 'brx0']) assert.equal(await sysctl(h.host, `net.ipv6.conf.${dev}.accept_ra`), '1', dev);
 
     daemon = await TestDaemon.start(h.host, POOL);
     assert.equal(await sysctl(h.host, 'net.ipv4.ip_forward'), '1', 'netd turned forwarding on (the default network)');
@@ -103,8 +111,10 @@ test('netd turns forwarding on with the FORWARD policy DROP: other interfaces st
 
     await daemon.cli(['create-network', 'v6', '--ipv6', '--subnet', '2001:db8:1::/64']);
     assert.equal(await sysctl(h.host, 'net.ipv6.conf.all.forwarding'), '1', 'an IPv6 network turns IPv6 forwarding on');
-    assert.equal(await sysctl(h.host, 'net.ipv6.conf.hl0.accept_ra'), '2', 'an interface that took router advertisements keeps taking them');
-    assert.equal(await sysctl(h.host, 'net.ipv6.conf.hr0.accept_ra'), '2');
+    assert.equal(await sysctl(h.host, 'net.ipv6.conf.up0.accept_ra'), '2', 'an interface that uses router advertisements keeps taking them');
+    assert.equal(await sysctl(h.host, 'net.ipv6.conf.hl0.accept_ra'), '1', 'an interface without a route from one is left alone');
+    assert.equal(await sysctl(h.host, 'net.ipv6.conf.hr0.accept_ra'), '1', 'a veth is never raised, route or not');
+    assert.equal(await sysctl(h.host, 'net.ipv6.conf.brx0.accept_ra'), '1', 'another bridge is never raised');
     const addrs = JSON.parse((await h.host.exec(['ip', '-j', '-6', 'addr', 'show'])).stdout) as { ifname: string; addr_info: { local: string }[] }[];
     const brName = addrs.find((l) => l.addr_info.some((i) => i.local === '2001:db8:1::1'))!.ifname;
     assert.notEqual(await sysctl(h.host, `net.ipv6.conf.${brName}.accept_ra`), '2', 'netd’s own bridge does not take advertisements from containers');
@@ -112,6 +122,30 @@ test('netd turns forwarding on with the FORWARD policy DROP: other interfaces st
     assert.equal(await routed(h), undefined);
   } finally {
     await c.stop();
+    await daemon?.destroy();
+    await h.destroy();
+  }
+});
+
+test('the FORWARD policy stays DROP: a reset is undone by a firewall reload and by a restart', async () => {
+  requireRoot();
+  const h = await hosts('fk');
+  let daemon: TestDaemon | undefined;
+  try {
+    daemon = await TestDaemon.start(h.host, [...POOL, '--firewall-check-interval', '0']);
+    assert.equal(await forwardPolicy(h.host, 'iptables'), '-P FORWARD DROP');
+    await h.host.exec(['iptables', '-w', '-P', 'FORWARD', 'ACCEPT']);
+    assert.equal(await routed(h), LEFT, 'reset: the host routes again');
+    await daemon.cli(['firewall-reload']);
+    assert.equal(await forwardPolicy(h.host, 'iptables'), '-P FORWARD DROP', 'a reload sets it back');
+    assert.equal(await routed(h), undefined);
+
+    await h.host.exec(['iptables', '-w', '-P', 'FORWARD', 'ACCEPT']);
+    await daemon.restart('SIGTERM');
+    assert.equal(await sysctl(h.host, 'net.ipv4.ip_forward'), '1', 'forwarding was on already at this start');
+    assert.equal(await forwardPolicy(h.host, 'iptables'), '-P FORWARD DROP', 'a restart sets it back (netd turned forwarding on)');
+    assert.equal(await routed(h), undefined);
+  } finally {
     await daemon?.destroy();
     await h.destroy();
   }

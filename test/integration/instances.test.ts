@@ -3,7 +3,8 @@
  * one namespace. Each marks what it makes with its own instance id, and neither one's start, reload,
  * watchdog or crash-restart changes the other's links, addresses or rules, or its containers' traffic.
  * A daemon refuses a socket another daemon answers on, and replaces a stale one. A data root written
- * before instances existed keeps its objects: their old marks are adopted and replaced.
+ * before instances existed keeps its objects: their old marks are adopted and replaced, and only theirs: the
+ * objects of another old data root on the host stay untouched.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -207,19 +208,45 @@ test('a data root from before instances: its objects keep working, their old mar
     rmSync(join(daemon.dataRoot, 'instance.json'));
     const oldState = await kernelSnapshot(topo.host);
     assert.ok(oldState.rules.some((r) => /netd:pf:[0-9a-f]{12}/.test(r)), 'legacy port-forward marks in place');
-    // An object of this data root left by a crash, with an old mark: the upgraded daemon removes it.
-    await topo.host.exec(['ip', 'link', 'add', 'vethdeadbee', 'type', 'veth', 'peer', 'name', 'vethdeadbe2']);
-    await topo.host.exec(['ip', 'link', 'set', 'dev', 'vethdeadbee', 'alias', 'netd:deadbeef0000']);
+    // Another data root from before instances on the same host (its daemon not upgraded yet): a veth, a
+    // network rule and two port forwards with old marks, one of them in the old bucket this data root's
+    // endpoint uses too. The upgrade must leave every one of them alone.
+    const shared = /NETD-PFB-([0-9a-f]{2})/.exec(oldState.rules.join('\n'))![1];
+    const lone = shared === 'e1' ? 'f1' : 'e1';
+    await topo.host.exec(['ip', 'link', 'add', 'vethc0ffee1', 'type', 'veth', 'peer', 'name', 'vethc0ffee2']);
+    await topo.host.exec(['ip', 'link', 'set', 'dev', 'vethc0ffee1', 'alias', 'netd:c0ffee000000']);
+    const forward = (bucket: string, id12: string, port: number) => [
+      `-N NETD-PF-${id12}`,
+      `-A NETD-PF-${id12} -p tcp -m tcp --dport ${port} -m comment --comment netd:pf:${id12} -j DNAT --to-destination 203.0.113.2:80`,
+      `-A NETD-PFB-${bucket} -m comment --comment netd:pf:${id12} -j NETD-PF-${id12}`,
+    ];
+    const otherRoot = [
+      '*nat',
+      `-N NETD-PFB-${lone}`,
+      `-A NETD -m comment --comment netd:pf -j NETD-PFB-${lone}`,
+      ...forward(shared, `${shared}0ffee1111a`, 8090),
+      ...forward(lone, `${lone}0ffee1111b`, 8091),
+      '-A NETD-POSTROUTING -s 203.0.113.0/24 ! -o brother0 -m comment --comment netd:c0ffee000000 -j MASQUERADE',
+      'COMMIT',
+      '',
+    ].join('\n');
+    await topo.host.exec(['iptables-restore', '-w', '--noflush'], { input: otherRoot });
+    const otherRules = (await kernelSnapshot(topo.host)).rules.filter((r) => r.includes('0ffee') || r.includes(`NETD-PFB-${lone}`));
+    assert.equal(otherRules.length, 9, 'the other old data root\'s rules and chains are in place');
 
     await daemon.launch();
     const newId = instanceId(daemon);
-    const marks = [...(await aliases(topo)).values()];
+    const marks = [...(await aliases(topo))].filter(([n]) => n !== 'vethc0ffee1').map(([, m]) => m);
     assert.ok(marks.length >= 3, 'bridges and the veth are marked');
     for (const m of marks) assert.match(m, new RegExp(`^netd:${newId}:[0-9a-f]{12}$`), 'every link carries the new mark');
     const rules = (await kernelSnapshot(topo.host)).rules;
     const legacyMark = /netd:(pf|[0-9a-f]{12})\b|NETD-PF-[0-9a-f]{12}\b|NETD-PFB-[0-9a-f]{2}\b/;
-    assert.deepEqual(rules.filter((r) => legacyMark.test(r)), [], 'no legacy mark or chain left');
-    assert.ok(!(await aliases(topo)).has('vethdeadbee') && !marks.includes('netd:deadbeef0000'), 'the leftover veth with an old mark is removed');
+    for (const r of otherRules) assert.ok(rules.includes(r), `the other old data root's ${r} is untouched`);
+    assert.ok(rules.includes(`-A NETD -m comment --comment "netd:pf" -j NETD-PFB-${shared}`), 'the shared old bucket stays reachable');
+    const ours = rules.filter((r) => legacyMark.test(r) && !r.includes('0ffee') && !r.includes(`NETD-PFB-${lone}`) && !r.includes(`NETD-PFB-${shared}`));
+    assert.deepEqual(ours, [], 'no legacy mark or chain of this data root left');
+    assert.ok(!rules.some((r) => r.includes(`NETD-PFB-${shared}`) && r.includes('"netd:pf:') && !r.includes('0ffee')), "this data root's jump left the shared old bucket");
+    assert.equal((await aliases(topo)).get('vethc0ffee1'), 'netd:c0ffee000000', "the other old data root's veth is untouched");
     assert.ok(rules.some((r) => r.includes(`netd:${newId}:pf:`)), 'the published port is marked by the instance');
     assert.equal(await tcp(topo.outside, Topology.HOST_EXT, 8081), Topology.OUTSIDE, 'the published port still works');
     assert.equal(await tcp(web, Topology.OUTSIDE, OUTSIDE_PORT), Topology.HOST_EXT, 'the container still reaches the outside');

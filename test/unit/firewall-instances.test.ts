@@ -13,7 +13,9 @@ import { InvalidArgumentError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { createFirewall } from '../../src/firewall/factory.js';
 import { FirewallMarks, type InstanceIdentity } from '../../src/firewall/marks.js';
-import type { CommandRunner } from '../../src/firewall/firewall.js';
+import type { CommandRunner, NetworkFirewallSpec } from '../../src/firewall/firewall.js';
+import type { PortForwardSpec } from '../../src/firewall/port-forward.js';
+import { IPAddress, Prefix } from '../../src/net/index.js';
 import { loadInstance } from '../../src/daemon/instance.js';
 
 const A = { id: 'aaaaaa' };
@@ -29,6 +31,9 @@ const SAVED = `*nat
 :NETD-PFB-bbbbbb-b1 - [0:0]
 :NETD-PF-c1b2c3d4e5f6 - [0:0]
 :NETD-PFB-c1 - [0:0]
+:NETD-PF-c1ffffffffff - [0:0]
+:NETD-PF-d1ffffffffff - [0:0]
+:NETD-PFB-d1 - [0:0]
 :NETD - [0:0]
 :NETD-POSTROUTING - [0:0]
 :OUTPUT ACCEPT [0:0]
@@ -38,15 +43,21 @@ const SAVED = `*nat
 -A NETD -m comment --comment "netd:aaaaaa:pf" -j NETD-PFB-aaaaaa-a1
 -A NETD -m comment --comment "netd:bbbbbb:pf" -j NETD-PFB-bbbbbb-b1
 -A NETD -m comment --comment "netd:pf" -j NETD-PFB-c1
+-A NETD -m comment --comment "netd:pf" -j NETD-PFB-d1
 -A NETD-PF-aaaaaa-a1b2c3d4e5f6 -p tcp -m tcp --dport 8080 -m comment --comment "netd:aaaaaa:pf:a1b2c3d4e5f6" -j DNAT --to-destination 192.0.2.2:80
 -A NETD-PFB-aaaaaa-a1 -m comment --comment "netd:aaaaaa:pf:a1b2c3d4e5f6" -j NETD-PF-aaaaaa-a1b2c3d4e5f6
 -A NETD-PF-bbbbbb-b1b2c3d4e5f6 -p tcp -m tcp --dport 8081 -m comment --comment "netd:bbbbbb:pf:b1b2c3d4e5f6" -j DNAT --to-destination 203.0.113.2:80
 -A NETD-PFB-bbbbbb-b1 -m comment --comment "netd:bbbbbb:pf:b1b2c3d4e5f6" -j NETD-PF-bbbbbb-b1b2c3d4e5f6
 -A NETD-PF-c1b2c3d4e5f6 -p tcp -m tcp --dport 8082 -m comment --comment "netd:pf:c1b2c3d4e5f6" -j DNAT --to-destination 198.51.100.2:80
 -A NETD-PFB-c1 -m comment --comment "netd:pf:c1b2c3d4e5f6" -j NETD-PF-c1b2c3d4e5f6
+-A NETD-PF-c1ffffffffff -p tcp -m tcp --dport 8083 -m comment --comment "netd:pf:c1ffffffffff" -j DNAT --to-destination 198.51.100.130:80
+-A NETD-PFB-c1 -m comment --comment "netd:pf:c1ffffffffff" -j NETD-PF-c1ffffffffff
+-A NETD-PF-d1ffffffffff -p tcp -m tcp --dport 8084 -m comment --comment "netd:pf:d1ffffffffff" -j DNAT --to-destination 198.51.100.131:80
+-A NETD-PFB-d1 -m comment --comment "netd:pf:d1ffffffffff" -j NETD-PF-d1ffffffffff
 -A NETD-POSTROUTING -s 192.0.2.0/24 ! -o br-a -m comment --comment "netd:aaaaaa:0123456789ab" -j MASQUERADE
 -A NETD-POSTROUTING -s 203.0.113.0/24 ! -o br-b -m comment --comment "netd:bbbbbb:fedcba987654" -j MASQUERADE
--A NETD-POSTROUTING -s 198.51.100.0/24 ! -o br-c -m comment --comment "netd:c0c0c0c0c0c0" -j MASQUERADE
+-A NETD-POSTROUTING -s 198.51.100.0/25 ! -o br-c -m comment --comment "netd:c0c0c0c0c0c0" -j MASQUERADE
+-A NETD-POSTROUTING -s 198.51.100.128/25 ! -o br-d -m comment --comment "netd:d0d0d0d0d0d0" -j MASQUERADE
 COMMIT
 `;
 
@@ -65,9 +76,25 @@ function runner(answers: { code: number; stderr: string }[] = []) {
   return { exec, scripts, reads: () => reads };
 }
 
-async function reconcileAs(instance: InstanceIdentity): Promise<string> {
+/** The old data root being upgraded: network c0c0c0c0c0c0 (br-c) and endpoint c1b2c3d4e5f6 publishing 8082. */
+const OLD_NETWORK: NetworkFirewallSpec = {
+  id: `c0c0c0c0c0c0${'0'.repeat(52)}`,
+  bridge: 'br-c',
+  subnets: [Prefix.parse('198.51.100.0/25')],
+  internal: false,
+  masquerade: true,
+  icc: true,
+};
+const OLD_FORWARD: PortForwardSpec = {
+  endpointId: `c1b2c3d4e5f6${'0'.repeat(52)}`,
+  bridge: 'br-c',
+  containerV4: IPAddress.parse('198.51.100.2'),
+  ports: [{ proto: 'tcp', hostIp: IPAddress.parse('0.0.0.0'), hostPort: 8082, containerPort: 80 }],
+};
+
+async function reconcileAs(instance: InstanceIdentity, specs: NetworkFirewallSpec[] = [], forwards: PortForwardSpec[] = []): Promise<string> {
   const r = runner();
-  await createFirewall({ logger: silentLogger(), exec: r.exec, ipv6: false, instance }).reconcile([]);
+  await createFirewall({ logger: silentLogger(), exec: r.exec, ipv6: false, instance }).reconcile(specs, forwards);
   return r.scripts.join('');
 }
 
@@ -95,10 +122,24 @@ describe('firewall marks per instance', () => {
       assert.ok(m.ownsChain('nat', 'NETD-PF-bbbbbb-0123456789ab') && !m.ownsChain('nat', 'NETD-PF-aaaaaa-0123456789ab'));
       assert.ok(!m.ownsChain('raw', 'NETD-PF-bbbbbb-0123456789ab') && !m.ownsChain('filter', 'NETD'));
     }
-    for (const legacy of ['netd:0123456789ab', 'netd:pf', 'netd:pf:0123456789ab']) {
-      assert.ok(!mine.owns(legacy) && adopting.owns(legacy), legacy);
+    // Old marks: only those whose id is one of this data root's records, and only when adopting.
+    const records = new Set(['0123456789ab']);
+    for (const legacy of ['netd:0123456789ab', 'netd:pf:0123456789ab']) {
+      assert.ok(!mine.owns(legacy, records) && adopting.owns(legacy, records), legacy);
+      assert.ok(!adopting.owns(legacy), `${legacy}: not a record of this data root`);
     }
-    assert.ok(!mine.ownsChain('nat', 'NETD-PFB-01') && adopting.ownsChain('nat', 'NETD-PFB-01'));
+    assert.ok(!adopting.owns('netd:pf', records), 'an old bucket jump is shared by old data roots');
+    assert.ok(adopting.ownsChain('nat', 'NETD-PF-0123456789ab', records) && !adopting.ownsChain('nat', 'NETD-PF-0123456789ab'));
+    assert.ok(!mine.ownsChain('nat', 'NETD-PF-0123456789ab', records));
+    // An old bucket: adopted when empty or when every rule in it is adopted.
+    const own = { comment: 'netd:pf:0123456789ab' };
+    const foreign = { comment: 'netd:pf:ffffffffffff' };
+    assert.ok(adopting.ownsChain('nat', 'NETD-PFB-01', records, [own]) && adopting.ownsChain('nat', 'NETD-PFB-01', records, []));
+    assert.ok(!adopting.ownsChain('nat', 'NETD-PFB-01', records, [own, foreign]) && !mine.ownsChain('nat', 'NETD-PFB-01', records, [own]));
+    // Links: the instance's own mark; an old one only for a record of this data root.
+    assert.ok(adopting.ownsLink('netd:bbbbbb:0123456789ab') && !adopting.ownsLink('netd:aaaaaa:0123456789ab'));
+    assert.ok(adopting.ownsLink('netd:0123456789ab', records) && !adopting.ownsLink('netd:ffffffffffff', records));
+    assert.ok(!mine.ownsLink('netd:0123456789ab', records) && !adopting.ownsLink(undefined) && !adopting.ownsLink('netd'));
   });
 });
 
@@ -112,11 +153,24 @@ describe('reconcile of one instance beside others', () => {
     assert.doesNotMatch(script, /c1b2c3d4e5f6|NETD-PFB-c1|c0c0c0c0c0c0/, 'old marks are left alone');
   });
 
-  test('an instance adopting old marks removes those too, and still not the other instance’s', async () => {
-    const script = await reconcileAs({ ...B, adoptLegacy: true });
+  test("an instance adopting old marks removes those of its own records, never another old data root's", async () => {
+    const script = await reconcileAs({ ...B, adoptLegacy: true }, [OLD_NETWORK], [OLD_FORWARD]);
     assert.match(script, /-X NETD-PF-c1b2c3d4e5f6\n/);
-    assert.match(script, /-D NETD-POSTROUTING -s 198\.51\.100\.0\/24 .*netd:c0c0c0c0c0c0/);
+    assert.match(script, /-D NETD-POSTROUTING -s 198\.51\.100\.0\/25 .*netd:c0c0c0c0c0c0/);
+    assert.match(script, /-D NETD-PFB-c1 .*netd:pf:c1b2c3d4e5f6/, 'its jump in the shared old bucket goes');
+    assert.doesNotMatch(script, /c1ffffffffff|d1ffffffffff|d0d0d0d0d0d0|NETD-PFB-d1/, "the other old data root's rules and chains stay");
+    assert.doesNotMatch(script, /-X NETD-PFB-c1|-F NETD-PFB-c1|-D NETD .*NETD-PFB-c1/, 'the old bucket still used by the other data root stays');
     assert.doesNotMatch(script, /aaaaaa/);
+    // Nothing of its own records: nothing old is adopted.
+    assert.doesNotMatch(await reconcileAs({ ...B, adoptLegacy: true }), /c1b2c3d4e5f6|c0c0c0c0c0c0|NETD-PFB-c1/);
+  });
+
+  test('an old bucket holding only adopted jumps goes, with the old jump to it', async () => {
+    const other = { ...OLD_FORWARD, endpointId: `d1ffffffffff${'0'.repeat(52)}`, containerV4: IPAddress.parse('198.51.100.131') };
+    const script = await reconcileAs({ ...B, adoptLegacy: true }, [OLD_NETWORK], [other]);
+    assert.match(script, /-X NETD-PFB-d1\n/);
+    assert.match(script, /-D NETD -m comment --comment "?netd:pf"? -j NETD-PFB-d1/);
+    assert.doesNotMatch(script, /-D NETD .*NETD-PFB-c1|-X NETD-PFB-c1/);
   });
 
   test('new chains are made with -N (never `:CHAIN`, which flushes a chain another instance just made)', async () => {
@@ -137,8 +191,12 @@ describe('reconcile of one instance beside others', () => {
 
   test('the FORWARD policy is set to DROP in the families asked for', async () => {
     const r = runner();
-    await createFirewall({ logger: silentLogger(), exec: r.exec, ipv6: false, instance: B }).dropForwardByDefault([4, 6]);
-    assert.deepEqual(r.scripts, ['iptables-restore -w --noflush\n*filter\n:FORWARD DROP [0:0]\nCOMMIT\n'], 'IPv6 is not programmed by this firewall');
+    const fw = createFirewall({ logger: silentLogger(), exec: r.exec, ipv6: false, instance: B });
+    assert.deepEqual(await fw.dropForwardByDefault([4, 6]), [4], 'IPv6 is not programmed by this firewall: not reported as protected');
+    assert.deepEqual(r.scripts, ['iptables-restore -w --noflush\n*filter\n:FORWARD DROP [0:0]\nCOMMIT\n']);
+    // The policy is kept: a later convergence that finds it changed sets it back.
+    await fw.reconcile([]);
+    assert.match(r.scripts[1], /^\*filter\n:FORWARD DROP \[0:0\]\n/m);
   });
 });
 

@@ -36,6 +36,8 @@ export interface BridgeDriverDeps {
   instance?: InstanceIdentity;
   /** Keep the FORWARD policy even when netd turns forwarding on (`--ip-forward-no-drop`). */
   ipForwardNoDrop?: boolean;
+  /** Where to record that netd turned IP forwarding on (in the data root), to keep the FORWARD policy after restarts. */
+  forwardingFile?: string;
 }
 
 interface BridgeState {
@@ -78,7 +80,9 @@ export class BridgeDriver implements Driver {
       firewall: deps.firewall,
       log: deps.log,
       noDrop: deps.ipForwardNoDrop === true,
-      netdLinks: async () => new Set((await this.rtnl.links()).filter((l) => LinkOwner.isNetd(l.alias)).map((l) => l.name)),
+      links: () => this.rtnl.links(),
+      routes6: () => this.rtnl.routes(6),
+      recordFile: deps.forwardingFile,
     });
   }
 
@@ -317,6 +321,7 @@ export class BridgeDriver implements Driver {
 
   async restore(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<void> {
     for (const endpoint of endpoints) upgradeLegacyEndpoint(endpoint);
+    await this.forwarding.resume();
     const links = await this.rtnl.links();
     for (const network of networks) {
       const opts = this.optionsOf(network);
@@ -352,14 +357,16 @@ export class BridgeDriver implements Driver {
     );
 
     // Host ends this instance made but has no record of (an attach interrupted by a crash): remove them.
-    // Those of another netd instance are not this one's business.
+    // Those of another netd instance are not this one's business, nor are old-marked ones whose id is not
+    // one of this data root's (another old data root's).
     const known = new Map(endpoints.map((e) => [(e.driverState.hostIfname as string | undefined) ?? hostInterfaceName(e.id), e.id]));
+    const adopted = new Set([...networks, ...endpoints].map((o) => o.id.slice(0, 12)));
     for (const l of links) {
       if (l.kind !== 'veth') continue;
       const id = known.get(l.name);
       if (id !== undefined && this.owner.isOf(l.alias, id)) {
         await this.remark(l, id);
-      } else if (this.owner.isMine(l.alias)) {
+      } else if (this.owner.isMine(l.alias, adopted)) {
         this.deps.log.warn({ op: 'restore', link: l.name, alias: l.alias }, 'removing a veth this netd has no record of');
         await this.rtnl.deleteLink(l.index).catch(() => undefined);
       }

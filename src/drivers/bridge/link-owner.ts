@@ -1,23 +1,22 @@
 /**
  * Which links are whose: every link the bridge driver creates carries the ifalias `netd:<instance>:<id12>`
- * (the network's or the endpoint's id; the daemon's instance id, see firewall/marks.ts). A link marked by
- * another netd instance is never touched; one with netd's mark from before instances (`netd:<id12>`) is
- * this instance's when its id is one of its records, or when the instance adopts legacy marks.
+ * (the network's or the endpoint's id; the daemon's instance id), the same mark as the instance's rules
+ * (firewall/marks.ts). A link marked by another netd instance is never touched; one with netd's mark from
+ * before instances (`netd:<id12>`) is this instance's only when its id is one of this data root's records
+ * (another old data root on the host may own the rest).
  */
-import type { InstanceIdentity } from '../../firewall/marks.js';
-
-const LEGACY_ALIAS_RE = /^netd:[0-9a-f]{12}$/;
+import { FirewallMarks, type InstanceIdentity } from '../../firewall/marks.js';
 
 export class LinkOwner {
-  private readonly prefix: string;
+  private readonly marks: FirewallMarks;
 
-  constructor(private readonly instance?: InstanceIdentity) {
-    this.prefix = instance ? `netd:${instance.id}:` : 'netd:';
+  constructor(instance?: InstanceIdentity) {
+    this.marks = instance ? new FirewallMarks(instance) : FirewallMarks.LEGACY;
   }
 
   /** The alias of the link made for this network or endpoint. */
   mark(id: string): string {
-    return `${this.prefix}${id.slice(0, 12)}`;
+    return this.marks.networkTag(id.slice(0, 12));
   }
 
   /**
@@ -26,14 +25,15 @@ export class LinkOwner {
    * request, was set).
    */
   isOf(alias: string | undefined, id: string): boolean {
-    return !alias || alias === this.mark(id) || alias === `netd:${id.slice(0, 12)}`;
+    return !alias || alias === this.mark(id) || alias === FirewallMarks.LEGACY.networkTag(id.slice(0, 12));
   }
 
-  /** Whether a link with this alias was made by this instance (so one with no record may be removed). */
-  isMine(alias: string | undefined): boolean {
-    if (!alias) return false;
-    if (!this.instance) return alias.startsWith(this.prefix);
-    return alias.startsWith(this.prefix) || (this.instance.adoptLegacy === true && LEGACY_ALIAS_RE.test(alias));
+  /**
+   * Whether a link with this alias was made by this instance (so one with no record may be removed).
+   * `adopted`: the id12s of this data root's networks and endpoints (see FirewallMarks.ownsLink).
+   */
+  isMine(alias: string | undefined, adopted?: ReadonlySet<string>): boolean {
+    return this.marks.ownsLink(alias, adopted);
   }
 
   /** Whether a link is any netd's (any instance). */
