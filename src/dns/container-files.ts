@@ -21,6 +21,7 @@ import type { EndpointRecord } from '../cnm/endpoint.js';
 import type { SandboxRecord } from '../cnm/sandbox.js';
 import type { AttachExtras, ObservedNetwork } from '../cnm/observer.js';
 import { writeFileAtomic } from './atomic-file.js';
+import { rewriteInPlace } from './in-place-file.js';
 import { FilesRoot } from './files-root.js';
 import { parseLink, renderHosts, type HostsEntry } from './hosts-file.js';
 import { renderResolvConf, type DnsConfig } from './resolv-conf.js';
@@ -105,7 +106,8 @@ export class ContainerFiles {
     }
     sb.name = sandbox.name;
     sb.endpoints.set(endpoint.id, { network, endpoint });
-    sb.outcome = undefined;
+    // Every attach is told what became of the files, even when it named none (netd's own may fail too).
+    sb.outcome = {};
     const req = this.parse(extras);
     if (req.resolvConf !== undefined || req.hosts !== undefined || req.links.length > 0) {
       const links = sb.requested.links.filter((l) => !(l.networkId === network.id && req.links.some((r) => r.name === l.name)));
@@ -114,7 +116,6 @@ export class ContainerFiles {
         hosts: req.hosts ?? sb.requested.hosts,
         links: [...links, ...req.links.map((l) => ({ networkId: network.id, ...l }))],
       };
-      sb.outcome = {};
       this.saveRequested(sb);
     }
     this.render(sb);
@@ -141,10 +142,13 @@ export class ContainerFiles {
     if (!sb) return {};
     const out: Record<string, unknown> = {};
     if (this.opts.dir) {
-      out.resolvConfPath = join(this.opts.dir, sb.id, RESOLV_CONF);
-      out.hostsPath = join(this.opts.dir, sb.id, HOSTS);
+      // Only paths whose latest write succeeded: a runtime must not bind-mount a file that is not there.
+      const resolvConf = join(this.opts.dir, sb.id, RESOLV_CONF);
+      const hosts = join(this.opts.dir, sb.id, HOSTS);
+      if (sb.written.has(resolvConf)) out.resolvConfPath = resolvConf;
+      if (sb.written.has(hosts)) out.hostsPath = hosts;
     }
-    if (sb.outcome) out.files = sb.outcome;
+    if (sb.outcome && Object.keys(sb.outcome).length > 0) out.files = sb.outcome;
     sb.outcome = undefined;
     return out;
   }
@@ -191,8 +195,8 @@ export class ContainerFiles {
       const dir = join(this.opts.dir, sb.id);
       try {
         mkdirSync(dir, { recursive: true, mode: 0o755 });
-        this.writeOnce(sb, join(dir, RESOLV_CONF), resolvConf, () => writeFileAtomic(join(dir, RESOLV_CONF), resolvConf, { sync: false }));
-        this.writeOnce(sb, join(dir, HOSTS), hosts, () => writeFileAtomic(join(dir, HOSTS), hosts, { sync: false }));
+        this.writeOwn(sb, join(dir, RESOLV_CONF), resolvConf);
+        this.writeOwn(sb, join(dir, HOSTS), hosts);
       } catch (err) {
         problems.push(`could not write the files in ${dir}: ${(err as Error).message}`);
       }
@@ -213,6 +217,16 @@ export class ContainerFiles {
       if (sb.outcome) sb.outcome.problems = problems;
       this.opts.log.warn({ op: 'container-files', sandbox: sb.id, problems }, 'resolv.conf/hosts not (all) written');
     }
+  }
+
+  /**
+   * One of netd's own files: created atomically the first time, then rewritten in place, so a runtime's
+   * bind mount of it (which pins the inode) sees every change.
+   */
+  private writeOwn(sb: SandboxFiles, path: string, content: string): void {
+    this.writeOnce(sb, path, content, () => {
+      if (!rewriteInPlace(path, content)) writeFileAtomic(path, content, { sync: false });
+    });
   }
 
   private writeOnce(sb: SandboxFiles, path: string, content: string, write: () => void): void {
