@@ -10,7 +10,7 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestNetns, requireRoot, run } from '../helpers/netns.js';
-import { CLI, TestDaemon } from '../helpers/daemon.js';
+import { CLI, TestDaemon, UNCAUGHT } from '../helpers/daemon.js';
 import { rawExchange, rawJson, type RawReply } from '../helpers/raw-http.js';
 
 describe('HTTP hardening', () => {
@@ -184,6 +184,42 @@ describe('HTTP hardening', () => {
     } finally {
       chmodSync(daemon.dir, 0o700);
     }
+  });
+});
+
+describe('a reply that takes longer than the idle limit', () => {
+  let ns: TestNetns;
+  let daemon: TestDaemon;
+
+  before(async () => {
+    requireRoot();
+    ns = await TestNetns.create('slowreply');
+    daemon = new TestDaemon(ns, mkdtempSync(join(tmpdir(), 'netd-it-')));
+    // The idle limit (120 s) shortened to a fraction of what queued requests wait for the controller lock.
+    daemon.env = { NETD_TEST_IDLE_TIMEOUT_MS: '200' };
+    await daemon.launch();
+  });
+
+  after(async () => {
+    await daemon?.destroy();
+    await ns?.destroy();
+  });
+
+  test('requests queued behind the controller lock still get their answers', async () => {
+    const N = 8;
+    const started = Date.now();
+    const results = await Promise.allSettled(
+      Array.from({ length: N }, (_, i) =>
+        daemon.client.call('POST', '/networks/create', { Name: `slow${i}`, IPAM: { Config: [{ Subnet: `192.0.2.${16 * i}/28` }] } }).then(() => Date.now() - started),
+      ),
+    );
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`slow${i}: ${(r.reason as Error).message}`] : []));
+    assert.deepEqual(failed, [], 'every create is answered');
+    const slowest = Math.max(...results.map((r) => (r.status === 'fulfilled' ? r.value : 0)));
+    assert.ok(slowest > 400, `the test means something only if some reply took well over the idle limit (slowest ${slowest} ms)`);
+    const names = ((await daemon.client.call('GET', '/networks')) as { Name: string }[]).map((n) => n.Name);
+    for (let i = 0; i < N; i++) assert.ok(names.includes(`slow${i}`));
+    assert.doesNotMatch(daemon.logs, UNCAUGHT);
   });
 });
 
