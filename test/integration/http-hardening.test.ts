@@ -10,7 +10,7 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestNetns, requireRoot, run } from '../helpers/netns.js';
-import { CLI, TestDaemon, UNCAUGHT } from '../helpers/daemon.js';
+import { CLI, TestDaemon, uncaughtIn } from '../helpers/daemon.js';
 import { rawExchange, rawJson, type RawReply } from '../helpers/raw-http.js';
 
 describe('HTTP hardening', () => {
@@ -27,6 +27,8 @@ describe('HTTP hardening', () => {
   async function stillServing(): Promise<void> {
     assert.equal(daemon.pid, pid, 'the same daemon process');
     assert.equal(await daemon.client.call('GET', '/_ping'), 'OK', 'the daemon answers _ping');
+    // A bug the process guards log and survive (process-guards.ts) is still a failure here.
+    assert.deepEqual(uncaughtIn(daemon.logs), [], 'no unhandled rejection or uncaught exception in the daemon log');
   }
 
   function assertRefused(reply: RawReply, status: number, what: RegExp): void {
@@ -219,7 +221,7 @@ describe('a reply that takes longer than the idle limit', () => {
     assert.ok(slowest > 400, `the test means something only if some reply took well over the idle limit (slowest ${slowest} ms)`);
     const names = ((await daemon.client.call('GET', '/networks')) as { Name: string }[]).map((n) => n.Name);
     for (let i = 0; i < N; i++) assert.ok(names.includes(`slow${i}`));
-    assert.doesNotMatch(daemon.logs, UNCAUGHT);
+    assert.deepEqual(uncaughtIn(daemon.logs), []);
   });
 });
 
