@@ -253,6 +253,23 @@ describe('container files', () => {
     await daemon.cli(['detach', 'delta']);
   });
 
+  test('the resolver is the first-joined network\'s, before and after a restart', async () => {
+    // Restored in the order of network ids: join the later one first, so that restore order differs.
+    const nets = ((await daemon.client.call('GET', '/networks')) as { Name: string; Id: string }[]).filter((n) => n.Name === 'filesa' || n.Name === 'filesb');
+    nets.sort((x, y) => (x.Id < y.Id ? 1 : -1));
+    const [first, second] = nets.map((n) => n.Name);
+    const gateway = { filesa: 'nameserver 192.0.2.1', filesb: 'nameserver 203.0.113.1' } as Record<string, string>;
+    const c = await container();
+    const r = await attach(c, ['--network', first, '--name', 'ordered']);
+    await attach(c, ['--network', second]);
+    assert.ok(lines(r.resolvConfPath!).includes(gateway[first]), `the first network's resolver (${first})`);
+    const before = readFileSync(r.resolvConfPath!, 'utf8');
+    await daemon.stop('SIGKILL');
+    await daemon.launch();
+    assert.equal(readFileSync(r.resolvConfPath!, 'utf8'), before, 'resolv.conf unchanged by the restart');
+    await daemon.cli(['detach', 'ordered']);
+  });
+
   test('at start, directories of sandboxes that are gone are removed; live ones kept', async () => {
     const keep = await container();
     const doomed = await container();
