@@ -83,6 +83,10 @@ describe('HTTP hardening', () => {
     // Docker's CheckForJSON: a body needs Content-Type application/json.
     assertRefused(await post('/networks/create', '{"Name": "x"}', { 'Content-Type': 'text/plain' }), 400, /Content-Type specified \(text\/plain\) must be 'application\/json'/);
     assertRefused(await post('/networks/create', '{"Name": "x"}', {}), 400, /Content-Type/);
+    // …refused before the body is read: a client that declares one and never sends it is answered at once.
+    const unsent = await send('POST /networks/create HTTP/1.1\r\nHost: netd\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n', { end: false, timeoutMs: 5000 });
+    assertRefused(unsent, 400, /Content-Type specified \(text\/plain\)/);
+    assert.ok(unsent.ms < 3000, `answered without waiting for the body (${unsent.ms} ms)`);
     for (const target of ['1e300', '-1', '0', '1.5', '"1"x', '{"pid": 99999999999999999999}', '{"pid": "1"}', '[]', 'true']) {
       const r = await post('/netd/v1/attach', `{"target": ${target}}`);
       assert.equal(r.status, 400, `target ${target}: ${r.text.slice(0, 300)}`);
