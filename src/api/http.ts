@@ -72,7 +72,7 @@ export class Router {
       if (e.status >= 500) this.log.error({ op: 'api', method, path, err }, e.message);
       reply = { status: e.status, body: { message: e.message } };
       // The rest of a body netd refused to read is not worth reading: close instead of draining it.
-      if (e.status === 413 && !res.headersSent) res.setHeader('Connection', 'close');
+      if ((e.status === 413 || !req.complete) && !res.headersSent) res.setHeader('Connection', 'close');
     }
     send(res, method, reply);
   }
@@ -143,6 +143,13 @@ function refuseOversizedBody(req: IncomingMessage): void {
  * an empty body is `{}`, anything after the JSON value is refused.
  */
 async function readJson(req: IncomingMessage): Promise<unknown> {
+  // Checked before a byte is read (a body declared as anything but JSON is refused at once); a request
+  // without a body needs no type.
+  const declared = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  const type = req.headers['content-type'];
+  if (declared && (!type || type.split(';')[0].trim().toLowerCase() !== 'application/json')) {
+    throw new InvalidArgumentError(`Content-Type specified (${type ?? ''}) must be 'application/json'`);
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -152,10 +159,6 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();
   if (text === '') return {};
-  const type = req.headers['content-type'];
-  if (!type || type.split(';')[0].trim().toLowerCase() !== 'application/json') {
-    throw new InvalidArgumentError(`Content-Type specified (${type ?? ''}) must be 'application/json'`);
-  }
   try {
     return JSON.parse(text);
   } catch (err) {

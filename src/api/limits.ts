@@ -4,10 +4,16 @@
  * grammar or a limit is answered with a 4xx in netd's `{"message": ...}` form (or its connection closed);
  * the daemon goes on serving everyone else.
  */
-import { STATUS_CODES, type Server, type ServerOptions } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { API_VERSION } from './http.js';
+
+/** A limit shortened by the tests (an environment variable no operator needs); the default otherwise. */
+function testKnob(name: string, fallback: number): number {
+  const v = Number(process.env[name]);
+  return Number.isInteger(v) && v > 0 ? v : fallback;
+}
 
 export const LIMITS = {
   /** A request's header section must arrive within this (slow-header clients, idle new connections). */
@@ -17,7 +23,7 @@ export const LIMITS = {
   /** An idle keep-alive connection is closed after this. */
   keepAliveTimeoutMs: 5_000,
   /** A connection with no traffic either way for this long is closed (a request being answered is not idle). */
-  idleTimeoutMs: 120_000,
+  idleTimeoutMs: testKnob('NETD_TEST_IDLE_TIMEOUT_MS', 120_000),
   /** How often the timeouts above are checked. */
   checkIntervalMs: 1_000,
   /** Bytes of request line and headers. */
@@ -46,7 +52,17 @@ export function applyLimits(server: Server, log: Logger): void {
   server.maxHeadersCount = LIMITS.maxHeaders;
   server.maxConnections = LIMITS.maxConnections;
   server.timeout = LIMITS.idleTimeoutMs;
-  server.on('timeout', (socket: Socket) => socket.destroy());
+  // Node reports a connection idle while its reply is still being worked on (an attach queued behind the
+  // controller lock, a big prune): only a connection with no request in flight is closed.
+  const inFlight = new WeakMap<Socket, number>();
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+    res.once('close', () => inFlight.set(socket, (inFlight.get(socket) ?? 1) - 1));
+  });
+  server.on('timeout', (socket: Socket) => {
+    if (!inFlight.get(socket)) socket.destroy();
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const [status, message] = STATUS_OF[err.code ?? ''] ?? [400, `bad request: ${err.message}`];
     log.debug({ op: 'api', code: err.code, status }, message);

@@ -19,9 +19,9 @@ export function attachTargetOf(ref: string): SandboxTarget | undefined {
 
 const ATTACH_FIELDS = ['target', 'network', 'name', 'ip', 'ip6', 'mac', 'aliases', 'mode', 'ports', 'extras'] as const;
 
-/** A PID as the kernel numbers them: a whole number from 1. */
+/** A PID is a JSON number here; which numbers are PIDs the namespace resolver says (one check, not two). */
 function pidOf(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`invalid PID ${JSON.stringify(value)?.slice(0, 40)}: ${what} must be a whole number from 1`);
+  if (typeof value !== 'number') throw new InvalidArgumentError(`invalid PID ${JSON.stringify(value)?.slice(0, 40)}: ${what} must be a number`);
   return value;
 }
 

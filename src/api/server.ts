@@ -10,7 +10,7 @@ import type { Controller } from '../cnm/controller.js';
 import { Router } from './http.js';
 import { addDockerRoutes } from './docker-api.js';
 import { addNetdRoutes } from './netd-api.js';
-import { claimUnixSocket, parseHost } from './listen.js';
+import { parseHost } from './listen.js';
 import { SERVER_OPTIONS, applyLimits } from './limits.js';
 
 export async function startApiServer(opts: { host: string; controller: Controller; log: Logger; group?: number }): Promise<Server> {
@@ -28,7 +28,7 @@ export async function startApiServer(opts: { host: string; controller: Controlle
   const listen = parseHost(opts.host);
   if (listen.kind === 'unix') {
     mkdirSync(dirname(listen.path), { recursive: true, mode: 0o755 });
-    await claimUnixSocket(listen.path); // a live daemon's socket is refused, a dead one's replaced
+    // The path was claimed by the daemon before any kernel change (a live daemon's socket refused there).
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(listen.path, () => resolve());

@@ -20,7 +20,7 @@ export class ProcNamespaceResolver implements NamespaceResolver {
     let key: string;
     let pid: number | undefined;
     if (target.pid !== undefined) {
-      if (!Number.isSafeInteger(target.pid) || target.pid <= 0) throw new InvalidArgumentError(`invalid PID ${JSON.stringify(target.pid)}`);
+      if (!Number.isSafeInteger(target.pid) || target.pid <= 0) throw new InvalidArgumentError(`invalid PID ${JSON.stringify(target.pid)}: a PID is a whole number from 1`);
       pid = target.pid;
       key = `/proc/${pid}/ns/net`;
       if (!existsSync(`/proc/${pid}`)) throw new NotFoundError(`no process with PID ${pid}`);

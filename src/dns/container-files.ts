@@ -21,6 +21,7 @@ import type { EndpointRecord } from '../cnm/endpoint.js';
 import type { SandboxRecord } from '../cnm/sandbox.js';
 import type { AttachExtras, ObservedNetwork } from '../cnm/observer.js';
 import { writeFileAtomic } from './atomic-file.js';
+import { rewriteInPlace } from './in-place-file.js';
 import { FilesRoot } from './files-root.js';
 import { parseLink, renderHosts, type HostsEntry } from './hosts-file.js';
 import { renderResolvConf, type DnsConfig } from './resolv-conf.js';
@@ -64,8 +65,10 @@ interface Requested {
 interface SandboxFiles {
   id: string;
   name: string;
-  /** Joined endpoints, in the order they joined (the first network's DNS is the container's). */
+  /** Joined endpoints (the DNS of the network joined first, by endpoint creation time, is the container's). */
   endpoints: Map<string, { network: ObservedNetwork; endpoint: EndpointRecord }>;
+  /** Its directory was made (once per sandbox, not per write). */
+  dirMade?: boolean;
   requested: Requested;
   /** Content last written, per path, to skip writes that change nothing. */
   written: Map<string, string>;
@@ -82,9 +85,17 @@ interface FilesRequest {
 
 export class ContainerFiles {
   private readonly sandboxes = new Map<string, SandboxFiles>();
+  /** Per network id, the sandboxes whose links name containers there (refreshed when it changes). */
+  private readonly linkers = new Map<string, Set<SandboxFiles>>();
+  /**
+   * Until `restored()`: the daemon is replaying its endpoints at start; files are rendered once per
+   * sandbox afterwards, not once per restored endpoint, and only then is `requested.json` read.
+   */
+  private restoring: boolean;
 
   constructor(private readonly opts: ContainerFilesOptions) {
     if (opts.dir) mkdirSync(opts.dir, { recursive: true, mode: 0o711 });
+    this.restoring = opts.dir !== undefined;
   }
 
   /** Before an attach changes anything: refuses (400) extras that cannot be honoured. */
@@ -100,12 +111,15 @@ export class ContainerFiles {
   joined(network: ObservedNetwork, endpoint: EndpointRecord, sandbox: SandboxRecord, extras: AttachExtras): void {
     let sb = this.sandboxes.get(sandbox.id);
     if (!sb) {
-      sb = { id: sandbox.id, name: sandbox.name, endpoints: new Map(), requested: this.loadRequested(sandbox.id), written: new Map() };
+      // What an attach asked for survives a restart; a sandbox new since the start has nothing kept.
+      sb = { id: sandbox.id, name: sandbox.name, endpoints: new Map(), requested: this.restoring ? this.loadRequested(sandbox.id) : { links: [] }, written: new Map() };
       this.sandboxes.set(sandbox.id, sb);
+      this.index(sb);
     }
     sb.name = sandbox.name;
     sb.endpoints.set(endpoint.id, { network, endpoint });
-    sb.outcome = undefined;
+    // Every attach is told what became of the files, even when it named none (netd's own may fail too).
+    sb.outcome = {};
     const req = this.parse(extras);
     if (req.resolvConf !== undefined || req.hosts !== undefined || req.links.length > 0) {
       const links = sb.requested.links.filter((l) => !(l.networkId === network.id && req.links.some((r) => r.name === l.name)));
@@ -114,9 +128,10 @@ export class ContainerFiles {
         hosts: req.hosts ?? sb.requested.hosts,
         links: [...links, ...req.links.map((l) => ({ networkId: network.id, ...l }))],
       };
-      sb.outcome = {};
+      this.index(sb);
       this.saveRequested(sb);
     }
+    if (this.restoring) return;
     this.render(sb);
     this.refreshLinkers(network.id, sb);
   }
@@ -127,6 +142,7 @@ export class ContainerFiles {
       sb.endpoints.delete(endpoint.id);
       if (sb.endpoints.size === 0) {
         this.sandboxes.delete(sb.id);
+        for (const l of sb.requested.links) this.linkers.get(l.networkId)?.delete(sb);
         this.removeDir(sb.id);
       } else {
         this.render(sb);
@@ -141,16 +157,24 @@ export class ContainerFiles {
     if (!sb) return {};
     const out: Record<string, unknown> = {};
     if (this.opts.dir) {
-      out.resolvConfPath = join(this.opts.dir, sb.id, RESOLV_CONF);
-      out.hostsPath = join(this.opts.dir, sb.id, HOSTS);
+      // Only paths whose latest write succeeded: a runtime must not bind-mount a file that is not there.
+      const resolvConf = join(this.opts.dir, sb.id, RESOLV_CONF);
+      const hosts = join(this.opts.dir, sb.id, HOSTS);
+      if (sb.written.has(resolvConf)) out.resolvConfPath = resolvConf;
+      if (sb.written.has(hosts)) out.hostsPath = hosts;
     }
-    if (sb.outcome) out.files = sb.outcome;
+    if (sb.outcome && Object.keys(sb.outcome).length > 0) out.files = sb.outcome;
     sb.outcome = undefined;
     return out;
   }
 
-  /** At start, once every restored endpoint has joined: directories no sandbox owns are removed. */
-  removeOrphans(): void {
+  /**
+   * At start, once every restored endpoint has joined: each sandbox's files are rendered (once), and
+   * directories no sandbox owns are removed.
+   */
+  restored(): void {
+    this.restoring = false;
+    for (const sb of this.sandboxes.values()) this.render(sb);
     if (!this.opts.dir) return;
     for (const name of readdirSync(this.opts.dir)) {
       if (SANDBOX_ID.test(name) && !this.sandboxes.has(name)) {
@@ -190,9 +214,9 @@ export class ContainerFiles {
     if (this.opts.dir) {
       const dir = join(this.opts.dir, sb.id);
       try {
-        mkdirSync(dir, { recursive: true, mode: 0o755 });
-        this.writeOnce(sb, join(dir, RESOLV_CONF), resolvConf, () => writeFileAtomic(join(dir, RESOLV_CONF), resolvConf, { sync: false }));
-        this.writeOnce(sb, join(dir, HOSTS), hosts, () => writeFileAtomic(join(dir, HOSTS), hosts, { sync: false }));
+        this.makeDir(sb);
+        this.writeOwn(sb, join(dir, RESOLV_CONF), resolvConf);
+        this.writeOwn(sb, join(dir, HOSTS), hosts);
       } catch (err) {
         problems.push(`could not write the files in ${dir}: ${(err as Error).message}`);
       }
@@ -201,9 +225,9 @@ export class ContainerFiles {
       const path = sb.requested[key];
       if (path === undefined) continue;
       try {
-        // Checked again each time: the tree below the files root may have changed since the attach.
+        // Checked again each time (one walk): the tree below the files root may have changed since the attach.
         const root = this.opts.filesRoot;
-        this.writeOnce(sb, path, content, () => root!.write(FilesRoot.check(root, path, key), content));
+        this.writeOnce(sb, path, content, () => (root ? root.write(path, content, key) : FilesRoot.check(root, path, key)));
         if (sb.outcome) sb.outcome[key] = path;
       } catch (err) {
         problems.push(`could not write ${path}: ${(err as Error).message}`);
@@ -215,6 +239,16 @@ export class ContainerFiles {
     }
   }
 
+  /**
+   * One of netd's own files: created atomically the first time, then rewritten in place, so a runtime's
+   * bind mount of it (which pins the inode) sees every change.
+   */
+  private writeOwn(sb: SandboxFiles, path: string, content: string): void {
+    this.writeOnce(sb, path, content, () => {
+      if (!rewriteInPlace(path, content)) writeFileAtomic(path, content, { sync: false });
+    });
+  }
+
   private writeOnce(sb: SandboxFiles, path: string, content: string, write: () => void): void {
     if (sb.written.get(path) === content) return;
     sb.written.delete(path);
@@ -222,9 +256,15 @@ export class ContainerFiles {
     sb.written.set(path, content);
   }
 
-  /** The container's resolver: the first network (in joining order) that gives one. */
+  /**
+   * The container's resolver: the first network that gives one, in the order the endpoints were created
+   * (the same before and after a restart, whatever order endpoints are restored in).
+   */
   private dnsOf(sb: SandboxFiles): DnsConfig {
-    for (const { network } of sb.endpoints.values()) {
+    const byAge = [...sb.endpoints.values()].sort(
+      (a, b) => (a.endpoint.created < b.endpoint.created ? -1 : a.endpoint.created > b.endpoint.created ? 1 : a.endpoint.id < b.endpoint.id ? -1 : 1),
+    );
+    for (const { network } of byAge) {
       const dns = this.opts.dnsConfig(network);
       if (dns) return dns;
     }
@@ -248,9 +288,21 @@ export class ContainerFiles {
 
   /** Sandboxes whose links name containers on `networkId` follow what that network now holds. */
   private refreshLinkers(networkId: string, except: SandboxFiles | undefined): void {
-    for (const sb of this.sandboxes.values()) {
-      if (sb !== except && sb.requested.links.some((l) => l.networkId === networkId)) this.render(sb);
+    for (const sb of this.linkers.get(networkId) ?? []) if (sb !== except) this.render(sb);
+  }
+
+  private index(sb: SandboxFiles): void {
+    for (const l of sb.requested.links) {
+      let set = this.linkers.get(l.networkId);
+      if (!set) this.linkers.set(l.networkId, (set = new Set()));
+      set.add(sb);
     }
+  }
+
+  private makeDir(sb: SandboxFiles): void {
+    if (sb.dirMade) return;
+    mkdirSync(join(this.opts.dir!, sb.id), { recursive: true, mode: 0o755 });
+    sb.dirMade = true;
   }
 
   private loadRequested(id: string): Requested {
@@ -267,7 +319,7 @@ export class ContainerFiles {
     if (!this.opts.dir) return;
     const dir = join(this.opts.dir, sb.id);
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      this.makeDir(sb);
       writeFileAtomic(join(dir, REQUESTED), JSON.stringify(sb.requested) + '\n', { mode: 0o600, sync: false });
     } catch (err) {
       this.opts.log.warn({ op: 'container-files', sandbox: sb.id, err }, 'could not keep what the attach asked for');

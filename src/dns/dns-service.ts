@@ -195,9 +195,9 @@ export class DnsService implements NetworkObserver {
     return { ...(dns ? { dns } : {}), ...this.files.describe(endpoint) };
   }
 
-  /** At start, after every restored endpoint joined: containers' file directories nobody owns go. */
+  /** At start, after every restored endpoint joined: containers' files are rendered once, directories nobody owns go. */
   removeOrphanFiles(): void {
-    this.files.removeOrphans();
+    this.files.restored();
   }
 
   async close(): Promise<void> {

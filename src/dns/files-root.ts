@@ -47,9 +47,13 @@ export class FilesRoot {
     return path;
   }
 
-  /** Writes `content` at a path `check` accepted, resolving it again without following symlinks. */
-  write(path: string, content: string): void {
-    const dirFd = this.openParent(path, 'path');
+  /**
+   * Writes `content` at a client-supplied path, checked as `check` does, in the same walk that finds its
+   * directory (never following a symlink): the tree may have changed since the attach.
+   */
+  write(value: string, content: string, what = 'path'): void {
+    const path = this.pathOf(value, what);
+    const dirFd = this.openParent(path, what);
     try {
       writeFileAtomicIn(dirFd, this.below(path).at(-1)!, content);
     } finally {

@@ -11,6 +11,12 @@ import { TestNetns, run, type RunResult } from './netns.js';
 
 export const REPO = resolve(__dirname, '../../..');
 export const CLI = join(REPO, 'dist/src/cli/main.js');
+/** A daemon log entry for an error nothing caught (src/daemon/process-guards.ts): a bug, even when the daemon lives on. */
+export const UNCAUGHT = /unhandled promise rejection|uncaught exception/;
+/** The log lines (at most five) that report such an error. */
+export function uncaughtIn(logs: string): string[] {
+  return logs.split('\n').filter((l) => UNCAUGHT.test(l)).slice(0, 5);
+}
 export const FIXTURES = join(REPO, 'test/fixtures');
 
 export class TestDaemon {

@@ -7,7 +7,9 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { basename, join } from 'node:path';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { TestContainer, TestNetns, requireRoot } from '../helpers/netns.js';
@@ -121,6 +123,62 @@ describe('container files', () => {
     await daemon.cli(['detach', 'alpha']);
   });
 
+  test('a bind mount of the files (as a runtime makes) sees every rewrite', async () => {
+    const c = await container();
+    const r = await attach(c, ['--network', 'filesa', '--name', 'mounted']);
+    const inode = statSync(r.hostsPath!).ino;
+    // A mount namespace of its own, with the hosts and resolv.conf bind-mounted onto files there, as a
+    // runtime does for a container; read through /proc/PID/root, i.e. as the container would.
+    const targets = mkdtempSync(join(tmpdir(), 'netd-bind-'));
+    const [hostsT, resolvT] = [join(targets, 'hosts'), join(targets, 'resolv.conf')];
+    writeFileSync(hostsT, '');
+    writeFileSync(resolvT, '');
+    const holder = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
+      `mount --bind "$1" "$2" && mount --bind "$3" "$4" && echo ready && exec sleep infinity`, 'sh', r.hostsPath!, hostsT, r.resolvConfPath!, resolvT], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await once(holder.stdout!, 'data');
+      const seen = (path: string) => readFileSync(`/proc/${holder.pid}/root${path}`, 'utf8').split('\n');
+      assert.ok(seen(hostsT).includes(`${ip(r.ipv4)}\tmounted`), 'the mount shows the file');
+      assert.ok(seen(resolvT).includes('nameserver 192.0.2.1'));
+      // A second network: the hosts file gains an address; the container sees it through its mount.
+      const r2 = await attach(c, ['--network', 'filesb']);
+      assert.ok(lines(r.hostsPath!).includes(`${ip(r2.ipv4)}\tmounted`));
+      assert.ok(seen(hostsT).includes(`${ip(r2.ipv4)}\tmounted`), 'the rewrite is seen through the bind mount');
+      assert.equal(statSync(r.hostsPath!).ino, inode, 'rewritten in place, same inode');
+      await daemon.cli(['detach', 'mounted', '--network', 'filesb']);
+      assert.ok(!seen(hostsT).includes(`${ip(r2.ipv4)}\tmounted`), 'and the removal too');
+      assert.ok(seen(hostsT).includes(`${ip(r.ipv4)}\tmounted`));
+    } finally {
+      holder.kill('SIGKILL');
+      await once(holder, 'exit').catch(() => undefined);
+      rmSync(targets, { recursive: true, force: true });
+    }
+    await daemon.cli(['detach', 'mounted']);
+  });
+
+  test('an attach whose own files could not be written says so and gives no paths', async () => {
+    const sb = (await daemon.client.call('POST', '/netd/v1/sandboxes', { name: 'unwritable' })) as { id: string };
+    // A file where the sandbox's directory must go: netd cannot create its files there.
+    const blocker = join(containersDir(), sb.id);
+    writeFileSync(blocker, 'in the way\n');
+    try {
+      const r = (await daemon.client.call('POST', '/netd/v1/attach', { target: { sandbox: 'unwritable' }, network: 'filesa' })) as AttachJson;
+      assert.ok(r.ipv4, 'the attach itself is done');
+      assert.equal(r.hostsPath, undefined, 'no path to a file that is not there');
+      assert.equal(r.resolvConfPath, undefined);
+      assert.ok(r.files?.problems?.some((p) => p.includes(blocker)), `problems reported: ${JSON.stringify(r.files)}`);
+      // The CLI prints the result and fails in one line, as for a file the client named.
+      await daemon.cli(['detach', 'unwritable']);
+      writeFileSync(blocker, 'in the way\n');
+      const res = await daemon.cli(['attach', 'unwritable', '--network', 'filesa'], true);
+      assert.equal(res.code, 1);
+      assert.match(res.stderr, /^netd: attached to filesa, but could not write the files in /);
+    } finally {
+      rmSync(blocker, { recursive: true, force: true });
+      await daemon.cli(['sandbox', 'rm', 'unwritable']);
+    }
+  });
+
   test('a path outside --files-root is refused with 400 and the file is untouched', async () => {
     const c = await container();
     const victim = join(outside, 'etc', 'hosts');
@@ -193,6 +251,23 @@ describe('container files', () => {
     // The same attach without the bad link works (nothing half-done blocks the name).
     await attach(c, ['--network', 'filesa', '--name', 'delta']);
     await daemon.cli(['detach', 'delta']);
+  });
+
+  test('the resolver is the first-joined network\'s, before and after a restart', async () => {
+    // Restored in the order of network ids: join the later one first, so that restore order differs.
+    const nets = ((await daemon.client.call('GET', '/networks')) as { Name: string; Id: string }[]).filter((n) => n.Name === 'filesa' || n.Name === 'filesb');
+    nets.sort((x, y) => (x.Id < y.Id ? 1 : -1));
+    const [first, second] = nets.map((n) => n.Name);
+    const gateway = { filesa: 'nameserver 192.0.2.1', filesb: 'nameserver 203.0.113.1' } as Record<string, string>;
+    const c = await container();
+    const r = await attach(c, ['--network', first, '--name', 'ordered']);
+    await attach(c, ['--network', second]);
+    assert.ok(lines(r.resolvConfPath!).includes(gateway[first]), `the first network's resolver (${first})`);
+    const before = readFileSync(r.resolvConfPath!, 'utf8');
+    await daemon.stop('SIGKILL');
+    await daemon.launch();
+    assert.equal(readFileSync(r.resolvConfPath!, 'utf8'), before, 'resolv.conf unchanged by the restart');
+    await daemon.cli(['detach', 'ordered']);
   });
 
   test('at start, directories of sandboxes that are gone are removed; live ones kept', async () => {

@@ -12,7 +12,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { TestContainer, TestNetns, requireRoot } from '../helpers/netns.js';
-import { TestDaemon } from '../helpers/daemon.js';
+import { TestDaemon, uncaughtIn } from '../helpers/daemon.js';
 import { checkInvariants } from '../helpers/invariants.js';
 import { rawExchange } from '../helpers/raw-http.js';
 import { fuzzRequest } from '../helpers/http-fuzz-arbitraries.js';
@@ -96,6 +96,8 @@ describe('HTTP fuzz', () => {
     // The same process, serving.
     assert.equal(daemon.pid, pid, 'the same daemon process');
     assert.equal(await daemon.client.call('GET', '/_ping'), 'OK');
+    // And nothing failed unseen: process-guards.ts logs an unhandled rejection and lives on.
+    assert.deepEqual(uncaughtIn(daemon.logs), [], 'no unhandled rejection or uncaught exception in the daemon log');
 
     // The container is attached as before, in its records and in the kernel.
     const endpoints = await daemon.client.call<EndpointJson[]>('GET', '/netd/v1/endpoints');

@@ -10,7 +10,7 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestNetns, requireRoot, run } from '../helpers/netns.js';
-import { CLI, TestDaemon } from '../helpers/daemon.js';
+import { CLI, TestDaemon, uncaughtIn } from '../helpers/daemon.js';
 import { rawExchange, rawJson, type RawReply } from '../helpers/raw-http.js';
 
 describe('HTTP hardening', () => {
@@ -27,6 +27,8 @@ describe('HTTP hardening', () => {
   async function stillServing(): Promise<void> {
     assert.equal(daemon.pid, pid, 'the same daemon process');
     assert.equal(await daemon.client.call('GET', '/_ping'), 'OK', 'the daemon answers _ping');
+    // A bug the process guards log and survive (process-guards.ts) is still a failure here.
+    assert.deepEqual(uncaughtIn(daemon.logs), [], 'no unhandled rejection or uncaught exception in the daemon log');
   }
 
   function assertRefused(reply: RawReply, status: number, what: RegExp): void {
@@ -81,6 +83,10 @@ describe('HTTP hardening', () => {
     // Docker's CheckForJSON: a body needs Content-Type application/json.
     assertRefused(await post('/networks/create', '{"Name": "x"}', { 'Content-Type': 'text/plain' }), 400, /Content-Type specified \(text\/plain\) must be 'application\/json'/);
     assertRefused(await post('/networks/create', '{"Name": "x"}', {}), 400, /Content-Type/);
+    // …refused before the body is read: a client that declares one and never sends it is answered at once.
+    const unsent = await send('POST /networks/create HTTP/1.1\r\nHost: netd\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n', { end: false, timeoutMs: 5000 });
+    assertRefused(unsent, 400, /Content-Type specified \(text\/plain\)/);
+    assert.ok(unsent.ms < 3000, `answered without waiting for the body (${unsent.ms} ms)`);
     for (const target of ['1e300', '-1', '0', '1.5', '"1"x', '{"pid": 99999999999999999999}', '{"pid": "1"}', '[]', 'true']) {
       const r = await post('/netd/v1/attach', `{"target": ${target}}`);
       assert.equal(r.status, 400, `target ${target}: ${r.text.slice(0, 300)}`);
@@ -184,6 +190,42 @@ describe('HTTP hardening', () => {
     } finally {
       chmodSync(daemon.dir, 0o700);
     }
+  });
+});
+
+describe('a reply that takes longer than the idle limit', () => {
+  let ns: TestNetns;
+  let daemon: TestDaemon;
+
+  before(async () => {
+    requireRoot();
+    ns = await TestNetns.create('slowreply');
+    daemon = new TestDaemon(ns, mkdtempSync(join(tmpdir(), 'netd-it-')));
+    // The idle limit (120 s) shortened to a fraction of what queued requests wait for the controller lock.
+    daemon.env = { NETD_TEST_IDLE_TIMEOUT_MS: '200' };
+    await daemon.launch();
+  });
+
+  after(async () => {
+    await daemon?.destroy();
+    await ns?.destroy();
+  });
+
+  test('requests queued behind the controller lock still get their answers', async () => {
+    const N = 8;
+    const started = Date.now();
+    const results = await Promise.allSettled(
+      Array.from({ length: N }, (_, i) =>
+        daemon.client.call('POST', '/networks/create', { Name: `slow${i}`, IPAM: { Config: [{ Subnet: `192.0.2.${16 * i}/28` }] } }).then(() => Date.now() - started),
+      ),
+    );
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`slow${i}: ${(r.reason as Error).message}`] : []));
+    assert.deepEqual(failed, [], 'every create is answered');
+    const slowest = Math.max(...results.map((r) => (r.status === 'fulfilled' ? r.value : 0)));
+    assert.ok(slowest > 400, `the test means something only if some reply took well over the idle limit (slowest ${slowest} ms)`);
+    const names = ((await daemon.client.call('GET', '/networks')) as { Name: string }[]).map((n) => n.Name);
+    for (let i = 0; i < N; i++) assert.ok(names.includes(`slow${i}`));
+    assert.deepEqual(uncaughtIn(daemon.logs), []);
   });
 });
 
