@@ -31,7 +31,7 @@ import {
   type FirewallForward,
   type PortForwardSpec,
 } from './port-forward.js';
-import { deleteConntrack, flowsToContainer, flowsToHostPorts } from './conntrack.js';
+import { deleteConntrack, flowsToContainer, hostPortSweeps, sweepHostPorts } from './conntrack.js';
 import { baseLayout, EMPTY_LAYOUT, mergeLayouts, networkRules, subnetOf, withForwards, type Layout } from './iptables-layout.js';
 import { planFamily } from './iptables-plan.js';
 import { IptablesCommands, iptablesTools } from './iptables-commands.js';
@@ -159,7 +159,7 @@ export class IptablesFirewall implements Firewall {
       }
       await this.addForward(f);
       this.applied.set(f.id12, f);
-      await deleteConntrack(this.exec, this.log, flowsToHostPorts(f));
+      await sweepHostPorts(this.log, hostPortSweeps(f));
     });
   }
 
