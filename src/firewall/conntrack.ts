@@ -85,7 +85,9 @@ export function staleEntries(mappings: readonly PortForwardMapping[], local: Ite
  * deleted entry (requests batched, see ctnetlink.ts). Its cost depends on the table's size, never on
  * the ranges' lengths, and no entry costs a walk of the table.
  */
-export async function sweepHostPorts(log: Logger, sweeps: readonly HostPortSweep[]): Promise<void> {
+export type ConntrackSweep = (log: Logger, sweeps: readonly HostPortSweep[]) => Promise<void>;
+
+export const sweepHostPorts: ConntrackSweep = async (log, sweeps) => {
   if (sweeps.length === 0) return;
   let ct: Ctnetlink | undefined;
   try {
@@ -103,7 +105,7 @@ export async function sweepHostPorts(log: Logger, sweeps: readonly HostPortSweep
   } finally {
     ct?.close();
   }
-}
+};
 
 function deleted(res: { code: number | null; stderr: string }): boolean {
   return res.code === 0 || /\b0 flow entries have been deleted/.test(res.stderr);
