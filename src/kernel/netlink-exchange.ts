@@ -140,19 +140,14 @@ export class NetlinkExchange {
    */
   async requests(reqs: readonly NetlinkRequest[]): Promise<number[]> {
     const result = new Array<number>(reqs.length).fill(0);
+    const size = (r: NetlinkRequest) => NLMSG_HDRLEN + ((r.payload.length + 3) & ~3);
     let i = 0;
     while (i < reqs.length) {
       const first = this.seq + 1;
-      const chunk: Buffer[] = [];
-      let bytes = 0;
-      while (i < reqs.length && (chunk.length === 0 || bytes + reqs[i].payload.length + NLMSG_HDRLEN <= BATCH_BYTES)) {
-        const last = i === reqs.length - 1 || bytes + 2 * (reqs[i].payload.length + NLMSG_HDRLEN + 4) > BATCH_BYTES;
-        const m = message(reqs[i].type, NLM_F_REQUEST | (last ? NLM_F_ACK : 0), ++this.seq, reqs[i].payload);
-        chunk.push(m);
-        bytes += m.length;
-        i++;
-        if (last) break;
-      }
+      let end = i;
+      for (let bytes = 0; end < reqs.length && (end === i || bytes + size(reqs[end]) <= BATCH_BYTES); end++) bytes += size(reqs[end]);
+      const chunk = reqs.slice(i, end).map((r, k) => message(r.type, NLM_F_REQUEST | (i + k === end - 1 ? NLM_F_ACK : 0), ++this.seq, r.payload));
+      i = end;
       const base = i - chunk.length;
       await this.exchange(chunk, (r) => {
         const k = r.seq - first;
