@@ -80,13 +80,14 @@ export function staleEntries(mappings: readonly PortForwardMapping[], local: Ite
   };
 }
 
-/**
- * Deletes the stale entries of each sweep in-process: one dump of the family's table, one lookup per
- * deleted entry (requests batched, see ctnetlink.ts). Its cost depends on the table's size, never on
- * the ranges' lengths, and no entry costs a walk of the table.
- */
+/** Clears the stale entries of the sweeps (logging failures, never throwing). */
 export type ConntrackSweep = (log: Logger, sweeps: readonly HostPortSweep[]) => Promise<void>;
 
+/**
+ * Deletes the stale entries of each sweep in-process, in this process's network namespace: one dump of
+ * the family's table, one lookup per deleted entry (requests batched, see ctnetlink.ts). Its cost
+ * depends on the table's size, never on the ranges' lengths, and no entry costs a walk of the table.
+ */
 export const sweepHostPorts: ConntrackSweep = async (log, sweeps) => {
   if (sweeps.length === 0) return;
   let ct: Ctnetlink | undefined;

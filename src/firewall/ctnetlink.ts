@@ -188,7 +188,8 @@ export class Ctnetlink {
     const out: CtEntry[] = [];
     await this.ex.dump(CT_TYPE(IPCTNL_MSG_CT_GET), nfgenmsg(family), (payload) => {
       const e = decodeEntry(payload);
-      if (e && e.src.length === (family === 6 ? 16 : 4) && keep(e)) out.push(e);
+      // Kept entries get their own copies: a view would keep the whole datagram alive.
+      if (e && e.src.length === (family === 6 ? 16 : 4) && keep(e)) out.push({ ...e, src: Buffer.from(e.src), dst: Buffer.from(e.dst), replySrc: Buffer.from(e.replySrc) });
     });
     return out;
   }
@@ -208,7 +209,7 @@ export class Ctnetlink {
   }
 }
 
-/** The addresses of every interface of the current network namespace (up or not), as text. */
+/** The addresses of every interface of the current network namespace (up or not). */
 export async function localAddresses(): Promise<IPAddress[]> {
   const ex = new NetlinkExchange(NETLINK_ROUTE, 'list addresses');
   try {
