@@ -8,30 +8,22 @@
  * to connections that end (reset by whoever has the address now, or timed out), and a new connection
  * gets a new NAT decision.
  *
- * The number of processes never depends on how many ports a mapping spans: each `conntrack` walks the
- * whole conntrack hash the namespaces share (~13 ms with 262144 buckets).
+ * Neither cost depends on how many ports a mapping spans:
  * - removal: one `conntrack -D --reply-src CONTAINER` per family and protocol (the endpoint is going
- *   away, so every inbound flow of that protocol to its address is stale);
- * - publishing: up to PER_PORT_LIMIT ports, one `conntrack -D --orig-port-dst P` each; beyond that, one
- *   `conntrack -L` per family and protocol, the stale entries picked here (original destination port in
- *   a new range, not DNATed), and one `conntrack -R FILE` deleting exactly those (from a private
- *   temporary file: conntrack opens "-" as /dev/stdin, which fails on Node's socketpair stdio).
+ *   away, so every inbound flow of that protocol to its address is stale); each walks the whole
+ *   conntrack hash the namespaces share (~13 ms with 262144 buckets);
+ * - publishing: in-process over ctnetlink (ctnetlink.ts), one dump per family, the stale entries
+ *   picked here (to a new host port at a local address, not DNATed), each deleted by its tuple (a hash
+ *   lookup; requests batched). A `conntrack -D` per entry would walk the whole table each time (1000
+ *   entries: seconds), and entries to closed host ports are anyone's to create.
  *
  * Failures are logged, never thrown: the rules are what matters, stale entries only expire later.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { CommandRunner } from './exec.js';
-import { IPAddress, type Family, type Proto } from '../net/index.js';
-import { mappingSpan, type FirewallForward, type PortForwardMapping } from './port-forward.js';
-
-/** Above this many host ports per family and protocol, one listing replaces a command per port. */
-const PER_PORT_LIMIT = 16;
-
-/** One cleanup: a command, or a listing whose stale entries a second command deletes. */
-export type ConntrackCleanup = { kind: 'delete'; argv: string[] } | { kind: 'sweep'; family: Family; proto: Proto; mappings: readonly PortForwardMapping[] };
+import { PROTO_NUMBER, type IPAddress, type Family, type Proto } from '../net/index.js';
+import type { FirewallForward, PortForwardMapping } from './port-forward.js';
+import { Ctnetlink, localAddresses, type CtEntry } from './ctnetlink.js';
 
 function familyArgs(family: Family): string[] {
   return family === 6 ? ['-f', 'ipv6'] : [];
@@ -58,78 +50,63 @@ export function flowsToContainer(f: FirewallForward): string[][] {
   return connectionless(f).map(([family, proto, , container]) => [...base(family, proto), '--reply-src', container.toString()]);
 }
 
-/** Cleanups of entries to the forward's new connectionless host ports (UDP, SCTP). */
-export function flowsToHostPorts(f: FirewallForward): ConntrackCleanup[] {
-  const out: ConntrackCleanup[] = [];
-  for (const [family, proto, mappings] of connectionless(f)) {
-    const ports = new Set<number>();
-    let total = 0;
-    for (const m of mappings) {
-      total += mappingSpan(m);
-      if (total > PER_PORT_LIMIT) break;
-      for (let p = m.hostPort; p <= (m.hostPortEnd ?? m.hostPort); p++) ports.add(p);
-    }
-    if (total > PER_PORT_LIMIT) {
-      out.push({ kind: 'sweep', family, proto, mappings });
-      continue;
-    }
-    for (const p of [...ports].sort((a, b) => a - b)) out.push({ kind: 'delete', argv: [...base(family, proto), '--orig-port-dst', String(p)] });
-  }
-  return out;
+/** One family's sweep: its connectionless mappings, by protocol. */
+export interface HostPortSweep {
+  family: Family;
+  mappings: readonly PortForwardMapping[];
 }
 
-/** One entry of `conntrack -L` output: its original tuple and the reply's source address. */
-interface Entry {
-  src: string;
-  dst: string;
-  sport: number;
-  dport: number;
-  replySrc: string;
-}
-
-/** Parses `conntrack -L` lines (`udp 17 29 src=A dst=B sport=P dport=Q [UNREPLIED] src=B dst=A sport=Q dport=P ...`). */
-export function parseConntrackList(text: string): Entry[] {
-  const out: Entry[] = [];
-  for (const line of text.split('\n')) {
-    const fields = new Map<string, string[]>();
-    for (const token of line.trim().split(/\s+/)) {
-      const eq = token.indexOf('=');
-      if (eq <= 0) continue;
-      const k = token.slice(0, eq);
-      fields.set(k, [...(fields.get(k) ?? []), token.slice(eq + 1)]);
-    }
-    const [src, replySrc] = fields.get('src') ?? [];
-    const [dst] = fields.get('dst') ?? [];
-    const [sport] = fields.get('sport') ?? [];
-    const [dport] = fields.get('dport') ?? [];
-    if (!src || !dst || !replySrc || sport === undefined || dport === undefined) continue;
-    out.push({ src, dst, sport: Number(sport), dport: Number(dport), replySrc });
-  }
-  return out;
+/** The sweeps clearing entries to the forward's new connectionless host ports (UDP, SCTP): one per family. */
+export function hostPortSweeps(f: FirewallForward): HostPortSweep[] {
+  const byFamily = new Map<Family, PortForwardMapping[]>();
+  for (const [family, , mappings] of connectionless(f)) byFamily.set(family, [...(byFamily.get(family) ?? []), ...mappings]);
+  return [...byFamily].map(([family, mappings]) => ({ family, mappings }));
 }
 
 /**
- * The entries a sweep deletes: to a new host port (and address, unless the mapping is on every address),
- * and not DNATed (the reply comes from the address the packet was sent to). Validated addresses only.
+ * Picks the entries a sweep deletes: of a mapping's protocol, to one of its host ports at an address the
+ * DNAT applies to (the mapping's address, or any local address for a wildcard mapping: the rules match
+ * `--dst-type LOCAL`), and not DNATed (the reply comes from where the packet was sent). Outbound flows
+ * (the host's own, or masqueraded containers') go to other hosts' addresses and are never picked.
+ * `local`: the host's addresses (127.0.0.0/8 is local anyway).
  */
-export function staleEntries(entries: readonly Entry[], mappings: readonly PortForwardMapping[]): Entry[] {
-  return entries.filter((e) => {
-    if (e.replySrc !== e.dst) return false;
-    return mappings.some((m) => e.dport >= m.hostPort && e.dport <= (m.hostPortEnd ?? m.hostPort) && (m.hostIp.isUnspecified || m.hostIp.toString() === e.dst));
-  });
+export function staleEntries(mappings: readonly PortForwardMapping[], local: Iterable<IPAddress>): (e: CtEntry) => boolean {
+  const localBytes = [...local].map((a) => a.bytes);
+  const isLocal = (a: Buffer) => (a.length === 4 && a[0] === 127) || localBytes.some((l) => l.equals(a));
+  const ms = mappings.map((m) => ({ proto: PROTO_NUMBER[m.proto], first: m.hostPort, last: m.hostPortEnd ?? m.hostPort, ip: m.hostIp.isUnspecified ? undefined : m.hostIp.bytes }));
+  return (e) => {
+    if (e.replySport !== e.dport || !e.replySrc.equals(e.dst)) return false;
+    return ms.some((m) => m.proto === e.proto && e.dport >= m.first && e.dport <= m.last && (m.ip ? m.ip.equals(e.dst) : isLocal(e.dst)));
+  };
 }
 
-/** The `conntrack -R` lines deleting those entries (one listing's worth). */
-export function deleteLines(family: Family, proto: Proto, entries: readonly Entry[]): string {
-  const lines: string[] = [];
-  for (const e of entries) {
-    // Only what parses as an address of this family goes into the batch.
-    const [src, dst] = [IPAddress.tryParse(e.src), IPAddress.tryParse(e.dst)];
-    if (!src || !dst || src.family !== family || dst.family !== family || !Number.isInteger(e.sport) || !Number.isInteger(e.dport)) continue;
-    lines.push(['-D', ...familyArgs(family), '-p', proto, '-s', src.toString(), '-d', dst.toString(), '--sport', String(e.sport), '--dport', String(e.dport)].join(' '));
+/** Clears the stale entries of the sweeps (logging failures, never throwing). */
+export type ConntrackSweep = (log: Logger, sweeps: readonly HostPortSweep[]) => Promise<void>;
+
+/**
+ * Deletes the stale entries of each sweep in-process, in this process's network namespace: one dump of
+ * the family's table, one lookup per deleted entry (requests batched, see ctnetlink.ts). Its cost
+ * depends on the table's size, never on the ranges' lengths, and no entry costs a walk of the table.
+ */
+export const sweepHostPorts: ConntrackSweep = async (log, sweeps) => {
+  if (sweeps.length === 0) return;
+  let ct: Ctnetlink | undefined;
+  try {
+    const local = await localAddresses();
+    ct = new Ctnetlink();
+    for (const s of sweeps) {
+      const stale = await ct.list(s.family, staleEntries(s.mappings, local));
+      if (stale.length === 0) continue;
+      const res = await ct.delete(s.family, stale);
+      if (res.failed.size > 0) log.warn({ op: 'conntrack', family: s.family, failed: Object.fromEntries(res.failed) }, 'could not clear some conntrack entries');
+      else log.debug({ op: 'conntrack', family: s.family, deleted: res.deleted, gone: res.gone }, 'cleared stale conntrack entries');
+    }
+  } catch (err) {
+    log.warn({ op: 'conntrack', err: (err as Error).message }, 'could not clear conntrack entries');
+  } finally {
+    ct?.close();
   }
-  return lines.length > 0 ? lines.join('\n') + '\n' : '';
-}
+};
 
 function deleted(res: { code: number | null; stderr: string }): boolean {
   return res.code === 0 || /\b0 flow entries have been deleted/.test(res.stderr);
@@ -141,33 +118,11 @@ function missing(res: { missing?: boolean; stderr: string }, log: Logger): boole
   return res.missing === true;
 }
 
-/** Runs the cleanups one after the other; "0 flow entries have been deleted" (exit 1) is success. */
-export async function deleteConntrack(exec: CommandRunner, log: Logger, cleanups: readonly (ConntrackCleanup | string[])[]): Promise<void> {
-  for (const c of cleanups) {
-    const cleanup: ConntrackCleanup = Array.isArray(c) ? { kind: 'delete', argv: c } : c;
-    if (cleanup.kind === 'delete') {
-      const res = await exec(cleanup.argv);
-      if (missing(res, log)) return;
-      if (!deleted(res)) log.warn({ op: 'conntrack', argv: cleanup.argv.join(' '), code: res.code, stderr: res.stderr.trim() }, 'could not clear conntrack entries');
-      continue;
-    }
-    const list = ['conntrack', '-L', ...familyArgs(cleanup.family), '-p', cleanup.proto];
-    const listed = await exec(list);
-    if (missing(listed, log)) return;
-    if (listed.code !== 0) {
-      log.warn({ op: 'conntrack', argv: list.join(' '), code: listed.code, stderr: listed.stderr.trim() }, 'could not list conntrack entries');
-      continue;
-    }
-    const script = deleteLines(cleanup.family, cleanup.proto, staleEntries(parseConntrackList(listed.stdout), cleanup.mappings));
-    if (script === '') continue;
-    const dir = await mkdtemp(join(tmpdir(), 'netd-conntrack-'));
-    try {
-      const file = join(dir, 'delete');
-      await writeFile(file, script, { mode: 0o600 });
-      const res = await exec(['conntrack', '-R', file]);
-      if (!deleted(res)) log.warn({ op: 'conntrack', argv: `conntrack -R ${file}`, code: res.code, stderr: res.stderr.trim() }, 'could not clear conntrack entries');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+/** Runs the commands one after the other; "0 flow entries have been deleted" (exit 1) is success. */
+export async function deleteConntrack(exec: CommandRunner, log: Logger, commands: readonly string[][]): Promise<void> {
+  for (const argv of commands) {
+    const res = await exec(argv);
+    if (missing(res, log)) return;
+    if (!deleted(res)) log.warn({ op: 'conntrack', argv: argv.join(' '), code: res.code, stderr: res.stderr.trim() }, 'could not clear conntrack entries');
   }
 }

@@ -8,6 +8,7 @@ import { spawnRunner, type CommandRunner } from './exec.js';
 import type { Firewall, FirewallBackendOptions } from './firewall.js';
 import type { InstanceIdentity } from './marks.js';
 import { IptablesFirewall } from './iptables.js';
+import { sweepHostPorts, type ConntrackSweep } from './conntrack.js';
 
 const BACKENDS = {
   iptables: (opts: FirewallBackendOptions): Firewall => new IptablesFirewall(opts),
@@ -28,6 +29,12 @@ export interface FirewallOptions {
   ipv6?: boolean;
   /** The daemon instance whose marks the rules carry (see marks.ts). */
   instance?: InstanceIdentity;
+  /**
+   * Clears stale conntrack entries of new host ports. Default: in-process over ctnetlink in this
+   * process's network namespace when commands run here (no `exec` given); none with a custom `exec`,
+   * whose commands may address another namespace.
+   */
+  sweep?: ConntrackSweep;
 }
 
 export function createFirewall(opts: FirewallOptions): Firewall {
@@ -35,5 +42,11 @@ export function createFirewall(opts: FirewallOptions): Firewall {
   if (!Object.hasOwn(BACKENDS, name)) {
     throw new InvalidArgumentError(`unknown firewall backend ${JSON.stringify(name)} (netd has: ${FIREWALL_BACKENDS.join(', ')})`);
   }
-  return BACKENDS[name as FirewallBackendName]({ logger: opts.logger, exec: opts.exec ?? spawnRunner, ipv6: opts.ipv6 ?? true, instance: opts.instance });
+  return BACKENDS[name as FirewallBackendName]({
+    logger: opts.logger,
+    exec: opts.exec ?? spawnRunner,
+    ipv6: opts.ipv6 ?? true,
+    instance: opts.instance,
+    sweep: opts.sweep ?? (opts.exec ? async () => {} : sweepHostPorts),
+  });
 }

@@ -3,6 +3,7 @@
  * and port forwards, not of rules: the backend decides the rules. Types only: backends implement it,
  * factory.ts makes one.
  */
+import type { ConntrackSweep } from './conntrack.js';
 import type { Logger } from '../log.js';
 import type { CommandRunner } from './exec.js';
 import type { NetworkFirewallSpec } from './spec.js';
@@ -62,4 +63,6 @@ export interface FirewallBackendOptions {
   ipv6: boolean;
   /** The daemon instance whose marks the rules carry (marks.ts); none: netd's marks before instances. */
   instance?: InstanceIdentity;
+  /** Clears stale conntrack entries to newly published connectionless host ports (conntrack.ts). */
+  sweep: ConntrackSweep;
 }

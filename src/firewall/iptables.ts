@@ -31,7 +31,7 @@ import {
   type FirewallForward,
   type PortForwardSpec,
 } from './port-forward.js';
-import { deleteConntrack, flowsToContainer, flowsToHostPorts } from './conntrack.js';
+import { deleteConntrack, flowsToContainer, hostPortSweeps, type ConntrackSweep } from './conntrack.js';
 import { baseLayout, EMPTY_LAYOUT, mergeLayouts, networkRules, subnetOf, withForwards, type Layout } from './iptables-layout.js';
 import { planFamily, type ChainScope } from './iptables-plan.js';
 import { IptablesCommands, iptablesTools } from './iptables-commands.js';
@@ -51,6 +51,7 @@ export class IptablesFirewall implements Firewall {
   readonly backend = 'iptables';
   private readonly log: Logger;
   private readonly exec: CommandRunner;
+  private readonly sweep: ConntrackSweep;
   private readonly commands: IptablesCommands;
   private readonly families: readonly Family[];
   /** This daemon's marks: what it may change and remove (marks.ts). */
@@ -68,6 +69,7 @@ export class IptablesFirewall implements Firewall {
   constructor(opts: FirewallBackendOptions) {
     this.log = opts.logger.child({ component: 'firewall', backend: this.backend });
     this.exec = opts.exec;
+    this.sweep = opts.sweep;
     this.commands = new IptablesCommands(opts.exec, this.log);
     this.families = opts.ipv6 ? [4, 6] : [4];
     this.marks = opts.instance ? new FirewallMarks(opts.instance) : FirewallMarks.LEGACY;
@@ -160,7 +162,7 @@ export class IptablesFirewall implements Firewall {
       }
       await this.addForward(f);
       this.applied.set(f.id12, f);
-      await deleteConntrack(this.exec, this.log, flowsToHostPorts(f));
+      await this.sweep(this.log, hostPortSweeps(f));
     });
   }
 

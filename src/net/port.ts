@@ -88,6 +88,11 @@ export class PortRange {
     return port >= this.start && port <= this.end;
   }
 
+  /** Whether the two ranges share a port. */
+  overlaps(other: PortRange): boolean {
+    return this.start <= other.end && other.start <= this.end;
+  }
+
   toString(): string {
     return this.start === this.end ? String(this.start) : `${this.start}-${this.end}`;
   }

@@ -15,13 +15,12 @@ import { IPAddress, PortRange } from '../net/index.js';
 import { freeBlock, type Interval } from './intervals.js';
 import {
   WILDCARD,
-  bindingSpan,
   familyOf,
+  containerRange,
   formatBinding,
+  hostRange,
   isWildcard,
-  lastHostPort,
   makeBinding,
-  requestSpan,
   type IpFamily,
   type PortBinding,
   type PortRequest,
@@ -66,12 +65,8 @@ function overlaps(a: string, b: string): boolean {
   return a === b || a === WILDCARD[fa] || b === WILDCARD[fa];
 }
 
-function intersects(b: PortBinding, range: PortRange): boolean {
-  return b.hostPort <= range.end && lastHostPort(b) >= range.start;
-}
-
 function portsText(range: PortRange): string {
-  return range.size === 1 ? `port ${range.start}` : `ports ${range.start}-${range.end}`;
+  return `${range.size === 1 ? 'port' : 'ports'} ${range}`;
 }
 
 export function describeAddress(ip: string): string {
@@ -107,7 +102,7 @@ export class PortAllocator {
       else map.delete(k);
     };
     for (const b of held) {
-      if (bindingSpan(b) > 1) drop(this.ranges, b.proto);
+      if (hostRange(b).size > 1) drop(this.ranges, b.proto);
       else drop(this.singles, key(b.proto, b.hostPort));
     }
     this.byEndpoint.delete(endpointId);
@@ -120,7 +115,7 @@ export class PortAllocator {
     try {
       for (const r of requests) {
         const addresses = this.hostAddresses(r, ctx);
-        const span = requestSpan(r);
+        const span = containerRange(r).size;
         const port = await this.choosePorts(r, span, addresses, ctx, taken);
         for (const hostIp of addresses) {
           const b = makeBinding(r.proto, hostIp, port, r.containerPort, span);
@@ -192,7 +187,7 @@ export class PortAllocator {
   private ownIntervals(proto: Proto, range: PortRange, addresses: string[], taken: PortBinding[]): Interval[] {
     const out: Interval[] = [];
     const add = (b: PortBinding) => {
-      if (b.proto === proto && intersects(b, range) && addresses.some((ip) => overlaps(b.hostIp, ip))) out.push({ start: b.hostPort, end: lastHostPort(b) });
+      if (b.proto === proto && hostRange(b).overlaps(range) && addresses.some((ip) => overlaps(b.hostIp, ip))) out.push({ start: b.hostPort, end: hostRange(b).end });
     };
     taken.forEach(add);
     for (const h of this.held(proto, range)) add(h.binding);
@@ -201,7 +196,7 @@ export class PortAllocator {
 
   /** Every held binding of `proto` that may intersect `range`: per port or per binding, whichever is fewer. */
   private held(proto: Proto, range: PortRange): Held[] {
-    const out: Held[] = [...(this.ranges.get(proto) ?? [])].filter((h) => intersects(h.binding, range));
+    const out: Held[] = [...(this.ranges.get(proto) ?? [])].filter((h) => hostRange(h.binding).overlaps(range));
     if (range.size <= this.singles.size) {
       for (let p = range.start; p <= range.end; p++) out.push(...(this.singles.get(key(proto, p)) ?? []));
     } else {
@@ -220,7 +215,7 @@ export class PortAllocator {
   private async whyTaken(proto: Proto, range: PortRange, addresses: string[], ctx: AllocationContext, taken: PortBinding[]): Promise<{ port?: number; text: string } | undefined> {
     const first = (b: PortBinding) => (range.size > 1 ? Math.max(b.hostPort, range.start) : undefined);
     for (const ip of addresses) {
-      const twice = taken.find((b) => b.proto === proto && intersects(b, range) && overlaps(b.hostIp, ip));
+      const twice = taken.find((b) => b.proto === proto && hostRange(b).overlaps(range) && overlaps(b.hostIp, ip));
       if (twice) return { port: first(twice), text: 'is published twice in this request' };
       const other = this.held(proto, range).find((h) => overlaps(h.binding.hostIp, ip));
       if (other) return { port: first(other.binding), text: `is already published by container ${other.name} (${formatBinding(other.binding)})` };
@@ -233,7 +228,7 @@ export class PortAllocator {
 
   private hold(owner: Owner, binding: PortBinding): void {
     const entry = { ...owner, binding };
-    if (bindingSpan(binding) > 1) {
+    if (hostRange(binding).size > 1) {
       this.ranges.set(binding.proto, [...(this.ranges.get(binding.proto) ?? []), entry]);
       return;
     }

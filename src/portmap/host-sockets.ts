@@ -91,14 +91,10 @@ export class HostSockets {
   }
 
   /**
-   * The host socket a binding would shadow, if any: same protocol and port, and addresses that overlap
-   * (equal, or either a wildcard). A socket on `::` may be dual-stack, so it also counts against IPv4.
+   * Every host socket a binding of a port range would shadow, by port (one pass, whatever the range's
+   * length): same protocol, a port in the range, and addresses that overlap (equal, or either a
+   * wildcard). A socket on `::` may be dual-stack, so it also counts against IPv4.
    */
-  conflict(proto: Proto, hostIp: string, port: number): HostSocket | undefined {
-    return this.conflicts(proto, hostIp, PortRange.of(port))[0];
-  }
-
-  /** Every host socket a binding of a port range would shadow, by port (one pass, whatever the range's length). */
   conflicts(proto: Proto, hostIp: string, range: PortRange): HostSocket[] {
     const family = familyOf(hostIp);
     return this.sockets

@@ -3,7 +3,7 @@
  * in normalised form) and what netd publishes (PortBinding, one per host address family, with a concrete
  * host port). Only plain data and formatting here; parsing is in parse.ts, allocation in allocator.ts.
  */
-import { IPAddress, PROTO_NUMBER, type Family, type Proto } from '../net/index.js';
+import { IPAddress, PROTO_NUMBER, PortRange, type Family, type Proto } from '../net/index.js';
 
 export { PROTOS, PROTO_NUMBER, type Proto } from '../net/index.js';
 
@@ -47,19 +47,14 @@ export interface PortBinding {
   containerPortEnd?: number;
 }
 
-/** How many container ports a request maps. */
-export function requestSpan(r: PortRequest): number {
-  return (r.containerPortEnd ?? r.containerPort) - r.containerPort + 1;
+/** The container ports a request (or binding) maps. */
+export function containerRange(r: Pick<PortRequest, 'containerPort' | 'containerPortEnd'>): PortRange {
+  return PortRange.of(r.containerPort, r.containerPortEnd ?? r.containerPort);
 }
 
-/** How many ports a binding maps. */
-export function bindingSpan(b: PortBinding): number {
-  return (b.hostPortEnd ?? b.hostPort) - b.hostPort + 1;
-}
-
-/** The last host port of a binding. */
-export function lastHostPort(b: PortBinding): number {
-  return b.hostPortEnd ?? b.hostPort;
+/** The host ports a binding takes. */
+export function hostRange(b: PortBinding): PortRange {
+  return PortRange.of(b.hostPort, b.hostPortEnd ?? b.hostPort);
 }
 
 /** A binding of `span` ports from hostPort to containerPort (the range fields only for a real range). */
@@ -104,8 +99,7 @@ export function isWildcard(address: string): boolean {
 
 /** `80/tcp -> 0.0.0.0:8080`, `80/tcp -> [::]:8080` (as `docker port` prints them); `80-89/tcp -> 0.0.0.0:8080-8089`. */
 export function formatBinding(b: PortBinding): string {
-  const range = (start: number, end: number | undefined) => (end === undefined || end === start ? String(start) : `${start}-${end}`);
-  return `${range(b.containerPort, b.containerPortEnd)}/${b.proto} -> ${IPAddress.parse(b.hostIp).toUrlHost()}:${range(b.hostPort, b.hostPortEnd)}`;
+  return `${containerRange(b)}/${b.proto} -> ${IPAddress.parse(b.hostIp).toUrlHost()}:${hostRange(b)}`;
 }
 
 /** The request as libnetwork's wire shape (what the CLI sends in `ports`). */
@@ -116,6 +110,6 @@ export function toDockerPortBinding(r: PortRequest): DockerPortBinding {
     HostIP: r.hostIp ?? '',
     HostPort: r.hostPort,
     HostPortEnd: r.hostPortEnd,
-    ...(requestSpan(r) > 1 ? { PortEnd: r.containerPortEnd } : {}),
+    ...(containerRange(r).size > 1 ? { PortEnd: r.containerPortEnd } : {}),
   };
 }

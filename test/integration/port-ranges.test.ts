@@ -173,6 +173,59 @@ describe('published port ranges', () => {
     await daemon.cli(['detach', 'swept']);
   });
 
+  test('publishing a range over thousands of stale UDP entries: the local ones are cleared in bounded time, outbound flows untouched', async (t) => {
+    const FIRST = 41000;
+    const STALE = 3000;
+    const OUTBOUND = 500;
+    // One datagram to each of COUNT consecutive ports from one socket: one conntrack entry per port.
+    const SPRAY =
+      "const [h,f,n]=process.argv.slice(1).map((v,i)=>i?Number(v):v);const d=require('dgram').createSocket('udp4');d.on('error',()=>{});" +
+      'let i=0;const next=()=>{if(i>=n)return d.close();d.send("x",f+i++,h,next)};next();';
+    const masq = await container([]);
+    const masqIp = ip((await attach(masq, ['--name', 'masq'])).ipv4);
+    // Anyone can make entries to closed host ports; the host's own and masqueraded flows go to the outside.
+    await topo.outside.exec(['node', '-e', SPRAY, HOST, String(FIRST), String(STALE)]);
+    await topo.host.exec(['node', '-e', SPRAY, OUTSIDE, String(FIRST), String(OUTBOUND)]);
+    await run([...inC(masq), 'node', '-e', SPRAY, OUTSIDE, String(FIRST + OUTBOUND), String(OUTBOUND)]);
+
+    interface Flow {
+      src: string;
+      dst: string;
+      dport: number;
+      replySrc: string;
+    }
+    const flows = async (): Promise<Flow[]> =>
+      (await topo.host.exec(['conntrack', '-L', '-p', 'udp'], { allowFail: true })).stdout
+        .split('\n')
+        .map((l) => [...l.matchAll(/(src|dst|dport)=(\S+)/g)].map((m) => m[2]))
+        .filter((f) => f.length >= 6)
+        .map(([src, dst, dport, replySrc]) => ({ src, dst, dport: Number(dport), replySrc }))
+        .filter((f) => f.dport >= FIRST && f.dport < FIRST + STALE);
+    const inbound = (fs: Flow[]) => fs.filter((f) => f.dst === HOST && f.replySrc === HOST).length;
+    const fromHost = (fs: Flow[]) => fs.filter((f) => f.dst === OUTSIDE && f.src === HOST).length;
+    const masqueraded = (fs: Flow[]) => fs.filter((f) => f.dst === OUTSIDE && f.src === masqIp).length;
+    const before = await flows();
+    t.diagnostic(`before: ${inbound(before)} stale inbound, ${fromHost(before)} from the host, ${masqueraded(before)} masqueraded (${masqIp})`);
+    assert.ok(inbound(before) >= STALE * 0.9, `the spray left stale entries (${inbound(before)})`);
+    assert.equal(fromHost(before), OUTBOUND);
+    assert.equal(masqueraded(before), OUTBOUND);
+
+    const c = await container([]);
+    const started = performance.now();
+    await attach(c, ['--name', 'sweep', '-p', `${FIRST}-${FIRST + STALE - 1}:${FIRST}-${FIRST + STALE - 1}/udp`]);
+    const took = performance.now() - started;
+    const line = `publishing ${FIRST}-${FIRST + STALE - 1}/udp over ${inbound(before)} stale entries (+${2 * OUTBOUND} outbound): ${took.toFixed(0)} ms`;
+    t.diagnostic(line);
+    console.log(`# ${line}`);
+    assert.doesNotMatch(daemon.logs, /could not (clear|list) conntrack entries/);
+    const after = await flows();
+    assert.equal(inbound(after), 0, 'no entry to the new host ports bypasses the DNAT');
+    assert.equal(fromHost(after), OUTBOUND, "the host's own flows to those ports elsewhere are untouched");
+    assert.equal(masqueraded(after), OUTBOUND, "masqueraded containers' flows are untouched");
+    await daemon.cli(['detach', 'sweep']);
+    await daemon.cli(['detach', 'masq']);
+  });
+
   test('IPv6: a shifted range through ip6tables (the port offset with a bracketed address)', async () => {
     await topo.host.exec(['ip', '-6', 'addr', 'add', '2001:db8::1/64', 'dev', 'ext0', 'nodad']);
     await topo.outside.exec(['ip', '-6', 'addr', 'add', '2001:db8::2/64', 'dev', 'ext1', 'nodad']);

@@ -16,6 +16,9 @@ test('port ranges', () => {
   assert.equal(PortRange.parse('80-80').size, 1);
   assert.equal(PortRange.of(1, 65535).size, 65535);
   assert.ok(PortRange.parse('10-20').contains(15) && !PortRange.parse('10-20').contains(21));
+  const r = PortRange.of(10, 20);
+  assert.ok(r.overlaps(PortRange.of(20, 30)) && r.overlaps(PortRange.of(1, 10)) && r.overlaps(PortRange.of(12)) && r.overlaps(PortRange.of(1, 65535)));
+  assert.ok(!r.overlaps(PortRange.of(21, 30)) && !r.overlaps(PortRange.of(9)));
   for (const t of ['20-10', '0-10', '10-', '-10', '1-2-3', '10-65536']) assert.throws(() => PortRange.parse(t), InvalidArgumentError, t);
   assert.throws(() => PortRange.of(20, 10), InvalidArgumentError);
 });

@@ -5,7 +5,6 @@
  * The integration test (ports.test.ts) pins the same layout against the real kernel.
  */
 import { test, describe } from 'node:test';
-import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { CommandError, InvalidArgumentError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
@@ -13,6 +12,8 @@ import { golden } from '../helpers/golden.js';
 import type { CommandRunner, NetworkFirewallSpec, PortForwardSpec } from '../../src/firewall/firewall.js';
 import { createFirewall } from '../../src/firewall/factory.js';
 import { ruleArgs } from '../../src/firewall/model.js';
+import { staleEntries, type ConntrackSweep } from '../../src/firewall/conntrack.js';
+import type { CtEntry } from '../../src/firewall/ctnetlink.js';
 import { IPAddress } from '../../src/net/index.js';
 import { forwardSpec, networkSpec, type ForwardSpecText } from '../helpers/firewall-spec.js';
 
@@ -90,15 +91,26 @@ const SAVED_V4 = `*nat
 COMMIT
 `;
 
+/** A sweep that records what it was asked to clear, as text (family, protocol, address, ports). */
+function recordingSweep(): { sweep: ConntrackSweep; swept: string[] } {
+  const swept: string[] = [];
+  const sweep: ConntrackSweep = async (_log, sweeps) => {
+    for (const s of sweeps) for (const m of s.mappings) swept.push(`${s.family} ${m.proto} ${m.hostIp}:${m.hostPort}-${m.hostPortEnd ?? m.hostPort}`);
+  };
+  return { sweep, swept };
+}
+
 describe('port forwards: fast path (no iptables-save read)', () => {
   test('setup declares the bucket and the endpoint chain, fills it, jumps to it; UDP host ports lose stale conntrack entries', async () => {
     const f = fakeRunner();
-    const fw = createFirewall({ logger: silentLogger(), exec: f.exec });
+    const r = recordingSweep();
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec, sweep: r.sweep });
     await fw.setupPortForward(forward());
     golden('pf-setup.restore', f.transcript());
     assert.deepEqual(f.commands('iptables-save'), [], 'no read');
     assert.deepEqual(f.commands('ip6tables-restore'), [], 'an IPv4-only forward does not touch ip6tables');
-    assert.deepEqual(f.commands('conntrack'), ['conntrack -D -p udp --orig-port-dst 8080']);
+    assert.deepEqual(f.commands('conntrack'), [], 'stale entries are cleared in-process, not by processes');
+    assert.deepEqual(r.swept, ['4 udp 0.0.0.0:8080-8080']);
 
     const calls = f.calls.length;
     await fw.setupPortForward(forward());
@@ -197,34 +209,47 @@ describe('port forwards: ranges cost a constant number of rules and processes', 
     ]);
   });
 
-  test('a full UDP range: one listing and one batch delete per family on setup, one delete on teardown', async () => {
-    const listed = [
-      // Sent to the host before the range was published (not DNATed): stale.
-      'udp      17 29 src=198.51.100.2 dst=198.51.100.1 sport=40000 dport=5000 [UNREPLIED] src=198.51.100.1 dst=198.51.100.2 sport=5000 dport=40000 mark=0 use=1',
-      // Already DNATed elsewhere: kept.
-      'udp      17 29 src=198.51.100.2 dst=198.51.100.1 sport=40001 dport=6000 src=172.17.0.9 dst=198.51.100.2 sport=6000 dport=40001 mark=0 use=1',
-    ].join('\n');
+  test('a full UDP range: no process and one sweep on setup, one delete on teardown', async () => {
     const f = fakeRunner();
-    const exec: CommandRunner = async (argv, stdin) => {
-      if (argv.join(' ') === 'conntrack -L -p udp') {
-        f.calls.push({ argv, stdin });
-        return { code: 0, stdout: listed + '\n', stderr: '' };
-      }
-      // The batch is a private temporary file, there only while the command runs.
-      if (argv[0] === 'conntrack' && argv[1] === '-R') return f.exec(['conntrack', '-R', 'FILE'], readFileSync(argv[2], 'utf8'));
-      return f.exec(argv, stdin);
-    };
-    const fw = createFirewall({ logger: silentLogger(), exec });
+    const r = recordingSweep();
+    const fw = createFirewall({ logger: silentLogger(), exec: f.exec, sweep: r.sweep });
     const full = forward({ ports: [{ proto: 'udp', hostIp: '0.0.0.0', hostPort: 1, hostPortEnd: 65535, containerPort: 1 }] });
     await fw.setupPortForward(full);
-    const ct = f.calls.filter((c) => c.argv[0] === 'conntrack');
-    assert.deepEqual(ct.map((c) => c.argv.join(' ')), ['conntrack -L -p udp', 'conntrack -R FILE']);
-    assert.equal(ct[1].stdin, '-D -p udp -s 198.51.100.2 -d 198.51.100.1 --sport 40000 --dport 5000\n');
+    assert.deepEqual(f.commands('conntrack'), []);
+    assert.deepEqual(r.swept, ['4 udp 0.0.0.0:1-65535']);
     f.calls.length = 0;
     await fw.teardownPortForward(full);
     await fw.settled();
     assert.deepEqual(f.commands('conntrack'), ['conntrack -D -p udp --reply-src 172.17.0.2']);
     assert.equal(f.restores().length, 1, 'one restore per family, whatever the range');
+  });
+
+  test('a sweep picks entries to a new host port at a local address, not DNATed; never outbound flows', () => {
+    const b = (a: string) => IPAddress.parse(a).bytes;
+    const entry = (src: string, dst: string, dport: number, replySrc = dst, proto = 17): CtEntry => ({
+      proto,
+      src: b(src),
+      dst: b(dst),
+      sport: 40000,
+      dport,
+      replySrc: b(replySrc),
+      replySport: dport,
+      zone: 0,
+    });
+    const entries = {
+      stale: entry('198.51.100.2', '198.51.100.1', 5000),
+      loopback: entry('127.0.0.1', '127.0.0.5', 5001),
+      dnated: entry('198.51.100.2', '198.51.100.1', 5002, '172.17.0.9'),
+      outbound: entry('198.51.100.1', '203.0.113.7', 5003),
+      tcp: entry('198.51.100.2', '198.51.100.1', 5004, '198.51.100.1', 6),
+      outOfRange: entry('198.51.100.2', '198.51.100.1', 7000),
+      otherLocal: entry('198.51.100.2', '192.0.2.1', 5005),
+    };
+    const wildcard = [{ proto: 'udp' as const, hostIp: IPAddress.parse('0.0.0.0'), hostPort: 5000, hostPortEnd: 5999, containerPort: 5000 }];
+    const local = [IPAddress.parse('198.51.100.1'), IPAddress.parse('192.0.2.1')];
+    const picked = (mappings: typeof wildcard) => Object.entries(entries).filter(([, e]) => staleEntries(mappings, local)(e)).map(([k]) => k);
+    assert.deepEqual(picked(wildcard), ['stale', 'loopback', 'otherLocal']);
+    assert.deepEqual(picked([{ ...wildcard[0], hostIp: IPAddress.parse('192.0.2.1') }]), ['otherLocal']);
   });
 
   test('overlapping ranges of one forward are refused', async () => {

@@ -2,8 +2,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HostSockets, decodeProcAddress, parseProcNet, parseSctpEps } from '../../src/portmap/host-sockets.js';
+import { PortRange, type Proto } from '../../src/net/index.js';
 
 const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
+
+/** The first host socket a binding of one port would shadow. */
+const conflict = (host: HostSockets, proto: Proto, ip: string, port: number) => host.conflicts(proto, ip, PortRange.of(port))[0];
 
 test('addresses are 32-bit words in host byte order', () => {
   assert.equal(decodeProcAddress('0100007F', true), '127.0.0.1');
@@ -37,12 +41,12 @@ test('conflicts: equal or wildcard addresses of a family; a socket on :: may be 
     { proto: 'udp', family: 6, address: '::', port: 5353 },
     { proto: 'tcp', family: 6, address: '2001:db8::1', port: 443 },
   ]);
-  assert.ok(host.conflict('udp', '0.0.0.0', 53), 'a wildcard mapping shadows a specific socket');
-  assert.ok(host.conflict('udp', '127.0.0.1', 53));
-  assert.equal(host.conflict('udp', '198.51.100.1', 53), undefined, 'another address');
-  assert.equal(host.conflict('tcp', '127.0.0.1', 53), undefined, 'another protocol');
-  assert.ok(host.conflict('udp', '198.51.100.1', 5353), 'a [::] socket may take IPv4 too');
-  assert.ok(host.conflict('udp', '::', 5353));
-  assert.ok(host.conflict('tcp', '::', 443));
-  assert.equal(host.conflict('tcp', '0.0.0.0', 443), undefined, 'an IPv6 address does not take IPv4');
+  assert.ok(conflict(host, 'udp', '0.0.0.0', 53), 'a wildcard mapping shadows a specific socket');
+  assert.ok(conflict(host, 'udp', '127.0.0.1', 53));
+  assert.equal(conflict(host, 'udp', '198.51.100.1', 53), undefined, 'another address');
+  assert.equal(conflict(host, 'tcp', '127.0.0.1', 53), undefined, 'another protocol');
+  assert.ok(conflict(host, 'udp', '198.51.100.1', 5353), 'a [::] socket may take IPv4 too');
+  assert.ok(conflict(host, 'udp', '::', 5353));
+  assert.ok(conflict(host, 'tcp', '::', 443));
+  assert.equal(conflict(host, 'tcp', '0.0.0.0', 443), undefined, 'an IPv6 address does not take IPv4');
 });
