@@ -20,7 +20,7 @@ import type { Logger } from '../log.js';
 import type { EndpointRecord } from '../cnm/endpoint.js';
 import type { SandboxRecord } from '../cnm/sandbox.js';
 import type { AttachExtras, ObservedNetwork } from '../cnm/observer.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../store/atomic-file.js';
 import { FilesRoot } from './files-root.js';
 import { parseLink, renderHosts, type HostsEntry } from './hosts-file.js';
 import { renderResolvConf, type DnsConfig } from './resolv-conf.js';

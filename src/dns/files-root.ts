@@ -9,7 +9,7 @@
 import { closeSync, lstatSync, openSync, statSync, constants } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
-import { inDirFd, openDirNoFollow, writeFileAtomicIn } from './atomic-file.js';
+import { inDirFd, openDirNoFollow, writeFileAtomicIn } from '../store/atomic-file.js';
 
 /** Linux's limits: a path of 4096 bytes, a name of 255. */
 const PATH_MAX = 4096;
@@ -51,7 +51,7 @@ export class FilesRoot {
   write(path: string, content: string): void {
     const dirFd = this.openParent(path, 'path');
     try {
-      writeFileAtomicIn(dirFd, this.below(path).at(-1)!, content);
+      writeFileAtomicIn(dirFd, this.below(path).at(-1)!, content, { durable: true });
     } finally {
       closeSync(dirFd);
     }
