@@ -107,12 +107,12 @@ export class Recovery {
           journal.done(intent.endpointId);
           log.warn({ op: 'start', endpoint: intent.endpointId }, 'completed a detach interrupted by a crash');
         } else if (intent.op === 'sandbox-create') {
-          this.madeKeys.add(intent.key);
-          if (this.setAsideSandboxes.size > 0) {
-            // Its record may be among those set aside (written, then unreadable): the namespace may be in use.
-            log.warn({ op: 'start', sandbox: intent.sandboxId, key: intent.key }, 'sandbox records were set aside; an interrupted sandbox create is kept journaled, its namespace kept');
+          if (this.setAsideSandboxes.has(intent.sandboxId)) {
+            // Its record was written, then found unreadable: the namespace may be in use. Kept, and journaled.
+            log.warn({ op: 'start', sandbox: intent.sandboxId, key: intent.key }, 'the record of an interrupted sandbox create was set aside; its namespace is kept');
             continue;
           }
+          this.madeKeys.add(intent.key);
           const keyInUse = [...registry.sandboxesById.values()].some((sb) => sb.key === intent.key);
           if (!registry.sandboxesById.has(intent.sandboxId) && !keyInUse) {
             this.ctx.resolver.destroy(intent.key);
@@ -155,18 +155,17 @@ export class Recovery {
    * forgotten above because its mount was gone (after a reboot), or a create the journal names. Without
    * this a leftover file makes `netd sandbox create` of that name fail with EEXIST for ever. Only what netd
    * made is touched — the keys of persistent sandbox records and of sandbox-create intents — never another
-   * file in the directory (with `--exec-root /run` it is iproute2's /run/netns too). When a sandbox record
-   * was set aside as unreadable, nothing is removed: its namespace may be among them.
+   * file in the directory (with `--exec-root /run` it is iproute2's /run/netns too). A sandbox record set
+   * aside as unreadable names no candidate (nor does a create intent of its id), so its namespace stays;
+   * those kept are logged.
    */
   private removeOrphanNamespaces(): void {
     const { registry, resolver, log } = this.ctx;
     const kept = new Set([...registry.sandboxesById.values()].map((sb) => sb.key));
-    const orphans = resolver.created().filter((key) => this.madeKeys.has(key) && !kept.has(key));
-    if (orphans.length > 0 && this.setAsideSandboxes.size > 0) {
-      log.warn({ op: 'start', kept: orphans, setAside: [...this.setAsideSandboxes] }, 'sandbox records were set aside; namespaces without a record kept');
-      return;
-    }
-    for (const key of orphans) {
+    const unreferenced = resolver.created().filter((key) => !kept.has(key));
+    const unknown = unreferenced.filter((key) => !this.madeKeys.has(key));
+    if (unknown.length > 0) log.info({ op: 'start', kept: unknown, setAside: [...this.setAsideSandboxes] }, 'files in the namespace directory netd did not make (or whose record was set aside) kept');
+    for (const key of unreferenced.filter((k) => this.madeKeys.has(k))) {
       try {
         resolver.destroy(key);
         log.warn({ op: 'start', key }, 'namespace without a sandbox record removed');
