@@ -3,6 +3,7 @@
  * undone or completed (journal.ts), drivers make the kernel match the records again, broken endpoints of
  * live containers are plumbed again, and containers that died while netd was down are released.
  */
+import { basename, dirname } from 'node:path';
 import type { LoadProblem } from '../store/store.js';
 import type { CoreContext } from './context.js';
 import type { Endpoints } from './endpoints.js';
@@ -13,6 +14,11 @@ import { endpointFromStored, type EndpointRecord } from './endpoint.js';
 import type { SandboxRecord } from './sandbox.js';
 
 export class Recovery {
+  /** Keys of namespaces netd made, as named by the records and the journal read at start (see removeOrphanNamespaces). */
+  private readonly madeKeys = new Set<string>();
+  /** Ids of sandbox records that could not be read and were set aside: what they hold is unknown. */
+  private readonly setAsideSandboxes = new Set<string>();
+
   constructor(
     private readonly ctx: CoreContext,
     private readonly networks: Networks,
@@ -37,7 +43,11 @@ export class Recovery {
     const networks = store.list<NetworkRecord>('networks', problems, networkFromStored);
     const endpoints = store.list<EndpointRecord>('endpoints', problems, endpointFromStored);
     const sandboxes = store.list<SandboxRecord>('sandboxes', problems);
-    for (const p of problems) log.error({ op: 'start', file: p.file, error: p.error }, 'state file unreadable; set aside');
+    for (const p of problems) {
+      log.error({ op: 'start', file: p.file, error: p.error }, 'state file unreadable; set aside');
+      if (basename(dirname(p.file)) === 'sandboxes') this.setAsideSandboxes.add(basename(p.file).replace(/\.json$/, ''));
+    }
+    for (const sb of sandboxes) if (sb.persistent && !sb.host) this.madeKeys.add(sb.key);
 
     for (const record of networks) {
       registry.networksById.set(record.id, new Network(record));
@@ -97,6 +107,12 @@ export class Recovery {
           journal.done(intent.endpointId);
           log.warn({ op: 'start', endpoint: intent.endpointId }, 'completed a detach interrupted by a crash');
         } else if (intent.op === 'sandbox-create') {
+          if (this.setAsideSandboxes.has(intent.sandboxId)) {
+            // Its record was written, then found unreadable: the namespace may be in use. Kept, and journaled.
+            log.warn({ op: 'start', sandbox: intent.sandboxId, key: intent.key }, 'the record of an interrupted sandbox create was set aside; its namespace is kept');
+            continue;
+          }
+          this.madeKeys.add(intent.key);
           const keyInUse = [...registry.sandboxesById.values()].some((sb) => sb.key === intent.key);
           if (!registry.sandboxesById.has(intent.sandboxId) && !keyInUse) {
             this.ctx.resolver.destroy(intent.key);
@@ -135,16 +151,21 @@ export class Recovery {
   }
 
   /**
-   * Namespaces under the exec root (or bare mount points) that no sandbox refers to: left by a crash the
-   * journal did not cover, lost records, or a sandbox forgotten above because its mount was gone. Without
-   * this a leftover file makes `netd sandbox create` of that name fail with EEXIST for ever. The exec root
-   * is this daemon's alone (locked at start), so whatever is there is its own.
+   * Namespaces (or bare mount points) netd made that no sandbox refers to any more: a persistent sandbox
+   * forgotten above because its mount was gone (after a reboot), or a create the journal names. Without
+   * this a leftover file makes `netd sandbox create` of that name fail with EEXIST for ever. Only what netd
+   * made is touched — the keys of persistent sandbox records and of sandbox-create intents — never another
+   * file in the directory (with `--exec-root /run` it is iproute2's /run/netns too). A sandbox record set
+   * aside as unreadable names no candidate (nor does a create intent of its id), so its namespace stays;
+   * those kept are logged.
    */
   private removeOrphanNamespaces(): void {
     const { registry, resolver, log } = this.ctx;
     const kept = new Set([...registry.sandboxesById.values()].map((sb) => sb.key));
-    for (const key of resolver.created()) {
-      if (kept.has(key)) continue;
+    const unreferenced = resolver.created().filter((key) => !kept.has(key));
+    const unknown = unreferenced.filter((key) => !this.madeKeys.has(key));
+    if (unknown.length > 0) log.info({ op: 'start', kept: unknown, setAside: [...this.setAsideSandboxes] }, 'files in the namespace directory netd did not make (or whose record was set aside) kept');
+    for (const key of unreferenced.filter((k) => this.madeKeys.has(k))) {
       try {
         resolver.destroy(key);
         log.warn({ op: 'start', key }, 'namespace without a sandbox record removed');

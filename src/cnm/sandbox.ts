@@ -3,6 +3,7 @@
  * device and inode so that a second attach of the same container finds it again.
  */
 import type { DriverSandbox } from '../driverapi/model.js';
+import type { NetnsCreatePoint } from '../kernel/netns-create-points.js';
 
 export interface SandboxRecord extends DriverSandbox {
   name: string;
@@ -24,9 +25,9 @@ export interface SandboxMember {
   pid?: number;
 }
 
-/** The points inside a namespace's creation: its mount point exists; its bind mount is made. */
-export const NAMESPACE_CREATE_POINTS = ['after:create mount point', 'after:bind mount'] as const;
-export type NamespaceCreatePoint = (typeof NAMESPACE_CREATE_POINTS)[number];
+/** The points inside a namespace's creation: declared once by the kernel layer, which reaches them. */
+export { NETNS_CREATE_POINTS as NAMESPACE_CREATE_POINTS } from '../kernel/netns-create-points.js';
+export type NamespaceCreatePoint = NetnsCreatePoint;
 
 /** Where a caller points netd at a container's namespace. */
 export interface SandboxTarget {

@@ -5,7 +5,7 @@
  * atomic rewrite of the sandbox's record (no kernel change): a crash leaves the old record or the new
  * one, so they need no journal entry; they are still transactions, for their fault points.
  */
-import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { operation } from '../transaction/fault.js';
 import { Transaction } from '../transaction/transaction.js';
 import { newId, type CoreContext } from './context.js';
@@ -37,6 +37,9 @@ export class Sandboxes {
     this.ctx.targets.checkNameFree(name);
     const id = newId();
     const key = resolver.keyOf(name);
+    // A file there that is not netd's (e.g. `ip netns add` with --exec-root /run): refused before the
+    // journal names it, so that a crash can never have it removed as an interrupted create's.
+    if (resolver.created().includes(key)) throw new ConflictError(`${key} already exists and is not a sandbox of netd`);
     const tx = new Transaction(SANDBOX_CREATE, this.ctx.log);
     await tx.step('journal', () => journal.write(id, { op: 'sandbox-create', sandboxId: id, key }), () => journal.done(id));
     const ns = await tx.step(

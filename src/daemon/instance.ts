@@ -8,9 +8,10 @@
  * and replaces them with its own — until one start has completed; a fresh data root adopts nothing, so a
  * new daemon never takes over objects of another.
  */
-import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { writeFileAtomic } from '../store/atomic-file.js';
 import { INSTANCE_ID_RE, type InstanceIdentity } from '../firewall/marks.js';
 
 const FILE = 'instance.json';
@@ -54,7 +55,6 @@ function hasState(dataRoot: string): boolean {
 }
 
 function save(file: string, id: string, adoptLegacy: boolean): void {
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify({ id, adoptLegacy })}\n`, { mode: 0o600, flush: true });
-  renameSync(tmp, file);
+  // Durable: a power cut must not lose the id, or the next start would draw a new one and disown its objects.
+  writeFileAtomic(resolve(file), `${JSON.stringify({ id, adoptLegacy })}\n`, { mode: 0o600, durable: true });
 }

@@ -20,8 +20,8 @@ import type { Logger } from '../log.js';
 import type { EndpointRecord } from '../cnm/endpoint.js';
 import type { SandboxRecord } from '../cnm/sandbox.js';
 import type { AttachExtras, ObservedNetwork } from '../cnm/observer.js';
-import { writeFileAtomic } from './atomic-file.js';
-import { rewriteInPlace } from './in-place-file.js';
+import { writeFileAtomic } from '../store/atomic-file.js';
+import { rewriteInPlace } from '../store/in-place-file.js';
 import { FilesRoot } from './files-root.js';
 import { parseLink, renderHosts, type HostsEntry } from './hosts-file.js';
 import { renderResolvConf, type DnsConfig } from './resolv-conf.js';
@@ -245,7 +245,7 @@ export class ContainerFiles {
    */
   private writeOwn(sb: SandboxFiles, path: string, content: string): void {
     this.writeOnce(sb, path, content, () => {
-      if (!rewriteInPlace(path, content)) writeFileAtomic(path, content, { sync: false });
+      if (!rewriteInPlace(path, content)) writeFileAtomic(path, content);
     });
   }
 
@@ -320,7 +320,7 @@ export class ContainerFiles {
     const dir = join(this.opts.dir, sb.id);
     try {
       this.makeDir(sb);
-      writeFileAtomic(join(dir, REQUESTED), JSON.stringify(sb.requested) + '\n', { mode: 0o600, sync: false });
+      writeFileAtomic(join(dir, REQUESTED), JSON.stringify(sb.requested) + '\n', { mode: 0o600 });
     } catch (err) {
       this.opts.log.warn({ op: 'container-files', sandbox: sb.id, err }, 'could not keep what the attach asked for');
     }

@@ -9,7 +9,7 @@
 import { closeSync, lstatSync, openSync, statSync, constants } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
-import { inDirFd, openDirNoFollow, writeFileAtomicIn } from './atomic-file.js';
+import { inDirFd, openDirNoFollow, writeFileAtomicIn } from '../store/atomic-file.js';
 
 /** Linux's limits: a path of 4096 bytes, a name of 255. */
 const PATH_MAX = 4096;
@@ -55,7 +55,7 @@ export class FilesRoot {
     const path = this.pathOf(value, what);
     const dirFd = this.openParent(path, what);
     try {
-      writeFileAtomicIn(dirFd, this.below(path).at(-1)!, content);
+      writeFileAtomicIn(dirFd, this.below(path).at(-1)!, content, { durable: true });
     } finally {
       closeSync(dirFd);
     }

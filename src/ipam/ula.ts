@@ -4,10 +4,11 @@
  * drawn once and kept in the data root, so it stays the same across restarts.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 import { IPAddress, Prefix } from '../net/index.js';
+import { writeFileAtomic } from '../store/atomic-file.js';
 import type { AddressPool } from './default-pools.js';
 
 /** Where the prefix is kept, in the data root. */
@@ -44,9 +45,8 @@ export function hostUlaPrefix(dataRoot: string): Prefix {
     return kept;
   }
   const drawn = randomUlaPrefix();
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, `${drawn}\n`, { mode: 0o644, flush: true });
-  renameSync(tmp, file);
+  // Durable: networks (durable too) hold subnets of it, and a new prefix after a power cut would not match them.
+  writeFileAtomic(resolve(file), `${drawn}\n`, { mode: 0o644, durable: true });
   return drawn;
 }
 

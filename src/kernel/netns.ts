@@ -9,6 +9,7 @@ import { closeSync, constants as fsConstants, existsSync, fstatSync, mkdirSync, 
 import path from 'node:path';
 import { InvalidArgumentError, KernelError } from '../errors.js';
 import { constants as nc, isNativeError, mount, nsType, umount2, unshareNet, withNetns } from './native.js';
+import type { NetnsCreatePoint } from './netns-create-points.js';
 
 const THREAD_NETNS = '/proc/thread-self/ns/net';
 /** Highest possible PID on Linux (PID_MAX_LIMIT on 64-bit). */
@@ -150,11 +151,8 @@ export function netnsPathOfPid(pid: number): string {
   return `/proc/${pid}/ns/net`;
 }
 
-/** The points inside createPersistentNetns a crash test can stop at (see PersistentNetnsOptions.checkpoint). */
-export type NetnsCreatePoint = 'after:create mount point' | 'after:bind mount';
-
 export interface PersistentNetnsOptions {
-  /** Called at each point of the creation (for fault injection: a crash there leaves a file, then a mount). */
+  /** Called at each point (NETNS_CREATE_POINTS) of the creation (for fault injection: a crash there leaves a file, then a mount). */
   checkpoint?: (point: NetnsCreatePoint) => void;
   /**
    * Make the parent directory a shared mount point first (bind-mounting it on itself if it is not a

@@ -1,7 +1,7 @@
 /**
  * Persisted state: one JSON file per object under the data root (`networks/ID.json`,
  * `endpoints/ID.json`, `sandboxes/ID.json`), so that an attach writes one small file however many objects
- * exist. Writes are atomic (temporary file, rename); a file that cannot be parsed is moved aside as
+ * exist. Writes are atomic (atomic-file.ts: temporary file, rename); a file that cannot be parsed is moved aside as
  * `*.corrupt` and reported, never fatal.
  *
  * Durability follows what the records describe. Networks outlive a reboot (their bridges are recreated
@@ -15,8 +15,9 @@
  * keeps an attach at a few system calls per file instead of two disk flushes (8-10 ms each on a
  * virtual disk, measured: more than the whole attach).
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, openSync, writeSync, fsyncSync, closeSync, constants } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { TEMP_SUFFIX, fsyncDirectory, writeFileAtomic } from './atomic-file.js';
 
 /** `intents` is the write-ahead journal: what an operation is about to change in the kernel. */
 export type Kind = 'networks' | 'endpoints' | 'sandboxes' | 'intents';
@@ -24,16 +25,6 @@ const KINDS: Kind[] = ['networks', 'endpoints', 'sandboxes', 'intents'];
 const ID = /^[0-9a-f]{64}$/;
 /** The kinds whose records must survive a machine crash (see above). */
 const DURABLE: ReadonlySet<Kind> = new Set<Kind>(['networks']);
-
-/** fsync a directory, so that the names created, renamed or removed in it are on disk. */
-export function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 export interface LoadProblem {
   file: string;
@@ -53,17 +44,7 @@ export class Store {
   }
 
   put(kind: Kind, id: string, value: unknown): void {
-    const target = this.file(kind, id);
-    const tmp = `${target}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(value, null, 1));
-      if (DURABLE.has(kind)) fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, target);
-    if (DURABLE.has(kind)) fsyncDirectory(join(this.root, kind)); // the rename itself
+    writeFileAtomic(resolve(this.file(kind, id)), JSON.stringify(value, null, 1), { mode: 0o600, durable: DURABLE.has(kind) });
   }
 
   delete(kind: Kind, id: string): void {
@@ -81,7 +62,7 @@ export class Store {
     const out: T[] = [];
     for (const name of readdirSync(dir).sort()) {
       const path = join(dir, name);
-      if (name.endsWith('.tmp')) {
+      if (name.endsWith(TEMP_SUFFIX)) {
         rmSync(path, { force: true }); // an interrupted write: the rename never happened
         continue;
       }

@@ -46,6 +46,8 @@ export class RecordingDriver implements Driver {
 
 export class FakeNamespaces implements NamespaceResolver {
   dead = new Set<string>();
+  /** The files in the directory where `create` keeps namespaces (netd's and any other). */
+  files = new Set<string>();
   resolve(t: SandboxTarget) {
     if (t.pid === 1) throw new ForbiddenError('host namespace');
     const key = t.pid !== undefined ? `/proc/${t.pid}/ns/net` : t.path!;
@@ -55,11 +57,14 @@ export class FakeNamespaces implements NamespaceResolver {
     return `/run/test/${name}`;
   }
   async create(name: string) {
+    this.files.add(this.keyOf(name));
     return { key: this.keyOf(name), nsId: `ns:${name}`, host: false };
   }
-  destroy() {}
+  destroy(key: string) {
+    this.files.delete(key);
+  }
   created() {
-    return [];
+    return [...this.files];
   }
   alive(s: SandboxRecord) {
     return !this.dead.has(s.nsId);

@@ -316,4 +316,31 @@ describe('sandboxes across a daemon crash', () => {
       await topo.destroy();
     }
   });
+
+  test('start cleans only namespaces netd made: a foreign file and the namespace of a set-aside sandbox record stay', async () => {
+    requireRoot();
+    const topo = await Topology.create('cf');
+    const daemon = await TestDaemon.start(topo.host);
+    const netns = join(daemon.dir, 'run', 'netns');
+    try {
+      await daemon.cli(['sandbox', 'create', 'pod']);
+      await daemon.cli(['sandbox', 'create', 'other']);
+      // What `ip netns add` leaves in the same directory when the exec root is /run.
+      writeFileSync(join(netns, 'made-by-ip-netns'), '');
+      const refused = await daemon.cli(['sandbox', 'create', 'made-by-ip-netns'], true);
+      assert.equal(refused.code, 1, 'a create over a file that is not netd\'s is refused');
+      assert.match(refused.stderr, /not a sandbox of netd/);
+      const sandboxes = await daemon.client.call<{ id: string; name: string }[]>('GET', '/netd/v1/sandboxes');
+      const pod = sandboxes.find((s) => s.name === 'pod')!;
+      // pod's record becomes unreadable: it is set aside at the next start, and its namespace must stay.
+      writeFileSync(join(daemon.dataRoot, 'sandboxes', `${pod.id}.json`), '{"id": "trunc');
+      await daemon.restart('SIGKILL');
+      assert.ok(readdirSync(join(daemon.dataRoot, 'sandboxes')).includes(`${pod.id}.json.corrupt`), 'the record was set aside');
+      // other's bind mount died with the daemon (see above): netd's own orphan, removed; the rest stays.
+      assert.deepEqual(readdirSync(netns).sort(), ['made-by-ip-netns', 'pod']);
+    } finally {
+      await daemon.destroy();
+      await topo.destroy();
+    }
+  });
 });

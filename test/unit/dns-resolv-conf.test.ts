@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { containerOptions, isLoopback, parseResolvConf, parseUpstream, formatUpstream, renderResolvConf } from '../../src/dns/resolv-conf.js';
 import { parseLink, renderHosts } from '../../src/dns/hosts-file.js';
-import { writeFileAtomic } from '../../src/dns/atomic-file.js';
+import { writeFileAtomic } from '../../src/store/atomic-file.js';
 
 test('resolv.conf is read as the C library reads it', () => {
   const conf = parseResolvConf(

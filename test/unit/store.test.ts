@@ -72,7 +72,14 @@ test('store: a network record is fsync\'d, then its directory after the rename (
     const real = { openSync: fs.openSync, fsyncSync: fs.fsyncSync, renameSync: fs.renameSync, rmSync: fs.rmSync };
     const fds = new Map<number, string>();
     const calls: string[] = [];
-    const rel = (p: unknown) => String(p).slice(dir.length + 1).replace(/[0-9a-f]{64}/, 'ID');
+    // Paths through an open directory (/proc/self/fd/N/name) are shown as that directory's path; a
+    // temporary name (.NAME.PID.RANDOM.tmp) as NAME.tmp.
+    const rel = (p: unknown) =>
+      String(p)
+        .replace(/^\/proc\/self\/fd\/(\d+)/, (_, fd: string) => fds.get(Number(fd)) ?? '?')
+        .slice(dir.length + 1)
+        .replace(/[0-9a-f]{64}/, 'ID')
+        .replace(/\.([^/]+)\.\d+\.[0-9a-f]+\.tmp$/, '$1.tmp');
     t.mock.method(fs, 'openSync', (...a: Parameters<typeof fs.openSync>) => {
       const fd = real.openSync(...a);
       fds.set(fd, String(a[0]));
