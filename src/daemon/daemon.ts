@@ -16,6 +16,7 @@ import { Store } from '../store/store.js';
 import { DataRootLock } from '../store/lock.js';
 import { Rtnl } from '../kernel/rtnetlink.js';
 import { createFirewall } from '../firewall/factory.js';
+import { hostPortSweeper } from '../firewall/conntrack.js';
 import { findTool, missingTool, requireTools } from '../firewall/tools.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host.js';
@@ -70,7 +71,11 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     });
     rtnl = Rtnl.open();
     const hostRtnl = rtnl;
-    const firewall = createFirewall({ logger: log, instance });
+    const firewall = createFirewall({
+      logger: log,
+      instance,
+      sweep: hostPortSweeper(async () => (await hostRtnl.addresses()).map((a) => a.cidr.address)),
+    });
     requireTools(firewall.tools.required);
     for (const tool of firewall.tools.optional.filter((t) => !findTool(t))) log.warn({ op: 'start', tool }, `${missingTool(tool).message}; netd works without it, with less cleanup`);
     const controller = new Controller({

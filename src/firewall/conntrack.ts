@@ -23,7 +23,7 @@ import type { Logger } from '../log.js';
 import type { CommandRunner } from './exec.js';
 import { PROTO_NUMBER, type IPAddress, type Family, type Proto } from '../net/index.js';
 import type { FirewallForward, PortForwardMapping } from './port-forward.js';
-import { Ctnetlink, localAddresses, type CtEntry } from './ctnetlink.js';
+import { Ctnetlink, type CtEntry } from './ctnetlink.js';
 
 function familyArgs(family: Family): string[] {
   return family === 6 ? ['-f', 'ipv6'] : [];
@@ -88,7 +88,11 @@ export type ConntrackSweep = (log: Logger, sweeps: readonly HostPortSweep[]) => 
  * the family's table, one lookup per deleted entry (requests batched, see ctnetlink.ts). Its cost
  * depends on the table's size, never on the ranges' lengths, and no entry costs a walk of the table.
  */
-export const sweepHostPorts: ConntrackSweep = async (log, sweeps) => {
+/**
+ * The in-process sweep: `localAddresses` lists the host's addresses (the daemon's rtnetlink layer), which
+ * decide what "to the host" means.
+ */
+export const hostPortSweeper = (localAddresses: () => Promise<Iterable<IPAddress>>): ConntrackSweep => async (log, sweeps) => {
   if (sweeps.length === 0) return;
   let ct: Ctnetlink | undefined;
   try {

@@ -4,22 +4,17 @@
  * tuple is a hash lookup, whereas each `conntrack -D` line with a tuple walks the whole table: deleting
  * N entries here costs one dump plus N lookups, not N walks.
  *
- * Also the host's local addresses (an RTM_GETADDR dump), which decide what "to the host" means.
  */
 import { endianness } from 'node:os';
-import { attrMap, NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK, nlaAlign } from '../kernel/nlattr.js';
+import { NLA_F_NESTED, NLA_HDRLEN, NLA_TYPE_MASK, nlaAlign } from '../kernel/nlattr.js';
 import { errnoName, NetlinkExchange } from '../kernel/netlink-exchange.js';
-import { IPAddress, type Family } from '../net/index.js';
+import type { Family } from '../net/index.js';
 
 const LE = endianness() === 'LE';
-const NETLINK_ROUTE = 0;
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_CTNETLINK = 1;
 const IPCTNL_MSG_CT_GET = 1;
 const IPCTNL_MSG_CT_DELETE = 2;
-const RTM_GETADDR = 22;
-const IFA_ADDRESS = 1;
-const IFA_LOCAL = 2;
 
 const CTA_TUPLE_ORIG = 1;
 const CTA_TUPLE_REPLY = 2;
@@ -206,23 +201,5 @@ export class Ctnetlink {
       }
     }
     return out;
-  }
-}
-
-/** The addresses of every interface of the current network namespace (up or not). */
-export async function localAddresses(): Promise<IPAddress[]> {
-  const ex = new NetlinkExchange(NETLINK_ROUTE, 'list addresses');
-  try {
-    const out: IPAddress[] = [];
-    // struct ifaddrmsg with family AF_UNSPEC: every family.
-    await ex.dump(RTM_GETADDR, Buffer.alloc(8), (payload) => {
-      // IFA_LOCAL is the interface's own address; IFA_ADDRESS is it too, except on point-to-point links.
-      const attrs = attrMap(payload.subarray(8));
-      const a = attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS);
-      if (a && (a.length === 4 || a.length === 16)) out.push(IPAddress.fromBytes(a));
-    });
-    return out;
-  } finally {
-    ex.close();
   }
 }

@@ -8,7 +8,7 @@ import { spawnRunner, type CommandRunner } from './exec.js';
 import type { Firewall, FirewallBackendOptions } from './firewall.js';
 import type { InstanceIdentity } from './marks.js';
 import { IptablesFirewall } from './iptables.js';
-import { sweepHostPorts, type ConntrackSweep } from './conntrack.js';
+import type { ConntrackSweep } from './conntrack.js';
 
 const BACKENDS = {
   iptables: (opts: FirewallBackendOptions): Firewall => new IptablesFirewall(opts),
@@ -30,9 +30,8 @@ export interface FirewallOptions {
   /** The daemon instance whose marks the rules carry (see marks.ts). */
   instance?: InstanceIdentity;
   /**
-   * Clears stale conntrack entries of new host ports. Default: in-process over ctnetlink in this
-   * process's network namespace when commands run here (no `exec` given); none with a custom `exec`,
-   * whose commands may address another namespace.
+   * Clears stale conntrack entries of new host ports: the daemon gives `hostPortSweeper` (in-process over
+   * ctnetlink, in its own network namespace). Default: none.
    */
   sweep?: ConntrackSweep;
 }
@@ -47,6 +46,6 @@ export function createFirewall(opts: FirewallOptions): Firewall {
     exec: opts.exec ?? spawnRunner,
     ipv6: opts.ipv6 ?? true,
     instance: opts.instance,
-    sweep: opts.sweep ?? (opts.exec ? async () => {} : sweepHostPorts),
+    sweep: opts.sweep ?? (async () => {}),
   });
 }
