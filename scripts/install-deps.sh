@@ -8,6 +8,8 @@ packages=(iproute2 iptables nftables dnsutils iperf3 netcat-openbsd conntrack ip
 with_docker=false
 # SCTP test: socat (client and server), kmod (modprobe sctp where the kernel has it as a module).
 if [ "${1:-}" = "--test" ]; then packages+=(socat kmod); fi
+# podman test: Debian's podman 4.3 (CNI backend, conmon, runc/crun) and busybox-static for the offline test image.
+if [ "${1:-}" = "--test" ]; then packages+=(podman busybox-static); fi
 if [ "${1:-}" = "--test" ] && ! command -v docker >/dev/null; then with_docker=true; packages+=(docker.io); fi
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
