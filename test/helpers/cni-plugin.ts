@@ -28,10 +28,11 @@ export interface PluginRun {
   stderr: string;
 }
 
-/** Runs one executable with exactly `env` (plus PATH) and `stdin`. */
-export function runPlugin(bin: PluginBin, env: Record<string, string>, stdin: string | Buffer, timeoutMs = 30_000): Promise<PluginRun> {
+/** Runs one executable with exactly `env` (plus PATH) and `stdin`; `prefix` wraps it (e.g. `ip netns exec NS`). */
+export function runPlugin(bin: PluginBin, env: Record<string, string>, stdin: string | Buffer, timeoutMs = 30_000, prefix: string[] = []): Promise<PluginRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin.path, [], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } });
+    const argv = [...prefix, bin.path];
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } });
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));
