@@ -25,6 +25,7 @@ import { HostForwarding } from './forwarding.js';
 import { parseBridgeOptions, type BridgeOptions } from './options.js';
 import { PortPublisher, bindingsOf } from './port-publisher.js';
 import { portRequestsOf, upgradeLegacyEndpoint } from './endpoint-options.js';
+import { checkContainerSide, checkHostSide } from './endpoint-check.js';
 import type { PortBinding } from '../../portmap/types.js';
 
 export interface BridgeDriverDeps {
@@ -184,17 +185,19 @@ export class BridgeDriver implements Driver {
     const ports = await this.ports.reserve(network, opts, endpoint, portRequestsOf(endpoint));
     try {
       const plumbed = await this.plumb(network, opts, endpoint, sandbox, ports);
-      return { state: { hostIfname: plumbed.hostIfname, mac: plumbed.mac.toString(), ...(ports.length > 0 ? { ports } : {}) }, mac: plumbed.mac };
+      const state = { hostIfname: plumbed.hostIfname, hostMac: plumbed.hostMac, mac: plumbed.mac.toString(), ...(ports.length > 0 ? { ports } : {}) };
+      return { state, mac: plumbed.mac };
     } catch (err) {
       this.ports.release(endpoint.id);
       throw err;
     }
   }
 
-  private async plumb(network: DriverNetwork, opts: BridgeOptions, endpoint: DriverEndpoint, sandbox: DriverSandbox, ports: PortBinding[]): Promise<{ hostIfname: string; mac: MAC }> {
+  private async plumb(network: DriverNetwork, opts: BridgeOptions, endpoint: DriverEndpoint, sandbox: DriverSandbox, ports: PortBinding[]): Promise<{ hostIfname: string; hostMac: string; mac: MAC }> {
     const hostIfname = hostInterfaceName(endpoint.id);
     const mac = endpoint.mac ?? MAC.random();
     let master = await this.bridgeOf(network);
+    let hostMac = '';
     const ns = Netns.open(sandbox.key);
     try {
       const create = () =>
@@ -222,6 +225,7 @@ export class BridgeDriver implements Driver {
         veth = await create();
       }
       JOIN.reach('after:create veth');
+      hostMac = veth.mac;
       try {
         await this.configureContainerSide(ns, endpoint);
         await this.ports.publish(bridgeName(network, opts), opts, endpoint, veth.index, ports);
@@ -232,7 +236,7 @@ export class BridgeDriver implements Driver {
     } finally {
       ns.close();
     }
-    return { hostIfname, mac };
+    return { hostIfname, hostMac, mac };
   }
 
   /**
@@ -295,10 +299,18 @@ export class BridgeDriver implements Driver {
     if (link && link.kind === 'veth' && this.owner.isOf(link.alias, endpoint.id)) await this.rtnl.deleteLink(link.index);
   }
 
-  /** Published ports, as attach results and `netd port` show them. */
+  /** The veth's host end (`hostInterface`) and published ports, as attach results and `netd port` show them. */
   endpointInfo(_network: DriverNetwork, endpoint: DriverEndpoint): Record<string, unknown> {
     const ports = bindingsOf(endpoint);
-    return ports.length > 0 ? { ports } : {};
+    const { hostIfname, hostMac } = endpoint.driverState as { hostIfname?: string; hostMac?: string };
+    const hostInterface = { name: hostIfname ?? hostInterfaceName(endpoint.id), ...(hostMac ? { mac: hostMac } : {}) };
+    return { hostInterface, ...(ports.length > 0 ? { ports } : {}) };
+  }
+
+  async check(network: DriverNetwork, endpoint: DriverEndpoint, sandbox: DriverSandbox): Promise<string[]> {
+    const name = (endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id);
+    const [inside, link, bridge] = await Promise.all([checkContainerSide(endpoint, sandbox), this.rtnl.linkByName(name), this.bridgeOf(network).catch(() => -1)]);
+    return [...inside, ...checkHostSide(name, link, bridge)];
   }
 
   async endpointHealthy(network: DriverNetwork, endpoint: DriverEndpoint): Promise<boolean> {
