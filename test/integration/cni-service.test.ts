@@ -109,7 +109,7 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     assert.equal(ep.network, 'cninet');
     assert.deepEqual(ep.labels, { 'io.netd.origin': 'cni' });
     const table = (await daemon.cli(['endpoints'])).stdout;
-    assert.match(table, /ctr-a\s+cninet\s+eth0/);
+    assert.match(table, /ctr-a\s+cninet\s+eth0\s.*io\.netd\.origin=cni/);
   });
 
   test('ADD twice for the same container and interface is an error and changes nothing', async () => {
