@@ -109,7 +109,7 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     assert.equal(ep.network, 'cninet');
     assert.deepEqual(ep.labels, { 'io.netd.origin': 'cni' });
     const table = (await daemon.cli(['endpoints'])).stdout;
-    assert.match(table, /ctr-a\s+cninet\s+eth0/);
+    assert.match(table, /ctr-a\s+cninet\s+eth0\s.*io\.netd\.origin=cni/);
   });
 
   test('ADD twice for the same container and interface is an error and changes nothing', async () => {
@@ -128,13 +128,22 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     const c = await container();
     assert.equal((await cni(envOf('ADD', c, 'ctr-b'), NET)).status, 200);
     const second = conf('cni2', { subnet: '192.0.2.64/26' });
+    const clash = await cni(envOf('ADD', c, 'ctr-b', 'eth0'), second);
+    assert.deepEqual([clash.status, clash.body.code], [409, 100], 'eth0 is taken in this sandbox, whatever the network');
+    assert.match(clash.body.msg, /already has an interface named eth0/);
+    await c.exec(['ip', 'link', 'add', 'own0', 'type', 'veth', 'peer', 'name', 'own1']);
+    const own = await cni(envOf('ADD', c, 'ctr-b', 'own0'), second);
+    assert.deepEqual([own.status, own.body.code], [409, 100], 'an interface of the container\'s own');
+    await c.exec(['ip', 'link', 'del', 'own0']);
     const r = await cni(envOf('ADD', c, 'ctr-b', 'net1'), second);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.interfaces[1].name, 'net1');
     assert.deepEqual(r.body.routes, [], 'the default route stays on eth0');
     assert.deepEqual((await links(c)).map((l) => l.ifname).sort(), ['eth0', 'lo', 'net1']);
     const net1 = await c.ipJson<Addr[]>(['addr', 'show', 'dev', 'net1']);
-    assert.equal(net1[0].addr_info.find((a) => a.family === 'inet')?.local, '192.0.2.66');
+    const inet = net1[0].addr_info.find((a) => a.family === 'inet');
+    assert.equal(`${inet?.local}/${inet?.prefixlen}`, r.body.ips[0].address);
+    assert.match(r.body.ips[0].address, /^192\.0\.2\.(6[5-9]|[7-9]\d|1[01]\d|12[0-6])\/26$/, 'on the second network');
 
     assert.equal((await cni(envOf('CHECK', c, 'ctr-b'), NET)).status, 204, 'CHECK eth0');
     assert.equal((await cni(envOf('CHECK', c, 'ctr-b', 'net1'), second)).status, 204, 'CHECK net1');
