@@ -9,6 +9,7 @@
  * Options come from flags or, when a flag is absent, from the container's annotations (io.netd.*).
  * A client command: it loads no daemon code (test/unit/cli-modules.test.ts).
  */
+import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ApiError, Client } from './client.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -184,6 +185,9 @@ async function runHook(client: Client, opts: HookOptions, onStage: (action: 'att
     return;
   }
   const request = attachRequest(state, opts, state.pid!);
+  // Checked before an attachment of the same name is replaced: a state naming no live process changes nothing.
+  if (!existsSync(`/proc/${state.pid}/ns/net`)) throw new InvalidArgumentError(`no process ${state.pid} (the state's pid) on this host`);
+  if (typeof request.network === 'string') await client.call('GET', `/networks/${encodeURIComponent(request.network)}`);
   await detachByName(client, state.id);
   let result: { files?: { problems?: string[] } };
   try {
