@@ -6,11 +6,11 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { TestContainer, requireRoot, run, type RunResult } from '../helpers/netns.js';
-import { CLI, TestDaemon, Topology, kernelSnapshot } from '../helpers/daemon.js';
+import { CLI, REPO, TestDaemon, Topology, kernelSnapshot } from '../helpers/daemon.js';
 import { Runc, runtimeMissing } from '../helpers/oci-runtime.js';
 
 interface EndpointJson {
@@ -253,6 +253,30 @@ describe('netd oci-hook', () => {
       assert.equal(await hostLinkExists(ep.driverState.hostIfname!), false, 'the veth is gone');
       const after = await httpGet(topo.outside, `http://${Topology.HOST_EXT}:8080/`, 1000);
       assert.notEqual(after.code, 0, 'the port is no longer published');
+    });
+
+    test('the shipped hooks.d file, as podman injects it (its stages into config.json), with the annotations it asks for', async (t) => {
+      if (!runc) return t.skip(`runc test skipped: ${missing}`);
+      const file = JSON.parse(readFileSync(join(REPO, 'examples/oci-hooks.d/netd.json'), 'utf8')) as { hook: { path: string; args: string[] }; when: { annotations: Record<string, string> }; stages: string[] };
+      const annotations = { 'io.netd.network': NET, 'io.netd.publish': '8083:80' };
+      // containers/common's `when`: each annotation pattern matches some annotation of the container.
+      const matches = Object.entries(file.when.annotations).every(([k, v]) => Object.entries(annotations).some(([ak, av]) => new RegExp(k).test(ak) && new RegExp(v).test(av)));
+      assert.ok(matches, 'the file applies to a container annotated io.netd.network');
+      // Only where netd lives (and the test daemon's socket) differ from the file.
+      const entry = { ...file.hook, path: existsSync(file.hook.path) ? file.hook.path : process.execPath, args: [file.hook.args[0], CLI, '--host', daemon.host, ...file.hook.args.slice(2)] };
+      const pid = await runContainer('rc3', 'createRuntime', (config) => {
+        config.process.args = ['httpd', '-f', '-p', '80', '-h', '/www'];
+        config.annotations = annotations;
+        config.hooks = Object.fromEntries(file.stages.map((stage) => [stage, [entry]]));
+      });
+      const [ep] = await endpoints('rc3');
+      assert.equal(ep.network, NET);
+      assert.deepEqual(await eth0Addresses(pid), [ip(ep.ipv4)]);
+      const get = await httpGet(topo.outside, `http://${Topology.HOST_EXT}:8083/`);
+      assert.equal(get.stdout, 'hello from rc3\n', `published port from outside: ${get.stderr}`);
+      await stopAndDelete('rc3');
+      assert.deepEqual(await endpoints('rc3'), []);
+      assert.equal(await hostLinkExists(ep.driverState.hostIfname!), false);
     });
 
     test('prestart, options from the config\'s annotations: attached as annotated, detached by runc delete', async (t) => {
