@@ -12,7 +12,7 @@ if [ "${1:-}" = "--test" ]; then packages+=(socat kmod); fi
 # OCI hook test: runc (a real runtime) and busybox-static (the container image, no registry).
 if [ "${1:-}" = "--test" ]; then packages+=(runc busybox-static); fi
 # podman test: Debian's podman 4.3 (CNI backend; conmon and the stock CNI plugins come with it).
-if [ "${1:-}" = "--test" ]; then packages+=(podman); fi
+if [ "${1:-}" = "--test" ]; then packages+=(podman busybox-static); fi
 if [ "${1:-}" = "--test" ] && ! command -v docker >/dev/null; then with_docker=true; packages+=(docker.io); fi
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
