@@ -1,0 +1,267 @@
+/**
+ * Debian's podman 4.3 (CNI backend) inside a test's "host" namespace, with everything private to the test:
+ * containers.conf, storage.conf and registries.conf in a temp dir (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF,
+ * CONTAINERS_REGISTRIES_CONF), vfs storage there, a private CNI config dir and plugin dir, an image imported
+ * from a busybox-static rootfs (no registry).
+ *
+ * One mount namespace for podman AND the netd daemon: podman bind-mounts each container's network namespace
+ * at /run/netns/netns-… and hands that path to the CNI plugin, which the daemon must open. A long-lived holder
+ * (`ip netns exec HOST sleep infinity`: the test's network namespace, a fresh sysfs, a mount namespace that
+ * is a slave of the machine's) gets a tmpfs on /run (so podman's /run/netns, /run/libpod and locks stay in
+ * it) and the cgroup hierarchies (`mountCgroups`); podman, the daemon and everything podman runs (conmon, runc,
+ * CNI plugins, OCI hooks) enter it with `nsenter -t HOLDER -m -n`. Nothing is mounted in the machine's own.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync, readFileSync, existsSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO } from './daemon.js';
+import { MACHINE_NETNS_INODE, run, type RunOptions, type RunResult, type TestNetns } from './netns.js';
+import { BUSYBOX, busyboxRootfs, mountCgroups } from './oci-runtime.js';
+
+export { busyboxRootfs, mountCgroups };
+
+/** The test image `Podman.start` imports. */
+export const IMAGE = 'localhost/netd-busybox:1';
+/** The netd-cni executable (the package's `bin`), linked into the CNI plugin dir as `netd-cni`. */
+export const NETD_CNI = join(REPO, 'dist/src/cni/plugin.js');
+/** The page busybox httpd serves from /www in the image. */
+export const INDEX = 'hello from netd-busybox\n';
+
+/** Why the podman test cannot run here (a missing tool), or undefined. */
+export function podmanMissing(): string | undefined {
+  if (!existsSync(BUSYBOX)) return `${BUSYBOX} is missing (apt-get install busybox-static)`;
+  if (spawnSync('podman', ['--version']).status !== 0) return 'podman is missing (apt-get install podman)';
+  return undefined;
+}
+
+/**
+ * A view of the holder's namespaces shaped like TestNetns, so TestDaemon starts netd in them
+ * (`TestDaemon.start(podman.ns)`): same network namespace as the test's host, and podman's mount namespace.
+ */
+export class HolderNs {
+  constructor(
+    readonly name: string,
+    readonly path: string,
+    private readonly pid: number,
+  ) {}
+
+  private argv(argv: string[]): string[] {
+    return ['nsenter', '-t', String(this.pid), '-m', '-n', '--', ...argv];
+  }
+
+  exec(argv: string[], opts?: RunOptions): Promise<RunResult> {
+    return run(this.argv(argv), opts);
+  }
+
+  spawn(argv: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+    const [cmd, ...args] = this.argv(argv);
+    return spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
+  }
+
+  /** The holder belongs to its Podman, which ends it. */
+  async destroy(): Promise<void> {}
+}
+
+export class Podman {
+  readonly ns: HolderNs;
+
+  private constructor(
+    readonly host: TestNetns,
+    private readonly holder: ChildProcess,
+    readonly dir: string,
+  ) {
+    this.ns = new HolderNs(host.name, host.path, holder.pid!);
+  }
+
+  /** The holder, its mounts, podman's private configuration and the test image. */
+  static async start(host: TestNetns): Promise<Podman> {
+    const holder = host.spawn(['sleep', 'infinity']);
+    const p = new Podman(host, holder, mkdtempSync(join(tmpdir(), 'netd-podman-')));
+    try {
+      await p.waitForHolder();
+      await run(['nsenter', '-t', String(holder.pid), '-m', '--', 'mount', '-t', 'tmpfs', '-o', 'mode=755', 'netd-test-run', '/run']);
+      await mountCgroups(holder.pid!);
+      p.writeConfig();
+      await p.importImage();
+      return p;
+    } catch (err) {
+      await p.destroy();
+      throw err;
+    }
+  }
+
+  /** `ip netns exec` execs sleep once the namespaces are set up: wait for that, and refuse the machine's netns. */
+  private async waitForHolder(): Promise<void> {
+    const pid = this.holder.pid!;
+    const want = statSync(this.host.path).ino;
+    for (let i = 0; i < 300; i++) {
+      try {
+        if (statSync(`/proc/${pid}/ns/net`).ino === want && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep') {
+          if (want === MACHINE_NETNS_INODE) throw new Error('refusing to run podman in the machine\'s own network namespace');
+          return;
+        }
+      } catch (err) {
+        if (/refusing/.test(String(err))) throw err;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error('the podman namespace holder did not start');
+  }
+
+  get cniConfDir(): string {
+    return join(this.dir, 'cni-conf');
+  }
+
+  get cniBinDir(): string {
+    return join(this.dir, 'cni-bin');
+  }
+
+  get env(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      CONTAINERS_CONF: join(this.dir, 'containers.conf'),
+      CONTAINERS_STORAGE_CONF: join(this.dir, 'storage.conf'),
+      CONTAINERS_REGISTRIES_CONF: join(this.dir, 'registries.conf'),
+    };
+  }
+
+  private writeConfig(): void {
+    for (const d of [this.cniConfDir, this.cniBinDir, join(this.dir, 'tmp')]) mkdirSync(d, { recursive: true });
+    symlinkSync(NETD_CNI, join(this.cniBinDir, 'netd-cni'));
+    writeFileSync(
+      join(this.dir, 'containers.conf'),
+      [
+        '[containers]',
+        // podman's default nofile/nproc limits exceed what this machine grants; runc fails to start without.
+        'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
+        'log_driver = "k8s-file"',
+        '[engine]',
+        'cgroup_manager = "cgroupfs"',
+        'events_logger = "file"',
+        `events_logfile_path = "${join(this.dir, 'events.log')}"`,
+        `tmp_dir = "${join(this.dir, 'tmp')}"`,
+        'runtime = "runc"',
+        '[network]',
+        'network_backend = "cni"',
+        `cni_plugin_dirs = ["${this.cniBinDir}"]`,
+        `network_config_dir = "${this.cniConfDir}"`,
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(this.dir, 'storage.conf'), `[storage]\ndriver = "vfs"\ngraphroot = "${join(this.dir, 'storage')}"\nrunroot = "${join(this.dir, 'runroot')}"\n`);
+    writeFileSync(join(this.dir, 'registries.conf'), 'unqualified-search-registries = []\n');
+  }
+
+  private async importImage(): Promise<void> {
+    const rootfs = busyboxRootfs(join(this.dir, 'rootfs'));
+    writeFileSync(join(rootfs, 'www/index.html'), INDEX);
+    const tar = join(this.dir, 'rootfs.tar');
+    await run(['tar', '-C', rootfs, '-cf', tar, '.']);
+    await this.run(['import', tar, IMAGE]);
+    rmSync(rootfs, { recursive: true, force: true });
+    rmSync(tar, { force: true });
+  }
+
+  /** Writes `<name>.conflist` (podman's CNI backend reads only *.conflist) into podman's CNI config dir. */
+  writeConflist(conflist: { name: string } & Record<string, unknown>): string {
+    const path = join(this.cniConfDir, `${conflist.name}.conflist`);
+    writeFileSync(path, JSON.stringify(conflist, null, 2));
+    return path;
+  }
+
+  /** Runs podman (argv after `podman`) in the holder's namespaces; rejects on a non-zero exit. */
+  run(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+    return this.ns.exec(['podman', ...args], { timeoutMs: 90_000, ...opts, env: this.env });
+  }
+
+  /** `podman inspect` of one container. */
+  async inspect(name: string): Promise<{ Id: string; State: { Pid: number; Status: string }; NetworkSettings: { SandboxKey: string } }> {
+    return (JSON.parse((await this.run(['inspect', '--type', 'container', name])).stdout) as never[])[0];
+  }
+
+  /** Runs a command in a running container (`podman exec`). */
+  exec(name: string, argv: string[], opts?: RunOptions): Promise<RunResult> {
+    return this.run(['exec', name, ...argv], opts);
+  }
+
+  async destroy(): Promise<void> {
+    if (this.holder.exitCode === null && this.holder.signalCode === null) {
+      await this.run(['rm', '--all', '--force', '--time', '0'], { allowFail: true }).catch(() => undefined);
+      const exited = new Promise((r) => this.holder.once('exit', r));
+      this.holder.kill('SIGKILL');
+      await exited;
+    }
+    removeLibpodCgroups();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * podman's cgroupfs manager makes `libpod_parent/libpod-<id>` in the machine's cgroup hierarchies (the holder
+ * mounts the same ones): remove what is empty once the containers are gone.
+ */
+function removeLibpodCgroups(): void {
+  const rmTree = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(dir, e.name));
+    try {
+      rmdirSync(dir);
+    } catch {
+      /* still in use (another test's podman) or not empty */
+    }
+  };
+  for (const hierarchy of readdirSync('/sys/fs/cgroup', { withFileTypes: true })) {
+    const parent = join('/sys/fs/cgroup', hierarchy.name, 'libpod_parent');
+    if (hierarchy.isDirectory() && existsSync(parent)) rmTree(parent);
+  }
+}
+
+/**
+ * A unix socket in front of the daemon's that records the requests passing through (`METHOD /path`) and the
+ * status of each reply: tells what a client run by podman (an OCI hook) asked netd, and what netd answered.
+ */
+export class RecordingProxy {
+  readonly requests: string[] = [];
+  readonly statuses: number[] = [];
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(
+    private readonly server: Server,
+    readonly path: string,
+  ) {}
+
+  static async start(path: string, daemonSocket: string): Promise<RecordingProxy> {
+    const server = createServer();
+    const proxy = new RecordingProxy(server, path);
+    server.on('connection', (client) => {
+      const upstream = connect(daemonSocket);
+      proxy.sockets.add(client).add(upstream);
+      client.on('data', (d: Buffer) => {
+        for (const m of d.toString('latin1').matchAll(/^(GET|HEAD|POST|PUT|DELETE) (\S+) HTTP\/1\.[01]\r$/gm)) proxy.requests.push(`${m[1]} ${m[2]}`);
+      });
+      upstream.on('data', (d: Buffer) => {
+        for (const m of d.toString('latin1').matchAll(/^HTTP\/1\.[01] (\d{3}) /gm)) proxy.statuses.push(Number(m[1]));
+      });
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
+    return proxy;
+  }
+
+  get host(): string {
+    return `unix://${this.path}`;
+  }
+
+  /** Requests and replies, in order, from index `from` on: `["GET /x 200", ...]`. */
+  exchanges(from = 0): string[] {
+    return this.requests.slice(from).map((r, i) => `${r} ${this.statuses[from + i] ?? '?'}`);
+  }
+
+  close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
