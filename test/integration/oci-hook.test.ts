@@ -279,6 +279,19 @@ describe('netd oci-hook', () => {
       assert.equal(await hostLinkExists(ep.driverState.hostIfname!), false);
     });
 
+    test('a hook that fails fails the container\'s start: runc run exits non-zero with the hook\'s message, nothing attached', async (t) => {
+      if (!runc) return t.skip(`runc test skipped: ${missing}`);
+      const bundle = await runc.bundle('rc4', (config) => {
+        config.process.args = ['sleep', '3600'];
+        config.hooks = { createRuntime: [hookEntry('--network', 'no-such-net')], poststop: [hookEntry()] };
+      });
+      const started = await runc.detached(['run', '-d', '--bundle', bundle, 'rc4']);
+      assert.notEqual(started.code, 0, 'runc run failed');
+      assert.match(started.log, /network no-such-net not found/, started.log);
+      assert.equal((await runc.state('rc4'))?.status ?? 'none', 'none', 'no container left');
+      assert.deepEqual(await endpoints('rc4'), []);
+    });
+
     test('prestart, options from the config\'s annotations: attached as annotated, detached by runc delete', async (t) => {
       if (!runc) return t.skip(`runc test skipped: ${missing}`);
       const pid = await runContainer('rc2', 'prestart', (config) => {

@@ -47,8 +47,8 @@ function loadedBy(args: string[], input = ''): { status: number | null; stderr: 
 }
 
 describe('client commands load no daemon code', () => {
-  // What a runtime writes on an OCI hook's stdin (createRuntime: with the container's PID).
-  const ociState = JSON.stringify({ ociVersion: '1.0.2', id: 'c1', status: 'creating', pid: 1234, bundle: '/b', annotations: { 'io.netd.publish': '8080:80' } });
+  // What a runtime writes on an OCI hook's stdin (createRuntime: with the container's PID; here a live one, this test's).
+  const ociState = JSON.stringify({ ociVersion: '1.0.2', id: 'c1', status: 'creating', pid: process.pid, bundle: '/b', annotations: { 'io.netd.publish': '8080:80' } });
   const commands: { args: string[]; status: number; input?: string }[] = [
     { args: ['--help'], status: 0 },
     { args: ['daemon', '--help'], status: 0 },
