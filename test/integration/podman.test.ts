@@ -132,7 +132,7 @@ describe('podman drives netd (CNI plugin and OCI hook)', { skip: podmanMissing()
     // podman took the nameserver from netd's result (dns.nameservers: the network's embedded DNS).
     const resolvConf = (await podman.exec('web2', ['cat', '/etc/resolv.conf'])).stdout;
     assert.match(resolvConf, /^nameserver 192\.0\.2\.1$/m, resolvConf);
-    // The name comes from CNI_ARGS' K8S_POD_NAME and podman's `aliases` (name, short id, --network-alias).
+    // The container's name comes as CNI_ARGS' K8S_POD_NAME; --network-alias (and the short id) in runtimeConfig.aliases.
     assert.equal(await fetchIn('web2', 'http://web1/'), INDEX, "web2 fetches web1's page by name");
     const lookup = await podman.exec('web1', ['nslookup', 'db'], { allowFail: true });
     assert.match(lookup.stdout, new RegExp(`Address:\\s+${ip(web2.ipv4).replace(/\./g, '\\.')}$`, 'm'), `web2's --network-alias resolves: ${lookup.stdout}${lookup.stderr}`);
@@ -155,12 +155,13 @@ describe('podman drives netd (CNI plugin and OCI hook)', { skip: podmanMissing()
       assert.deepEqual(cniLog(id).map((e) => `${e.command} ${e.outcome}`).slice(-1), ['DEL ok'], `${name}: removed by podman's DEL`);
     }
     assert.deepEqual(await endpoints(), []);
+    assert.ok(JSON.parse((await daemon.cli(['inspect', NET])).stdout), 'DEL never removes the network');
     const rules = (await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout;
     assert.doesNotMatch(rules, /dport 8080/, 'the port mapping is gone');
     assert.match(await fetchFromOutside(`http://${Topology.HOST_EXT}:8080/`), /^wget exited/, 'nothing answers on 8080 any more');
   });
 
-  test('the OCI hook: podman run --network none --hooks-dir DIR is attached by netd, and detached once it exits', async () => {
+  test('the OCI hook: podman run --network none --hooks-dir DIR is attached by netd, and detached once it exits', async (t) => {
     await daemon.cli(['create-network', HOOKNET, '--subnet', '203.0.113.0/24']);
     // The hook reaches the daemon through a recording proxy: what podman's hooks asked netd is observable.
     const proxy = await RecordingProxy.start(join(podman.dir, 'hook-proxy.sock'), daemon.host.slice('unix://'.length));
@@ -192,6 +193,7 @@ describe('podman drives netd (CNI plugin and OCI hook)', { skip: podmanMissing()
       await waitFor('the poststop hook', async () => proxy.requests.slice(mark).includes('GET /netd/v1/sandboxes'));
       const poststop = proxy.exchanges(mark);
       assert.ok(poststop.every((e) => / 20\d$/.test(e)), `poststop: ${poststop}`);
+      t.diagnostic(`poststop hook: ${poststop.join(', ')} (${poststop.some((e) => e.startsWith('POST /netd/v1/detach')) ? 'the hook detached it' : 'the sweep was first'})`);
       await podman.run(['rm', 'hooked']);
       assert.deepEqual(await endpoints(), []);
     } finally {
