@@ -32,9 +32,13 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
 
   /** One CNI command, as the plugin forwards it. */
   function cni(env: Record<string, string>, config: unknown): Promise<Reply> {
-    const payload = JSON.stringify({ env, stdin: typeof config === 'string' ? config : JSON.stringify(config) });
+    return post(JSON.stringify({ env, stdin: typeof config === 'string' ? config : JSON.stringify(config) }));
+  }
+
+  /** A raw POST to the route (what a broken or hostile client might send). */
+  function post(payload: string, contentType = 'application/json'): Promise<Reply> {
     return new Promise((resolve, reject) => {
-      const req = request({ socketPath: join(daemon.dir, 'netd.sock'), path: '/netd/v1/cni', method: 'POST', headers: { 'Content-Type': 'application/json' } }, (res) => {
+      const req = request({ socketPath: join(daemon.dir, 'netd.sock'), path: '/netd/v1/cni', method: 'POST', headers: { 'Content-Type': contentType } }, (res) => {
         let text = '';
         res.on('data', (d) => (text += d));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text.trim() === '' ? undefined : JSON.parse(text) }));
@@ -262,6 +266,7 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
 
   test('errors in CNI terms: versions (1), environment (4), stdin (6), config (7); VERSION answers', async () => {
     const c = await container();
+    await daemon.cli(['create-network', 'cninet', '--subnet', '192.0.2.0/26'], true); // when run alone
     const version = await cni({ CNI_COMMAND: 'VERSION' }, { cniVersion: '0.4.0' });
     assert.deepEqual(version, { status: 200, body: { cniVersion: '0.4.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] } });
     const cases: [Record<string, string>, unknown, number][] = [
@@ -282,7 +287,41 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
       assert.equal(r.body.code, code, `${JSON.stringify(env)} ${JSON.stringify(config)}: ${JSON.stringify(r.body)}`);
       assert.equal(typeof r.body.msg, 'string');
     }
+    // Hostile or broken requests: each gets a CNI error object, nothing is attached, the daemon lives on.
+    await daemon.cli(['attach', String((await container()).pid), '--network', 'cninet', '--name', 'cli-owned']);
+    const add = envOf('ADD', c, 'e2');
+    const stdin = (o: unknown) => JSON.stringify({ env: add, stdin: JSON.stringify(o) });
+    const hostile: [string, string, number][] = [
+      ['{{', 'application/json', 6],
+      ['{"env": {}}', 'text/plain', 6],
+      ['[]', 'application/json', 4],
+      ['"x"', 'application/json', 4],
+      [JSON.stringify({ env: 'x', stdin: '{}' }), 'application/json', 4],
+      [JSON.stringify({ env: { ...add, CNI_CONTAINERID: ['x'] }, stdin: '{}' }), 'application/json', 4],
+      [JSON.stringify({ env: add, stdin: 5 }), 'application/json', 6],
+      [JSON.stringify({ env: add }), 'application/json', 6],
+      [JSON.stringify({ env: add, stdin: '['.repeat(200_000) }), 'application/json', 6],
+      [stdin([]), 'application/json', 7],
+      [stdin({ cniVersion: '1.0.0', name: '' }), 'application/json', 7],
+      [stdin(conf('bad name!')), 'application/json', 7],
+      [stdin({ ...NET, runtimeConfig: { ips: ['10.0.0.5'] } }), 'application/json', 7],
+      [stdin({ ...NET, runtimeConfig: { ips: ['192.0.2.1'] } }), 'application/json', 100],
+      [stdin({ ...NET, runtimeConfig: { mac: 'ff:ff:ff:ff:ff:ff' } }), 'application/json', 7],
+      [stdin({ ...NET, runtimeConfig: { aliases: ['-bad-'] } }), 'application/json', 7],
+      [stdin({ ...NET, runtimeConfig: { portMappings: Array.from({ length: 1025 }, (_, i) => ({ hostPort: 20000 + i, containerPort: 80 })) } }), 'application/json', 7],
+      [stdin({ ...NET, runtimeConfig: { portMappings: [{ hostPort: 9000, containerPort: 80 }, { hostPort: 9000, containerPort: 81 }] } }), 'application/json', 100],
+      [JSON.stringify({ env: { ...add, CNI_CONTAINERID: 'cli-owned' }, stdin: JSON.stringify(NET) }), 'application/json', 100],
+      [JSON.stringify({ env: { ...add, CNI_NETNS: '/proc/self/ns/net' }, stdin: JSON.stringify(NET) }), 'application/json', 4],
+      [JSON.stringify({ env: { ...add, CNI_NETNS: '/etc/hostname' }, stdin: JSON.stringify(NET) }), 'application/json', 4],
+    ];
+    for (const [payload, type, code] of hostile) {
+      const r = await post(payload, type);
+      assert.ok(r.status >= 400, `${payload.slice(0, 120)} → HTTP ${r.status}`);
+      assert.equal(r.body?.code, code, `${payload.slice(0, 120)}: ${JSON.stringify(r.body).slice(0, 300)}`);
+      assert.equal(typeof r.body.msg, 'string');
+    }
     assert.deepEqual((await links(c)).map((l) => l.ifname), ['lo'], 'nothing attached by a refused ADD');
+    assert.equal((await endpoints()).filter((e) => /^e\d$/.test(e.name)).length, 0);
     assert.match(daemon.logs, /"op":"cni","command":"ADD","containerId":"e1".*"durationMs":[\d.]+,"outcome":"error"/);
   });
 
