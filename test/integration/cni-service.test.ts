@@ -178,6 +178,20 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     assert.equal(await hostLink(r.body.interfaces[0].name), undefined);
   });
 
+  test('concurrent ADDs to a network that does not exist yet: one network, every container its own address; concurrent DELs', async () => {
+    const net = conf('burst', { subnet: '192.0.2.208/28' });
+    const cs = await Promise.all(Array.from({ length: 8 }, () => container()));
+    const adds = await Promise.all(cs.map((c, i) => cni(envOf('ADD', c, `burst-${i}`), net)));
+    assert.deepEqual(adds.map((r) => r.status), Array(8).fill(200), JSON.stringify(adds.find((r) => r.status !== 200)?.body));
+    assert.equal(new Set(adds.map((r) => r.body.ips[0].address)).size, 8);
+    const nets = JSON.parse((await daemon.cli(['networks', '--format', 'json'])).stdout) as { Name: string }[];
+    assert.equal(nets.filter((n) => n.Name === 'burst').length, 1);
+    const dels = await Promise.all(cs.map((c, i) => cni(envOf('DEL', c, `burst-${i}`), net)));
+    assert.deepEqual(dels.map((r) => r.status), Array(8).fill(204));
+    assert.equal((await endpoints()).filter((e) => e.network === 'burst').length, 0);
+    for (const c of cs) assert.deepEqual((await links(c)).map((l) => l.ifname), ['lo']);
+  });
+
   test('DEL after the network was removed succeeds', async () => {
     const net = conf('gone', { subnet: '192.0.2.192/28' });
     const c = await container();
