@@ -207,17 +207,22 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     assert.equal((await cni(envOf('ADD', a, 'gc-a'), net)).status, 200);
     assert.equal((await cni(envOf('ADD', b, 'gc-b'), net)).status, 200);
     await daemon.cli(['attach', String(d.pid), '--network', 'gcnet', '--name', 'gc-cli']);
+    // An endpoint made through the API that merely looks like CNI's (another label) is not GC's either.
+    const e = await container();
+    const api = await daemon.client.call<{ interface: string }>('POST', '/netd/v1/attach', { target: e.pid, network: 'gcnet', name: 'gc-api', ifname: 'ext9', labels: { 'io.netd.origin': 'api' } });
+    assert.equal(api.interface, 'ext9');
+    assert.ok((await links(e)).some((l) => l.ifname === 'ext9'), 'the API\'s ifname in the kernel');
     const gc = await cni({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, { ...net, 'cni.dev/valid-attachments': [{ containerID: 'gc-a', ifname: 'eth0' }] });
     assert.equal(gc.status, 204, JSON.stringify(gc.body));
     const names = (await endpoints()).filter((e) => e.network === 'gcnet').map((e) => e.name).sort();
-    assert.deepEqual(names, ['gc-a', 'gc-cli']);
+    assert.deepEqual(names, ['gc-a', 'gc-api', 'gc-cli']);
     assert.deepEqual((await links(b)).map((l) => l.ifname), ['lo'], 'gc-b released in the kernel');
     assert.ok((await links(a)).some((l) => l.ifname === 'eth0'));
     assert.ok((await links(d)).some((l) => l.ifname === 'eth0'));
     // The 1.1.0 tag's key does the same.
     const gc2 = await cni({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, { ...net, 'cni.dev/attachments': [] });
     assert.equal(gc2.status, 204);
-    assert.deepEqual((await endpoints()).filter((e) => e.network === 'gcnet').map((e) => e.name), ['gc-cli']);
+    assert.deepEqual((await endpoints()).filter((x) => x.network === 'gcnet').map((x) => x.name).sort(), ['gc-api', 'gc-cli']);
   });
 
   test('STATUS: 204 while the network has a free address, code 50 once a /30 is full; GC/STATUS need 1.1.0', async () => {
