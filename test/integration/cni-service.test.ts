@@ -168,6 +168,20 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     const c = await container();
     const r = await cni(envOf('ADD', c, 'ctr-c'), NET);
     const address = r.body.ips[0].address as string;
+    const hostIf = r.body.interfaces[0].name as string;
+    const faults: [string[], string[], RegExp][] = [
+      [['ip', 'link', 'set', 'eth0', 'address', '02:00:00:00:00:99'], ['ip', 'link', 'set', 'eth0', 'address', r.body.interfaces[1].mac], /eth0 has the MAC 02:00:00:00:00:99/],
+      [['ip', 'link', 'set', hostIf, 'down'], ['ip', 'link', 'set', hostIf, 'up'], new RegExp(`host end ${hostIf} of the veth pair is down`)],
+      [['ip', 'link', 'set', hostIf, 'nomaster'], ['ip', 'link', 'set', hostIf, 'master', 'br-' + (await daemon.client.call<{ Id: string }>('GET', '/networks/cninet')).Id.slice(0, 12)], /not on the network's bridge/],
+    ];
+    for (const [breakIt, repair, want] of faults) {
+      await (breakIt.includes('eth0') ? c.exec(breakIt) : topo.host.exec(breakIt));
+      const bad = await cni(envOf('CHECK', c, 'ctr-c'), NET);
+      assert.equal(bad.body?.code, 104, breakIt.join(' '));
+      assert.match(bad.body.msg, want);
+      await (repair.includes('eth0') ? c.exec(repair) : topo.host.exec(repair));
+      assert.equal((await cni(envOf('CHECK', c, 'ctr-c'), NET)).status, 204, `repaired: ${repair.join(' ')}`);
+    }
     await c.exec(['ip', 'addr', 'del', address, 'dev', 'eth0']);
     const check = await cni(envOf('CHECK', c, 'ctr-c'), NET);
     assert.equal(check.status, 409);
