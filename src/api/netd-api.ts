@@ -8,7 +8,7 @@ import type { SandboxTarget } from '../cnm/sandbox.js';
 import { parsePortRequests } from '../portmap/parse.js';
 import { familyOf, type PortBinding } from '../portmap/types.js';
 import { PORT_MAP } from '../driverapi/labels.js';
-import { ipField, macField, obj, str, strList, strictObj, type Router } from './http.js';
+import { ipField, macField, obj, str, strList, strMap, strictObj, type Router } from './http.js';
 
 /** A PID (digits) or an absolute namespace path; anything else is not a new attach target. */
 export function attachTargetOf(ref: string): SandboxTarget | undefined {
@@ -17,7 +17,7 @@ export function attachTargetOf(ref: string): SandboxTarget | undefined {
   return undefined;
 }
 
-const ATTACH_FIELDS = ['target', 'network', 'name', 'ip', 'ip6', 'mac', 'aliases', 'mode', 'ports', 'extras'] as const;
+const ATTACH_FIELDS = ['target', 'network', 'name', 'ip', 'ip6', 'mac', 'aliases', 'mode', 'ports', 'extras', 'ifname', 'labels'] as const;
 
 /** A PID is a JSON number here; which numbers are PIDs the namespace resolver says (one check, not two). */
 function pidOf(value: unknown, what: string): number {
@@ -60,6 +60,8 @@ export function addNetdRoutes(router: Router, controller: Controller): void {
       ip6: ipField(body, 'ip6', 'IP address'),
       mac: macField(body, 'mac'),
       aliases: strList(body, 'aliases'),
+      ifname: str(body, 'ifname'),
+      labels: strMap(body, 'labels'),
       mode: str(body, 'mode'),
       options: endpointOptions(body),
       // Observer fields (links, resolv.conf/hosts paths under --files-root): checked by them before anything is attached.

@@ -5,7 +5,7 @@
  * Unknown fields are ignored, as CNI requires. Malformed JSON is code 6; wrong types or values, code 7.
  */
 import { IPAddress, MAC, Prefix } from '../net/index.js';
-import { parseDockerPortBinding } from '../portmap/parse.js';
+import { parsePortRequests } from '../portmap/parse.js';
 import type { PortRequest } from '../portmap/types.js';
 import { CNI_CODE, CniError } from './errors.js';
 
@@ -107,21 +107,21 @@ function parseRuntimeConfig(rc: Record<string, unknown>, network: string, name: 
   return out;
 }
 
-/** `[{hostPort, containerPort, protocol, hostIP}]`, either spelling, as published-port requests. */
+/** `[{hostPort, containerPort, protocol, hostIP}]`, either spelling, as published-port requests (netd's limits apply). */
 function parsePortMappings(value: unknown): PortRequest[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) throw bad('runtimeConfig.portMappings must be a list');
-  return value.map((m, i) => {
+  const entries = value.map((m, i) => {
     if (!isObject(m)) throw bad(`runtimeConfig.portMappings[${i}] must be an object`);
     const protocol = field(m, 'protocol');
-    const entry = {
+    return {
       Proto: typeof protocol === 'string' && protocol !== '' ? protocol.toLowerCase() : protocol || undefined,
       Port: field(m, 'containerPort'),
       HostPort: field(m, 'hostPort'),
       HostIP: m.hostIP ?? m.HostIP ?? m.hostIp,
     };
-    return parsed(`runtimeConfig.portMappings[${i}]`, () => parseDockerPortBinding(entry, i));
   });
+  return parsed('runtimeConfig.portMappings', () => parsePortRequests(entries));
 }
 
 /** `["10.1.2.3/24", "10.1.2.3", "fd00::3"]`: at most one address per family. */

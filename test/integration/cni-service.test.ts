@@ -32,9 +32,13 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
 
   /** One CNI command, as the plugin forwards it. */
   function cni(env: Record<string, string>, config: unknown): Promise<Reply> {
-    const payload = JSON.stringify({ env, stdin: typeof config === 'string' ? config : JSON.stringify(config) });
+    return post(JSON.stringify({ env, stdin: typeof config === 'string' ? config : JSON.stringify(config) }));
+  }
+
+  /** A raw POST to the route (what a broken or hostile client might send). */
+  function post(payload: string, contentType = 'application/json'): Promise<Reply> {
     return new Promise((resolve, reject) => {
-      const req = request({ socketPath: join(daemon.dir, 'netd.sock'), path: '/netd/v1/cni', method: 'POST', headers: { 'Content-Type': 'application/json' } }, (res) => {
+      const req = request({ socketPath: join(daemon.dir, 'netd.sock'), path: '/netd/v1/cni', method: 'POST', headers: { 'Content-Type': contentType } }, (res) => {
         let text = '';
         res.on('data', (d) => (text += d));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text.trim() === '' ? undefined : JSON.parse(text) }));
@@ -109,7 +113,7 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     assert.equal(ep.network, 'cninet');
     assert.deepEqual(ep.labels, { 'io.netd.origin': 'cni' });
     const table = (await daemon.cli(['endpoints'])).stdout;
-    assert.match(table, /ctr-a\s+cninet\s+eth0/);
+    assert.match(table, /ctr-a\s+cninet\s+eth0\s.*io\.netd\.origin=cni/);
   });
 
   test('ADD twice for the same container and interface is an error and changes nothing', async () => {
@@ -128,13 +132,22 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     const c = await container();
     assert.equal((await cni(envOf('ADD', c, 'ctr-b'), NET)).status, 200);
     const second = conf('cni2', { subnet: '192.0.2.64/26' });
+    const clash = await cni(envOf('ADD', c, 'ctr-b', 'eth0'), second);
+    assert.deepEqual([clash.status, clash.body.code], [409, 100], 'eth0 is taken in this sandbox, whatever the network');
+    assert.match(clash.body.msg, /already has an interface named eth0/);
+    await c.exec(['ip', 'link', 'add', 'own0', 'type', 'veth', 'peer', 'name', 'own1']);
+    const own = await cni(envOf('ADD', c, 'ctr-b', 'own0'), second);
+    assert.deepEqual([own.status, own.body.code], [409, 100], 'an interface of the container\'s own');
+    await c.exec(['ip', 'link', 'del', 'own0']);
     const r = await cni(envOf('ADD', c, 'ctr-b', 'net1'), second);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.interfaces[1].name, 'net1');
     assert.deepEqual(r.body.routes, [], 'the default route stays on eth0');
     assert.deepEqual((await links(c)).map((l) => l.ifname).sort(), ['eth0', 'lo', 'net1']);
     const net1 = await c.ipJson<Addr[]>(['addr', 'show', 'dev', 'net1']);
-    assert.equal(net1[0].addr_info.find((a) => a.family === 'inet')?.local, '192.0.2.66');
+    const inet = net1[0].addr_info.find((a) => a.family === 'inet');
+    assert.equal(`${inet?.local}/${inet?.prefixlen}`, r.body.ips[0].address);
+    assert.match(r.body.ips[0].address, /^192\.0\.2\.(6[5-9]|[7-9]\d|1[01]\d|12[0-6])\/26$/, 'on the second network');
 
     assert.equal((await cni(envOf('CHECK', c, 'ctr-b'), NET)).status, 204, 'CHECK eth0');
     assert.equal((await cni(envOf('CHECK', c, 'ctr-b', 'net1'), second)).status, 204, 'CHECK net1');
@@ -155,6 +168,20 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     const c = await container();
     const r = await cni(envOf('ADD', c, 'ctr-c'), NET);
     const address = r.body.ips[0].address as string;
+    const hostIf = r.body.interfaces[0].name as string;
+    const faults: [string[], string[], RegExp][] = [
+      [['ip', 'link', 'set', 'eth0', 'address', '02:00:00:00:00:99'], ['ip', 'link', 'set', 'eth0', 'address', r.body.interfaces[1].mac], /eth0 has the MAC 02:00:00:00:00:99/],
+      [['ip', 'link', 'set', hostIf, 'down'], ['ip', 'link', 'set', hostIf, 'up'], new RegExp(`host end ${hostIf} of the veth pair is down`)],
+      [['ip', 'link', 'set', hostIf, 'nomaster'], ['ip', 'link', 'set', hostIf, 'master', 'br-' + (await daemon.client.call<{ Id: string }>('GET', '/networks/cninet')).Id.slice(0, 12)], /not on the network's bridge/],
+    ];
+    for (const [breakIt, repair, want] of faults) {
+      await (breakIt.includes('eth0') ? c.exec(breakIt) : topo.host.exec(breakIt));
+      const bad = await cni(envOf('CHECK', c, 'ctr-c'), NET);
+      assert.equal(bad.body?.code, 104, breakIt.join(' '));
+      assert.match(bad.body.msg, want);
+      await (repair.includes('eth0') ? c.exec(repair) : topo.host.exec(repair));
+      assert.equal((await cni(envOf('CHECK', c, 'ctr-c'), NET)).status, 204, `repaired: ${repair.join(' ')}`);
+    }
     await c.exec(['ip', 'addr', 'del', address, 'dev', 'eth0']);
     const check = await cni(envOf('CHECK', c, 'ctr-c'), NET);
     assert.equal(check.status, 409);
@@ -163,6 +190,20 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     assert.match(check.body.details, /no default route via 192\.0\.2\.1/);
     assert.equal((await cni(envOf('DEL', c, 'ctr-c'), NET)).status, 204);
     assert.equal(await hostLink(r.body.interfaces[0].name), undefined);
+  });
+
+  test('concurrent ADDs to a network that does not exist yet: one network, every container its own address; concurrent DELs', async () => {
+    const net = conf('burst', { subnet: '192.0.2.208/28' });
+    const cs = await Promise.all(Array.from({ length: 8 }, () => container()));
+    const adds = await Promise.all(cs.map((c, i) => cni(envOf('ADD', c, `burst-${i}`), net)));
+    assert.deepEqual(adds.map((r) => r.status), Array(8).fill(200), JSON.stringify(adds.find((r) => r.status !== 200)?.body));
+    assert.equal(new Set(adds.map((r) => r.body.ips[0].address)).size, 8);
+    const nets = JSON.parse((await daemon.cli(['networks', '--format', 'json'])).stdout) as { Name: string }[];
+    assert.equal(nets.filter((n) => n.Name === 'burst').length, 1);
+    const dels = await Promise.all(cs.map((c, i) => cni(envOf('DEL', c, `burst-${i}`), net)));
+    assert.deepEqual(dels.map((r) => r.status), Array(8).fill(204));
+    assert.equal((await endpoints()).filter((e) => e.network === 'burst').length, 0);
+    for (const c of cs) assert.deepEqual((await links(c)).map((l) => l.ifname), ['lo']);
   });
 
   test('DEL after the network was removed succeeds', async () => {
@@ -180,17 +221,22 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     assert.equal((await cni(envOf('ADD', a, 'gc-a'), net)).status, 200);
     assert.equal((await cni(envOf('ADD', b, 'gc-b'), net)).status, 200);
     await daemon.cli(['attach', String(d.pid), '--network', 'gcnet', '--name', 'gc-cli']);
+    // An endpoint made through the API that merely looks like CNI's (another label) is not GC's either.
+    const e = await container();
+    const api = await daemon.client.call<{ interface: string }>('POST', '/netd/v1/attach', { target: e.pid, network: 'gcnet', name: 'gc-api', ifname: 'ext9', labels: { 'io.netd.origin': 'api' } });
+    assert.equal(api.interface, 'ext9');
+    assert.ok((await links(e)).some((l) => l.ifname === 'ext9'), 'the API\'s ifname in the kernel');
     const gc = await cni({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, { ...net, 'cni.dev/valid-attachments': [{ containerID: 'gc-a', ifname: 'eth0' }] });
     assert.equal(gc.status, 204, JSON.stringify(gc.body));
     const names = (await endpoints()).filter((e) => e.network === 'gcnet').map((e) => e.name).sort();
-    assert.deepEqual(names, ['gc-a', 'gc-cli']);
+    assert.deepEqual(names, ['gc-a', 'gc-api', 'gc-cli']);
     assert.deepEqual((await links(b)).map((l) => l.ifname), ['lo'], 'gc-b released in the kernel');
     assert.ok((await links(a)).some((l) => l.ifname === 'eth0'));
     assert.ok((await links(d)).some((l) => l.ifname === 'eth0'));
     // The 1.1.0 tag's key does the same.
     const gc2 = await cni({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, { ...net, 'cni.dev/attachments': [] });
     assert.equal(gc2.status, 204);
-    assert.deepEqual((await endpoints()).filter((e) => e.network === 'gcnet').map((e) => e.name), ['gc-cli']);
+    assert.deepEqual((await endpoints()).filter((x) => x.network === 'gcnet').map((x) => x.name).sort(), ['gc-api', 'gc-cli']);
   });
 
   test('STATUS: 204 while the network has a free address, code 50 once a /30 is full; GC/STATUS need 1.1.0', async () => {
@@ -253,6 +299,7 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
 
   test('errors in CNI terms: versions (1), environment (4), stdin (6), config (7); VERSION answers', async () => {
     const c = await container();
+    await daemon.cli(['create-network', 'cninet', '--subnet', '192.0.2.0/26'], true); // when run alone
     const version = await cni({ CNI_COMMAND: 'VERSION' }, { cniVersion: '0.4.0' });
     assert.deepEqual(version, { status: 200, body: { cniVersion: '0.4.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] } });
     const cases: [Record<string, string>, unknown, number][] = [
@@ -273,7 +320,41 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
       assert.equal(r.body.code, code, `${JSON.stringify(env)} ${JSON.stringify(config)}: ${JSON.stringify(r.body)}`);
       assert.equal(typeof r.body.msg, 'string');
     }
+    // Hostile or broken requests: each gets a CNI error object, nothing is attached, the daemon lives on.
+    await daemon.cli(['attach', String((await container()).pid), '--network', 'cninet', '--name', 'cli-owned']);
+    const add = envOf('ADD', c, 'e2');
+    const stdin = (o: unknown) => JSON.stringify({ env: add, stdin: JSON.stringify(o) });
+    const hostile: [string, string, number][] = [
+      ['{{', 'application/json', 6],
+      ['{"env": {}}', 'text/plain', 6],
+      ['[]', 'application/json', 4],
+      ['"x"', 'application/json', 4],
+      [JSON.stringify({ env: 'x', stdin: '{}' }), 'application/json', 4],
+      [JSON.stringify({ env: { ...add, CNI_CONTAINERID: ['x'] }, stdin: '{}' }), 'application/json', 4],
+      [JSON.stringify({ env: add, stdin: 5 }), 'application/json', 6],
+      [JSON.stringify({ env: add }), 'application/json', 6],
+      [JSON.stringify({ env: add, stdin: '['.repeat(200_000) }), 'application/json', 6],
+      [stdin([]), 'application/json', 7],
+      [stdin({ cniVersion: '1.0.0', name: '' }), 'application/json', 7],
+      [stdin(conf('bad name!')), 'application/json', 7],
+      [stdin({ ...NET, runtimeConfig: { ips: ['10.0.0.5'] } }), 'application/json', 7],
+      [stdin({ ...NET, runtimeConfig: { ips: ['192.0.2.1'] } }), 'application/json', 100],
+      [stdin({ ...NET, runtimeConfig: { mac: 'ff:ff:ff:ff:ff:ff' } }), 'application/json', 7],
+      [stdin({ ...NET, runtimeConfig: { aliases: ['-bad-'] } }), 'application/json', 7],
+      [stdin({ ...NET, runtimeConfig: { portMappings: Array.from({ length: 1025 }, (_, i) => ({ hostPort: 20000 + i, containerPort: 80 })) } }), 'application/json', 7],
+      [stdin({ ...NET, runtimeConfig: { portMappings: [{ hostPort: 9000, containerPort: 80 }, { hostPort: 9000, containerPort: 81 }] } }), 'application/json', 100],
+      [JSON.stringify({ env: { ...add, CNI_CONTAINERID: 'cli-owned' }, stdin: JSON.stringify(NET) }), 'application/json', 100],
+      [JSON.stringify({ env: { ...add, CNI_NETNS: '/proc/self/ns/net' }, stdin: JSON.stringify(NET) }), 'application/json', 4],
+      [JSON.stringify({ env: { ...add, CNI_NETNS: '/etc/hostname' }, stdin: JSON.stringify(NET) }), 'application/json', 4],
+    ];
+    for (const [payload, type, code] of hostile) {
+      const r = await post(payload, type);
+      assert.ok(r.status >= 400, `${payload.slice(0, 120)} → HTTP ${r.status}`);
+      assert.equal(r.body?.code, code, `${payload.slice(0, 120)}: ${JSON.stringify(r.body).slice(0, 300)}`);
+      assert.equal(typeof r.body.msg, 'string');
+    }
     assert.deepEqual((await links(c)).map((l) => l.ifname), ['lo'], 'nothing attached by a refused ADD');
+    assert.equal((await endpoints()).filter((e) => /^e\d$/.test(e.name)).length, 0);
     assert.match(daemon.logs, /"op":"cni","command":"ADD","containerId":"e1".*"durationMs":[\d.]+,"outcome":"error"/);
   });
 

@@ -202,3 +202,33 @@ test('sandboxes netd creates persist without endpoints and are removed on reques
   await att(controller, { target: { pid: 100 }, name: 'plain' });
   await assert.rejects(controller.removeSandbox('plain'), /not one netd created/);
 }));
+
+test('ifname and labels: the interface named as asked (a kernel name, once per sandbox), labels kept across a restart; lookup and removal by interface', withDir(async (dir) => {
+  const { controller, driver } = setup(dir);
+  await controller.start();
+  const a = await controller.createNetwork({ name: 'a', subnet: Prefix.parse('10.61.0.0/24') });
+  const b = await controller.createNetwork({ name: 'b', subnet: Prefix.parse('10.62.0.0/24') });
+  const r = await att(controller, { target: { pid: 500 }, network: 'a', name: 'pod1', ifname: 'net1', labels: { 'io.netd.origin': 'cni' } });
+  assert.equal(r.interface, 'net1');
+  assert.ok(driver.calls.includes('join net1 10.61.0.2/24'));
+  await assert.rejects(att(controller, { target: { pid: 500 }, network: 'b', ifname: 'net1' }), /already has an interface named net1/);
+  await assert.rejects(att(controller, { target: { pid: 501 }, network: 'b', ifname: 'a/b' }), /invalid interface name/);
+  await assert.rejects(att(controller, { target: { pid: 501 }, network: 'b', ifname: 'x'.repeat(16) }), /invalid interface name/);
+  await assert.rejects(att(controller, { target: { pid: 501 }, network: 'none', mode: 'none', ifname: 'eth0' }), /makes no interface/);
+  await assert.rejects(att(controller, { target: { pid: 501 }, network: 'b', labels: { k: 5 } as unknown as Record<string, string> }), /label k must be a string/);
+  const second = await att(controller, { target: { pid: 500 }, network: 'b' });
+  assert.equal(second.interface, 'eth0', 'the first free ethN when none is asked for');
+
+  const again = setup(dir).controller;
+  await again.start();
+  const ep = again.endpointByInterface('a', 'pod1', 'net1');
+  assert.deepEqual(ep?.labels, { 'io.netd.origin': 'cni' });
+  assert.equal(again.endpointByInterface(a.id, 'pod1', 'eth0'), undefined);
+  assert.equal(again.endpointByInterface('b', 'pod1', 'eth0')?.networkId, b.id);
+  assert.equal(again.endpointByInterface('nope', 'pod1', 'net1'), undefined);
+  assert.deepEqual(await again.checkEndpoint(ep!.id), [], 'a driver without check finds nothing to report');
+  assert.equal(await again.removeEndpoint(ep!.id), true);
+  assert.equal(await again.removeEndpoint(ep!.id), false, 'gone already');
+  assert.equal(again.findSandbox('pod1')?.endpoints.length, 1, 'the sandbox keeps its other endpoint');
+  await assert.rejects(again.checkEndpoint(ep!.id), NotFoundError);
+}));

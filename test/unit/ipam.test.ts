@@ -150,3 +150,29 @@ test('address pool syntax', () => {
   assert.throws(() => parseAddressPool('base=10.0.0.0/8,size=24,x=1'), /unknown field/);
   assert.throws(() => parseAddressPool('nonsense'), /expected/);
 });
+
+test('hasFreeAddress: a /30 has one address besides its gateway; an ip-range counts only its own; hasFreePool: until the default pools are used up', () => {
+  const ipam = new Ipam([parseAddressPool('base=10.9.0.0/23,size=24')]);
+  const tiny = ipam.addPool(poolRequest(4, { subnet: '192.0.2.252/30' })).subnet;
+  assert.equal(ipam.hasFreeAddress(tiny), true);
+  const one = ipam.allocate(tiny);
+  assert.equal(ipam.hasFreeAddress(tiny), false, 'the /30 is full');
+  assert.throws(() => ipam.allocate(tiny), /no free address/, 'and allocate agrees');
+  ipam.release(tiny, one);
+  assert.equal(ipam.hasFreeAddress(tiny), true);
+
+  const ranged = ipam.addPool(poolRequest(4, { subnet: '198.51.100.0/24', ipRange: '198.51.100.128/31' })).subnet;
+  ipam.allocate(ranged, IPAddress.parse('198.51.100.7', 'ip')); // outside the range: does not use it up
+  assert.equal(ipam.hasFreeAddress(ranged), true);
+  ipam.allocate(ranged);
+  ipam.allocate(ranged);
+  assert.equal(ipam.hasFreeAddress(ranged), false, 'both addresses of the range taken');
+
+  assert.equal(ipam.hasFreePool(4), true);
+  ipam.addPool(poolRequest(4, {}));
+  assert.equal(ipam.hasFreePool(4), true);
+  assert.equal(ipam.hasFreePool(4, [Prefix.parse('10.9.1.0/24', 'subnet')]), false, 'the last default subnet is the host\'s');
+  ipam.addPool(poolRequest(4, {}));
+  assert.equal(ipam.hasFreePool(4), false, 'both default subnets taken');
+  assert.throws(() => ipam.addPool(poolRequest(4, {})), /fully subnetted/);
+});
