@@ -11,6 +11,7 @@ import { IpBatchFloor, RtnlFloor } from './floor.js';
 import { CniImpl } from './peers/cni.js';
 import { NetavarkImpl } from './peers/netavark.js';
 import { DockerImpl } from './peers/docker.js';
+import { NetdCniImpl, pluginStartup } from './netd-cni.js';
 
 /** What run.ts passes to every phase. */
 export interface PhaseConfig {
@@ -38,8 +39,11 @@ export interface PhaseConfig {
   cgroupParent: string;
 }
 
-export type ImplId = 'netd' | 'ip' | 'rtnl' | 'cni' | 'netavark' | 'docker';
+export type ImplId = 'netd' | 'netd-cni' | 'netd-cni-shim' | 'ip' | 'rtnl' | 'cni' | 'netavark' | 'docker';
 export type Item = 'attach' | 'networks' | 'ports' | 'concurrency' | 'throughput';
+
+/** Runs of each executable for the start-up figures (hyperfine's habit: median of 30). */
+const STARTUP_SAMPLES = 30;
 
 function makeImpl(id: ImplId, item: Item, cfg: PhaseConfig, procs: Procs, outsideNs: string): Impl {
   const withNetwork = item !== 'networks';
@@ -52,6 +56,9 @@ function makeImpl(id: ImplId, item: Item, cfg: PhaseConfig, procs: Procs, outsid
         profileDir: item === 'attach' ? cfg.profileDir : undefined,
         traceFile: cfg.trace && (item === 'attach' || item === 'ports') ? `${cfg.work}/trace.json` : undefined,
       });
+    case 'netd-cni':
+    case 'netd-cni-shim':
+      return new NetdCniImpl(id === 'netd-cni' ? 'js' : 'shim', procs, { work: cfg.work, outsideNs });
     case 'ip':
       return new IpBatchFloor();
     case 'rtnl':
@@ -81,6 +88,7 @@ async function runItem(impl: Impl, item: Item, cfg: PhaseConfig, rec: Recorder, 
   switch (item) {
     case 'attach': {
       if (impl instanceof NetdImpl && cfg.cliSamples > 0) await cliCycles(impl, rec, cfg.cliSamples);
+      if (impl instanceof NetdCniImpl && impl.kind === 'js') pluginStartup(rec, STARTUP_SAMPLES);
       const ports = await impl.portSupport();
       await attachLevels(impl, rec, { levels: cfg.levels, samples: cfg.samples, ports, outsideNs, procs });
       return;

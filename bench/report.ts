@@ -79,6 +79,8 @@ class Notes {
 
 const NAMES: Record<ImplId, string> = {
   netd: 'netd',
+  'netd-cni': 'netd-cni (JS)',
+  'netd-cni-shim': 'netd-cni shim',
   cni: 'CNI',
   netavark: 'netavark',
   docker: 'docker',
@@ -168,6 +170,9 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
           phase('netd', 'attach')?.summaries.has(`daemon.${key}`) ? lat('netd', 'attach', `daemon.${key}`) : '—',
           lat('cni', 'attach', key),
           ratio(n, med('cni', 'attach', key)),
+          lat('netd-cni', 'attach', key),
+          lat('netd-cni-shim', 'attach', key),
+          ratio(med('netd-cni-shim', 'attach', key), med('cni', 'attach', key)),
           lat('netavark', 'attach', key),
           ratio(n, med('netavark', 'attach', key)),
           lat('docker', 'attach', key),
@@ -185,6 +190,9 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
     phase('netd', 'attach')?.summaries.has('daemon.fill.attach') ? lat('netd', 'attach', 'daemon.fill.attach') : '—',
     lat('cni', 'attach', 'fill.attach'),
     ratio(med('netd', 'attach', 'fill.attach'), med('cni', 'attach', 'fill.attach')),
+    `— ${notes.ref('netd-cni: filler containers are attached through the API; only the probes go through the plugin')}`,
+    '—',
+    '—',
     lat('netavark', 'attach', 'fill.attach'),
     ratio(med('netd', 'attach', 'fill.attach'), med('netavark', 'attach', 'fill.attach')),
     `— ${notes.ref('docker: filler containers are created on the network (POST /containers/create with NetworkMode), their attach is not a separate call')}`,
@@ -192,8 +200,21 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
     lat('ip', 'attach', 'fill.attach'),
     lat('rtnl', 'attach', 'fill.attach'),
   ]);
-  out.push(table(['operation', 'container', 'netd', 'netd daemon', 'CNI', 'netd/CNI', 'netavark', 'netd/netavark', 'docker', 'netd/docker', 'floor: ip -batch', 'floor: Rtnl'], attachRows));
+  out.push(table(['operation', 'container', 'netd', 'netd daemon', 'CNI', 'netd/CNI', 'netd-cni (JS)', 'netd-cni shim', 'shim/CNI', 'netavark', 'netd/netavark', 'docker', 'netd/docker', 'floor: ip -batch', 'floor: Rtnl'], attachRows));
   out.push('');
+  if (phase('netd-cni', 'attach') || phase('netd-cni-shim', 'attach')) {
+    out.push(
+      'netd-cni: ADD and DEL through the plugin executable against the same daemon, one process per operation as a runtime runs it (the mapping in `runtimeConfig.portMappings` with a port), beside the stock `bridge` (+`portmap`) plugins in the CNI column; "shim/CNI" is the native shim\'s median ÷ the stock plugins\' median.',
+    );
+    out.push('');
+  }
+  if (phase('netd-cni', 'attach')?.summaries.has('startup.js')) {
+    const st = (key: string) => lat('netd-cni', 'attach', key);
+    out.push(
+      `Start-up alone (ms, median / p95 of 30 runs, interleaved): \`node -e 0\` ${st('startup.node')} (with this machine's environment), ${st('startup.node-noca')} without NODE_EXTRA_CA_CERTS; \`netd-cni\` VERSION ${st('startup.js')}; \`netd-cni-shim\` VERSION ${st('startup.shim')}; \`/bin/true\` ${st('startup.true')} (what spawning any process from the runner costs, included in each).`,
+    );
+    out.push('');
+  }
   if (phase('netd', 'attach')?.summaries.has('cli.attach|noport|1')) {
     out.push(
       `netd CLI (\`netd attach PATH --network bench\` / \`netd detach NAME\` as processes, node start-up included), 1st container: attach ${lat('netd', 'attach', 'cli.attach|noport|1')}, detach ${lat('netd', 'attach', 'cli.detach|noport|1')} ms.`,

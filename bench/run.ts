@@ -22,6 +22,7 @@ import type { ImplId, Item, PhaseConfig } from './phase.js';
 import { cniPluginDir } from './peers/cni.js';
 import { netavarkBinary } from './peers/netavark.js';
 import { which } from './peers/docker.js';
+import { pluginMissing } from './netd-cni.js';
 import { renderReport, type RunInfo } from './report.js';
 
 const PHASE_JS = join(__dirname, 'phase.js');
@@ -29,7 +30,8 @@ const USAGE = `usage: npm run bench -- [options]
   --quick          smaller counts (1st/10th/100th container, 0/100/1000 ports): a few minutes
   --repeat N       run every phase N times and report medians of the per-run figures (default 1)
   --only LIST      only these implementations/items/phases, comma-separated
-                   (netd, ip, rtnl, cni, netavark, docker; attach, networks, ports, concurrency, throughput;
+                   (netd, netd-cni, netd-cni-shim, ip, rtnl, cni, netavark, docker; attach, networks, ports,
+                   concurrency, throughput;
                    or IMPL:ITEM)
   --skip LIST      the same, to leave out
   --samples N      attach/detach cycles per level (default 30, quick 10)
@@ -79,7 +81,7 @@ function parseArgs(argv: string[]): Options {
 
 const ITEMS: Item[] = ['attach', 'networks', 'ports', 'concurrency', 'throughput'];
 const IMPLS_BY_ITEM: Record<Item, ImplId[]> = {
-  attach: ['netd', 'rtnl', 'ip', 'cni', 'netavark', 'docker'],
+  attach: ['netd', 'netd-cni', 'netd-cni-shim', 'rtnl', 'ip', 'cni', 'netavark', 'docker'],
   networks: ['netd', 'docker'],
   ports: ['netd', 'cni', 'netavark', 'docker'],
   concurrency: ['netd', 'cni', 'netavark', 'docker'],
@@ -118,6 +120,7 @@ function phaseConfig(o: Options, impl: ImplId, base: BaseConfig): BaseConfig {
 /** Why an implementation cannot run here at all (checked before a namespace is made), or undefined. */
 function precheck(impl: ImplId, item: Item): string | undefined {
   if (item === 'throughput' && !which('iperf3')) return 'iperf3 not installed (apt-get install iperf3)';
+  if (impl === 'netd-cni' || impl === 'netd-cni-shim') return pluginMissing(impl === 'netd-cni' ? 'js' : 'shim');
   if (impl === 'cni' && !cniPluginDir()) return 'CNI plugins not installed (apt-get install containernetworking-plugins)';
   if (impl === 'netavark' && !netavarkBinary()) return 'netavark not installed (apt-get install netavark)';
   if (impl === 'docker' && !(which('dockerd') && which('docker'))) return 'dockerd not installed (apt-get install docker.io)';

@@ -260,21 +260,17 @@ value:
   if (i >= n) goto out;
   switch (s[i]) {
   case '{':
-    stack[depth++] = '{';
+  case '[': {
+    char open = s[i];
+    stack[depth++] = open;
     i = skip_ws(s, n, i + 1);
-    if (i < n && s[i] == '}') {
+    if (i < n && s[i] == (open == '{' ? '}' : ']')) {
       depth--, i++;
       goto after;
     }
-    goto member;
-  case '[':
-    stack[depth++] = '[';
-    i = skip_ws(s, n, i + 1);
-    if (i < n && s[i] == ']') {
-      depth--, i++;
-      goto after;
-    }
+    if (open == '{') goto member;
     goto value;
+  }
   case '"':
     if (scan_string(s, n, &i, NULL) < 0) goto out;
     goto after;

@@ -7,11 +7,12 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PLUGINS, requirePlugins, runPlugin, jsonOut, type PluginRun } from '../helpers/cni-plugin.js';
 import { versionInfo } from '../../src/cni/version.js';
+import { CLI } from '../helpers/daemon.js';
 
 type Script = (sock: Socket, request: Buffer) => void;
 
@@ -65,6 +66,14 @@ describe('netd-cni executables (JS and shim) against a scripted daemon', () => {
   const json = (status: string, body: string): Script => reply(status, ['Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`], body);
 
   const ADD = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/proc/1/ns/net', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' };
+
+  test('the JS plugin loads only node:net, node:fs and node:buffer (start-up), and the built bins are executable', () => {
+    const js = readFileSync(PLUGINS[0].path, 'utf8');
+    const required = [...js.matchAll(/require\(["']([^"']+)["']\)/g)].map((m) => m[1]).sort();
+    assert.deepEqual(required, ['node:buffer', 'node:fs', 'node:net']);
+    assert.match(js, /^#!\/usr\/bin\/env -S -u NODE_EXTRA_CA_CERTS node\n/);
+    for (const path of [PLUGINS[0].path, PLUGINS[1].path, CLI]) assert.equal(statSync(path).mode & 0o111, 0o111, `${path} is executable`);
+  });
 
   test('the request: POST /netd/v1/cni, JSON {env: CNI_* only, stdin: verbatim}, byte-identical from both', async () => {
     script = json('200 OK', '{}\n');
