@@ -177,6 +177,16 @@ describe('podman drives netd (CNI plugin and OCI hook)', () => {
     assert.match(await fetchFromOutside(`http://${Topology.HOST_EXT}:8080/`), /^wget exited/, 'nothing answers on 8080 any more');
   });
 
+  test('podman run --rm in the foreground: the container sees its netd address; its exit releases the endpoint', async () => {
+    const out = (await podman.run(['run', '--rm', '--name', 'once', '--network', NET, IMAGE, 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0'])).stdout;
+    const address = /inet (192\.0\.2\.\d+\/24)/.exec(out)?.[1];
+    assert.ok(address, `the container printed its address: ${out}`);
+    const ids = [...daemon.logs.matchAll(/"op":"cni","command":"(ADD|DEL)","containerId":"([0-9a-f]{64})"/g)].filter((m) => m[1] === 'ADD').map((m) => m[2]);
+    const id = ids[ids.length - 1];
+    assert.deepEqual(cniLog(id).map((e) => `${e.command} ${e.outcome}`), ['ADD ok', 'DEL ok']);
+    assert.deepEqual(await endpoints(), []);
+  });
+
   test('the OCI hook: podman run --network none --hooks-dir DIR is attached by netd, and detached once it exits', async (t) => {
     await daemon.cli(['create-network', HOOKNET, '--subnet', '203.0.113.0/24']);
     // The hook reaches the daemon through a recording proxy: what podman's hooks asked netd is observable.
