@@ -29,6 +29,13 @@ export const NETD_CNI = join(REPO, 'dist/src/cni/plugin.js');
 /** The page busybox httpd serves from /www in the image. */
 export const INDEX = 'hello from netd-busybox\n';
 
+/** What the tests read of `podman inspect`: podman's own record of the container and its networks. */
+export interface PodmanContainer {
+  Id: string;
+  State: { Pid: number; Status: string };
+  NetworkSettings: { SandboxKey: string; Networks: Record<string, { IPAddress: string; MacAddress: string; Gateway: string }> };
+}
+
 /** Why the podman test cannot run here (a missing tool), or undefined. */
 export function podmanMissing(): string | undefined {
   if (!existsSync(BUSYBOX)) return `${BUSYBOX} is missing (apt-get install busybox-static)`;
@@ -177,8 +184,8 @@ export class Podman {
   }
 
   /** `podman inspect` of one container. */
-  async inspect(name: string): Promise<{ Id: string; State: { Pid: number; Status: string }; NetworkSettings: { SandboxKey: string } }> {
-    return (JSON.parse((await this.run(['inspect', '--type', 'container', name])).stdout) as never[])[0];
+  async inspect(name: string): Promise<PodmanContainer> {
+    return (JSON.parse((await this.run(['inspect', '--type', 'container', name])).stdout) as PodmanContainer[])[0];
   }
 
   /** Runs a command in a running container (`podman exec`). */

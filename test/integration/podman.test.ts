@@ -9,7 +9,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requireRoot, run } from '../helpers/netns.js';
+import { requireRoot } from '../helpers/netns.js';
 import { CLI, REPO, TestDaemon, Topology } from '../helpers/daemon.js';
 import { IMAGE, INDEX, Podman, RecordingProxy, podmanMissing } from '../helpers/podman.js';
 
@@ -117,7 +117,7 @@ describe('podman drives netd (CNI plugin and OCI hook)', () => {
     assert.ok(await hostLinkExists(ep.driverState.hostIfname!), 'the host side of the veth is in the host namespace');
     // podman parsed netd's result (0.4.0, with the container interface's MAC): its record matches netd's.
     const inspect = await podman.inspect('web1');
-    const net = (inspect as unknown as { NetworkSettings: { Networks: Record<string, { IPAddress: string; MacAddress: string; Gateway: string }> } }).NetworkSettings.Networks[NET];
+    const net = inspect.NetworkSettings.Networks[NET];
     assert.equal(net.IPAddress, ip(ep.ipv4));
     assert.equal(net.MacAddress, ep.mac);
     assert.equal(net.Gateway, '192.0.2.1');
