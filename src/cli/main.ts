@@ -7,6 +7,7 @@ import { resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
 import { Client } from './client.js';
 import { labelsText, table } from './format.js';
+import { addOciHookCommand } from './oci-hook.js';
 import { DEFAULTS } from '../daemon/defaults.js';
 import { parsePublishSpec } from '../portmap/parse.js';
 import { IPAddress, Prefix } from '../net/index.js';
@@ -286,6 +287,8 @@ export function buildProgram(): Command {
       const rows = list.map((e) => [e.id.slice(0, 12), e.name, e.network, e.ifname || '-', e.driverState.hostIfname ?? '-', e.mac ?? '-', [e.ipv4, e.ipv6].filter(Boolean).join(',') || '-', labelsText(e.labels)]);
       process.stdout.write(table(['ENDPOINT ID', 'CONTAINER', 'NETWORK', 'IFACE', 'HOST IFACE', 'MAC', 'ADDRESSES', 'LABELS'], rows) + '\n');
     });
+
+  addOciHookCommand(program);
 
   return program;
 }

@@ -30,12 +30,13 @@ const DAEMON_ONLY: [string, RegExp][] = [
   ['the CNM core', /\/dist\/src\/cnm\//],
 ];
 
-function loadedBy(args: string[]): { status: number | null; stderr: string; modules: string[] } {
+function loadedBy(args: string[], input = ''): { status: number | null; stderr: string; modules: string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'netd-cli-modules-'));
   try {
     const log = join(dir, 'modules.txt');
     const res = spawnSync(process.execPath, ['-r', PRELOAD, CLI, ...args], {
       encoding: 'utf8',
+      input,
       env: { ...process.env, NETD_HOST: '', NETD_MODULE_LOG: log },
       timeout: 20_000,
     });
@@ -46,16 +47,19 @@ function loadedBy(args: string[]): { status: number | null; stderr: string; modu
 }
 
 describe('client commands load no daemon code', () => {
-  const commands: { args: string[]; status: number }[] = [
+  // What a runtime writes on an OCI hook's stdin (createRuntime: with the container's PID; here a live one, this test's).
+  const ociState = JSON.stringify({ ociVersion: '1.0.2', id: 'c1', status: 'creating', pid: process.pid, bundle: '/b', annotations: { 'io.netd.publish': '8080:80' } });
+  const commands: { args: string[]; status: number; input?: string }[] = [
     { args: ['--help'], status: 0 },
     { args: ['daemon', '--help'], status: 0 },
     { args: ['-H', NO_DAEMON, 'networks'], status: 1 },
     { args: ['-H', NO_DAEMON, 'attach', '1234', '-p', '127.0.0.1:8080:80/udp', '--alias', 'web'], status: 1 },
     { args: ['-H', NO_DAEMON, 'sandbox', 'ls'], status: 1 },
+    { args: ['-H', NO_DAEMON, 'oci-hook', '--network', 'web', '-p', '127.0.0.1:8081:81', '--alias', 'a'], status: 1, input: ociState },
   ];
-  for (const { args, status } of commands) {
+  for (const { args, status, input } of commands) {
     test(`netd ${args.join(' ')}`, () => {
-      const run = loadedBy(args);
+      const run = loadedBy(args, input);
       assert.equal(run.status, status, run.stderr);
       if (status !== 0) assert.match(run.stderr, /^netd: cannot reach netd at unix:\/\/\/nonexistent\/netd-test\/netd\.sock \(ENOENT\); is the daemon running\?\n$/);
       // The preload saw the command itself: an empty list would pass the checks below for nothing.
