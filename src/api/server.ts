@@ -10,6 +10,7 @@ import type { Controller } from '../cnm/controller.js';
 import { Router } from './http.js';
 import { addDockerRoutes } from './docker-api.js';
 import { addNetdRoutes } from './netd-api.js';
+import { addCniRoutes } from './cni-api.js';
 import { parseHost } from './listen.js';
 import { SERVER_OPTIONS, applyLimits } from './limits.js';
 
@@ -17,6 +18,7 @@ export async function startApiServer(opts: { host: string; controller: Controlle
   const router = new Router(opts.log);
   addDockerRoutes(router, opts.controller);
   addNetdRoutes(router, opts.controller);
+  addCniRoutes(router, opts.controller, opts.log);
   const server = createServer(SERVER_OPTIONS, (req, res) => {
     // handle() answers every failure itself; this is the last line, should it ever reject.
     router.handle(req, res).catch((err: unknown) => {

@@ -8,3 +8,9 @@ export function table(headers: string[], rows: string[][]): string {
       .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
 }
+
+/** Labels as `k=v,k2=v2` (`-` when none). */
+export function labelsText(labels: Record<string, string> | undefined): string {
+  const parts = Object.entries(labels ?? {}).map(([k, v]) => `${k}=${v}`);
+  return parts.length > 0 ? parts.join(',') : '-';
+}

@@ -6,7 +6,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
 import { Client } from './client.js';
-import { table } from './format.js';
+import { labelsText, table } from './format.js';
 import { DEFAULTS } from '../daemon/defaults.js';
 import { parsePublishSpec } from '../portmap/parse.js';
 import { IPAddress, Prefix } from '../net/index.js';
@@ -281,10 +281,10 @@ export function buildProgram(): Command {
     .description('list endpoints')
     .option('--format <format>', 'table or json', 'table')
     .action(async (opts, cmd: Command) => {
-      const list = await client(cmd).call<{ id: string; name: string; network: string; ifname: string; ipv4?: string; ipv6?: string; mac?: string; driverState: { hostIfname?: string } }[]>('GET', '/netd/v1/endpoints');
+      const list = await client(cmd).call<{ id: string; name: string; network: string; ifname: string; ipv4?: string; ipv6?: string; mac?: string; labels?: Record<string, string>; driverState: { hostIfname?: string } }[]>('GET', '/netd/v1/endpoints');
       if (opts.format === 'json') return print(list);
-      const rows = list.map((e) => [e.id.slice(0, 12), e.name, e.network, e.ifname || '-', e.driverState.hostIfname ?? '-', e.mac ?? '-', [e.ipv4, e.ipv6].filter(Boolean).join(',') || '-']);
-      process.stdout.write(table(['ENDPOINT ID', 'CONTAINER', 'NETWORK', 'IFACE', 'HOST IFACE', 'MAC', 'ADDRESSES'], rows) + '\n');
+      const rows = list.map((e) => [e.id.slice(0, 12), e.name, e.network, e.ifname || '-', e.driverState.hostIfname ?? '-', e.mac ?? '-', [e.ipv4, e.ipv6].filter(Boolean).join(',') || '-', labelsText(e.labels)]);
+      process.stdout.write(table(['ENDPOINT ID', 'CONTAINER', 'NETWORK', 'IFACE', 'HOST IFACE', 'MAC', 'ADDRESSES', 'LABELS'], rows) + '\n');
     });
 
   return program;

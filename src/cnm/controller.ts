@@ -21,7 +21,7 @@ import type { Store, LoadProblem } from '../store/store.js';
 import { Mutex } from './mutex.js';
 import type { IpamConfig, Network, NetworkCreateRequest, NetworkRecord } from './network.js';
 import type { AttachRequest, AttachResult, EndpointRecord, SharedAttachResult } from './endpoint.js';
-import type { NamespaceResolver, SandboxRecord } from './sandbox.js';
+import type { NamespaceResolver, ResolvedNamespace, SandboxRecord, SandboxTarget } from './sandbox.js';
 import type { NetworkObserver } from './observer.js';
 import type { CoreContext } from './context.js';
 import { Registry } from './registry.js';
@@ -184,6 +184,35 @@ export class Controller {
     return this.ctx.targets.findSandbox(ref);
   }
 
+  /** The endpoint on a network of the container (sandbox) named `container` with interface `ifname`. */
+  endpointByInterface(networkRef: string, container: string, ifname: string): EndpointRecord | undefined {
+    const network = this.registry.findNetwork(networkRef);
+    return network ? this.registry.endpointByInterface(network, container, ifname) : undefined;
+  }
+
+  /** Locates a namespace as an attach would (throws when it cannot be opened), without attaching. */
+  namespaceOf(target: SandboxTarget): ResolvedNamespace {
+    return this.ctx.targets.resolve(target, false);
+  }
+
+  /** Whether one more container would get an address on the network (or, when it does not exist, on a new one). */
+  hasFreeAddress(networkRef: string): Promise<boolean> {
+    return this.networkOps.hasRoom(this.registry.findNetwork(networkRef));
+  }
+
+  /**
+   * Compares an endpoint's kernel state with its record through its driver (CNI's CHECK): the
+   * differences, each a sentence; none when all is as recorded. NotFoundError when there is no such endpoint.
+   */
+  checkEndpoint(id: string): Promise<string[]> {
+    return this.mutex.run(async () => {
+      const ep = this.registry.endpointsById.get(id);
+      const sandbox = ep && this.registry.sandboxesById.get(ep.sandboxId);
+      if (!ep || !sandbox) throw new NotFoundError(`no endpoint ${id}`);
+      return this.endpointOps.check(this.registry.networkOf(ep).record, ep, sandbox);
+    });
+  }
+
   // ---------------------------------------------------------------- sandboxes netd creates
 
   /** `netd sandbox create NAME`: a persistent network namespace (lo up), kept until removed. */
@@ -287,6 +316,17 @@ export class Controller {
         }
       }
       return this.endpointOps.removeFromSandbox(sandbox, network, 'detach');
+    });
+  }
+
+  /** Removes one endpoint (the sandbox goes with its last one). False when there is no such endpoint. */
+  removeEndpoint(id: string, reason = 'detach'): Promise<boolean> {
+    return this.exclusive('detach', { endpoint: id, reason }, async () => {
+      const ep = this.registry.endpointsById.get(id);
+      const sandbox = ep && this.registry.sandboxesById.get(ep.sandboxId);
+      if (!ep || !sandbox) return false;
+      const removed = await this.endpointOps.removeFromSandbox(sandbox, this.registry.networkOf(ep), reason);
+      return removed.includes(id);
     });
   }
 

@@ -9,6 +9,8 @@ export interface EndpointRecord extends DriverEndpoint {
   /** DNS aliases on this network. */
   aliases: string[];
   created: string;
+  /** Who made it and why, as the caller labelled it (e.g. `io.netd.origin: cni`); shown, never interpreted. */
+  labels?: Record<string, string>;
 }
 
 /** Extra, observer-specific fields of an attach request (e.g. resolv.conf/hosts paths, links). */
@@ -24,6 +26,13 @@ export interface AttachRequest {
   ip6?: IPAddress;
   mac?: MAC;
   aliases?: string[];
+  /**
+   * The interface's name in the sandbox (a kernel interface name); default the first free `ethN`.
+   * Refused (409) when the sandbox already has an endpoint with that interface.
+   */
+  ifname?: string;
+  /** Labels kept with the endpoint (persisted, shown in listings). */
+  labels?: Record<string, string>;
   /** The default network's name or `default` (use `network`), another predefined network's name, or `container:<name|id|pid>`. */
   mode?: string;
   /**

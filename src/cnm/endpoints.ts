@@ -9,7 +9,8 @@ import type { Driver } from '../driverapi/driver.js';
 import { Transaction } from '../transaction/transaction.js';
 import { operation, type StepOf } from '../transaction/fault.js';
 import { newId, type CoreContext } from './context.js';
-import { checkAliases, checkEndpointOptions } from './validation.js';
+import { parseIfName } from '../net/index.js';
+import { checkAliases, checkEndpointOptions, checkStringMap } from './validation.js';
 import type { Network, NetworkRecord } from './network.js';
 import type { AttachRequest, AttachResult, EndpointRecord } from './endpoint.js';
 import type { SandboxRecord } from './sandbox.js';
@@ -29,6 +30,9 @@ export class Endpoints {
     const caps = driver.capabilities;
     const aliases = checkAliases(req.aliases);
     const options = checkEndpointOptions(req.options);
+    const labels = checkStringMap(req.labels, 'label');
+    const ifname = req.ifname === undefined ? undefined : parseIfName(req.ifname);
+    if (ifname !== undefined && !caps.interface) throw new InvalidArgumentError(`network ${network.name} (driver ${network.record.driver}) makes no interface to name`);
     checkOptionsAccepted(network.record, driver, options);
     // Extras (links, file paths) are checked now: a bad one must not leave a container attached.
     this.ctx.observers.checkAttach(network.record, req.extras ?? {});
@@ -57,12 +61,15 @@ export class Endpoints {
     const sb = sandbox;
 
     const others = registry.endpointsOfSandbox(sb);
+    if (ifname !== undefined && others.some((e) => e.ifname === ifname)) {
+      throw new ConflictError(`container ${sb.name} already has an interface named ${ifname}`);
+    }
     const endpoint: EndpointRecord = {
       id: newId(),
       name: sb.name,
       networkId: network.id,
       sandboxId: sb.id,
-      ifname: caps.interface ? nextInterfaceName(others) : '',
+      ifname: caps.interface ? (ifname ?? nextInterfaceName(others)) : '',
       aliases,
       created: new Date().toISOString(),
       gatewayEndpoint: caps.interface && !others.some((e) => e.gatewayEndpoint) && !network.record.internal,
@@ -75,6 +82,7 @@ export class Endpoints {
       throw new InvalidArgumentError(`network ${network.name} (driver ${network.record.driver}) takes no address or MAC`);
     }
     if (Object.keys(options).length > 0) endpoint.options = options;
+    if (Object.keys(labels).length > 0) endpoint.labels = labels;
 
     await tx.step(
       'journal',
@@ -163,6 +171,13 @@ export class Endpoints {
     if (keepRecord) return removed;
     if (sandbox.endpoints.length === 0 && !sandbox.persistent) this.ctx.registry.forgetSandbox(sandbox);
     return removed;
+  }
+
+  /** The driver's comparison of an endpoint's kernel state with its record (none: the driver cannot tell). */
+  async check(network: NetworkRecord, ep: EndpointRecord, sandbox: SandboxRecord): Promise<string[]> {
+    const driver = this.ctx.registry.driverOf(network);
+    if (!driver.check) return [];
+    return driver.check(network, ep, sandbox);
   }
 
   /** What is reported of an endpoint: the core's fields, observers' additions, the driver's operational info. */

@@ -92,6 +92,17 @@ export class Networks {
     return record;
   }
 
+  /**
+   * Whether one more endpoint would get its addresses: on `network`, each of its pools has a free address;
+   * for a network still to be made (undefined), a default pool is free for it.
+   */
+  async hasRoom(network: Network | undefined): Promise<boolean> {
+    const { ipam, registry } = this.ctx;
+    if (!network) return !registry.driver(this.defaultDriver).capabilities.interface || ipam.hasFreePool(4, await this.hostSubnets());
+    if (!registry.driverOf(network.record).capabilities.interface) return true;
+    return [...network.record.ipv4, ...network.record.ipv6].every((c) => ipam.hasFreeAddress(c.subnet));
+  }
+
   /** Removes a network users may remove: not a predefined one, nor one with endpoints. */
   async delete(network: Network): Promise<void> {
     if (network.record.predefined) throw new ForbiddenError(`${network.name} is a pre-defined network and cannot be removed`);

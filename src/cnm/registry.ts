@@ -75,6 +75,15 @@ export class Registry {
 
   // ---------------------------------------------------------------- endpoints
 
+  /** The endpoint on `network` of the container named `container` whose interface is `ifname`. */
+  endpointByInterface(network: Network, container: string, ifname: string): EndpointRecord | undefined {
+    for (const id of network.endpoints) {
+      const ep = this.endpointsById.get(id);
+      if (ep && ep.ifname === ifname && this.sandboxesById.get(ep.sandboxId)?.name === container) return ep;
+    }
+    return undefined;
+  }
+
   endpointsOfSandbox(sandbox: SandboxRecord): EndpointRecord[] {
     return sandbox.endpoints.map((id) => this.endpointsById.get(id)!);
   }

@@ -55,6 +55,13 @@ export interface Driver {
    */
   endpointInfo?(network: DriverNetwork, endpoint: DriverEndpoint): Record<string, unknown>;
 
+  /**
+   * Compares a joined endpoint's kernel state with its record (CNI's CHECK): the interface in the sandbox
+   * (name, MAC), its addresses, its default routes, and the driver's own objects. Returns the differences,
+   * each a sentence; none when everything matches.
+   */
+  check?(network: DriverNetwork, endpoint: DriverEndpoint, sandbox: DriverSandbox): Promise<string[]>;
+
   /** Whether an endpoint's kernel objects are all there (checked at start for live containers). */
   endpointHealthy?(network: DriverNetwork, endpoint: DriverEndpoint): Promise<boolean>;
 

@@ -68,6 +68,16 @@ class Pool {
     if (value >= this.cursor && value <= this.lastUsable) this.cursor = value + 1n;
   }
 
+  /** Whether some address of the range is neither the gateway nor allocated. */
+  hasFree(): boolean {
+    const span = this.lastUsable - this.first + 1n;
+    if (span <= 0n) return false;
+    const inRange = (v: bigint) => v >= this.first && v <= this.lastUsable;
+    let taken = inRange(this.gateway) ? 1n : 0n;
+    for (const v of this.allocated) if (v !== this.gateway && inRange(v)) taken++;
+    return taken < span;
+  }
+
   next(): bigint | undefined {
     const span = this.lastUsable - this.first + 1n;
     if (span <= 0n) return undefined;
@@ -194,6 +204,16 @@ export class Ipam {
 
   release(subnet: Prefix, address: IPAddress | InterfaceAddress): void {
     this.pools.get(subnet.toString())?.allocated.delete(addressOf(address).toBigInt());
+  }
+
+  /** Whether `allocate(subnet)` would find an address now (without taking it). */
+  hasFreeAddress(subnet: Prefix): boolean {
+    return this.pool(subnet).hasFree();
+  }
+
+  /** Whether `addPool` without a subnet would find one now (without reserving it). */
+  hasFreePool(family: Family, avoid: readonly Prefix[] = []): boolean {
+    return this.freeDefaultSubnet(family, avoid) !== undefined;
   }
 
   allocatedCount(subnet: Prefix): number {

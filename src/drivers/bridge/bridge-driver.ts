@@ -16,7 +16,7 @@ import { Transaction } from '../../transaction/transaction.js';
 import { operation } from '../../transaction/fault.js';
 import type { Firewall, NetworkFirewallSpec } from '../../firewall/firewall.js';
 import { Netns } from '../../kernel/netns.js';
-import { Rtnl, LOOPBACK_IFINDEX, type Link } from '../../kernel/rtnetlink.js';
+import { Rtnl, type Link } from '../../kernel/rtnetlink.js';
 import { IPAddress, InterfaceAddress, MAC, Prefix } from '../../net/index.js';
 import { writeSysctl } from '../../kernel/sysctl.js';
 import type { InstanceIdentity } from '../../firewall/marks.js';
@@ -25,6 +25,7 @@ import { HostForwarding } from './forwarding.js';
 import { parseBridgeOptions, type BridgeOptions } from './options.js';
 import { PortPublisher, bindingsOf } from './port-publisher.js';
 import { portRequestsOf, upgradeLegacyEndpoint } from './endpoint-options.js';
+import { allDone, checkContainerSide, checkHostSide, configureContainerSide } from './container-side.js';
 import type { PortBinding } from '../../portmap/types.js';
 
 export interface BridgeDriverDeps {
@@ -43,12 +44,6 @@ export interface BridgeDriverDeps {
 interface BridgeState {
   bridge: string;
   [key: string]: unknown;
-}
-
-/** Waits for every promise to settle (none is left running), then throws the first refusal, if any. */
-async function allDone(work: Promise<unknown>[]): Promise<void> {
-  const failed = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
 }
 
 /** A Linux bridge numbers its ports in 10 bits, port 0 unused (BR_MAX_PORTS): adding one more is EXFULL. */
@@ -184,17 +179,19 @@ export class BridgeDriver implements Driver {
     const ports = await this.ports.reserve(network, opts, endpoint, portRequestsOf(endpoint));
     try {
       const plumbed = await this.plumb(network, opts, endpoint, sandbox, ports);
-      return { state: { hostIfname: plumbed.hostIfname, mac: plumbed.mac.toString(), ...(ports.length > 0 ? { ports } : {}) }, mac: plumbed.mac };
+      const state = { hostIfname: plumbed.hostIfname, hostMac: plumbed.hostMac, mac: plumbed.mac.toString(), ...(ports.length > 0 ? { ports } : {}) };
+      return { state, mac: plumbed.mac };
     } catch (err) {
       this.ports.release(endpoint.id);
       throw err;
     }
   }
 
-  private async plumb(network: DriverNetwork, opts: BridgeOptions, endpoint: DriverEndpoint, sandbox: DriverSandbox, ports: PortBinding[]): Promise<{ hostIfname: string; mac: MAC }> {
+  private async plumb(network: DriverNetwork, opts: BridgeOptions, endpoint: DriverEndpoint, sandbox: DriverSandbox, ports: PortBinding[]): Promise<{ hostIfname: string; hostMac: string; mac: MAC }> {
     const hostIfname = hostInterfaceName(endpoint.id);
     const mac = endpoint.mac ?? MAC.random();
     let master = await this.bridgeOf(network);
+    let hostMac = '';
     const ns = Netns.open(sandbox.key);
     try {
       const create = () =>
@@ -222,8 +219,9 @@ export class BridgeDriver implements Driver {
         veth = await create();
       }
       JOIN.reach('after:create veth');
+      hostMac = veth.mac;
       try {
-        await this.configureContainerSide(ns, endpoint);
+        await configureContainerSide(ns, endpoint);
         await this.ports.publish(bridgeName(network, opts), opts, endpoint, veth.index, ports);
       } catch (err) {
         await this.rtnl.deleteLink(veth.index).catch(() => undefined);
@@ -232,7 +230,7 @@ export class BridgeDriver implements Driver {
     } finally {
       ns.close();
     }
-    return { hostIfname, mac };
+    return { hostIfname, hostMac, mac };
   }
 
   /**
@@ -250,33 +248,6 @@ export class BridgeDriver implements Driver {
     return err;
   }
 
-  /**
-   * Inside the container: lo up, addresses on the interface, interface up, default routes. The requests
-   * are pipelined on one socket (the kernel handles them in the order sent, so the routes find the
-   * address and the link up): two waits for the kernel instead of one per request.
-   */
-  private async configureContainerSide(ns: Netns, endpoint: DriverEndpoint): Promise<void> {
-    const rtnl = Rtnl.open(ns);
-    try {
-      const [, link] = await Promise.all([rtnl.setLink(LOOPBACK_IFINDEX, { up: true }), rtnl.linkByName(endpoint.ifname)]);
-      if (!link) throw new KernelError(`find ${endpoint.ifname} in the container`, 'ENODEV');
-      const requests: Promise<void>[] = [];
-      if (endpoint.ipv4) requests.push(rtnl.addAddress(link.index, endpoint.ipv4));
-      if (endpoint.ipv6) requests.push(rtnl.addAddress(link.index, endpoint.ipv6));
-      // On a network without IPv6 the interface gets no link-local address either (as Docker does): set
-      // before it comes up, since the kernel makes one at that moment.
-      if (!endpoint.ipv6) requests.push(rtnl.setLink(link.index, { ipv6LinkLocal: false }));
-      requests.push(rtnl.setLink(link.index, { up: true }));
-      if (endpoint.gatewayEndpoint) {
-        if (endpoint.gateway4) requests.push(rtnl.addRoute({ dst: 'default', family: 4, gateway: endpoint.gateway4, oif: link.index }));
-        if (endpoint.gateway6) requests.push(rtnl.addRoute({ dst: 'default', family: 6, gateway: endpoint.gateway6, oif: link.index }));
-      }
-      await allDone(requests); // every answer before the socket closes
-    } finally {
-      rtnl.close();
-    }
-  }
-
   async leave(network: DriverNetwork, endpoint: DriverEndpoint): Promise<void> {
     // The published ports' rules and the veth go at the same time: both removals wait in the kernel for
     // an RCU grace period (nf_tables for deleted rules, unregister_netdevice for the link), and the
@@ -289,20 +260,28 @@ export class BridgeDriver implements Driver {
   }
 
   private async deleteHostEnd(endpoint: DriverEndpoint): Promise<void> {
-    const name = (endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id);
+    const name = hostIfnameOf(endpoint);
     const link = await this.rtnl.linkByName(name);
     // Gone already when the container's namespace died: the kernel removes both ends.
     if (link && link.kind === 'veth' && this.owner.isOf(link.alias, endpoint.id)) await this.rtnl.deleteLink(link.index);
   }
 
-  /** Published ports, as attach results and `netd port` show them. */
+  /** The veth's host end (`hostInterface`) and published ports, as attach results and `netd port` show them. */
   endpointInfo(_network: DriverNetwork, endpoint: DriverEndpoint): Record<string, unknown> {
     const ports = bindingsOf(endpoint);
-    return ports.length > 0 ? { ports } : {};
+    const hostMac = endpoint.driverState.hostMac as string | undefined;
+    const hostInterface = { name: hostIfnameOf(endpoint), ...(hostMac ? { mac: hostMac } : {}) };
+    return { hostInterface, ...(ports.length > 0 ? { ports } : {}) };
+  }
+
+  async check(network: DriverNetwork, endpoint: DriverEndpoint, sandbox: DriverSandbox): Promise<string[]> {
+    const name = hostIfnameOf(endpoint);
+    const [inside, link, bridge] = await Promise.all([checkContainerSide(endpoint, sandbox), this.rtnl.linkByName(name), this.bridgeOf(network).catch(() => -1)]);
+    return [...inside, ...checkHostSide(name, link, bridge)];
   }
 
   async endpointHealthy(network: DriverNetwork, endpoint: DriverEndpoint): Promise<boolean> {
-    const name = (endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id);
+    const name = hostIfnameOf(endpoint);
     const link = await this.rtnl.linkByName(name);
     return link !== undefined && link.up && link.master === (await this.bridgeOf(network).catch(() => -1));
   }
@@ -346,7 +325,7 @@ export class BridgeDriver implements Driver {
         const network = networks.find((n) => n.id === endpoint.networkId);
         if (!network) return [];
         const opts = this.optionsOf(network);
-        const hostIf = links.find((l) => l.name === ((endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id)));
+        const hostIf = links.find((l) => l.name === hostIfnameOf(endpoint));
         return [{ endpoint, bridge: bridgeName(network, opts), opts, hostIfIndex: hostIf?.index }];
       }),
     );
@@ -359,7 +338,7 @@ export class BridgeDriver implements Driver {
     // Host ends this instance made but has no record of (an attach interrupted by a crash): remove them.
     // Those of another netd instance are not this one's business, nor are old-marked ones whose id is not
     // one of this data root's (another old data root's).
-    const known = new Map(endpoints.map((e) => [(e.driverState.hostIfname as string | undefined) ?? hostInterfaceName(e.id), e.id]));
+    const known = new Map(endpoints.map((e) => [hostIfnameOf(e), e.id]));
     const adopted = new Set([...networks, ...endpoints].map((o) => o.id.slice(0, 12)));
     for (const l of links) {
       if (l.kind !== 'veth') continue;
@@ -386,6 +365,11 @@ export class BridgeDriver implements Driver {
 export function hostInterfaceName(endpointId: string): string {
   if (!/^[0-9a-f]{7}/.test(endpointId)) throw new InvalidArgumentError(`invalid endpoint id ${endpointId}`);
   return `veth${endpointId.slice(0, 7)}`;
+}
+
+/** The host end's name as join recorded it (endpoints from before it did: derived from the id). */
+function hostIfnameOf(endpoint: DriverEndpoint): string {
+  return (endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id);
 }
 
 function bridgeName(network: DriverNetwork, opts: BridgeOptions): string {

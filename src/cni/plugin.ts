@@ -1,0 +1,234 @@
+#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node
+/**
+ * `netd-cni`: the CNI plugin executable, a pure forwarder (docs: /work/notes/cni-contract.md, README "CNI").
+ * It reads the CNI_* environment and the network configuration on stdin, POSTs them to the daemon's
+ * `/netd/v1/cni` on its unix socket, prints the reply's body to stdout and exits 0 (2xx) or 1.
+ * Only VERSION and the errors that need no daemon (50 unreachable, 11 no answer, 6 stdin not JSON,
+ * 4 no CNI_COMMAND, 7 bad `host` or oversized config) are answered here.
+ *
+ * Start-up is the cost here (a runtime execs the plugin for every ADD/DEL): this file imports only
+ * node:net and node:fs, speaks a minimal HTTP/1.1 by hand (node:http costs ~4 ms more to load), and its
+ * shebang drops NODE_EXTRA_CA_CERTS, which node otherwise parses at start (~40 ms) though nothing here
+ * uses TLS. native/netd-cni-shim.c is the same program in C, byte for byte in its output.
+ */
+import { connect } from 'node:net';
+import { readSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+
+const SUPPORTED = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+const DEFAULT_VERSION = '1.1.0';
+const DEFAULT_HOST = 'unix:///run/netd/netd.sock';
+const MAX_STDIN = 1 << 20;
+const MAX_REPLY = 16 << 20;
+const TIMEOUT_MS = Number(process.env.NETD_CNI_TIMEOUT_MS) > 0 ? Number(process.env.NETD_CNI_TIMEOUT_MS) : 120_000;
+
+let cniVersion = DEFAULT_VERSION;
+
+function finish(text: string, code: number): never {
+  process.stdout.write(text.endsWith('\n') ? text : text + '\n', () => process.exit(code));
+  // process.exit runs in the write callback; keep the types happy and the loop busy until then.
+  return undefined as never;
+}
+
+function fail(code: number, msg: string, details?: string): never {
+  const err: Record<string, unknown> = { cniVersion, code, msg };
+  if (details !== undefined) err.details = details;
+  return finish(JSON.stringify(err), 1);
+}
+
+/** stdin, whole; undefined if it exceeds MAX_STDIN. */
+function readStdin(): Buffer | undefined {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const buf = Buffer.allocUnsafe(65536);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(0, buf, 0, buf.length, null);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') continue;
+      if (code === 'EOF' || code === 'EBADF') break;
+      throw e;
+    }
+    if (n === 0) break;
+    total += n;
+    if (total > MAX_STDIN) return undefined;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The socket path of a `unix:///path` host, or undefined. */
+function socketPath(host: string): string | undefined {
+  return host.startsWith('unix:///') ? host.slice('unix://'.length) : undefined;
+}
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+/** Decodes a chunked body; undefined while incomplete or malformed. */
+function unchunk(raw: Buffer): Buffer | undefined {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const eol = raw.indexOf('\r\n', at);
+    if (eol < 0) return undefined;
+    const size = parseInt(raw.subarray(at, eol).toString('latin1'), 16);
+    if (!Number.isFinite(size) || size < 0) return undefined;
+    if (size === 0) return Buffer.concat(parts);
+    if (eol + 2 + size + 2 > raw.length) return undefined;
+    parts.push(raw.subarray(eol + 2, eol + 2 + size));
+    at = eol + 2 + size + 2;
+  }
+}
+
+/** The reply once `raw` holds all of it (Content-Length, chunked, or closed), else undefined. */
+function parseReply(raw: Buffer, closed: boolean): Reply | undefined {
+  const end = raw.indexOf('\r\n\r\n');
+  if (end < 0) return undefined;
+  const head = raw.subarray(0, end).toString('latin1').split('\r\n');
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(head[0]);
+  if (!m) return { status: 0, body: '' };
+  const headers = new Map<string, string>();
+  for (const line of head.slice(1)) {
+    const c = line.indexOf(':');
+    if (c > 0) headers.set(line.slice(0, c).trim().toLowerCase(), line.slice(c + 1).trim());
+  }
+  const rest = raw.subarray(end + 4);
+  const status = Number(m[1]);
+  let body: Buffer | undefined;
+  if (status === 204 || status === 304) body = Buffer.alloc(0);
+  else if (/chunked/i.test(headers.get('transfer-encoding') ?? '')) body = unchunk(rest);
+  else if (headers.has('content-length')) {
+    const len = Number(headers.get('content-length'));
+    body = len >= 0 && rest.length >= len ? rest.subarray(0, len) : undefined;
+  } else body = closed ? rest : undefined;
+  return body && { status, body: body.toString('utf8') };
+}
+
+function post(path: string, payload: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(path);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const settle = (closed: boolean): boolean => {
+      if (done) return true;
+      const r = parseReply(Buffer.concat(chunks), closed);
+      if (!r && !closed) return false;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (r) resolve(r);
+      else reject(Object.assign(new Error('closed'), { code: 'EPIPE', answered: size > 0 }));
+      return true;
+    };
+    const timer = setTimeout(() => {
+      done = true;
+      sock.destroy();
+      reject(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' }));
+    }, TIMEOUT_MS);
+    sock.on('connect', () => {
+      const body = Buffer.from(payload, 'utf8');
+      sock.write(`POST /netd/v1/cni HTTP/1.1\r\nHost: netd\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
+      sock.write(body);
+    });
+    sock.on('data', (d: Buffer) => {
+      chunks.push(d);
+      size += d.length;
+      if (size > MAX_REPLY) {
+        done = true;
+        clearTimeout(timer);
+        sock.destroy();
+        reject(Object.assign(new Error('reply too large'), { code: 'EMSGSIZE', answered: true }));
+      } else settle(false);
+    });
+    sock.on('end', () => settle(true));
+    sock.on('close', () => settle(true));
+    sock.on('error', (e: NodeJS.ErrnoException) => {
+      if (done) return;
+      // An error after the daemon answered part of a reply is a broken reply, not an unreachable daemon.
+      if (size > 0 && settle(true)) return;
+      done = true;
+      clearTimeout(timer);
+      reject(Object.assign(e, { answered: size > 0 }));
+    });
+  });
+}
+
+/** A daemon's error reply: its body if that is a CNI error object, else one made from the status. */
+function errorReply(r: Reply): never {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(r.body);
+  } catch {
+    parsed = undefined;
+  }
+  const obj = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  if (obj && Number.isInteger(obj.code) && typeof obj.msg === 'string') return finish(r.body, 1);
+  const message = typeof obj?.message === 'string' ? obj.message : undefined;
+  if (r.status === 503) return fail(11, 'netd is busy, try again later', message ?? `HTTP ${r.status}`);
+  if (r.status === 413) return fail(7, 'network configuration too large', message ?? `HTTP ${r.status}`);
+  return fail(100, message ?? `netd answered HTTP ${r.status}`, message ? `HTTP ${r.status}` : undefined);
+}
+
+async function main(): Promise<void> {
+  const raw = readStdin();
+  if (raw === undefined) return fail(7, 'network configuration too large', `stdin exceeds ${MAX_STDIN} bytes`);
+  let stdin = '';
+  let config: unknown;
+  let parseError: string | undefined;
+  if (!isUtf8(raw)) parseError = 'not valid UTF-8';
+  else {
+    stdin = raw.toString('utf8');
+    try {
+      config = JSON.parse(stdin);
+    } catch {
+      parseError = 'not valid JSON';
+    }
+  }
+  const obj = config !== null && typeof config === 'object' && !Array.isArray(config) ? (config as Record<string, unknown>) : undefined;
+  if (obj && typeof obj.cniVersion === 'string') cniVersion = obj.cniVersion;
+
+  const command = process.env.CNI_COMMAND;
+  if (!command) return fail(4, 'CNI_COMMAND is not set');
+  if (command === 'VERSION') {
+    if (parseError !== undefined && !/^[ \t\r\n]*$/.test(raw.toString('latin1'))) return fail(6, 'cannot decode the network configuration on stdin', parseError);
+    return finish(JSON.stringify({ cniVersion, supportedVersions: SUPPORTED }), 0);
+  }
+  if (parseError !== undefined) return fail(6, 'cannot decode the network configuration on stdin', parseError);
+
+  let host = process.env.NETD_HOST || DEFAULT_HOST;
+  if (obj && 'host' in obj) {
+    if (typeof obj.host !== 'string') return fail(7, 'invalid network configuration', '"host" must be a string "unix:///path"');
+    host = obj.host;
+  }
+  const path = socketPath(host);
+  if (!path || path.includes('\0')) return fail(7, 'invalid network configuration', `host ${JSON.stringify(host)}: only unix:///path is supported`);
+
+  const env: Record<string, string> = {};
+  for (const k of ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH']) {
+    const v = process.env[k];
+    if (v !== undefined) env[k] = v;
+  }
+  // libuv would silently connect to the path cut to sun_path's 108 bytes.
+  if (Buffer.byteLength(path) >= 108) return fail(50, 'netd is not available', `cannot connect to ${path}: ENAMETOOLONG`);
+  let reply: Reply;
+  try {
+    reply = await post(path, JSON.stringify({ env, stdin }));
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { answered?: boolean };
+    if (err.code === 'ETIMEDOUT') return fail(11, 'netd did not answer in time, try again later', `no reply on ${path} within ${TIMEOUT_MS / 1000} s`);
+    if (err.code === 'EAGAIN') return fail(11, 'netd is busy, try again later', `cannot connect to ${path}: EAGAIN`);
+    if (err.answered || err.code === 'EPIPE' || err.code === 'ECONNRESET') return fail(11, 'netd closed the connection before answering, try again later', `${path}: ${err.code}`);
+    return fail(50, 'netd is not available', `cannot connect to ${path}: ${err.code ?? 'error'}`);
+  }
+  if (reply.status >= 200 && reply.status < 300 && reply.body === '') return process.exit(0);
+  if (reply.status >= 200 && reply.status < 300) return finish(reply.body, 0);
+  return errorReply(reply);
+}
+
+main().catch((e: unknown) => fail(100, 'netd-cni failed', String(e instanceof Error ? e.message : e)));

@@ -1,0 +1,204 @@
+/**
+ * The daemon side of CNI: ADD, DEL, CHECK, GC, STATUS and VERSION on the controller, one attachment
+ * being (network, CNI_CONTAINERID, CNI_IFNAME). A CNI attachment is an ordinary netd endpoint: the
+ * sandbox is named after the container id, the endpoint's interface is CNI_IFNAME, and it carries the
+ * label io.netd.origin=cni (which GC goes by). The network is created on the first ADD when missing and
+ * never removed by DEL; DEL succeeds whatever is already gone.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Controller } from '../cnm/controller.js';
+import type { NetworkRecord } from '../cnm/network.js';
+import type { AttachResult } from '../cnm/endpoint.js';
+import { ConflictError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { PORT_MAP } from '../driverapi/labels.js';
+import type { IPAddress } from '../net/index.js';
+import { decodeStdin, parseConfig, type CniConfig } from './config.js';
+import { parseEnv, type CniEnv } from './env.js';
+import { CNI_CODE, CniError, NETD_CODE, toCniError, type CniErrorBody } from './errors.js';
+import { buildResult, type Attachment } from './result.js';
+import { checkVersion, versionInfo } from './version.js';
+
+/** The label every endpoint made through CNI carries. */
+export const ORIGIN_LABEL = 'io.netd.origin';
+export const CNI_ORIGIN = 'cni';
+
+/** What the route answers: 200 with a body, 204 without, or a CNI error object with its status. */
+export interface CniReply {
+  status: number;
+  body?: unknown;
+}
+
+export class CniService {
+  constructor(
+    private readonly controller: Controller,
+    private readonly log: Logger,
+  ) {}
+
+  /** One CNI command as the plugin forwarded it: `{env, stdin}`. Never throws. */
+  async handle(request: unknown): Promise<CniReply> {
+    const started = performance.now();
+    const req = (typeof request === 'object' && request !== null ? request : {}) as { env?: unknown; stdin?: unknown };
+    const fields: Record<string, unknown> = {};
+    let cniVersion = '';
+    try {
+      const env = parseEnv(req.env);
+      Object.assign(fields, { command: env.command, containerId: env.containerId || undefined, ifname: env.ifname || undefined });
+      if (env.command === 'VERSION') {
+        const raw = typeof req.stdin === 'string' && req.stdin.trim() !== '' ? decodeStdin(req.stdin) : {};
+        return this.done(fields, started, { status: 200, body: versionInfo(typeof raw.cniVersion === 'string' && raw.cniVersion !== '' ? raw.cniVersion : undefined) });
+      }
+      const config = parseConfig(decodeStdin(req.stdin));
+      cniVersion = config.cniVersion;
+      fields.network = config.network;
+      checkVersion(config.cniVersion, env.command);
+      return this.done(fields, started, await this.run(env, config));
+    } catch (err) {
+      const e = toCniError(err);
+      const body: CniErrorBody = e.toBody(cniVersion || versionInfo(undefined).cniVersion);
+      return this.done({ ...fields, code: e.cniCode, error: e.message }, started, { status: e.status, body });
+    }
+  }
+
+  private done(fields: Record<string, unknown>, started: number, reply: CniReply): CniReply {
+    const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    const outcome = reply.status < 300 ? 'ok' : 'error';
+    this.log[outcome === 'ok' ? 'info' : 'warn']({ op: 'cni', ...fields, durationMs, outcome }, `cni ${String(fields.command ?? '?')}`);
+    return reply;
+  }
+
+  private run(env: CniEnv, config: CniConfig): Promise<CniReply> {
+    switch (env.command) {
+      case 'ADD':
+        return this.add(env, config);
+      case 'DEL':
+        return this.del(env, config);
+      case 'CHECK':
+        return this.check(env, config);
+      case 'GC':
+        return this.gc(config);
+      default:
+        return this.status(config);
+    }
+  }
+
+  // ---------------------------------------------------------------- ADD
+
+  private async add(env: CniEnv, config: CniConfig): Promise<CniReply> {
+    this.checkNamespace(env.netns);
+    const network = await this.networkFor(config);
+    const rc = config.runtimeConfig;
+    const podName = env.args.get('K8S_POD_NAME');
+    const aliases = [...rc.aliases, ...(podName && isAlias(podName) ? [podName] : [])];
+    const pick = (family: 4 | 6): IPAddress | undefined => rc.ips.find((a) => a.family === family);
+    const attached = (await this.controller.attach({
+      target: { path: env.netns },
+      network: network.id,
+      name: env.containerId,
+      ifname: env.ifname,
+      ip: pick(4),
+      ip6: pick(6),
+      mac: rc.mac,
+      aliases,
+      options: rc.portMappings.length > 0 ? { [PORT_MAP]: rc.portMappings } : undefined,
+      labels: { [ORIGIN_LABEL]: CNI_ORIGIN },
+    })) as AttachResult;
+    return { status: 200, body: buildResult(config.cniVersion, attachmentOf(network, attached, env.netns)) };
+  }
+
+  /** The daemon must open the runtime's namespace path itself (same mount namespace): code 4 when it cannot. */
+  private checkNamespace(path: string): void {
+    try {
+      this.controller.namespaceOf({ path });
+    } catch (err) {
+      throw new CniError(CNI_CODE.INVALID_ENVIRONMENT, `netd cannot use CNI_NETNS ${path}: ${(err as Error).message}`, 'the daemon and the runtime must see the same network namespace paths (run netd in the runtime\'s mount namespace)');
+    }
+  }
+
+  /** The config's network; created on first use (with `subnet`/`gateway` when given); code 7 when it contradicts them. */
+  private async networkFor(config: CniConfig): Promise<NetworkRecord> {
+    let network = this.findNetwork(config.network);
+    if (!network) {
+      try {
+        network = await this.controller.createNetwork({ name: config.network, driver: 'bridge', subnet: config.subnet, gateway: config.gateway });
+      } catch (err) {
+        // Another ADD made it meanwhile.
+        network = this.findNetwork(config.network);
+        if (!network || !(err instanceof ConflictError)) throw err;
+      }
+    }
+    const same = network.ipv4.concat(network.ipv6).find((c) => config.subnet !== undefined && c.subnet.family === config.subnet.family);
+    if (config.subnet !== undefined && !same?.subnet.equals(config.subnet)) {
+      throw new CniError(CNI_CODE.INVALID_NETWORK_CONFIG, `network ${network.name} exists with subnet ${same?.subnet ?? 'none'}, not ${config.subnet}`);
+    }
+    if (config.gateway !== undefined && !same?.gateway.equals(config.gateway)) {
+      throw new CniError(CNI_CODE.INVALID_NETWORK_CONFIG, `network ${network.name} exists with gateway ${same?.gateway}, not ${config.gateway}`);
+    }
+    return network;
+  }
+
+  private findNetwork(name: string): NetworkRecord | undefined {
+    return this.controller.networks().find((n) => n.name === name);
+  }
+
+  // ---------------------------------------------------------------- DEL, CHECK
+
+  /** Idempotent: the container, its namespace, the endpoint or the network may all be gone already. */
+  private async del(env: CniEnv, config: CniConfig): Promise<CniReply> {
+    const ep = this.controller.endpointByInterface(config.network, env.containerId, env.ifname);
+    if (ep) await this.controller.removeEndpoint(ep.id, 'cni del');
+    return { status: 204 };
+  }
+
+  private async check(env: CniEnv, config: CniConfig): Promise<CniReply> {
+    const ep = this.controller.endpointByInterface(config.network, env.containerId, env.ifname);
+    if (!ep) throw new CniError(CNI_CODE.UNKNOWN_CONTAINER, `netd has no attachment of container ${env.containerId} (${env.ifname}) on network ${config.network}`);
+    const problems = await this.controller.checkEndpoint(ep.id);
+    if (problems.length > 0) throw new CniError(NETD_CODE.CHECK_FAILED, `the attachment of ${env.containerId} differs from netd's record: ${problems[0]}`, problems.join('; '));
+    return { status: 204 };
+  }
+
+  // ---------------------------------------------------------------- GC, STATUS
+
+  /** Releases every CNI endpoint on the network that the runtime no longer lists; nothing when it sent no list. */
+  private async gc(config: CniConfig): Promise<CniReply> {
+    const valid = config.validAttachments;
+    const network = this.findNetwork(config.network);
+    if (!valid || !network) return { status: 204 };
+    const keep = new Set(valid.map((a) => `${a.containerId}\0${a.ifname}`));
+    for (const ep of this.controller.endpointsOf(network.id)) {
+      if (ep.labels?.[ORIGIN_LABEL] !== CNI_ORIGIN || keep.has(`${ep.name}\0${ep.ifname}`)) continue;
+      await this.controller.removeEndpoint(ep.id, 'cni gc');
+    }
+    return { status: 204 };
+  }
+
+  private async status(config: CniConfig): Promise<CniReply> {
+    if (!(await this.controller.hasFreeAddress(config.network))) {
+      throw new CniError(CNI_CODE.NOT_AVAILABLE, `network ${config.network} has no free address left`);
+    }
+    return { status: 204 };
+  }
+}
+
+/** What the result reports of an attach: the driver's host interface, the addresses, the observers' DNS. */
+function attachmentOf(network: NetworkRecord, r: AttachResult, sandbox: string): Attachment {
+  const extra = r as { hostInterface?: { name: string; mac?: string }; dns?: { nameservers?: string[] } };
+  return {
+    hostInterface: extra.hostInterface,
+    ifname: r.interface,
+    mac: r.mac,
+    sandbox,
+    addresses: [
+      ...(r.ipv4 ? [{ address: r.ipv4, gateway: network.ipv4[0]?.gateway.toString() }] : []),
+      ...(r.ipv6 ? [{ address: r.ipv6, gateway: network.ipv6[0]?.gateway.toString() }] : []),
+    ],
+    defaultGateways: [r.gateway, r.gateway6].filter((g): g is string => g !== undefined),
+    nameservers: extra.dns?.nameservers ?? [],
+  };
+}
+
+/** A K8S_POD_NAME netd can answer in DNS (others are left out rather than failing the ADD). */
+function isAlias(name: string): boolean {
+  return /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,252}$/.test(name);
+}

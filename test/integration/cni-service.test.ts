@@ -1,0 +1,308 @@
+/**
+ * The daemon side of CNI (POST /netd/v1/cni) end to end: a real daemon in a throwaway "host" namespace,
+ * containers as processes in their own namespaces, the plugin's wire requests sent over the socket as
+ * netd-cni sends them. Every command is checked against the kernel (`ip -j` inside the container, links
+ * on the host, iptables) and against netd's own listing.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { TestContainer, requireRoot } from '../helpers/netns.js';
+import { FIXTURES, TestDaemon, Topology } from '../helpers/daemon.js';
+import { serve } from '../helpers/traffic.js';
+import type { ChildProcess } from 'node:child_process';
+
+interface Reply {
+  status: number;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+interface Addr {
+  ifname: string;
+  address: string;
+  addr_info: { family: string; local: string; prefixlen: number }[];
+}
+
+describe('CNI on the daemon: POST /netd/v1/cni', () => {
+  let topo: Topology;
+  let daemon: TestDaemon;
+  const containers: TestContainer[] = [];
+  const processes: ChildProcess[] = [];
+
+  /** One CNI command, as the plugin forwards it. */
+  function cni(env: Record<string, string>, config: unknown): Promise<Reply> {
+    const payload = JSON.stringify({ env, stdin: typeof config === 'string' ? config : JSON.stringify(config) });
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: join(daemon.dir, 'netd.sock'), path: '/netd/v1/cni', method: 'POST', headers: { 'Content-Type': 'application/json' } }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text.trim() === '' ? undefined : JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  const conf = (name: string, extra: Record<string, unknown> = {}) => ({ cniVersion: '1.0.0', name, type: 'netd-cni', ...extra });
+
+  function envOf(command: string, c: TestContainer | undefined, id: string, ifname = 'eth0', extra: Record<string, string> = {}): Record<string, string> {
+    return { CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: c ? c.netnsPath : '', CNI_IFNAME: ifname, CNI_PATH: '/opt/cni/bin', ...extra };
+  }
+
+  async function container(): Promise<TestContainer> {
+    const c = await TestContainer.start();
+    containers.push(c);
+    return c;
+  }
+
+  async function links(c: TestContainer): Promise<{ ifname: string; address: string }[]> {
+    return c.ipJson(['link', 'show']);
+  }
+
+  async function hostLink(name: string): Promise<{ ifname: string; address: string } | undefined> {
+    const all = JSON.parse((await topo.host.exec(['ip', '-j', 'link', 'show'])).stdout) as { ifname: string; address: string }[];
+    return all.find((l) => l.ifname === name);
+  }
+
+  async function endpoints(): Promise<{ id: string; name: string; ifname: string; network: string; labels?: Record<string, string>; ipv4?: string }[]> {
+    return daemon.client.call('GET', '/netd/v1/endpoints');
+  }
+
+  before(async () => {
+    requireRoot();
+    topo = await Topology.create('cni');
+    daemon = await TestDaemon.start(topo.host);
+  });
+
+  after(async () => {
+    for (const p of processes) p.kill('SIGKILL');
+    for (const c of containers) await c.stop();
+    await daemon?.destroy();
+    await topo?.destroy();
+  });
+
+  const NET = conf('cninet', { subnet: '192.0.2.0/26' });
+
+  test('ADD: eth0 with the address and default route in the container; the result names veth, MACs, sandbox, ips, routes, dns', async () => {
+    const c = await container();
+    const r = await cni(envOf('ADD', c, 'ctr-a'), NET);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const res = r.body;
+    assert.equal(res.cniVersion, '1.0.0');
+    const addrs = await c.ipJson<Addr[]>(['addr', 'show', 'dev', 'eth0']);
+    assert.deepEqual(addrs[0].addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`), ['192.0.2.2/26']);
+    const routes = await c.ipJson<{ dst: string; gateway?: string; dev: string }[]>(['route', 'show', 'default']);
+    assert.deepEqual(routes.map((x) => [x.gateway, x.dev]), [['192.0.2.1', 'eth0']]);
+
+    const [hostIf, ctrIf] = res.interfaces;
+    assert.match(hostIf.name, /^veth[0-9a-f]{7}$/);
+    assert.equal(hostIf.mac, (await hostLink(hostIf.name))?.address, 'the host veth and its MAC');
+    assert.deepEqual(ctrIf, { name: 'eth0', mac: addrs[0].address, sandbox: c.netnsPath }, 'the container interface with MAC and sandbox');
+    assert.deepEqual(res.ips, [{ address: '192.0.2.2/26', gateway: '192.0.2.1', interface: 1 }]);
+    assert.deepEqual(res.routes, [{ dst: '0.0.0.0/0', gw: '192.0.2.1' }]);
+    assert.deepEqual(res.dns, { nameservers: ['192.0.2.1'] });
+
+    const ep = (await endpoints()).find((e) => e.name === 'ctr-a');
+    assert.ok(ep, '`netd endpoints` lists it under the container id');
+    assert.equal(ep.ifname, 'eth0');
+    assert.equal(ep.network, 'cninet');
+    assert.deepEqual(ep.labels, { 'io.netd.origin': 'cni' });
+    const table = (await daemon.cli(['endpoints'])).stdout;
+    assert.match(table, /ctr-a\s+cninet\s+eth0\s.*io\.netd\.origin=cni/);
+  });
+
+  test('ADD twice for the same container and interface is an error and changes nothing', async () => {
+    const c = await container();
+    assert.equal((await cni(envOf('ADD', c, 'ctr-twice'), NET)).status, 200);
+    const before = await links(c);
+    const again = await cni(envOf('ADD', c, 'ctr-twice'), NET);
+    assert.equal(again.status, 409);
+    assert.equal(again.body.code, 100);
+    assert.match(again.body.msg, /already/);
+    assert.deepEqual(await links(c), before);
+    assert.equal((await cni(envOf('DEL', c, 'ctr-twice'), NET)).status, 204);
+  });
+
+  test('a second interface (net1) on a second network; CHECK; DEL removes exactly it; DEL again and with CNI_NETNS="" succeed', async () => {
+    const c = await container();
+    assert.equal((await cni(envOf('ADD', c, 'ctr-b'), NET)).status, 200);
+    const second = conf('cni2', { subnet: '192.0.2.64/26' });
+    const clash = await cni(envOf('ADD', c, 'ctr-b', 'eth0'), second);
+    assert.deepEqual([clash.status, clash.body.code], [409, 100], 'eth0 is taken in this sandbox, whatever the network');
+    assert.match(clash.body.msg, /already has an interface named eth0/);
+    await c.exec(['ip', 'link', 'add', 'own0', 'type', 'veth', 'peer', 'name', 'own1']);
+    const own = await cni(envOf('ADD', c, 'ctr-b', 'own0'), second);
+    assert.deepEqual([own.status, own.body.code], [409, 100], 'an interface of the container\'s own');
+    await c.exec(['ip', 'link', 'del', 'own0']);
+    const r = await cni(envOf('ADD', c, 'ctr-b', 'net1'), second);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.interfaces[1].name, 'net1');
+    assert.deepEqual(r.body.routes, [], 'the default route stays on eth0');
+    assert.deepEqual((await links(c)).map((l) => l.ifname).sort(), ['eth0', 'lo', 'net1']);
+    const net1 = await c.ipJson<Addr[]>(['addr', 'show', 'dev', 'net1']);
+    const inet = net1[0].addr_info.find((a) => a.family === 'inet');
+    assert.equal(`${inet?.local}/${inet?.prefixlen}`, r.body.ips[0].address);
+    assert.match(r.body.ips[0].address, /^192\.0\.2\.(6[5-9]|[7-9]\d|1[01]\d|12[0-6])\/26$/, 'on the second network');
+
+    assert.equal((await cni(envOf('CHECK', c, 'ctr-b'), NET)).status, 204, 'CHECK eth0');
+    assert.equal((await cni(envOf('CHECK', c, 'ctr-b', 'net1'), second)).status, 204, 'CHECK net1');
+
+    const hostIf = r.body.interfaces[0].name as string;
+    assert.equal((await cni(envOf('DEL', c, 'ctr-b', 'net1'), second)).status, 204);
+    assert.deepEqual((await links(c)).map((l) => l.ifname).sort(), ['eth0', 'lo'], 'only net1 went');
+    assert.equal(await hostLink(hostIf), undefined, 'its host veth went');
+    assert.equal((await cni(envOf('DEL', c, 'ctr-b', 'net1'), second)).status, 204, 'DEL again');
+    assert.equal((await cni(envOf('DEL', undefined, 'ctr-b'), NET)).status, 204, 'DEL with CNI_NETNS=""');
+    assert.deepEqual((await links(c)).map((l) => l.ifname), ['lo']);
+    assert.equal((await endpoints()).filter((e) => e.name === 'ctr-b').length, 0);
+    assert.equal((await cni(envOf('DEL', undefined, 'ctr-never'), conf('no-such-network'))).status, 204, 'DEL on a network that does not exist');
+    assert.equal((await cni(envOf('CHECK', c, 'ctr-b'), NET)).body.code, 3, 'CHECK after DEL: unknown container');
+  });
+
+  test('CHECK reports an address deleted in the namespace; DEL still cleans up', async () => {
+    const c = await container();
+    const r = await cni(envOf('ADD', c, 'ctr-c'), NET);
+    const address = r.body.ips[0].address as string;
+    await c.exec(['ip', 'addr', 'del', address, 'dev', 'eth0']);
+    const check = await cni(envOf('CHECK', c, 'ctr-c'), NET);
+    assert.equal(check.status, 409);
+    assert.equal(check.body.code, 104);
+    assert.match(check.body.msg, new RegExp(`lacks the address ${address}`));
+    assert.match(check.body.details, /no default route via 192\.0\.2\.1/);
+    assert.equal((await cni(envOf('DEL', c, 'ctr-c'), NET)).status, 204);
+    assert.equal(await hostLink(r.body.interfaces[0].name), undefined);
+  });
+
+  test('DEL after the network was removed succeeds', async () => {
+    const net = conf('gone', { subnet: '192.0.2.192/28' });
+    const c = await container();
+    assert.equal((await cni(envOf('ADD', c, 'ctr-gone'), net)).status, 200);
+    await daemon.cli(['detach', 'ctr-gone']);
+    await daemon.cli(['rm-network', 'gone']);
+    assert.equal((await cni(envOf('DEL', c, 'ctr-gone'), net)).status, 204);
+  });
+
+  test('GC releases the CNI attachments not listed, and nothing else (a CLI-attached endpoint survives)', async () => {
+    const net = conf('gcnet', { subnet: '192.0.2.128/26', cniVersion: '1.1.0' });
+    const [a, b, d] = [await container(), await container(), await container()];
+    assert.equal((await cni(envOf('ADD', a, 'gc-a'), net)).status, 200);
+    assert.equal((await cni(envOf('ADD', b, 'gc-b'), net)).status, 200);
+    await daemon.cli(['attach', String(d.pid), '--network', 'gcnet', '--name', 'gc-cli']);
+    const gc = await cni({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, { ...net, 'cni.dev/valid-attachments': [{ containerID: 'gc-a', ifname: 'eth0' }] });
+    assert.equal(gc.status, 204, JSON.stringify(gc.body));
+    const names = (await endpoints()).filter((e) => e.network === 'gcnet').map((e) => e.name).sort();
+    assert.deepEqual(names, ['gc-a', 'gc-cli']);
+    assert.deepEqual((await links(b)).map((l) => l.ifname), ['lo'], 'gc-b released in the kernel');
+    assert.ok((await links(a)).some((l) => l.ifname === 'eth0'));
+    assert.ok((await links(d)).some((l) => l.ifname === 'eth0'));
+    // The 1.1.0 tag's key does the same.
+    const gc2 = await cni({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, { ...net, 'cni.dev/attachments': [] });
+    assert.equal(gc2.status, 204);
+    assert.deepEqual((await endpoints()).filter((e) => e.network === 'gcnet').map((e) => e.name), ['gc-cli']);
+  });
+
+  test('STATUS: 204 while the network has a free address, code 50 once a /30 is full; GC/STATUS need 1.1.0', async () => {
+    const tiny = conf('tiny', { cniVersion: '1.1.0', subnet: '192.0.2.252/30' });
+    const status = () => cni({ CNI_COMMAND: 'STATUS', CNI_PATH: '/opt/cni/bin' }, tiny);
+    assert.equal((await cni({ CNI_COMMAND: 'STATUS' }, conf('not-yet', { cniVersion: '1.1.0' }))).status, 204, 'a missing network: a default pool is free');
+    assert.equal((await status()).status, 204);
+    const c = await container();
+    assert.equal((await cni(envOf('ADD', c, 'tiny-1'), tiny)).status, 200);
+    const full = await status();
+    assert.equal(full.body.code, 50);
+    assert.match(full.body.msg, /no free address/);
+    const old = await cni({ CNI_COMMAND: 'STATUS' }, conf('tiny'));
+    assert.equal(old.body.code, 1, 'STATUS with a 1.0.0 config');
+  });
+
+  test('runtimeConfig: portMappings in both spellings publish ports (traffic from outside); ips and mac are honoured', async () => {
+    const c = await container();
+    const net = conf('ports', {
+      subnet: '203.0.113.0/24',
+      capabilities: { portMappings: true, ips: true, mac: true },
+      runtimeConfig: {
+        portMappings: [
+          { HostPort: 8080, ContainerPort: 80, Protocol: 'tcp', HostIP: '' },
+          { hostPort: 8081, containerPort: 81, protocol: 'tcp' },
+        ],
+        ips: ['203.0.113.10/24'],
+        mac: '02:00:00:00:00:aa',
+      },
+    });
+    const r = await cni(envOf('ADD', c, 'ctr-ports'), net);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.ips[0].address, '203.0.113.10/24');
+    assert.equal(r.body.interfaces[1].mac, '02:00:00:00:00:aa');
+    const eth0 = await c.ipJson<Addr[]>(['addr', 'show', 'dev', 'eth0']);
+    assert.equal(eth0[0].address, '02:00:00:00:00:aa');
+    assert.equal(eth0[0].addr_info.find((a) => a.family === 'inet')?.local, '203.0.113.10');
+    const rules = (await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout;
+    assert.match(rules, /--dport 8080 .*--to-destination 203\.0\.113\.10:80/);
+    assert.match(rules, /--dport 8081 .*--to-destination 203\.0\.113\.10:81/);
+    processes.push(await serve(['nsenter', '-t', String(c.pid), '-n', '--', 'node', join(FIXTURES, 'tcp-whoami.cjs'), '0.0.0.0', '80']));
+    const got = await topo.outside.exec(['node', join(FIXTURES, 'tcp-get.cjs'), Topology.HOST_EXT, '8080', '2000']);
+    assert.equal(got.stdout.trim(), Topology.OUTSIDE, 'outside → host:8080 → container:80');
+    assert.equal((await cni(envOf('DEL', c, 'ctr-ports'), net)).status, 204);
+    assert.doesNotMatch((await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout, /--dport 808[01] /, 'DEL unpublishes');
+  });
+
+  test('aliases (podman\'s map) and K8S_POD_NAME are answered by the network\'s DNS', async () => {
+    const net = conf('dnsnet', { subnet: '192.0.2.224/28', runtimeConfig: { aliases: { dnsnet: ['web', 'www'] } } });
+    const [c, client] = [await container(), await container()];
+    const r = await cni(envOf('ADD', c, 'ctr-dns', 'eth0', { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=mypod' }), net);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal((await cni(envOf('ADD', client, 'ctr-dig'), conf('dnsnet'))).status, 200);
+    const want = (r.body.ips[0].address as string).split('/')[0];
+    for (const name of ['web', 'www', 'mypod', 'ctr-dns']) {
+      const dig = await client.exec(['dig', '+short', '+time=2', '+tries=1', '@192.0.2.225', name]);
+      assert.equal(dig.stdout.trim(), want, `${name} resolves`);
+    }
+  });
+
+  test('errors in CNI terms: versions (1), environment (4), stdin (6), config (7); VERSION answers', async () => {
+    const c = await container();
+    const version = await cni({ CNI_COMMAND: 'VERSION' }, { cniVersion: '0.4.0' });
+    assert.deepEqual(version, { status: 200, body: { cniVersion: '0.4.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] } });
+    const cases: [Record<string, string>, unknown, number][] = [
+      [envOf('ADD', c, 'e1'), conf('cninet', { cniVersion: '0.2.0' }), 1],
+      [envOf('CHECK', c, 'e1'), conf('cninet', { cniVersion: '0.3.1' }), 1],
+      [{ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'e1', CNI_IFNAME: 'eth0' }, NET, 4],
+      [envOf('ADD', c, 'e1', 'eth0', { CNI_NETNS: '/run/netns/does-not-exist' }), NET, 4],
+      [envOf('ADD', c, 'e1', 'a/b'), NET, 4],
+      [{ CNI_COMMAND: 'FROB' }, NET, 4],
+      [envOf('ADD', c, 'e1'), '{not json', 6],
+      [envOf('ADD', c, 'e1'), conf('cninet', { subnet: '10.99.0.0/24' }), 7],
+      [envOf('ADD', c, 'e1'), conf('cninet', { subnet: 42 }), 7],
+      [envOf('ADD', c, 'e1'), conf('cninet', { runtimeConfig: { portMappings: 'x' } }), 7],
+    ];
+    for (const [env, config, code] of cases) {
+      const r = await cni(env, config);
+      assert.ok(r.status >= 400, `${JSON.stringify(env)} → HTTP ${r.status}`);
+      assert.equal(r.body.code, code, `${JSON.stringify(env)} ${JSON.stringify(config)}: ${JSON.stringify(r.body)}`);
+      assert.equal(typeof r.body.msg, 'string');
+    }
+    assert.deepEqual((await links(c)).map((l) => l.ifname), ['lo'], 'nothing attached by a refused ADD');
+    assert.match(daemon.logs, /"op":"cni","command":"ADD","containerId":"e1".*"durationMs":[\d.]+,"outcome":"error"/);
+  });
+
+  test('a CNI attachment survives a daemon restart (listed, CHECK passes); one whose namespace dies without DEL is released by the sweep', async () => {
+    const c = await container();
+    const dies = await container();
+    assert.equal((await cni(envOf('ADD', c, 'ctr-keep'), NET)).status, 200);
+    const r = await cni(envOf('ADD', dies, 'ctr-dies'), NET);
+    assert.equal(r.status, 200);
+    await daemon.restart();
+    const ep = (await endpoints()).find((e) => e.name === 'ctr-keep');
+    assert.deepEqual([ep?.ifname, ep?.labels], ['eth0', { 'io.netd.origin': 'cni' }]);
+    assert.equal((await cni(envOf('CHECK', c, 'ctr-keep'), NET)).status, 204, 'CHECK after restart');
+    await dies.stop(); // as with `ctr run -d`: the process ends, no DEL ever comes
+    let left = true;
+    for (let i = 0; i < 100 && left; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      left = (await endpoints()).some((e) => e.name === 'ctr-dies');
+    }
+    assert.equal(left, false, 'the sweep released it');
+    assert.equal(await hostLink(r.body.interfaces[0].name), undefined);
+  });
+});
