@@ -229,8 +229,10 @@ export class PrivateContainerd {
     if (!existsSync('/opt')) throw new Error('/opt does not exist on this machine: cannot give ctr a private /opt/cni/bin');
     await x(['mount', '-t', 'tmpfs', '-o', 'mode=755', 'opt', '/opt']);
     await x(['mkdir', '-p', CNI_CONF_DIR, CNI_BIN_DIR, CNI_CACHE_DIR]);
-    // Only the test's configurations (the machine may have its own, e.g. podman's 87-podman-bridge.conflist).
+    // Only the test's configurations and cache (the machine may have its own, e.g. podman's
+    // 87-podman-bridge.conflist, or results cached by podman's CNI backend).
     await x(['mount', '-t', 'tmpfs', '-o', 'mode=755', 'cni-conf', CNI_CONF_DIR]);
+    await x(['mount', '-t', 'tmpfs', '-o', 'mode=700', 'cni-cache', CNI_CACHE_DIR]);
     for (const [file, text] of Object.entries(opts.cniConfigs ?? {})) await this.writeFile(join(CNI_CONF_DIR, file), text);
     for (const [name, path] of Object.entries(opts.cniPlugins ?? {})) await this.installPlugin(name, path);
     writeFileSync(join(this.dir, 'config.toml'), this.config());
