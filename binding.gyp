@@ -12,7 +12,6 @@
       "type": "executable",
       "sources": ["native/netd-cni-shim.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"],
-      "cflags!": ["-fno-exceptions"],
       "libraries": ["-lm"]
     }
   ]

@@ -1,34 +1,36 @@
 #!/usr/bin/env bash
 # Installs what netd needs on a Debian/Ubuntu host (as root), then its npm dependencies and build.
 # With --test, also what the test suite needs: a docker client (Debian's docker.io, when no docker is in
-# PATH) for the docker CLI test, socat and kmod for the SCTP test, runc and busybox-static for the OCI hook
-# test; no daemon is started here.
+# PATH) for the docker CLI test, and socat and kmod for the SCTP test; no daemon is started here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(iproute2 iptables nftables dnsutils iperf3 netcat-openbsd conntrack iputils-ping procps util-linux python3 make g++)
-with_docker=false
 # SCTP test: socat (client and server), kmod (modprobe sctp where the kernel has it as a module).
 if [ "${1:-}" = "--test" ]; then packages+=(socat kmod); fi
-# OCI hook test: runc (a real runtime) and busybox-static (the container image, no registry).
-if [ "${1:-}" = "--test" ]; then packages+=(runc busybox-static); fi
+# Real runtimes in the tests: runc (OCI hook test), ctr from Debian's containerd (the test runs a private
+# containerd of its own; none is started here), busybox-static for the images they build offline.
+if [ "${1:-}" = "--test" ]; then packages+=(runc containerd busybox-static); fi
 # podman test: Debian's podman 4.3 (CNI backend; conmon and the stock CNI plugins come with it).
 if [ "${1:-}" = "--test" ]; then packages+=(podman busybox-static); fi
-if [ "${1:-}" = "--test" ] && ! command -v docker >/dev/null; then with_docker=true; packages+=(docker.io); fi
+if [ "${1:-}" = "--test" ] && ! command -v docker >/dev/null; then packages+=(docker.io); fi
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # docker.io is there for its client: keep its package scripts from starting dockerd (which would
-  # change this host's firewall and bridges) by denying service starts while apt runs.
+  # docker.io, containerd and podman are there for their clients: keep their package scripts from starting
+  # dockerd, containerd or podman's API socket (dockerd would change this host's firewall and bridges) by
+  # denying service starts while apt runs.
+  daemons=false
+  for p in "${missing[@]}"; do case "$p" in docker.io|containerd|podman) daemons=true ;; esac; done
   guard=""
-  if $with_docker && [ ! -e /usr/sbin/policy-rc.d ]; then
+  if $daemons && [ ! -e /usr/sbin/policy-rc.d ]; then
     guard=/usr/sbin/policy-rc.d
     printf '#!/bin/sh\nexit 101\n' >"$guard" && chmod 755 "$guard"
     trap 'rm -f "$guard"' EXIT
   fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  if $with_docker && command -v systemctl >/dev/null; then systemctl disable docker.service docker.socket >/dev/null 2>&1 || true; fi
+  if $daemons && command -v systemctl >/dev/null; then systemctl disable docker.service docker.socket containerd.service podman.service podman.socket podman-restart.service >/dev/null 2>&1 || true; fi
 fi
 npm ci --no-audit --no-fund
 npm run build

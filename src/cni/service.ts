@@ -174,8 +174,9 @@ export class CniService {
   }
 
   private async status(config: CniConfig): Promise<CniReply> {
-    if (!(await this.controller.hasFreeAddress(config.network))) {
-      throw new CniError(CNI_CODE.NOT_AVAILABLE, `network ${config.network} has no free address left`);
+    if (!(await this.controller.hasFreeAddress(config.network, config.subnet))) {
+      const why = this.findNetwork(config.network) ? 'has no free address left' : `cannot be made: ${config.subnet ? `its subnet ${config.subnet} overlaps another network's` : 'no default address pool is free'}`;
+      throw new CniError(CNI_CODE.NOT_AVAILABLE, `network ${config.network} ${why}`);
     }
     return { status: 204 };
   }

@@ -195,9 +195,12 @@ export class Controller {
     return this.ctx.targets.resolve(target, false);
   }
 
-  /** Whether one more container would get an address on the network (or, when it does not exist, on a new one). */
-  hasFreeAddress(networkRef: string): Promise<boolean> {
-    return this.networkOps.hasRoom(this.registry.findNetwork(networkRef));
+  /**
+   * Whether one more container would get an address on the network, or, when it does not exist, on a new
+   * one made with `subnet` (or from the default pools).
+   */
+  hasFreeAddress(networkRef: string, subnet?: Prefix): Promise<boolean> {
+    return this.networkOps.hasRoom(this.registry.findNetwork(networkRef), subnet);
   }
 
   /**

@@ -94,10 +94,12 @@ export class Networks {
 
   /**
    * Whether one more endpoint would get its addresses: on `network`, each of its pools has a free address;
-   * for a network still to be made (undefined), a default pool is free for it.
+   * for a network still to be made (undefined), its `subnet` overlaps no other network's, or without one,
+   * a default pool is free for it.
    */
-  async hasRoom(network: Network | undefined): Promise<boolean> {
+  async hasRoom(network: Network | undefined, subnet?: Prefix): Promise<boolean> {
     const { ipam, registry } = this.ctx;
+    if (!network && subnet) return ipam.subnetFree(subnet);
     if (!network) return !registry.driver(this.defaultDriver).capabilities.interface || ipam.hasFreePool(4, await this.hostSubnets());
     if (!registry.driverOf(network.record).capabilities.interface) return true;
     return [...network.record.ipv4, ...network.record.ipv6].every((c) => ipam.hasFreeAddress(c.subnet));

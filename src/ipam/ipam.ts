@@ -211,6 +211,11 @@ export class Ipam {
     return this.pool(subnet).hasFree();
   }
 
+  /** Whether `addPool` with this subnet would take it now: it overlaps no network's. */
+  subnetFree(subnet: Prefix): boolean {
+    return this.overlapping(subnet) === undefined;
+  }
+
   /** Whether `addPool` without a subnet would find one now (without reserving it). */
   hasFreePool(family: Family, avoid: readonly Prefix[] = []): boolean {
     return this.freeDefaultSubnet(family, avoid) !== undefined;

@@ -152,12 +152,16 @@ describe('netd-cni executables driven as cnitool does (JS plugin and native shim
       const version = await exec(bin, { CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}');
       ok(version, 'VERSION');
       assert.deepEqual(jsonOut(version), { cniVersion: '1.0.0', supportedVersions: SUPPORTED });
+      assert.deepEqual(await links(ns), ['lo']);
+      assert.deepEqual(await endpointRows(net), []);
 
       // STATUS (1.1.0)
       const list11 = conflist(net, '1.1.0', { subnet: `192.0.2.${i * 64}/26` });
       const status = await exec(bin, { CNI_COMMAND: 'STATUS', CNI_PATH: '/opt/cni/bin' }, stdinOf(list11));
       ok(status, 'STATUS');
       assert.equal(status.stdout.length, 0);
+      assert.deepEqual(await links(ns), ['lo']);
+      assert.deepEqual(await endpointRows(net), []);
 
       // GC: two attachments, one listed as valid: the other is released
       const [a, b] = [await netns(`cnpa${bin.name}`), await netns(`cnpb${bin.name}`)];
@@ -198,6 +202,7 @@ describe('netd-cni executables driven as cnitool does (JS plugin and native shim
       [envOf('ADD', ns), '{"cniVersion":"1.0.0","name":', 6],
       [envOf('ADD', ns), stdinOf({ ...list, cniVersion: '0.2.0' }), 1],
       [envOf('CHECK', ns), stdinOf({ ...list, cniVersion: '0.3.1' }), 1],
+      [Object.fromEntries(Object.entries(envOf('ADD', ns)).filter(([k]) => k !== 'CNI_COMMAND')), stdinOf(list), 4],
       [{ ...envOf('ADD', ns), CNI_COMMAND: '' }, stdinOf(list), 4],
       [envOf('CHECK', ns), stdinOf(list), 3],
     ];

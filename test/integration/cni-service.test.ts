@@ -243,6 +243,8 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     const tiny = conf('tiny', { cniVersion: '1.1.0', subnet: '192.0.2.252/30' });
     const status = () => cni({ CNI_COMMAND: 'STATUS', CNI_PATH: '/opt/cni/bin' }, tiny);
     assert.equal((await cni({ CNI_COMMAND: 'STATUS' }, conf('not-yet', { cniVersion: '1.1.0' }))).status, 204, 'a missing network: a default pool is free');
+    const clash = await cni({ CNI_COMMAND: 'STATUS' }, conf('not-yet', { cniVersion: '1.1.0', subnet: '192.0.2.0/24' }));
+    assert.deepEqual([clash.body?.code, clash.body?.msg], [50, "network not-yet cannot be made: its subnet 192.0.2.0/24 overlaps another network's"]);
     assert.equal((await status()).status, 204);
     const c = await container();
     assert.equal((await cni(envOf('ADD', c, 'tiny-1'), tiny)).status, 200);

@@ -155,6 +155,8 @@ test('hasFreeAddress: a /30 has one address besides its gateway; an ip-range cou
   const ipam = new Ipam([parseAddressPool('base=10.9.0.0/23,size=24')]);
   const tiny = ipam.addPool(poolRequest(4, { subnet: '192.0.2.252/30' })).subnet;
   assert.equal(ipam.hasFreeAddress(tiny), true);
+  assert.equal(ipam.subnetFree(Prefix.parse('192.0.2.0/24', 'subnet')), false, 'overlaps the /30');
+  assert.equal(ipam.subnetFree(Prefix.parse('192.0.2.0/25', 'subnet')), true);
   const one = ipam.allocate(tiny);
   assert.equal(ipam.hasFreeAddress(tiny), false, 'the /30 is full');
   assert.throws(() => ipam.allocate(tiny), /no free address/, 'and allocate agrees');
