@@ -6,20 +6,13 @@
 import assert from 'node:assert/strict';
 import type { TestDaemon } from './daemon.js';
 import type { TestNetns } from './netns.js';
+import type { EndpointJson } from './endpoints.js';
 
 interface NetworkJson {
   Id: string;
   Name: string;
   Driver: string;
   Options: Record<string, string>;
-}
-
-interface EndpointJson {
-  id: string;
-  networkId: string;
-  ipv4?: string;
-  ipv6?: string;
-  driverState: { hostIfname?: string };
 }
 
 interface LinkJson {

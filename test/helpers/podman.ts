@@ -4,23 +4,22 @@
  * CONTAINERS_REGISTRIES_CONF), vfs storage there, a private CNI config dir and plugin dir, an image imported
  * from a busybox-static rootfs (no registry).
  *
- * One mount namespace for podman AND the netd daemon: podman bind-mounts each container's network namespace
- * at /run/netns/netns-… and hands that path to the CNI plugin, which the daemon must open. A long-lived holder
- * (`ip netns exec HOST sleep infinity`: the test's network namespace, a fresh sysfs, a mount namespace that
- * is a slave of the machine's) gets a tmpfs on /run (so podman's /run/netns, /run/libpod and locks stay in
- * it) and the cgroup hierarchies (`mountCgroups`); podman, the daemon and everything podman runs (conmon, runc,
- * CNI plugins, OCI hooks) enter it with `nsenter -t HOLDER -m -n`. Nothing is mounted in the machine's own.
+ * One mount namespace for podman AND the netd daemon (helpers/mount-namespace.ts): podman bind-mounts each
+ * container's network namespace at /run/netns/netns-… and hands that path to the CNI plugin, which the daemon
+ * must open. Its private /run keeps podman's /run/netns, /run/libpod and locks, its private /var/lib libcni's
+ * result cache (/var/lib/cni, which podman's CNI backend does not let one move); podman, the daemon and
+ * everything podman runs (conmon, runc, CNI plugins, OCI hooks) enter it. Nothing is mounted in the machine's own.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync, readFileSync, existsSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { busyboxMissing, busyboxRootfs } from './busybox.js';
+import { removeTestCgroups } from './cgroups.js';
 import { REPO } from './daemon.js';
-import { MACHINE_NETNS_INODE, run, type RunOptions, type RunResult, type TestNetns } from './netns.js';
-import { BUSYBOX, busyboxRootfs, mountCgroups } from './oci-runtime.js';
-
-export { busyboxRootfs, mountCgroups };
+import { MountNamespace } from './mount-namespace.js';
+import { run, type RunOptions, type RunResult, type TestNetns } from './netns.js';
 
 /** The test image `Podman.start` imports. */
 export const IMAGE = 'localhost/netd-busybox:1';
@@ -38,58 +37,32 @@ export interface PodmanContainer {
 
 /** Why the podman test cannot run here (a missing tool), or undefined. */
 export function podmanMissing(): string | undefined {
-  if (!existsSync(BUSYBOX)) return `${BUSYBOX} is missing (apt-get install busybox-static)`;
+  const missing = busyboxMissing();
+  if (missing) return missing;
   if (spawnSync('podman', ['--version']).status !== 0) return 'podman is missing (apt-get install podman)';
   return undefined;
 }
 
-/**
- * A view of the holder's namespaces shaped like TestNetns, so TestDaemon starts netd in them
- * (`TestDaemon.start(podman.ns)`): same network namespace as the test's host, and podman's mount namespace.
- */
-export class HolderNs {
-  constructor(
-    readonly name: string,
-    readonly path: string,
-    private readonly pid: number,
-  ) {}
-
-  private argv(argv: string[]): string[] {
-    return ['nsenter', '-t', String(this.pid), '-m', '-n', '--', ...argv];
-  }
-
-  exec(argv: string[], opts?: RunOptions): Promise<RunResult> {
-    return run(this.argv(argv), opts);
-  }
-
-  spawn(argv: string[], env?: NodeJS.ProcessEnv): ChildProcess {
-    const [cmd, ...args] = this.argv(argv);
-    return spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
-  }
-
-  /** The holder belongs to its Podman, which ends it. */
-  async destroy(): Promise<void> {}
-}
-
 export class Podman {
-  readonly ns: HolderNs;
-
   private constructor(
     readonly host: TestNetns,
-    private readonly holder: ChildProcess,
+    /** podman's mount namespace in the test's host namespace: `TestDaemon.start(podman.ns)` runs netd in it. */
+    readonly ns: MountNamespace,
     readonly dir: string,
-  ) {
-    this.ns = new HolderNs(host.name, host.path, holder.pid!);
-  }
+  ) {}
 
-  /** The holder, its mounts, podman's private configuration and the test image. */
+  /** The mount namespace, podman's private configuration and the test image. */
   static async start(host: TestNetns): Promise<Podman> {
-    const holder = host.spawn(['sleep', 'infinity']);
-    const p = new Podman(host, holder, mkdtempSync(join(tmpdir(), 'netd-podman-')));
+    const dir = mkdtempSync(join(tmpdir(), 'netd-podman-'));
+    let ns: MountNamespace;
     try {
-      await p.waitForHolder();
-      await run(['nsenter', '-t', String(holder.pid), '-m', '--', 'mount', '-t', 'tmpfs', '-o', 'mode=755', 'netd-test-run', '/run']);
-      await mountCgroups(holder.pid!);
+      ns = await MountNamespace.start(host, join(dir, 'scratch'));
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    const p = new Podman(host, ns, dir);
+    try {
       p.writeConfig();
       await p.importImage();
       return p;
@@ -97,24 +70,6 @@ export class Podman {
       await p.destroy();
       throw err;
     }
-  }
-
-  /** `ip netns exec` execs sleep once the namespaces are set up: wait for that, and refuse the machine's netns. */
-  private async waitForHolder(): Promise<void> {
-    const pid = this.holder.pid!;
-    const want = statSync(this.host.path).ino;
-    for (let i = 0; i < 300; i++) {
-      try {
-        if (statSync(`/proc/${pid}/ns/net`).ino === want && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep') {
-          if (want === MACHINE_NETNS_INODE) throw new Error('refusing to run podman in the machine\'s own network namespace');
-          return;
-        }
-      } catch (err) {
-        if (/refusing/.test(String(err))) throw err;
-      }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    throw new Error('the podman namespace holder did not start');
   }
 
   get cniConfDir(): string {
@@ -194,33 +149,12 @@ export class Podman {
   }
 
   async destroy(): Promise<void> {
-    if (this.holder.exitCode === null && this.holder.signalCode === null) {
-      await this.run(['rm', '--all', '--force', '--time', '0'], { allowFail: true }).catch(() => undefined);
-      const exited = new Promise((r) => this.holder.once('exit', r));
-      this.holder.kill('SIGKILL');
-      await exited;
-    }
-    removeLibpodCgroups();
+    await this.run(['rm', '--all', '--force', '--time', '0'], { allowFail: true }).catch(() => undefined);
+    await this.ns.destroy();
+    // podman's cgroupfs manager makes `libpod_parent/libpod-<id>` in the machine's hierarchies (the namespace
+    // mounts the same ones): what is empty once the containers are gone.
+    removeTestCgroups('libpod_parent');
     rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-/**
- * podman's cgroupfs manager makes `libpod_parent/libpod-<id>` in the machine's cgroup hierarchies (the holder
- * mounts the same ones): remove what is empty once the containers are gone.
- */
-function removeLibpodCgroups(): void {
-  const rmTree = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(dir, e.name));
-    try {
-      rmdirSync(dir);
-    } catch {
-      /* still in use (another test's podman) or not empty */
-    }
-  };
-  for (const hierarchy of readdirSync('/sys/fs/cgroup', { withFileTypes: true })) {
-    const parent = join('/sys/fs/cgroup', hierarchy.name, 'libpod_parent');
-    if (hierarchy.isDirectory() && existsSync(parent)) rmTree(parent);
   }
 }
 

@@ -13,6 +13,7 @@ import { TestNetns, requireRoot } from '../helpers/netns.js';
 import { TestDaemon } from '../helpers/daemon.js';
 import { checkInvariants } from '../helpers/invariants.js';
 import { settle } from '../helpers/settle.js';
+import type { EndpointJson } from '../helpers/endpoints.js';
 
 const SANDBOXES = 12;
 
@@ -24,13 +25,6 @@ function sendAndHangUp(sock: string, method: string, path: string, body: unknown
     const socket = connect(sock, () => socket.end(request, () => (socket.destroy(), resolve())));
     socket.on('error', reject);
   });
-}
-
-interface EndpointJson {
-  id: string;
-  name: string;
-  network: string;
-  driverState: { hostIfname?: string };
 }
 
 test('attaches and detaches whose clients hung up are all carried out; once idle, every veth has a record', async () => {

@@ -19,6 +19,7 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import { TestNetns, requireRoot } from '../helpers/netns.js';
 import { REPO, TestDaemon } from '../helpers/daemon.js';
 import { BUSYBOX, PrivateContainerd } from '../helpers/containerd.js';
+import { listEndpoints } from '../helpers/endpoints.js';
 
 const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 const MISSING = ['ctr', 'containerd', 'containerd-shim-runc-v2', 'runc'].filter((b) => !have(b)).concat(existsSync(BUSYBOX) ? [] : [BUSYBOX]);
@@ -31,16 +32,6 @@ const NETWORK = 'ctrnet';
 const SETTLE_MS = 15_000;
 const CONF_NAME = (JSON.parse(readFileSync(join(REPO, 'examples/cni/containerd.conflist'), 'utf8')) as { name: string }).name;
 
-interface EndpointJson {
-  id: string;
-  name: string;
-  network: string;
-  ifname: string;
-  ipv4?: unknown;
-  mac?: string;
-  labels?: Record<string, string>;
-  driverState: { hostIfname?: string };
-}
 interface AddrJson {
   ifname: string;
   address?: string;
@@ -108,7 +99,7 @@ describe('containerd: ctr run --cni through netd-cni', { skip: MISSING.length ==
     await host?.destroy();
   });
 
-  const endpoints = async () => JSON.parse((await daemon.cli(['endpoints', '--format', 'json'])).stdout) as EndpointJson[];
+  const endpoints = () => listEndpoints(daemon);
   const endpointOf = async (id: string) => (await endpoints()).find((e) => e.name === `${ctrd.namespace}-${id}`);
   const hostLinkExists = async (name: string) => (await host.exec(['ip', 'link', 'show', 'dev', name], { allowFail: true })).code === 0;
   // libcni's cache file for an attachment: <conflist name>-<container id>-<ifname>.

@@ -17,19 +17,12 @@ import { checkInvariants } from '../helpers/invariants.js';
 import { rawExchange } from '../helpers/raw-http.js';
 import { fuzzRequest } from '../helpers/http-fuzz-arbitraries.js';
 import { logOfVeth, settle } from '../helpers/settle.js';
+import type { EndpointJson } from '../helpers/endpoints.js';
 
 const BUDGET_MS = Number(process.env.NETD_FUZZ_MS ?? 30_000);
 const SEED = process.env.NETD_FUZZ_SEED !== undefined ? Number(process.env.NETD_FUZZ_SEED) : (Math.random() * 2 ** 31) | 0;
 const BATCH = 64;
 const CONCURRENCY = 16;
-
-interface EndpointJson {
-  id: string;
-  name: string;
-  network: string;
-  ipv4?: string;
-  driverState: { hostIfname?: string };
-}
 
 describe('HTTP fuzz', () => {
   let ns: TestNetns;

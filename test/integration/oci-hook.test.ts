@@ -12,15 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { TestContainer, requireRoot, run, type RunResult } from '../helpers/netns.js';
 import { CLI, REPO, TestDaemon, Topology, kernelSnapshot } from '../helpers/daemon.js';
 import { Runc, runtimeMissing } from '../helpers/oci-runtime.js';
-
-interface EndpointJson {
-  id: string;
-  name: string;
-  network: string;
-  ipv4?: string;
-  aliases?: string[];
-  driverState: { hostIfname?: string };
-}
+import { listEndpoints, type EndpointJson } from '../helpers/endpoints.js';
 
 const NET = 'hooknet'; // 192.0.2.0/24
 const NET2 = 'hooknet2'; // 203.0.113.0/24
@@ -46,7 +38,7 @@ describe('netd oci-hook', () => {
   const stopped = (id: string) => ({ ociVersion: '1.0.2', id, status: 'stopped', bundle: '/nonexistent/bundle' });
 
   async function endpoints(name?: string): Promise<EndpointJson[]> {
-    const list = JSON.parse((await daemon.cli(['endpoints', '--format', 'json'])).stdout) as EndpointJson[];
+    const list = await listEndpoints(daemon);
     return name === undefined ? list : list.filter((e) => e.name === name);
   }
 

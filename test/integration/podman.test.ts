@@ -12,17 +12,7 @@ import { join } from 'node:path';
 import { requireRoot } from '../helpers/netns.js';
 import { CLI, REPO, TestDaemon, Topology } from '../helpers/daemon.js';
 import { IMAGE, INDEX, Podman, RecordingProxy, podmanMissing } from '../helpers/podman.js';
-
-interface EndpointJson {
-  id: string;
-  name: string;
-  network: string;
-  ifname: string;
-  ipv4?: string;
-  mac?: string;
-  labels?: Record<string, string>;
-  driverState: { hostIfname?: string };
-}
+import { listEndpoints, type EndpointJson } from '../helpers/endpoints.js';
 
 const NET = 'podnet'; // made by netd-cni's first ADD, 192.0.2.0/24
 const HOOKNET = 'podhooknet'; // made with netd's CLI for the hook, 203.0.113.0/24
@@ -41,7 +31,7 @@ describe('podman drives netd (CNI plugin and OCI hook)', () => {
   let daemon: TestDaemon;
 
   async function endpoints(): Promise<EndpointJson[]> {
-    return JSON.parse((await daemon.cli(['endpoints', '--format', 'json'])).stdout) as EndpointJson[];
+    return listEndpoints(daemon);
   }
 
   async function endpointOf(containerId: string): Promise<EndpointJson | undefined> {

@@ -9,6 +9,7 @@ import { TestContainer, requireRoot } from '../helpers/netns.js';
 import { TestDaemon, Topology } from '../helpers/daemon.js';
 import { checkInvariants } from '../helpers/invariants.js';
 import { FAULT_POINTS } from '../helpers/fault-points.js';
+import type { EndpointJson } from '../helpers/endpoints.js';
 
 /** mulberry32: a small, well-known seeded PRNG. */
 function prng(seed: number): () => number {
@@ -23,14 +24,6 @@ function prng(seed: number): () => number {
 }
 
 const NETWORKS = ['bridge', 'soak1', 'soak2'];
-
-interface EndpointJson {
-  sandboxId: string;
-  name: string;
-  network: string;
-  ifname: string;
-  ipv4: string;
-}
 
 test('soak: random operations, crashes and deaths; invariants after every round', { timeout: 20 * 60_000 }, async (t) => {
   requireRoot();
@@ -107,7 +100,7 @@ test('soak: random operations, crashes and deaths; invariants after every round'
         const owner = pool[idx];
         assert.ok(owner, `round ${round}: endpoint of a container that is gone (${e.name})`);
         const addrs = await owner.ipJson<{ ifname: string; addr_info: { local: string }[] }[]>(['addr', 'show', 'dev', e.ifname]);
-        assert.ok(addrs[0]?.addr_info.some((a) => a.local === e.ipv4.split('/')[0]), `round ${round} (${op}): ${e.name} has ${e.ipv4} on ${e.ifname}`);
+        assert.ok(addrs[0]?.addr_info.some((a) => a.local === e.ipv4?.split('/')[0]), `round ${round} (${op}): ${e.name} has ${e.ipv4} on ${e.ifname}`);
       }
     }
     console.log(`# soak: ${rounds} rounds, operations ${JSON.stringify(counts)}, 0 violations`);
