@@ -222,9 +222,8 @@ export class PrivateContainerd {
   }
 
   /** Files libcni cached for the results of ADDs (removed by a successful DEL). */
-  async cachedResults(): Promise<string[]> {
-    const r = await this.exec(['ls', '-1', join(CNI_CACHE_DIR, 'results')], { allowFail: true });
-    return r.code === 0 ? r.stdout.split('\n').filter(Boolean) : [];
+  cachedResults(): Promise<string[]> {
+    return this.mountNs.cniCachedResults();
   }
 
   async destroy(): Promise<void> {

@@ -117,6 +117,12 @@ export class MountNamespace {
     await this.exec(['sh', '-c', 'cat > "$1"', 'sh', path], { input: text });
   }
 
+  /** The files libcni cached in this namespace for the results of ADDs (`<network>-<container id>-<ifname>`). */
+  async cniCachedResults(): Promise<string[]> {
+    const r = await this.exec(['ls', '-1', join(CNI_CACHE_DIR, 'results')], { allowFail: true });
+    return r.code === 0 ? r.stdout.split('\n').filter(Boolean) : [];
+  }
+
   /** Processes in this mount namespace but the holder (a runtime, its shims, conmon, a daemon): all started by the test. */
   processes(): number[] {
     let ino: number;
