@@ -14,9 +14,8 @@
  * `ctr image import`: no registry.
  */
 import { type ChildProcess } from 'node:child_process';
-import { copyFileSync, createReadStream, existsSync, mkdirSync, statSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, mkdirSync, statSync, writeFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUSYBOX, busyboxRootfs } from './busybox.js';
 import { removeTestCgroups } from './cgroups.js';
@@ -119,14 +118,7 @@ export class PrivateContainerd {
         throw new Error(`${bin} is missing: apt-get install containerd (scripts/install-deps.sh --test)`);
       }
     }
-    const dir = mkdtempSync(join(tmpdir(), 'netd-ctrd-'));
-    let mountNs: MountNamespace;
-    try {
-      mountNs = await MountNamespace.start(hostNs, join(dir, 'scratch'));
-    } catch (err) {
-      rmSync(dir, { recursive: true, force: true });
-      throw err;
-    }
+    const { mountNs, dir } = await MountNamespace.withDir(hostNs, 'ctrd');
     const c = new PrivateContainerd(hostNs, dir, mountNs, opts.namespace ?? 'netdtest');
     try {
       for (const [file, text] of Object.entries(opts.cniConfigs ?? {})) await c.writeFile(join(CNI_CONF_DIR, file), text);

@@ -16,7 +16,8 @@
  * shaped like TestNetns (name, path, exec, spawn), so `TestDaemon.start(mountNs)` runs netd in it too.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mountCgroups } from './cgroups.js';
 import { MACHINE_NETNS_INODE, run, type RunOptions, type RunResult, type TestNetns } from './netns.js';
@@ -94,6 +95,20 @@ export class MountNamespace {
     await x(['mkdir', '-p', CNI_CONF_DIR, CNI_BIN_DIR, CNI_CACHE_DIR]);
     await x(['mount', '-t', 'tmpfs', '-o', 'mode=755', 'cni-conf', CNI_CONF_DIR]);
     await x(['mount', '-t', 'tmpfs', '-o', 'mode=700', 'cni-cache', CNI_CACHE_DIR]);
+  }
+
+  /**
+   * A temporary directory `netd-<tag>-…` for a runtime's files (its `scratch` holds the overlays' upper layers)
+   * and the namespace in `host`; the directory is removed again when the namespace cannot start.
+   */
+  static async withDir(host: TestNetns, tag: string): Promise<{ mountNs: MountNamespace; dir: string }> {
+    const dir = mkdtempSync(join(tmpdir(), `netd-${tag}-`));
+    try {
+      return { mountNs: await MountNamespace.start(host, join(dir, 'scratch')), dir };
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
   }
 
   /** argv run in the holder's mount and network namespaces. */

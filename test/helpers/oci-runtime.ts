@@ -4,8 +4,7 @@
  * --root. Nothing is mounted in the machine's own.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { busyboxMissing, busyboxRootfs } from './busybox.js';
 import { MountNamespace } from './mount-namespace.js';
@@ -30,13 +29,8 @@ export class Runc {
   ) {}
 
   static async start(ns: TestNetns): Promise<Runc> {
-    const dir = mkdtempSync(join(tmpdir(), 'netd-runc-'));
-    try {
-      return new Runc(ns, await MountNamespace.start(ns, join(dir, 'scratch')), dir);
-    } catch (err) {
-      rmSync(dir, { recursive: true, force: true });
-      throw err;
-    }
+    const { mountNs, dir } = await MountNamespace.withDir(ns, 'runc');
+    return new Runc(ns, mountNs, dir);
   }
 
   get root(): string {

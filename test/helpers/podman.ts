@@ -12,8 +12,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { busyboxMissing, busyboxRootfs } from './busybox.js';
 import { removeTestCgroups } from './cgroups.js';
@@ -53,15 +52,8 @@ export class Podman {
 
   /** The mount namespace, podman's private configuration and the test image. */
   static async start(host: TestNetns): Promise<Podman> {
-    const dir = mkdtempSync(join(tmpdir(), 'netd-podman-'));
-    let ns: MountNamespace;
-    try {
-      ns = await MountNamespace.start(host, join(dir, 'scratch'));
-    } catch (err) {
-      rmSync(dir, { recursive: true, force: true });
-      throw err;
-    }
-    const p = new Podman(host, ns, dir);
+    const { mountNs, dir } = await MountNamespace.withDir(host, 'podman');
+    const p = new Podman(host, mountNs, dir);
     try {
       p.writeConfig();
       await p.importImage();
