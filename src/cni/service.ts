@@ -16,6 +16,7 @@ import type { IPAddress } from '../net/index.js';
 import { decodeStdin, parseConfig, staticRequests, type CniConfig } from './config.js';
 import { parseEnv, type CniEnv } from './env.js';
 import { CNI_CODE, CniError, NETD_CODE, toCniError, type CniErrorBody } from './errors.js';
+import { comparePrevResult } from './prev-result.js';
 import { buildResult, type Attachment } from './result.js';
 import { checkVersion, versionInfo } from './version.js';
 
@@ -155,6 +156,13 @@ export class CniService {
   private async check(env: CniEnv, config: CniConfig): Promise<CniReply> {
     const ep = this.controller.endpointByInterface(config.network, env.containerId, env.ifname);
     if (!ep) throw new CniError(CNI_CODE.UNKNOWN_CONTAINER, `netd has no attachment of container ${env.containerId} (${env.ifname}) on network ${config.network}`);
+    // What the runtime cached (prevResult) must agree with the record, as the kernel must (the driver checks that).
+    if (config.prevResult !== undefined) {
+      const addresses = [ep.ipv4, ep.ipv6].filter((a) => a !== undefined).map(String);
+      const recorded = { ifname: ep.ifname, mac: ep.mac?.toString(), sandbox: env.netns, addresses };
+      const differences = comparePrevResult(config.prevResult, recorded);
+      if (differences.length > 0) throw new CniError(NETD_CODE.CHECK_FAILED, `prevResult of ${env.containerId} differs from netd's record: ${differences[0]}`, differences.join('; '));
+    }
     const problems = await this.controller.checkEndpoint(ep.id);
     if (problems.length > 0) throw new CniError(NETD_CODE.CHECK_FAILED, `the attachment of ${env.containerId} differs from netd's record: ${problems[0]}`, problems.join('; '));
     return { status: 204 };
