@@ -33,6 +33,14 @@ export interface CniConfig {
   runtimeConfig: RuntimeConfig;
   /** GC's `cni.dev/valid-attachments` (and the 1.1.0 tag's `cni.dev/attachments`); undefined when neither was sent. */
   validAttachments?: Attachment[];
+  /** CHECK's (and DEL's) `prevResult`, as sent (compared by prev-result.ts); undefined when absent. */
+  prevResult?: unknown;
+}
+
+/** The static requests of CNI_ARGS (`IP=a[,b]`, `MAC=m`: what podman 4.3 sends for `--ip`/`--mac-address`). */
+export interface ArgsRequests {
+  ips: IPAddress[];
+  mac?: MAC;
 }
 
 function bad(msg: string): CniError {
@@ -92,6 +100,7 @@ export function parseConfig(raw: Record<string, unknown>): CniConfig {
   const config: CniConfig = { cniVersion, name, network, subnet, gateway, runtimeConfig: parseRuntimeConfig(rc, network, name) };
   const valid = raw['cni.dev/valid-attachments'] ?? raw['cni.dev/attachments'];
   if (valid !== undefined && valid !== null) config.validAttachments = parseAttachments(valid);
+  if (raw.prevResult !== undefined && raw.prevResult !== null) config.prevResult = raw.prevResult;
   return config;
 }
 
@@ -128,12 +137,57 @@ function parsePortMappings(value: unknown): PortRequest[] {
 function parseIps(value: unknown): IPAddress[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) throw bad('runtimeConfig.ips must be a list');
+  if (value.some((item) => typeof item !== 'string')) throw bad('runtimeConfig.ips must hold strings');
+  return addressList(value as string[], 'runtimeConfig.ips', bad);
+}
+
+/** Addresses (an optional `/len` is dropped: the network's prefix applies), at most one per family. */
+function addressList(items: string[], what: string, fail: (msg: string) => CniError): IPAddress[] {
   const out: IPAddress[] = [];
-  for (const item of value) {
-    if (typeof item !== 'string') throw bad('runtimeConfig.ips must hold strings');
-    const address = parsed('runtimeConfig.ips', () => IPAddress.parse(item.split('/')[0], 'IP address'));
-    if (out.some((a) => a.family === address.family)) throw bad(`runtimeConfig.ips asks for two IPv${address.family} addresses; netd gives one per family`);
+  for (const item of items) {
+    let address: IPAddress;
+    try {
+      address = IPAddress.parse(item.trim().split('/')[0], 'IP address');
+    } catch (err) {
+      throw fail(`${what}: ${(err as Error).message}`);
+    }
+    if (out.some((a) => a.family === address.family)) throw fail(`${what} asks for two IPv${address.family} addresses; netd gives one per family`);
     out.push(address);
+  }
+  return out;
+}
+
+/**
+ * The addresses and MAC an ADD asks for: runtimeConfig's `ips`/`mac` (the capabilities) win over CNI_ARGS'
+ * `IP`/`MAC` when both are given (each taken whole: the two address lists are never mixed); CNI_ARGS is read
+ * (and checked) either way.
+ */
+export function staticRequests(rc: RuntimeConfig, args: ReadonlyMap<string, string>): ArgsRequests {
+  const fromArgs = parseArgsRequests(args);
+  const mac = rc.mac ?? fromArgs.mac;
+  return { ips: rc.ips.length > 0 ? rc.ips : fromArgs.ips, ...(mac ? { mac } : {}) };
+}
+
+function badArgs(msg: string): CniError {
+  return new CniError(CNI_CODE.INVALID_ENVIRONMENT, `invalid CNI_ARGS: ${msg}`);
+}
+
+/**
+ * CNI_ARGS' `IP` (comma-separated, v4 and/or v6, as the CNI conventions and host-local take it) and `MAC`.
+ * A malformed value is code 4 (it is the environment that is wrong). The service lets runtimeConfig's
+ * `ips`/`mac` win over these when both are given.
+ */
+export function parseArgsRequests(args: ReadonlyMap<string, string>): ArgsRequests {
+  const out: ArgsRequests = { ips: [] };
+  const ip = args.get('IP');
+  if (ip !== undefined && ip.trim() !== '') out.ips = addressList(ip.split(',').filter((x) => x.trim() !== ''), 'IP', badArgs);
+  const mac = args.get('MAC');
+  if (mac !== undefined && mac !== '') {
+    try {
+      out.mac = MAC.parse(mac);
+    } catch (err) {
+      throw badArgs(`MAC: ${(err as Error).message}`);
+    }
   }
   return out;
 }

@@ -13,9 +13,10 @@ import { ConflictError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { PORT_MAP } from '../driverapi/labels.js';
 import type { IPAddress } from '../net/index.js';
-import { decodeStdin, parseConfig, type CniConfig } from './config.js';
+import { decodeStdin, parseConfig, staticRequests, type CniConfig } from './config.js';
 import { parseEnv, type CniEnv } from './env.js';
 import { CNI_CODE, CniError, NETD_CODE, toCniError, type CniErrorBody } from './errors.js';
+import { comparePrevResult } from './prev-result.js';
 import { buildResult, type Attachment } from './result.js';
 import { checkVersion, versionInfo } from './version.js';
 
@@ -85,12 +86,14 @@ export class CniService {
   // ---------------------------------------------------------------- ADD
 
   private async add(env: CniEnv, config: CniConfig): Promise<CniReply> {
+    const rc = config.runtimeConfig;
+    // runtimeConfig's ips/mac win over CNI_ARGS' IP/MAC (podman 4.3 sends --ip/--mac-address there).
+    const { ips, mac } = staticRequests(rc, env.args);
     this.checkNamespace(env.netns);
     const network = await this.networkFor(config);
-    const rc = config.runtimeConfig;
     const podName = env.args.get('K8S_POD_NAME');
     const aliases = [...rc.aliases, ...(podName && isAlias(podName) ? [podName] : [])];
-    const pick = (family: 4 | 6): IPAddress | undefined => rc.ips.find((a) => a.family === family);
+    const pick = (family: 4 | 6): IPAddress | undefined => ips.find((a) => a.family === family);
     const attached = (await this.controller.attach({
       target: { path: env.netns },
       network: network.id,
@@ -98,7 +101,7 @@ export class CniService {
       ifname: env.ifname,
       ip: pick(4),
       ip6: pick(6),
-      mac: rc.mac,
+      mac,
       aliases,
       options: rc.portMappings.length > 0 ? { [PORT_MAP]: rc.portMappings } : undefined,
       labels: { [ORIGIN_LABEL]: CNI_ORIGIN },
@@ -153,6 +156,13 @@ export class CniService {
   private async check(env: CniEnv, config: CniConfig): Promise<CniReply> {
     const ep = this.controller.endpointByInterface(config.network, env.containerId, env.ifname);
     if (!ep) throw new CniError(CNI_CODE.UNKNOWN_CONTAINER, `netd has no attachment of container ${env.containerId} (${env.ifname}) on network ${config.network}`);
+    // What the runtime cached (prevResult) must agree with the record, as the kernel must (the driver checks that).
+    if (config.prevResult !== undefined) {
+      const addresses = [ep.ipv4, ep.ipv6].filter((a) => a !== undefined).map(String);
+      const recorded = { ifname: ep.ifname, mac: ep.mac?.toString(), sandbox: env.netns, addresses };
+      const differences = comparePrevResult(config.prevResult, recorded);
+      if (differences.length > 0) throw new CniError(NETD_CODE.CHECK_FAILED, `prevResult of ${env.containerId} differs from netd's record: ${differences[0]}`, differences.join('; '));
+    }
     const problems = await this.controller.checkEndpoint(ep.id);
     if (problems.length > 0) throw new CniError(NETD_CODE.CHECK_FAILED, `the attachment of ${env.containerId} differs from netd's record: ${problems[0]}`, problems.join('; '));
     return { status: 204 };

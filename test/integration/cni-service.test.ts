@@ -192,6 +192,64 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     assert.equal(await hostLink(r.body.interfaces[0].name), undefined);
   });
 
+  test('CHECK compares prevResult with netd\'s record: the ADD\'s own result passes; another MAC, address, name or sandbox is code 104', async () => {
+    const c = await container();
+    const r = await cni(envOf('ADD', c, 'ctr-prev'), NET);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const prev = r.body as { interfaces: Record<string, unknown>[]; ips: Record<string, unknown>[] };
+    const withPrev = (prevResult: unknown) => ({ ...NET, prevResult });
+    assert.equal((await cni(envOf('CHECK', c, 'ctr-prev'), withPrev(prev))).status, 204, 'the cached ADD result agrees');
+    const edit = (f: (p: typeof prev) => void) => {
+      const copy = structuredClone(prev);
+      f(copy);
+      return copy;
+    };
+    const cases: [string, typeof prev, RegExp][] = [
+      ['another MAC', edit((p) => (p.interfaces[1].mac = '02:00:00:00:00:77')), /MAC 02:00:00:00:00:77/],
+      ['another address', edit((p) => (p.ips[0].address = '192.0.2.60/26')), /address 192\.0\.2\.60\/26/],
+      ['another interface name', edit((p) => (p.interfaces[1].name = 'eth7')), /no interface eth0 in the sandbox/],
+      ['another sandbox', edit((p) => (p.interfaces[1].sandbox = '/run/netns/elsewhere')), /sandbox \/run\/netns\/elsewhere/],
+      ['no addresses', edit((p) => (p.ips = [])), /lacks address/],
+    ];
+    for (const [name, prevResult, want] of cases) {
+      const bad = await cni(envOf('CHECK', c, 'ctr-prev'), withPrev(prevResult));
+      assert.equal(bad.status, 409, `${name}: ${JSON.stringify(bad.body)}`);
+      assert.equal(bad.body.code, 104, name);
+      assert.match(bad.body.msg, /^prevResult of ctr-prev differs from netd's record: /, name);
+      assert.match(bad.body.details, want, name);
+    }
+    // The kernel was never touched: CHECK without prevResult, and with the real one, still pass.
+    assert.equal((await cni(envOf('CHECK', c, 'ctr-prev'), NET)).status, 204);
+    assert.equal((await cni(envOf('CHECK', c, 'ctr-prev'), withPrev(prev))).status, 204);
+    assert.equal((await cni(envOf('DEL', c, 'ctr-prev'), withPrev(prev))).status, 204);
+  });
+
+  test('CNI_ARGS IP and MAC (podman 4.3\'s --ip/--mac-address) are honoured; runtimeConfig ips/mac win over them', async () => {
+    const c = await container();
+    const args = 'IgnoreUnknown=1;K8S_POD_NAME=s2;MAC=02:00:00:00:00:51;IP=192.0.2.51';
+    const r = await cni(envOf('ADD', c, 'ctr-args', 'eth0', { CNI_ARGS: args }), NET);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.ips.map((x: { address: string }) => x.address), ['192.0.2.51/26']);
+    assert.equal(r.body.interfaces[1].mac, '02:00:00:00:00:51');
+    const eth0 = await c.ipJson<Addr[]>(['addr', 'show', 'dev', 'eth0']);
+    assert.equal(eth0[0].address, '02:00:00:00:00:51');
+    assert.deepEqual(eth0[0].addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`), ['192.0.2.51/26']);
+
+    const d = await container();
+    const both = { ...NET, runtimeConfig: { ips: ['192.0.2.52/26'], mac: '02:00:00:00:00:52' } };
+    const w = await cni(envOf('ADD', d, 'ctr-args2', 'eth0', { CNI_ARGS: 'IP=192.0.2.53;MAC=02:00:00:00:00:53' }), both);
+    assert.equal(w.status, 200, JSON.stringify(w.body));
+    const eth0d = await d.ipJson<Addr[]>(['addr', 'show', 'dev', 'eth0']);
+    assert.equal(eth0d[0].address, '02:00:00:00:00:52', 'runtimeConfig.mac wins');
+    assert.deepEqual(eth0d[0].addr_info.filter((a) => a.family === 'inet').map((a) => a.local), ['192.0.2.52'], 'runtimeConfig.ips wins');
+
+    const e = await container();
+    const bad = await cni(envOf('ADD', e, 'ctr-args3', 'eth0', { CNI_ARGS: 'IP=192.0.2.300' }), NET);
+    assert.equal(bad.body?.code, 4, JSON.stringify(bad.body));
+    assert.deepEqual((await links(e)).map((l) => l.ifname), ['lo'], 'a refused ADD plumbs nothing');
+    for (const [x, id] of [[c, 'ctr-args'], [d, 'ctr-args2']] as const) assert.equal((await cni(envOf('DEL', x, id), NET)).status, 204);
+  });
+
   test('concurrent ADDs to a network that does not exist yet: one network, every container its own address; concurrent DELs', async () => {
     const net = conf('burst', { subnet: '192.0.2.208/28' });
     const cs = await Promise.all(Array.from({ length: 8 }, () => container()));

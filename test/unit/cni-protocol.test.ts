@@ -2,7 +2,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCniArgs, parseEnv } from '../../src/cni/env.js';
-import { decodeStdin, parseConfig } from '../../src/cni/config.js';
+import { decodeStdin, parseConfig, staticRequests } from '../../src/cni/config.js';
 import { CniError } from '../../src/cni/errors.js';
 import { checkVersion, compareVersions, versionInfo } from '../../src/cni/version.js';
 
@@ -72,6 +72,34 @@ describe('CNI environment', () => {
     ];
     for (const [text, want] of cases) assert.deepEqual([...parseCniArgs(text)], want, text);
     for (const text of ['A', '=1', 'A=1;B']) assert.equal(codeOf(() => parseCniArgs(text)), 4, text);
+  });
+});
+
+describe('static address and MAC requests: CNI_ARGS IP/MAC (podman 4.3\'s --ip/--mac-address), runtimeConfig winning', () => {
+  const rcOf = (runtimeConfig: unknown) => parseConfig(decodeStdin(JSON.stringify({ cniVersion: '0.4.0', name: 'n', runtimeConfig }))).runtimeConfig;
+  const show = (r: ReturnType<typeof staticRequests>) => ({ ips: r.ips.map(String), mac: r.mac?.toString() });
+  const cases: [string, unknown, string, { ips: string[]; mac?: string }][] = [
+    ['nothing', {}, '', { ips: [], mac: undefined }],
+    ['podman 4.3 as captured', {}, 'IgnoreUnknown=1;K8S_POD_NAME=s2;MAC=02:00:00:00:00:51;IP=192.0.2.51', { ips: ['192.0.2.51'], mac: '02:00:00:00:00:51' }],
+    ['IP only', {}, 'IP=192.0.2.7', { ips: ['192.0.2.7'], mac: undefined }],
+    ['MAC only, upper case', {}, 'MAC=02:AA:00:00:00:01', { ips: [], mac: '02:aa:00:00:00:01' }],
+    ['v4 and v6, comma-separated', {}, 'IP=192.0.2.7,2001:db8::7', { ips: ['192.0.2.7', '2001:db8::7'], mac: undefined }],
+    ['v6 only, with a prefix length', {}, 'IP=2001:db8::7/64', { ips: ['2001:db8::7'], mac: undefined }],
+    ['empty IP and MAC values', {}, 'IP=;MAC=', { ips: [], mac: undefined }],
+    ['a trailing comma', {}, 'IP=192.0.2.7,', { ips: ['192.0.2.7'], mac: undefined }],
+    ['runtimeConfig ips win over IP', { ips: ['192.0.2.9/24'] }, 'IP=192.0.2.7', { ips: ['192.0.2.9'], mac: undefined }],
+    ['runtimeConfig ips win whole (no v6 from IP)', { ips: ['192.0.2.9'] }, 'IP=192.0.2.7,2001:db8::7', { ips: ['192.0.2.9'], mac: undefined }],
+    ['runtimeConfig mac wins over MAC', { mac: '02:00:00:00:00:99' }, 'MAC=02:00:00:00:00:51', { ips: [], mac: '02:00:00:00:00:99' }],
+    ['runtimeConfig mac, CNI_ARGS IP', { mac: '02:00:00:00:00:99' }, 'IP=192.0.2.7', { ips: ['192.0.2.7'], mac: '02:00:00:00:00:99' }],
+    ['runtimeConfig ips, CNI_ARGS MAC', { ips: ['192.0.2.9'] }, 'MAC=02:00:00:00:00:51', { ips: ['192.0.2.9'], mac: '02:00:00:00:00:51' }],
+  ];
+  for (const [name, rc, args, want] of cases) {
+    test(name, () => assert.deepEqual(show(staticRequests(rcOf(rc), parseCniArgs(args))), want));
+  }
+  test('malformed IP or MAC in CNI_ARGS is code 4, even when runtimeConfig would win', () => {
+    for (const args of ['IP=192.0.2.300', 'IP=banana', 'IP=192.0.2.1,192.0.2.2', 'IP=2001:db8::1,2001:db8::2', 'MAC=02:00:00:00:00', 'MAC=zz:00:00:00:00:01', 'IP=192.0.2.1;MAC=x']) {
+      assert.equal(codeOf(() => staticRequests(rcOf({ ips: ['192.0.2.9'], mac: '02:00:00:00:00:99' }), parseCniArgs(args))), 4, args);
+    }
   });
 });
 
