@@ -75,7 +75,7 @@ describe('CNI error codes', () => {
   test('netd\'s typed errors map through one table, keeping their HTTP status', () => {
     const cases: [NetdError, number, number][] = [
       [new InvalidArgumentError('bad'), CNI_CODE.INVALID_NETWORK_CONFIG, 400],
-      [new NotFoundError('none'), CNI_CODE.UNKNOWN_CONTAINER, 404],
+      [new NotFoundError('none'), NETD_CODE.NOT_FOUND, 404],
       [new ConflictError('taken'), NETD_CODE.CONFLICT, 409],
       [new ForbiddenError('no'), NETD_CODE.FORBIDDEN, 403],
       [new KernelError('create veth', 'EEXIST'), CNI_CODE.IO_FAILURE, 500],
