@@ -33,7 +33,7 @@ import { Endpoints } from './endpoints.js';
 import { Sandboxes } from './sandboxes.js';
 import { Recovery } from './recovery.js';
 import { startMonitors, sweepDeadContainers, type MonitorIntervals } from './monitors.js';
-import { isValidName, parseMode } from './validation.js';
+import { isValidContainerName, parseMode } from './validation.js';
 
 export type { AttachRequest } from './endpoint.js';
 
@@ -280,7 +280,7 @@ export class Controller {
     return this.exclusive('attach', { network: req?.network ?? this.defaultNetwork, target: req?.target }, async () => {
       if (!req || !req.target) throw new InvalidArgumentError('attach needs a target: a container PID, a namespace path or a sandbox name');
       const mode = parseMode(req.mode, this.predefinedNames);
-      if (req.name !== undefined && !isValidName(req.name)) throw new InvalidArgumentError(`invalid container name ${JSON.stringify(req.name)}`);
+      if (req.name !== undefined && !isValidContainerName(req.name)) throw new InvalidArgumentError(`invalid container name ${JSON.stringify(req.name)}`);
       if (mode.kind === 'container') {
         const option = Object.keys(req.options ?? {})[0];
         if (option !== undefined) throw new InvalidArgumentError(`a container sharing another's namespace cannot ${optionPurpose(option)} of its own; do so on ${mode.ref}`);
