@@ -515,8 +515,14 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     assert.equal((await cni(envOf('DEL', c, 'len-a', 'eth0', { CNI_ARGS: 'junk' }), { ...net, cniVersion: '0.2.0', runtimeConfig: 5 })).status, 204, 'DEL reads only what names the attachment');
     assert.deepEqual((await links(c)).map((l) => l.ifname), ['lo'], 'and releases it');
     const long = 'k8s_POD_web-0_default_' + 'f'.repeat(150);
-    assert.equal((await cni(envOf('ADD', c, long), net)).status, 200);
-    assert.ok((await endpoints()).some((e) => e.name === long));
+    const added = await cni(envOf('ADD', c, long), net);
+    assert.equal(added.status, 200);
+    const listed = (await endpoints()).find((e) => e.name === long);
+    assert.ok(listed);
+    // A name longer than a DNS label: the reverse lookup answers the short container id instead of failing.
+    const address = (added.body.ips[0].address as string).split('/')[0];
+    const ptr = await c.exec(['dig', '+short', '+time=2', '+tries=1', '-x', address, '@198.51.100.161']);
+    assert.match(ptr.stdout.trim(), /^[0-9a-f]{12}\.lenient\.$/, `PTR of ${address}: ${ptr.stdout}`);
     assert.equal((await cni(envOf('DEL', c, long), net)).status, 204);
     assert.equal((await endpoints()).some((e) => e.name === long), false);
   });
