@@ -36,10 +36,19 @@ function fail(code: number, msg: string, details?: string): never {
   return finish(JSON.stringify(err), 1);
 }
 
-/** stdin, whole; undefined if it exceeds MAX_STDIN. */
-function readStdin(): Buffer | undefined {
+/**
+ * stdin, whole; undefined if it exceeds MAX_STDIN. Read synchronously (the common case: the runtime wrote
+ * it all into a pipe); a non-blocking stdin with nothing in it yet (EAGAIN) is waited on through node's
+ * event loop (process.stdin, epoll), never by spinning on read.
+ */
+async function readStdin(): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let total = 0;
+  const add = (data: Buffer): boolean => {
+    total += data.length;
+    chunks.push(data);
+    return total <= MAX_STDIN;
+  };
   const buf = Buffer.allocUnsafe(65536);
   for (;;) {
     let n: number;
@@ -47,14 +56,15 @@ function readStdin(): Buffer | undefined {
       n = readSync(0, buf, 0, buf.length, null);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') continue;
+      if (code === 'EAGAIN') {
+        for await (const data of process.stdin) if (!add(data as Buffer)) return undefined;
+        break;
+      }
       if (code === 'EOF' || code === 'EBADF') break;
       throw e;
     }
     if (n === 0) break;
-    total += n;
-    if (total > MAX_STDIN) return undefined;
-    chunks.push(Buffer.from(buf.subarray(0, n)));
+    if (!add(Buffer.from(buf.subarray(0, n)))) return undefined;
   }
   return Buffer.concat(chunks);
 }
@@ -176,7 +186,7 @@ function errorReply(r: Reply): never {
 }
 
 async function main(): Promise<void> {
-  const raw = readStdin();
+  const raw = await readStdin();
   if (raw === undefined) return fail(7, 'network configuration too large', `stdin exceeds ${MAX_STDIN} bytes`);
   let stdin = '';
   let config: unknown;

@@ -102,7 +102,7 @@ describe('podman drives netd (CNI plugin and OCI hook)', () => {
     assert.ok(ep, `netd has an endpoint for ${id}: ${JSON.stringify(await endpoints())}\n${daemon.logs.slice(-3000)}`);
     assert.equal(ep.network, NET);
     assert.equal(ep.ifname, 'eth0');
-    assert.deepEqual(ep.labels, { 'io.netd.origin': 'cni' });
+    assert.deepEqual(ep.labels, { 'io.netd.origin': 'cni', 'io.netd.cni.name': NET }, 'made through CNI, under the conflist named NET');
     assert.match(ip(ep.ipv4), /^192\.0\.2\.\d+$/);
     assert.deepEqual(await eth0Addresses('web1'), [ep.ipv4]);
     assert.ok(await hostLinkExists(ep.driverState.hostIfname!), 'the host side of the veth is in the host namespace');

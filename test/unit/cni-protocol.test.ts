@@ -41,8 +41,15 @@ describe('CNI environment', () => {
       [{ ...ADD, CNI_IFNAME: 'sixteen-chars-xx' }, 4],
       [{ ...ADD, CNI_CONTAINERID: '-leading-dash' }, 4],
       [{ ...ADD, CNI_CONTAINERID: 'has space' }, 4],
-      [{ ...ADD, CNI_CONTAINERID: 'a'.repeat(65) }, 4],
-      [{ ...ADD, CNI_CONTAINERID: 'a'.repeat(64) }, undefined],
+      // The spec sets no length (64 was netd's own, now 1024: a bound on what is stored).
+      [{ ...ADD, CNI_CONTAINERID: 'a'.repeat(1025) }, 4],
+      [{ ...ADD, CNI_CONTAINERID: 'a'.repeat(1024) }, undefined],
+      [{ ...ADD, CNI_CONTAINERID: 'k8s_pod.x-1_' + 'f'.repeat(200) }, undefined],
+      // DEL reads leniently: what ADD refused must still be deletable (else kubelet retries forever).
+      [{ ...ADD, CNI_COMMAND: 'DEL', CNI_ARGS: 'novalue' }, undefined],
+      [{ ...ADD, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'a'.repeat(2000) }, undefined],
+      [{ ...ADD, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'has space' }, undefined],
+      [{ ...ADD, CNI_COMMAND: 'DEL', CNI_CONTAINERID: '' }, 4],
       [{ ...ADD, CNI_NETNS: 'relative/path' }, 4],
       [{ ...ADD, CNI_NETNS: 7 }, 4],
       [{ ...ADD, CNI_ARGS: 'novalue' }, 4],
@@ -149,13 +156,17 @@ describe('CNI network configuration', () => {
     assert.equal(String(d.runtimeConfig.mac), '02:00:00:00:00:02');
     assert.deepEqual(d.runtimeConfig.aliases, ['x']);
     assert.deepEqual(parse({ ...base, runtimeConfig: { aliases: { other: ['q'] } } }).runtimeConfig.aliases, [], 'another network\'s aliases are not ours');
+    assert.deepEqual(c.runtimeConfig.ipLengths.map((x) => [String(x.address), x.length]), [['192.0.2.9', 24]], 'a given prefix length is kept for the check against the subnet');
+    assert.throws(() => parse({ ...base, runtimeConfig: { ips: ['192.0.2.9/33'] } }), (e: CniError) => e.cniCode === 7);
   });
 
   test('GC attachments under either key', () => {
     const list = [{ containerID: 'c1', ifname: 'eth0' }];
     assert.deepEqual(parse({ ...base, 'cni.dev/valid-attachments': list }).validAttachments, [{ containerId: 'c1', ifname: 'eth0' }]);
     assert.deepEqual(parse({ ...base, 'cni.dev/attachments': list }).validAttachments, [{ containerId: 'c1', ifname: 'eth0' }]);
-    assert.equal(parse(base).validAttachments, undefined);
+    // Absent, or null (libcni's Go nil slice when nothing is valid): the empty list, every attachment released.
+    assert.deepEqual(parse(base).validAttachments, []);
+    assert.deepEqual(parse({ ...base, 'cni.dev/valid-attachments': null }).validAttachments, []);
   });
 
   test('refusals: not JSON is 6, wrong types and values are 7', () => {
