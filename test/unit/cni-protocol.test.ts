@@ -121,6 +121,10 @@ describe('CNI network configuration', () => {
     assert.equal(String(d.runtimeConfig.mac), '02:00:00:00:00:02');
     assert.deepEqual(d.runtimeConfig.aliases, ['x']);
     assert.deepEqual(parse({ ...base, runtimeConfig: { aliases: { other: ['q'] } } }).runtimeConfig.aliases, [], 'another network\'s aliases are not ours');
+    for (const inherited of ['constructor', 'toString', '__proto__']) {
+      const c = parse({ ...base, name: inherited, network: inherited, runtimeConfig: { aliases: { other: ["q"] } } });
+      assert.deepEqual(c.runtimeConfig.aliases, [], `a network named ${inherited} reads no inherited property`);
+    }
   });
 
   test('GC attachments under either key', () => {
