@@ -86,6 +86,7 @@ export class CniService {
 
   private async add(env: CniEnv, config: CniConfig): Promise<CniReply> {
     this.checkNamespace(env.netns);
+    this.checkNamespaceOwner(env);
     const network = await this.networkFor(config);
     const rc = config.runtimeConfig;
     const podName = env.args.get('K8S_POD_NAME');
@@ -104,6 +105,17 @@ export class CniService {
       labels: { [ORIGIN_LABEL]: CNI_ORIGIN },
     })) as AttachResult;
     return { status: 200, body: buildResult(config.cniVersion, attachmentOf(network, attached, env.netns)) };
+  }
+
+  /**
+   * A namespace netd already knows under another name (`netd sandbox create`, a CLI-attached container)
+   * would be joined under that name, where DEL (by CNI_CONTAINERID) never finds it: refused.
+   */
+  private checkNamespaceOwner(env: CniEnv): void {
+    const holder = this.controller.findSandbox(env.netns);
+    if (holder && holder.name !== env.containerId) {
+      throw new CniError(NETD_CODE.CONFLICT, `CNI_NETNS ${env.netns} belongs to netd's ${holder.persistent ? 'sandbox' : 'container'} ${holder.name}, not to ${env.containerId}`, 'use that name as CNI_CONTAINERID, or another namespace');
+    }
   }
 
   /** The daemon must open the runtime's namespace path itself (same mount namespace): code 4 when it cannot. */
