@@ -20,6 +20,8 @@ export interface RuntimeConfig {
   mac?: MAC;
   /** DNS names on the network: podman's map entry for it, or a plain list. */
   aliases: string[];
+  /** The prefix lengths `ips` gave (`a/len`), checked against the network's subnet by the service. */
+  ipLengths: { address: IPAddress; length: number }[];
 }
 
 export interface CniConfig {
@@ -31,8 +33,19 @@ export interface CniConfig {
   subnet?: Prefix;
   gateway?: IPAddress;
   runtimeConfig: RuntimeConfig;
-  /** GC's `cni.dev/valid-attachments` (and the 1.1.0 tag's `cni.dev/attachments`); undefined when neither was sent. */
-  validAttachments?: Attachment[];
+  /**
+   * GC's `cni.dev/valid-attachments` (and the 1.1.0 tag's `cni.dev/attachments`). Absent or null (libcni
+   * sends a Go nil slice as null) is the empty list: nothing is valid.
+   */
+  validAttachments: Attachment[];
+  /** CHECK's (and DEL's) `prevResult`, as sent (compared by prev-result.ts); undefined when absent. */
+  prevResult?: unknown;
+}
+
+/** The static requests of CNI_ARGS (`IP=a[,b]`, `MAC=m`: what podman 4.3 sends for `--ip`/`--mac-address`). */
+export interface ArgsRequests {
+  ips: IPAddress[];
+  mac?: MAC;
 }
 
 function bad(msg: string): CniError {
@@ -77,6 +90,26 @@ export function decodeStdin(stdin: unknown): Record<string, unknown> {
   return value;
 }
 
+/** The config's own `cniVersion` when it is a string ('' otherwise): errors answer in it even when the rest is bad. */
+export function rawVersion(raw: Record<string, unknown>): string {
+  return typeof raw.cniVersion === 'string' ? raw.cniVersion : '';
+}
+
+/** What DEL needs, and nothing more: a config ADD refused must still be deletable. */
+export interface CniIdentity {
+  cniVersion: string;
+  name: string;
+  network: string;
+}
+
+/** DEL's reading of the config: its version, `name` and `network`; every other field is ignored. */
+export function parseIdentity(raw: Record<string, unknown>): CniIdentity {
+  const name = typeof raw.name === 'string' ? raw.name : '';
+  if (name === '') throw bad('name is required');
+  const network = typeof raw.network === 'string' && raw.network !== '' ? raw.network : name;
+  return { cniVersion: rawVersion(raw), name, network };
+}
+
 export function parseConfig(raw: Record<string, unknown>): CniConfig {
   const cniVersion = optString(raw, 'cniVersion') ?? '';
   const name = optString(raw, 'name');
@@ -89,14 +122,16 @@ export function parseConfig(raw: Record<string, unknown>): CniConfig {
   if (gateway !== undefined && subnet === undefined) throw bad('gateway needs a subnet');
   const rc = raw.runtimeConfig ?? {};
   if (!isObject(rc)) throw bad('runtimeConfig must be an object');
-  const config: CniConfig = { cniVersion, name, network, subnet, gateway, runtimeConfig: parseRuntimeConfig(rc, network, name) };
   const valid = raw['cni.dev/valid-attachments'] ?? raw['cni.dev/attachments'];
-  if (valid !== undefined && valid !== null) config.validAttachments = parseAttachments(valid);
+  const validAttachments = valid === undefined || valid === null ? [] : parseAttachments(valid);
+  const config: CniConfig = { cniVersion, name, network, subnet, gateway, runtimeConfig: parseRuntimeConfig(rc, network, name), validAttachments };
+  if (raw.prevResult !== undefined && raw.prevResult !== null) config.prevResult = raw.prevResult;
   return config;
 }
 
 function parseRuntimeConfig(rc: Record<string, unknown>, network: string, name: string): RuntimeConfig {
-  const out: RuntimeConfig = { portMappings: parsePortMappings(field(rc, 'portMappings')), ips: parseIps(field(rc, 'ips')), aliases: parseAliases(field(rc, 'aliases'), network, name) };
+  const ips = field(rc, 'ips');
+  const out: RuntimeConfig = { portMappings: parsePortMappings(field(rc, 'portMappings')), ips: parseIps(ips), aliases: parseAliases(field(rc, 'aliases'), network, name), ipLengths: prefixLengths(ips) };
   const mac = field(rc, 'mac');
   if (mac !== undefined && mac !== null && mac !== '') {
     if (typeof mac !== 'string') throw bad('runtimeConfig.mac must be a string');
@@ -128,12 +163,70 @@ function parsePortMappings(value: unknown): PortRequest[] {
 function parseIps(value: unknown): IPAddress[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) throw bad('runtimeConfig.ips must be a list');
+  if (value.some((item) => typeof item !== 'string')) throw bad('runtimeConfig.ips must hold strings');
+  return addressList(value as string[], 'runtimeConfig.ips', bad);
+}
+
+/** The `/len` parts of runtimeConfig.ips (already checked by parseIps); a length that is not one is code 7. */
+function prefixLengths(value: unknown): { address: IPAddress; length: number }[] {
+  if (!Array.isArray(value)) return [];
+  return (value as string[]).flatMap((item) => {
+    const [text, len] = item.trim().split('/');
+    if (len === undefined) return [];
+    const address = IPAddress.parse(text, 'IP address');
+    const length = /^\d{1,3}$/.test(len) ? Number(len) : NaN;
+    if (!(length <= (address.family === 4 ? 32 : 128))) throw bad(`runtimeConfig.ips: ${JSON.stringify(item)} has no valid prefix length`);
+    return [{ address, length }];
+  });
+}
+
+/** Addresses (an optional `/len` is dropped: the network's prefix applies), at most one per family. */
+function addressList(items: string[], what: string, fail: (msg: string) => CniError): IPAddress[] {
   const out: IPAddress[] = [];
-  for (const item of value) {
-    if (typeof item !== 'string') throw bad('runtimeConfig.ips must hold strings');
-    const address = parsed('runtimeConfig.ips', () => IPAddress.parse(item.split('/')[0], 'IP address'));
-    if (out.some((a) => a.family === address.family)) throw bad(`runtimeConfig.ips asks for two IPv${address.family} addresses; netd gives one per family`);
+  for (const item of items) {
+    let address: IPAddress;
+    try {
+      address = IPAddress.parse(item.trim().split('/')[0], 'IP address');
+    } catch (err) {
+      throw fail(`${what}: ${(err as Error).message}`);
+    }
+    if (out.some((a) => a.family === address.family)) throw fail(`${what} asks for two IPv${address.family} addresses; netd gives one per family`);
     out.push(address);
+  }
+  return out;
+}
+
+/**
+ * The addresses and MAC an ADD asks for: runtimeConfig's `ips`/`mac` (the capabilities) win over CNI_ARGS'
+ * `IP`/`MAC` when both are given (each taken whole: the two address lists are never mixed); CNI_ARGS is read
+ * (and checked) either way.
+ */
+export function staticRequests(rc: RuntimeConfig, args: ReadonlyMap<string, string>): ArgsRequests {
+  const fromArgs = parseArgsRequests(args);
+  const mac = rc.mac ?? fromArgs.mac;
+  return { ips: rc.ips.length > 0 ? rc.ips : fromArgs.ips, ...(mac ? { mac } : {}) };
+}
+
+function badArgs(msg: string): CniError {
+  return new CniError(CNI_CODE.INVALID_ENVIRONMENT, `invalid CNI_ARGS: ${msg}`);
+}
+
+/**
+ * CNI_ARGS' `IP` (comma-separated, v4 and/or v6, as the CNI conventions and host-local take it) and `MAC`.
+ * A malformed value is code 4 (it is the environment that is wrong). The service lets runtimeConfig's
+ * `ips`/`mac` win over these when both are given.
+ */
+export function parseArgsRequests(args: ReadonlyMap<string, string>): ArgsRequests {
+  const out: ArgsRequests = { ips: [] };
+  const ip = args.get('IP');
+  if (ip !== undefined && ip.trim() !== '') out.ips = addressList(ip.split(',').filter((x) => x.trim() !== ''), 'IP', badArgs);
+  const mac = args.get('MAC');
+  if (mac !== undefined && mac !== '') {
+    try {
+      out.mac = MAC.parse(mac);
+    } catch (err) {
+      throw badArgs(`MAC: ${(err as Error).message}`);
+    }
   }
   return out;
 }

@@ -33,6 +33,8 @@ const REQUIRED: Readonly<Record<CniCommand, readonly string[]>> = {
 
 /** The spec's container id: alphanumerics plus `_ . -`, starting with an alphanumeric. */
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** The spec sets no length; this only bounds what netd stores. */
+export const MAX_CONTAINER_ID = 1024;
 
 function invalid(msg: string, details?: string): CniError {
   return new CniError(CNI_CODE.INVALID_ENVIRONMENT, msg, details);
@@ -50,7 +52,11 @@ export function parseCniArgs(text: string): Map<string, string> {
   return out;
 }
 
-/** Reads and checks the forwarded variables (an object of strings) for their command. */
+/**
+ * Reads and checks the forwarded variables (an object of strings) for their command. DEL is read leniently:
+ * only CNI_CONTAINERID and CNI_IFNAME must be there; a malformed CNI_ARGS, container id or interface name
+ * cannot name an attachment netd made, so DEL finds nothing and succeeds rather than stranding the pod.
+ */
 export function parseEnv(raw: unknown): CniEnv {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('env must be an object of CNI_* variables');
   const vars = raw as Record<string, unknown>;
@@ -65,10 +71,12 @@ export function parseEnv(raw: unknown): CniEnv {
   if (!(COMMANDS as readonly string[]).includes(command)) throw invalid(`unknown CNI_COMMAND ${JSON.stringify(command.slice(0, 40))}`, `expected one of ${COMMANDS.join(', ')}`);
   const cmd = command as CniCommand;
   for (const key of REQUIRED[cmd]) if (get(key) === '') throw invalid(`${key} is required for ${cmd}`);
-  const env: CniEnv = { command: cmd, containerId: get('CNI_CONTAINERID'), netns: get('CNI_NETNS'), ifname: get('CNI_IFNAME'), args: parseCniArgs(get('CNI_ARGS')), path: get('CNI_PATH') };
-  if (REQUIRED[cmd].length > 0) {
-    if (!CONTAINER_ID.test(env.containerId) || env.containerId.length > 64) {
-      throw invalid(`invalid CNI_CONTAINERID ${JSON.stringify(env.containerId.slice(0, 80))}`, 'netd takes 1-64 of [a-zA-Z0-9_.-], starting with a letter or digit');
+  const lenient = cmd === 'DEL';
+  const args = lenient ? lenientArgs(get('CNI_ARGS')) : parseCniArgs(get('CNI_ARGS'));
+  const env: CniEnv = { command: cmd, containerId: get('CNI_CONTAINERID'), netns: get('CNI_NETNS'), ifname: get('CNI_IFNAME'), args, path: get('CNI_PATH') };
+  if (REQUIRED[cmd].length > 0 && !lenient) {
+    if (!CONTAINER_ID.test(env.containerId) || env.containerId.length > MAX_CONTAINER_ID) {
+      throw invalid(`invalid CNI_CONTAINERID ${JSON.stringify(env.containerId.slice(0, 80))}`, `netd takes 1-${MAX_CONTAINER_ID} of [a-zA-Z0-9_.-], starting with a letter or digit`);
     }
     try {
       parseIfName(env.ifname);
@@ -78,4 +86,13 @@ export function parseEnv(raw: unknown): CniEnv {
     if (env.netns !== '' && !env.netns.startsWith('/')) throw invalid(`CNI_NETNS must be an absolute path, not ${JSON.stringify(env.netns.slice(0, 100))}`);
   }
   return env;
+}
+
+/** CNI_ARGS for DEL: what parses, the rest ignored. */
+function lenientArgs(text: string): Map<string, string> {
+  try {
+    return parseCniArgs(text);
+  } catch {
+    return new Map();
+  }
 }

@@ -32,6 +32,8 @@ export const NETD_CODE = {
   MISSING_TOOL: 103,
   /** CHECK found the attachment's kernel state different from netd's record. */
   CHECK_FAILED: 104,
+  /** Something the command needs is gone (a network removed meanwhile); CHECK/DEL's "no such attachment" is code 3. */
+  NOT_FOUND: 105,
   /** Anything else netd did not expect. */
   INTERNAL: 199,
 } as const;
@@ -39,7 +41,7 @@ export const NETD_CODE = {
 /** netd's typed errors (NetdError.code) → CNI codes. */
 export const ERROR_CODE_TABLE: Readonly<Record<string, number>> = {
   invalid_argument: CNI_CODE.INVALID_NETWORK_CONFIG,
-  not_found: CNI_CODE.UNKNOWN_CONTAINER,
+  not_found: NETD_CODE.NOT_FOUND,
   too_large: CNI_CODE.DECODE_FAILURE,
   kernel: CNI_CODE.IO_FAILURE,
   conflict: NETD_CODE.CONFLICT,

@@ -48,15 +48,16 @@ function fail(code: number, msg: string, details?: string): never {
 }
 
 /**
- * stdin, whole; undefined if it exceeds MAX_STDIN. Read synchronously (cheapest at start-up); a
- * non-blocking stdin that has nothing yet (EAGAIN) is read to its end through the event loop instead.
+ * stdin, whole; undefined if it exceeds MAX_STDIN. Read synchronously (the common case: the runtime wrote
+ * it all into a pipe); a non-blocking stdin with nothing in it yet (EAGAIN) is waited on through node's
+ * event loop (process.stdin, epoll), never by spinning on read.
  */
 async function readStdin(): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let total = 0;
-  const add = (chunk: Buffer): boolean => {
-    total += chunk.length;
-    chunks.push(chunk);
+  const add = (data: Buffer): boolean => {
+    total += data.length;
+    chunks.push(data);
     return total <= MAX_STDIN;
   };
   const buf = Buffer.allocUnsafe(65536);
@@ -66,7 +67,10 @@ async function readStdin(): Promise<Buffer | undefined> {
       n = readSync(0, buf, 0, buf.length, null);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') return (await readRest(add)) ? Buffer.concat(chunks) : undefined;
+      if (code === 'EAGAIN') {
+        for await (const data of process.stdin) if (!add(data as Buffer)) return undefined;
+        break;
+      }
       if (code === 'EOF' || code === 'EBADF') break;
       throw e;
     }
@@ -74,20 +78,6 @@ async function readStdin(): Promise<Buffer | undefined> {
     if (!add(Buffer.from(buf.subarray(0, n)))) return undefined;
   }
   return Buffer.concat(chunks);
-}
-
-/** The rest of stdin through process.stdin (epoll, no spinning); false once `add` refuses more. */
-function readRest(add: (chunk: Buffer) => boolean): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const input = process.stdin;
-    input.on('data', (d: Buffer) => {
-      if (add(d)) return;
-      input.destroy();
-      resolve(false);
-    });
-    input.on('end', () => resolve(true));
-    input.on('error', reject);
-  });
 }
 
 /** The socket path of a `unix:///path` host, or undefined. */

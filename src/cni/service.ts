@@ -13,15 +13,22 @@ import { ConflictError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { PORT_MAP } from '../driverapi/labels.js';
 import type { IPAddress } from '../net/index.js';
-import { decodeStdin, parseConfig, type CniConfig } from './config.js';
+import type { EndpointRecord } from '../cnm/endpoint.js';
+import { decodeStdin, parseConfig, parseIdentity, rawVersion, staticRequests, type CniConfig, type CniIdentity } from './config.js';
 import { parseEnv, type CniEnv } from './env.js';
 import { CNI_CODE, CniError, NETD_CODE, toCniError, type CniErrorBody } from './errors.js';
+import { comparePrevResult } from './prev-result.js';
 import { buildResult, type Attachment } from './result.js';
-import { checkVersion, versionInfo } from './version.js';
+import { checkVersion, isSupported, parseVersion, versionInfo } from './version.js';
 
 /** The label every endpoint made through CNI carries. */
 export const ORIGIN_LABEL = 'io.netd.origin';
 export const CNI_ORIGIN = 'cni';
+/**
+ * The conflist `name` an attachment was made under: two conflists may share one netd network (`"network"`),
+ * and GC, DEL and CHECK only ever see their own conflist's attachments (libcni scopes by list name).
+ */
+export const CNI_NAME_LABEL = 'io.netd.cni.name';
 
 /** What the route answers: 200 with a body, 204 without, or a CNI error object with its status. */
 export interface CniReply {
@@ -48,8 +55,15 @@ export class CniService {
         const raw = typeof req.stdin === 'string' && req.stdin.trim() !== '' ? decodeStdin(req.stdin) : {};
         return this.done(fields, started, { status: 200, body: versionInfo(typeof raw.cniVersion === 'string' && raw.cniVersion !== '' ? raw.cniVersion : undefined) });
       }
-      const config = parseConfig(decodeStdin(req.stdin));
-      cniVersion = config.cniVersion;
+      const raw = decodeStdin(req.stdin);
+      // Errors answer in the config's own version, even when the rest of it is refused.
+      cniVersion = parseVersion(rawVersion(raw)) ? rawVersion(raw) : '';
+      if (env.command === 'DEL') {
+        const id = parseIdentity(raw);
+        fields.network = id.network;
+        return this.done(fields, started, await this.del(env, id));
+      }
+      const config = parseConfig(raw);
       fields.network = config.network;
       checkVersion(config.cniVersion, env.command);
       return this.done(fields, started, await this.run(env, config));
@@ -71,8 +85,6 @@ export class CniService {
     switch (env.command) {
       case 'ADD':
         return this.add(env, config);
-      case 'DEL':
-        return this.del(env, config);
       case 'CHECK':
         return this.check(env, config);
       case 'GC':
@@ -85,13 +97,18 @@ export class CniService {
   // ---------------------------------------------------------------- ADD
 
   private async add(env: CniEnv, config: CniConfig): Promise<CniReply> {
+    const rc = config.runtimeConfig;
+    // runtimeConfig's ips/mac win over CNI_ARGS' IP/MAC (podman 4.3 sends --ip/--mac-address there).
+    const { ips, mac } = staticRequests(rc, env.args);
     this.checkNamespace(env.netns);
     this.checkNamespaceOwner(env);
     const network = await this.networkFor(config);
-    const rc = config.runtimeConfig;
+    checkPrefixLengths(network, rc.ipLengths);
+    // A runtime reusing a container id (ctr does) before the sweep noticed the old namespace died.
+    await this.controller.sweepIfGone(env.containerId);
     const podName = env.args.get('K8S_POD_NAME');
     const aliases = [...rc.aliases, ...(podName && isAlias(podName) ? [podName] : [])];
-    const pick = (family: 4 | 6): IPAddress | undefined => rc.ips.find((a) => a.family === family);
+    const pick = (family: 4 | 6): IPAddress | undefined => ips.find((a) => a.family === family);
     const attached = (await this.controller.attach({
       target: { path: env.netns },
       network: network.id,
@@ -99,12 +116,12 @@ export class CniService {
       ifname: env.ifname,
       ip: pick(4),
       ip6: pick(6),
-      mac: rc.mac,
+      mac,
       aliases,
       options: rc.portMappings.length > 0 ? { [PORT_MAP]: rc.portMappings } : undefined,
-      labels: { [ORIGIN_LABEL]: CNI_ORIGIN },
+      labels: { [ORIGIN_LABEL]: CNI_ORIGIN, [CNI_NAME_LABEL]: config.name },
     })) as AttachResult;
-    return { status: 200, body: buildResult(config.cniVersion, attachmentOf(network, attached, env.netns)) };
+    return { status: 200, body: buildResult(config.cniVersion, attachmentOf(network, attached, env.netns), config.prevResult) };
   }
 
   /**
@@ -155,16 +172,34 @@ export class CniService {
 
   // ---------------------------------------------------------------- DEL, CHECK
 
-  /** Idempotent: the container, its namespace, the endpoint or the network may all be gone already. */
-  private async del(env: CniEnv, config: CniConfig): Promise<CniReply> {
-    const ep = this.controller.endpointByInterface(config.network, env.containerId, env.ifname);
+  /**
+   * Idempotent: the container, its namespace, the endpoint or the network may all be gone already. Only
+   * what identifies the attachment is read, so a config ADD refused can still be deleted; a cniVersion netd
+   * does not speak still releases it (the spec has a delete done whatever came before), and says so in the log.
+   */
+  private async del(env: CniEnv, id: CniIdentity): Promise<CniReply> {
+    if (!isSupported(id.cniVersion)) this.log.warn({ op: 'cni', command: 'DEL', cniVersion: id.cniVersion }, 'cni DEL with an unsupported cniVersion: releasing anyway');
+    const ep = this.attachmentOf(id, env);
     if (ep) await this.controller.removeEndpoint(ep.id, 'cni del');
     return { status: 204 };
   }
 
+  /** The endpoint this conflist made for (container, ifname) on its network; never another origin's or conflist's. */
+  private attachmentOf(id: CniIdentity, env: CniEnv): EndpointRecord | undefined {
+    const ep = this.controller.endpointByInterface(id.network, env.containerId, env.ifname);
+    return ep && isOurs(ep, id.name) ? ep : undefined;
+  }
+
   private async check(env: CniEnv, config: CniConfig): Promise<CniReply> {
-    const ep = this.controller.endpointByInterface(config.network, env.containerId, env.ifname);
+    const ep = this.attachmentOf(config, env);
     if (!ep) throw new CniError(CNI_CODE.UNKNOWN_CONTAINER, `netd has no attachment of container ${env.containerId} (${env.ifname}) on network ${config.network}`);
+    // What the runtime cached (prevResult) must agree with the record, as the kernel must (the driver checks that).
+    if (config.prevResult !== undefined) {
+      const addresses = [ep.ipv4, ep.ipv6].filter((a) => a !== undefined).map(String);
+      const recorded = { ifname: ep.ifname, mac: ep.mac?.toString(), sandbox: env.netns, addresses };
+      const differences = comparePrevResult(config.prevResult, recorded);
+      if (differences.length > 0) throw new CniError(NETD_CODE.CHECK_FAILED, `prevResult of ${env.containerId} differs from netd's record: ${differences[0]}`, differences.join('; '));
+    }
     const problems = await this.controller.checkEndpoint(ep.id);
     if (problems.length > 0) throw new CniError(NETD_CODE.CHECK_FAILED, `the attachment of ${env.containerId} differs from netd's record: ${problems[0]}`, problems.join('; '));
     return { status: 204 };
@@ -172,15 +207,26 @@ export class CniService {
 
   // ---------------------------------------------------------------- GC, STATUS
 
-  /** Releases every CNI endpoint on the network that the runtime no longer lists; nothing when it sent no list. */
+  /**
+   * Releases every attachment this conflist made on the network that the runtime does not list (no list, or
+   * null, releases them all). A failed removal does not stop the rest; the failures are one error at the end.
+   */
   private async gc(config: CniConfig): Promise<CniReply> {
-    const valid = config.validAttachments;
     const network = this.findNetwork(config.network);
-    if (!valid || !network) return { status: 204 };
-    const keep = new Set(valid.map((a) => `${a.containerId}\0${a.ifname}`));
+    if (!network) return { status: 204 };
+    const keep = new Set(config.validAttachments.map((a) => `${a.containerId}\0${a.ifname}`));
+    const failures: { ep: EndpointRecord; err: CniError }[] = [];
     for (const ep of this.controller.endpointsOf(network.id)) {
-      if (ep.labels?.[ORIGIN_LABEL] !== CNI_ORIGIN || keep.has(`${ep.name}\0${ep.ifname}`)) continue;
-      await this.controller.removeEndpoint(ep.id, 'cni gc');
+      if (!isOurs(ep, config.name) || keep.has(`${ep.name}\0${ep.ifname}`)) continue;
+      try {
+        await this.controller.removeEndpoint(ep.id, 'cni gc');
+      } catch (err) {
+        failures.push({ ep, err: toCniError(err) });
+      }
+    }
+    if (failures.length > 0) {
+      const details = failures.map(({ ep, err }) => `${ep.name} (${ep.ifname}): ${err.message}`).join('; ');
+      throw new CniError(failures[0].err.cniCode, `GC could not release ${failures.length} attachment(s) of ${config.name}`, details);
     }
     return { status: 204 };
   }
@@ -196,7 +242,7 @@ export class CniService {
 
 /** What the result reports of an attach: the driver's host interface, the addresses, the observers' DNS. */
 function attachmentOf(network: NetworkRecord, r: AttachResult, sandbox: string): Attachment {
-  const extra = r as { hostInterface?: { name: string; mac?: string }; dns?: { nameservers?: string[] } };
+  const extra = r as { hostInterface?: { name: string; mac?: string }; dns?: { nameservers?: string[]; search?: string[]; options?: string[] } };
   return {
     hostInterface: extra.hostInterface,
     ifname: r.interface,
@@ -208,7 +254,26 @@ function attachmentOf(network: NetworkRecord, r: AttachResult, sandbox: string):
     ],
     defaultGateways: [r.gateway, r.gateway6].filter((g): g is string => g !== undefined),
     nameservers: extra.dns?.nameservers ?? [],
+    search: extra.dns?.search ?? [],
+    options: extra.dns?.options ?? [],
   };
+}
+
+/** Made through CNI under this conflist name (an endpoint from before the name label counts for any). */
+function isOurs(ep: EndpointRecord, conflist: string): boolean {
+  if (ep.labels?.[ORIGIN_LABEL] !== CNI_ORIGIN) return false;
+  const name = ep.labels[CNI_NAME_LABEL];
+  return name === undefined || name === conflist;
+}
+
+/** A prefix length given in runtimeConfig.ips must be the network's (netd puts the subnet's on the interface). */
+function checkPrefixLengths(network: NetworkRecord, given: { address: IPAddress; length: number }[]): void {
+  for (const { address, length } of given) {
+    const subnet = (address.family === 4 ? network.ipv4 : network.ipv6)[0]?.subnet;
+    if (subnet !== undefined && subnet.length !== length) {
+      throw new CniError(CNI_CODE.INVALID_NETWORK_CONFIG, `runtimeConfig.ips: ${address}/${length} does not match network ${network.name}'s subnet ${subnet}`);
+    }
+  }
 }
 
 /** A K8S_POD_NAME netd can answer in DNS (others are left out rather than failing the ADD). */

@@ -33,7 +33,7 @@ import { Endpoints } from './endpoints.js';
 import { Sandboxes } from './sandboxes.js';
 import { Recovery } from './recovery.js';
 import { startMonitors, sweepDeadContainers, type MonitorIntervals } from './monitors.js';
-import { isValidName, parseMode } from './validation.js';
+import { isValidContainerName, parseMode } from './validation.js';
 
 export type { AttachRequest } from './endpoint.js';
 
@@ -125,14 +125,22 @@ export class Controller {
    * watch. Returns a stop function. An interval of 0 disables that check.
    */
   startMonitors(opts: MonitorIntervals = {}): () => void {
-    const sweep = () =>
-      sweepDeadContainers({
-        ctx: this.ctx,
-        sandboxes: this.sandboxOps,
-        endpoints: this.endpointOps,
-        exclusive: (op, fn) => this.exclusive(op, {}, fn),
-      });
-    return startMonitors({ sweepDeadContainers: sweep, reloadFirewall: (reason) => this.reloadFirewall(reason) }, this.log, opts);
+    return startMonitors({ sweepDeadContainers: () => this.sweep(), reloadFirewall: (reason) => this.reloadFirewall(reason) }, this.log, opts);
+  }
+
+  private sweep(): Promise<void> {
+    return sweepDeadContainers({
+      ctx: this.ctx,
+      sandboxes: this.sandboxOps,
+      endpoints: this.endpointOps,
+      exclusive: (op, fn) => this.exclusive(op, {}, fn),
+    });
+  }
+
+  /** Runs the dead-container sweep now when the container named `name` is gone (its id reused before the sweep ran). */
+  async sweepIfGone(name: string): Promise<void> {
+    const sb = [...this.registry.sandboxesById.values()].find((s) => s.name === name);
+    if (sb && this.sandboxOps.isGone(sb)) await this.sweep();
   }
 
   /** `netd firewall-reload` and the watchdog: every driver re-applies its rules. */
@@ -272,7 +280,7 @@ export class Controller {
     return this.exclusive('attach', { network: req?.network ?? this.defaultNetwork, target: req?.target }, async () => {
       if (!req || !req.target) throw new InvalidArgumentError('attach needs a target: a container PID, a namespace path or a sandbox name');
       const mode = parseMode(req.mode, this.predefinedNames);
-      if (req.name !== undefined && !isValidName(req.name)) throw new InvalidArgumentError(`invalid container name ${JSON.stringify(req.name)}`);
+      if (req.name !== undefined && !isValidContainerName(req.name)) throw new InvalidArgumentError(`invalid container name ${JSON.stringify(req.name)}`);
       if (mode.kind === 'container') {
         const option = Object.keys(req.options ?? {})[0];
         if (option !== undefined) throw new InvalidArgumentError(`a container sharing another's namespace cannot ${optionPurpose(option)} of its own; do so on ${mode.ref}`);
@@ -328,7 +336,7 @@ export class Controller {
       const ep = this.registry.endpointsById.get(id);
       const sandbox = ep && this.registry.sandboxesById.get(ep.sandboxId);
       if (!ep || !sandbox) return false;
-      const removed = await this.endpointOps.removeFromSandbox(sandbox, this.registry.networkOf(ep), reason);
+      const removed = await this.endpointOps.removeFromSandbox(sandbox, { endpointId: id }, reason);
       return removed.includes(id);
     });
   }

@@ -51,7 +51,7 @@ export class Endpoints {
       if (req.name !== undefined && req.name !== sandbox.name && !sandbox.persistent) {
         throw new ConflictError(`this container is already attached as ${sandbox.name}`);
       }
-      this.checkJoinable(sandbox, network);
+      this.checkJoinable(sandbox, network, ifname);
     } else {
       const id = newId();
       const name = req.name ?? id.slice(0, 12);
@@ -109,11 +109,15 @@ export class Endpoints {
     return this.describe(network.record, endpoint);
   }
 
-  /** Not twice on one network; not with an exclusive network (`none`) and another at once. */
-  private checkJoinable(sandbox: SandboxRecord, network: Network): void {
+  /**
+   * Not twice on one network, unless the attach names its interface (CNI: one container may be added to a
+   * network more than once with different CNI_IFNAMEs; the interface name is then what must be unique);
+   * not with an exclusive network (`none`) and another at once.
+   */
+  private checkJoinable(sandbox: SandboxRecord, network: Network, ifname: string | undefined): void {
     const { registry } = this.ctx;
     const current = registry.endpointsOfSandbox(sandbox);
-    if (current.some((e) => e.networkId === network.id)) {
+    if (ifname === undefined && current.some((e) => e.networkId === network.id)) {
       throw new ConflictError(`container ${sandbox.name} is already attached to network ${network.name}`);
     }
     const exclusive = (n: Network) => registry.drivers.get(n.record.driver)?.capabilities.exclusive === true;
@@ -154,15 +158,16 @@ export class Endpoints {
   }
 
   /**
-   * Removes a sandbox's endpoints (those on `only`, or all), then forgets the sandbox when it is left
-   * without any (unless persistent, or `keepRecord`). Returns the ids removed.
+   * Removes a sandbox's endpoints (those on the network `only`, or just the endpoint `only.endpointId`, or
+   * all), then forgets the sandbox when it is left without any (unless persistent, or `keepRecord`).
+   * Returns the ids removed.
    */
-  async removeFromSandbox(sandbox: SandboxRecord, only: Network | undefined, reason: string, keepRecord = false): Promise<string[]> {
+  async removeFromSandbox(sandbox: SandboxRecord, only: Network | { endpointId: string } | undefined, reason: string, keepRecord = false): Promise<string[]> {
     const removed: string[] = [];
     for (const epId of [...sandbox.endpoints]) {
       const ep = this.ctx.registry.endpointsById.get(epId);
       if (!ep) continue;
-      if (only && ep.networkId !== only.id) continue;
+      if (only && ('endpointId' in only ? ep.id !== only.endpointId : ep.networkId !== only.id)) continue;
       const network = this.ctx.registry.networkOf(ep);
       await this.remove(network, ep, sandbox);
       removed.push(ep.id);

@@ -10,6 +10,13 @@ export function isValidName(name: unknown): name is string {
   return typeof name === 'string' && NAME.test(name);
 }
 
+/** An attached container's name may be longer (CNI container ids have no length limit; netd keeps 1024). */
+const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,1023}$/;
+
+export function isValidContainerName(name: unknown): name is string {
+  return typeof name === 'string' && CONTAINER_NAME.test(name);
+}
+
 export function checkStringMap(value: unknown, what: string): Record<string, string> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) throw new InvalidArgumentError(`${what}s must be an object of strings`);

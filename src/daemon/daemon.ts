@@ -38,6 +38,16 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
+/**
+ * NETD_TEST_SWEEP_MS (tests only, like NETD_TEST_IDLE_TIMEOUT_MS): the dead-container sweep's interval,
+ * 0 = no sweep, so a test can tell a runtime's own DEL or poststop hook from the sweep. Unset or invalid: undefined.
+ */
+function testSweepMs(): number | undefined {
+  const text = process.env.NETD_TEST_SWEEP_MS;
+  const ms = text === undefined || text === '' ? NaN : Number(text);
+  return Number.isSafeInteger(ms) && ms >= 0 ? ms : undefined;
+}
+
 export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> {
   const log = createLogger(config.logLevel);
   parseIfName(config.bridge);
@@ -96,7 +106,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     const problems = await controller.start();
     instance.adopted(); // the marks netd used before instances are replaced by now
     dns.removeOrphanFiles();
-    const stopMonitors = controller.startMonitors({ sweepMs: config.sweepIntervalMs, firewallMs: config.firewallCheckIntervalMs });
+    const stopMonitors = controller.startMonitors({ sweepMs: testSweepMs() ?? config.sweepIntervalMs, firewallMs: config.firewallCheckIntervalMs });
     server = await startApiServer({ host: config.host, controller, log, group: config.group });
     log.info({ op: 'start', host: config.host, dataRoot: config.dataRoot, instance: instance.id, adoptedLegacyMarks: instance.adoptLegacy, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
     const srv = server;

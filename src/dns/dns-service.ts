@@ -172,8 +172,9 @@ export class DnsService implements NetworkObserver {
     this.directory.join(network.id, {
       endpointId: endpoint.id,
       sandboxId: endpoint.sandboxId,
-      name: endpoint.name,
-      names: namesOf(endpoint),
+      // A name longer than a DNS label (63) cannot be answered: the short container id stands in for it.
+      name: dnsName(endpoint),
+      names: namesOf({ ...endpoint, name: dnsName(endpoint) }),
       ipv4: plain(endpoint.ipv4),
       ipv6: plain(endpoint.ipv6),
     });
@@ -245,4 +246,9 @@ function stamp(path: string): string {
   } catch {
     return '';
   }
+}
+
+/** The endpoint's container name as DNS can carry it (one label, at most 63 bytes), else its short sandbox id. */
+function dnsName(endpoint: EndpointRecord): string {
+  return endpoint.name.length <= 63 ? endpoint.name : endpoint.sandboxId.slice(0, 12);
 }

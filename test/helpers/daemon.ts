@@ -47,8 +47,10 @@ export class TestDaemon {
     return (JSON.parse(readFileSync(join(this.dataRoot, 'instance.json'), 'utf8')) as { id: string }).id;
   }
 
-  static async start(hostNs: TestNetns, extraArgs: string[] = []): Promise<TestDaemon> {
+  /** `env`: extra environment for the daemon (e.g. `{NETD_TEST_SWEEP_MS: '0'}`), kept for later launches. */
+  static async start(hostNs: TestNetns, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<TestDaemon> {
     const d = new TestDaemon(hostNs, mkdtempSync(join(tmpdir(), 'netd-it-')), extraArgs);
+    d.env = env;
     await d.launch();
     return d;
   }

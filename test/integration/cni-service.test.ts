@@ -105,13 +105,16 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     assert.deepEqual(ctrIf, { name: 'eth0', mac: addrs[0].address, sandbox: c.netnsPath }, 'the container interface with MAC and sandbox');
     assert.deepEqual(res.ips, [{ address: '192.0.2.2/26', gateway: '192.0.2.1', interface: 1 }]);
     assert.deepEqual(res.routes, [{ dst: '0.0.0.0/0', gw: '192.0.2.1' }]);
-    assert.deepEqual(res.dns, { nameservers: ['192.0.2.1'] });
+    // netd's embedded server, with the search/options netd writes into containers' resolv.conf.
+    assert.deepEqual(res.dns.nameservers, ['192.0.2.1']);
+    assert.deepEqual(Object.keys(res.dns).filter((k) => !['nameservers', 'search', 'options'].includes(k)), []);
+    assert.ok(res.dns.options?.some((o: string) => o.startsWith('ndots:')), JSON.stringify(res.dns));
 
     const ep = (await endpoints()).find((e) => e.name === 'ctr-a');
     assert.ok(ep, '`netd endpoints` lists it under the container id');
     assert.equal(ep.ifname, 'eth0');
     assert.equal(ep.network, 'cninet');
-    assert.deepEqual(ep.labels, { 'io.netd.origin': 'cni' });
+    assert.deepEqual(ep.labels, { 'io.netd.origin': 'cni', 'io.netd.cni.name': 'cninet' }, 'made through CNI, under the conflist cninet');
     const table = (await daemon.cli(['endpoints'])).stdout;
     assert.match(table, /ctr-a\s+cninet\s+eth0\s.*io\.netd\.origin=cni/);
   });
@@ -190,6 +193,64 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     assert.match(check.body.details, /no default route via 192\.0\.2\.1/);
     assert.equal((await cni(envOf('DEL', c, 'ctr-c'), NET)).status, 204);
     assert.equal(await hostLink(r.body.interfaces[0].name), undefined);
+  });
+
+  test('CHECK compares prevResult with netd\'s record: the ADD\'s own result passes; another MAC, address, name or sandbox is code 104', async () => {
+    const c = await container();
+    const r = await cni(envOf('ADD', c, 'ctr-prev'), NET);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const prev = r.body as { interfaces: Record<string, unknown>[]; ips: Record<string, unknown>[] };
+    const withPrev = (prevResult: unknown) => ({ ...NET, prevResult });
+    assert.equal((await cni(envOf('CHECK', c, 'ctr-prev'), withPrev(prev))).status, 204, 'the cached ADD result agrees');
+    const edit = (f: (p: typeof prev) => void) => {
+      const copy = structuredClone(prev);
+      f(copy);
+      return copy;
+    };
+    const cases: [string, typeof prev, RegExp][] = [
+      ['another MAC', edit((p) => (p.interfaces[1].mac = '02:00:00:00:00:77')), /MAC 02:00:00:00:00:77/],
+      ['another address', edit((p) => (p.ips[0].address = '192.0.2.60/26')), /address 192\.0\.2\.60\/26/],
+      ['another interface name', edit((p) => (p.interfaces[1].name = 'eth7')), /no interface eth0 in the sandbox/],
+      ['another sandbox', edit((p) => (p.interfaces[1].sandbox = '/run/netns/elsewhere')), /sandbox \/run\/netns\/elsewhere/],
+      ['no addresses', edit((p) => (p.ips = [])), /lacks address/],
+    ];
+    for (const [name, prevResult, want] of cases) {
+      const bad = await cni(envOf('CHECK', c, 'ctr-prev'), withPrev(prevResult));
+      assert.equal(bad.status, 409, `${name}: ${JSON.stringify(bad.body)}`);
+      assert.equal(bad.body.code, 104, name);
+      assert.match(bad.body.msg, /^prevResult of ctr-prev differs from netd's record: /, name);
+      assert.match(bad.body.details, want, name);
+    }
+    // The kernel was never touched: CHECK without prevResult, and with the real one, still pass.
+    assert.equal((await cni(envOf('CHECK', c, 'ctr-prev'), NET)).status, 204);
+    assert.equal((await cni(envOf('CHECK', c, 'ctr-prev'), withPrev(prev))).status, 204);
+    assert.equal((await cni(envOf('DEL', c, 'ctr-prev'), withPrev(prev))).status, 204);
+  });
+
+  test('CNI_ARGS IP and MAC (podman 4.3\'s --ip/--mac-address) are honoured; runtimeConfig ips/mac win over them', async () => {
+    const c = await container();
+    const args = 'IgnoreUnknown=1;K8S_POD_NAME=s2;MAC=02:00:00:00:00:51;IP=192.0.2.51';
+    const r = await cni(envOf('ADD', c, 'ctr-args', 'eth0', { CNI_ARGS: args }), NET);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.ips.map((x: { address: string }) => x.address), ['192.0.2.51/26']);
+    assert.equal(r.body.interfaces[1].mac, '02:00:00:00:00:51');
+    const eth0 = await c.ipJson<Addr[]>(['addr', 'show', 'dev', 'eth0']);
+    assert.equal(eth0[0].address, '02:00:00:00:00:51');
+    assert.deepEqual(eth0[0].addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`), ['192.0.2.51/26']);
+
+    const d = await container();
+    const both = { ...NET, runtimeConfig: { ips: ['192.0.2.52/26'], mac: '02:00:00:00:00:52' } };
+    const w = await cni(envOf('ADD', d, 'ctr-args2', 'eth0', { CNI_ARGS: 'IP=192.0.2.53;MAC=02:00:00:00:00:53' }), both);
+    assert.equal(w.status, 200, JSON.stringify(w.body));
+    const eth0d = await d.ipJson<Addr[]>(['addr', 'show', 'dev', 'eth0']);
+    assert.equal(eth0d[0].address, '02:00:00:00:00:52', 'runtimeConfig.mac wins');
+    assert.deepEqual(eth0d[0].addr_info.filter((a) => a.family === 'inet').map((a) => a.local), ['192.0.2.52'], 'runtimeConfig.ips wins');
+
+    const e = await container();
+    const bad = await cni(envOf('ADD', e, 'ctr-args3', 'eth0', { CNI_ARGS: 'IP=192.0.2.300' }), NET);
+    assert.equal(bad.body?.code, 4, JSON.stringify(bad.body));
+    assert.deepEqual((await links(e)).map((l) => l.ifname), ['lo'], 'a refused ADD plumbs nothing');
+    for (const [x, id] of [[c, 'ctr-args'], [d, 'ctr-args2']] as const) assert.equal((await cni(envOf('DEL', x, id), NET)).status, 204);
   });
 
   test('concurrent ADDs to a network that does not exist yet: one network, every container its own address; concurrent DELs', async () => {
@@ -368,7 +429,7 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     assert.equal(r.status, 200);
     await daemon.restart();
     const ep = (await endpoints()).find((e) => e.name === 'ctr-keep');
-    assert.deepEqual([ep?.ifname, ep?.labels], ['eth0', { 'io.netd.origin': 'cni' }]);
+    assert.deepEqual([ep?.ifname, ep?.labels], ['eth0', { 'io.netd.origin': 'cni', 'io.netd.cni.name': 'cninet' }]);
     assert.equal((await cni(envOf('CHECK', c, 'ctr-keep'), NET)).status, 204, 'CHECK after restart');
     await dies.stop(); // as with `ctr run -d`: the process ends, no DEL ever comes
     let left = true;
@@ -378,5 +439,106 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     }
     assert.equal(left, false, 'the sweep released it');
     assert.equal(await hostLink(r.body.interfaces[0].name), undefined);
+  });
+  test('two conflists on one netd network ("network": "shared"): GC, DEL and CHECK of one never touch the other\'s containers', async () => {
+    const alpha = conf('alpha', { cniVersion: '1.1.0', network: 'shared', subnet: '198.51.100.0/26' });
+    const beta = conf('beta', { cniVersion: '1.1.0', network: 'shared', subnet: '198.51.100.0/26' });
+    const [a, b] = [await container(), await container()];
+    assert.equal((await cni(envOf('ADD', a, 'sh-a'), alpha)).status, 200);
+    const rb = await cni(envOf('ADD', b, 'sh-b'), beta);
+    assert.equal(rb.status, 200, JSON.stringify(rb.body));
+    assert.equal((await endpoints()).find((e) => e.name === 'sh-b')?.labels?.['io.netd.cni.name'], 'beta', 'the conflist name is recorded');
+    // alpha's view: sh-b is not an attachment of alpha's.
+    assert.equal((await cni(envOf('CHECK', b, 'sh-b'), alpha)).body?.code, 3);
+    assert.equal((await cni(envOf('DEL', b, 'sh-b'), alpha)).status, 204);
+    const gc = await cni({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, { ...alpha, 'cni.dev/valid-attachments': null });
+    assert.equal(gc.status, 204, JSON.stringify(gc.body));
+    assert.deepEqual((await links(a)).map((l) => l.ifname), ['lo'], 'alpha\'s own released (null = nothing valid)');
+    assert.ok((await links(b)).some((l) => l.ifname === 'eth0'), 'beta\'s container keeps its interface');
+    assert.equal((await cni(envOf('CHECK', b, 'sh-b'), beta)).status, 204);
+    // No list at all also means nothing is valid.
+    assert.equal((await cni({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, beta)).status, 204);
+    assert.deepEqual((await links(b)).map((l) => l.ifname), ['lo']);
+  });
+
+  test('one container on one network twice with different CNI_IFNAMEs (Multus); DEL of one leaves the other working', async () => {
+    const net = conf('multi', { subnet: '198.51.100.64/26' });
+    const c = await container();
+    const first = await cni(envOf('ADD', c, 'mu-a', 'eth0'), net);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const second = await cni(envOf('ADD', c, 'mu-a', 'net1'), net);
+    assert.equal(second.status, 200, JSON.stringify(second.body));
+    const addrOf = async (dev: string) => (await c.ipJson<Addr[]>(['addr', 'show', 'dev', dev]))[0].addr_info.filter((x) => x.family === 'inet').map((x) => `${x.local}/${x.prefixlen}`);
+    assert.deepEqual(await addrOf('eth0'), [first.body.ips[0].address]);
+    assert.deepEqual(await addrOf('net1'), [second.body.ips[0].address]);
+    assert.notEqual(first.body.ips[0].address, second.body.ips[0].address);
+    assert.equal((await cni(envOf('ADD', c, 'mu-a', 'net1'), net)).body?.code, 100, 'the same interface twice is still refused');
+    assert.equal((await cni(envOf('DEL', c, 'mu-a', 'net1'), net)).status, 204);
+    assert.deepEqual((await links(c)).map((l) => l.ifname).sort(), ['eth0', 'lo'], 'only net1 went');
+    assert.equal((await cni(envOf('CHECK', c, 'mu-a', 'eth0'), net)).status, 204, 'eth0 as recorded');
+    await c.exec(['ping', '-c1', '-W2', '198.51.100.65']);
+    assert.equal((await cni(envOf('DEL', c, 'mu-a', 'eth0'), net)).status, 204);
+    assert.deepEqual((await links(c)).map((l) => l.ifname), ['lo']);
+  });
+
+  test('ADD after another plugin (prevResult): its interfaces and addresses first, netd\'s appended and indexed after them', async () => {
+    const c = await container();
+    const prevResult = { cniVersion: '0.4.0', interfaces: [{ name: 'tap0', sandbox: c.netnsPath }], ips: [{ version: '4', address: '203.0.113.9/24', interface: 0 }], routes: [{ dst: '203.0.113.0/24' }], dns: { nameservers: ['203.0.113.53'] } };
+    const r = await cni(envOf('ADD', c, 'chained'), conf('chainnet', { cniVersion: '0.4.0', subnet: '198.51.100.128/27', prevResult }));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.cniVersion, '0.4.0');
+    assert.deepEqual(r.body.interfaces.map((i: { name: string }) => i.name).slice(0, 1), ['tap0']);
+    assert.equal(r.body.interfaces[2].name, 'eth0');
+    assert.deepEqual(r.body.ips, [
+      { version: '4', address: '203.0.113.9/24', interface: 0 },
+      { version: '4', address: '198.51.100.130/27', gateway: '198.51.100.129', interface: 2 },
+    ]);
+    assert.deepEqual(r.body.routes, [{ dst: '203.0.113.0/24' }, { dst: '0.0.0.0/0', gw: '198.51.100.129' }]);
+    assert.deepEqual(r.body.dns.nameservers, ['203.0.113.53', '198.51.100.129']);
+    assert.equal((await cni(envOf('DEL', c, 'chained'), conf('chainnet', { cniVersion: '0.4.0' }))).status, 204);
+  });
+
+  test('a config ADD refused can still be DELeted; a long container id works; a prefix length unlike the subnet\'s is code 7', async () => {
+    const net = conf('lenient', { subnet: '198.51.100.160/27' });
+    const c = await container();
+    const refused = [
+      [envOf('ADD', c, 'len-a'), { ...net, runtimeConfig: { ips: ['198.51.100.170/24'] } }, 7],
+      [envOf('ADD', c, 'len-a', 'eth0', { CNI_ARGS: 'IgnoreUnknown=1;junk' }), net, 4],
+    ] as const;
+    for (const [env, config, code] of refused) {
+      const r = await cni(env, config);
+      assert.equal(r.body?.code, code, JSON.stringify(r.body));
+      const del = await cni({ ...env, CNI_COMMAND: 'DEL' }, config);
+      assert.equal(del.status, 204, `DEL of what ADD refused: ${JSON.stringify(del.body)}`);
+    }
+    assert.equal((await cni(envOf('ADD', c, 'len-a'), { ...net, runtimeConfig: { ips: ['198.51.100.170/27'] } })).status, 200, 'the subnet\'s own length is fine');
+    assert.equal((await cni(envOf('DEL', c, 'len-a', 'eth0', { CNI_ARGS: 'junk' }), { ...net, cniVersion: '0.2.0', runtimeConfig: 5 })).status, 204, 'DEL reads only what names the attachment');
+    assert.deepEqual((await links(c)).map((l) => l.ifname), ['lo'], 'and releases it');
+    const long = 'k8s_POD_web-0_default_' + 'f'.repeat(150);
+    assert.equal((await cni(envOf('ADD', c, long), net)).status, 200);
+    assert.ok((await endpoints()).some((e) => e.name === long));
+    assert.equal((await cni(envOf('DEL', c, long), net)).status, 204);
+    assert.equal((await endpoints()).some((e) => e.name === long), false);
+  });
+
+  test('an ADD reusing the id of a container whose namespace died before the sweep ran releases the dead one first', async () => {
+    daemon.env = { NETD_TEST_SWEEP_MS: '0' }; // no sweep at all: only the ADD itself can notice
+    await daemon.restart();
+    try {
+      const net = conf('reuse', { subnet: '198.51.100.192/27' });
+      const old = await container();
+      const first = await cni(envOf('ADD', old, 'ctr-reused'), net);
+      assert.equal(first.status, 200);
+      await old.stop();
+      const fresh = await container();
+      const again = await cni(envOf('ADD', fresh, 'ctr-reused'), net);
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.equal(await hostLink(first.body.interfaces[0].name), undefined, 'the dead one\'s veth is gone');
+      assert.deepEqual((await endpoints()).filter((e) => e.name === 'ctr-reused').length, 1);
+      assert.equal((await cni(envOf('DEL', fresh, 'ctr-reused'), net)).status, 204);
+    } finally {
+      daemon.env = {};
+      await daemon.restart();
+    }
   });
 });

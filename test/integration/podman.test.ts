@@ -95,7 +95,8 @@ describe('podman drives netd (CNI plugin and OCI hook)', () => {
     if (missing) throw new Error(`the podman test cannot run: ${missing}; run scripts/install-deps.sh --test`);
     topo = await Topology.create('pdm');
     podman = await Podman.start(topo.host);
-    daemon = await TestDaemon.start(podman.ns);
+    // No dead-container sweep (NETD_TEST_SWEEP_MS=0): every release seen here is podman's DEL or its poststop hook.
+    daemon = await TestDaemon.start(podman.ns, [], { NETD_TEST_SWEEP_MS: '0' });
     podman.writeConflist(conflist(NET, daemon.host, '192.0.2.0/24'));
   });
 
@@ -111,7 +112,7 @@ describe('podman drives netd (CNI plugin and OCI hook)', () => {
     assert.ok(ep, `netd has an endpoint for ${id}: ${JSON.stringify(await endpoints())}\n${daemon.logs.slice(-3000)}`);
     assert.equal(ep.network, NET);
     assert.equal(ep.ifname, 'eth0');
-    assert.deepEqual(ep.labels, { 'io.netd.origin': 'cni' });
+    assert.deepEqual(ep.labels, { 'io.netd.origin': 'cni', 'io.netd.cni.name': NET }, 'made through CNI, under the conflist named NET');
     assert.match(ip(ep.ipv4), /^192\.0\.2\.\d+$/);
     assert.deepEqual(await eth0Addresses('web1'), [ep.ipv4]);
     assert.ok(await hostLinkExists(ep.driverState.hostIfname!), 'the host side of the veth is in the host namespace');
@@ -214,17 +215,36 @@ describe('podman drives netd (CNI plugin and OCI hook)', () => {
       await podman.run(['stop', '-t', '0', 'hooked']);
       await waitFor('the endpoint to go', async () => (await endpointOf(id)) === undefined);
       assert.equal(await hostLinkExists(ep.driverState.hostIfname!), false, 'the veth is gone');
-      // podman ran the poststop hook: it looked the container up and, unless netd's dead-container sweep
-      // (every second) was first, detached it.
-      await waitFor('the poststop hook', async () => proxy.requests.slice(mark).includes('GET /netd/v1/sandboxes'));
+      // podman ran the poststop hook: it looked the container up and detached it. The daemon runs without the
+      // dead-container sweep, so nothing else could have released it.
+      await waitFor("the poststop hook's detach", async () => proxy.exchanges(mark).some((e) => /^POST \/netd\/v1\/detach \d+$/.test(e)));
       const poststop = proxy.exchanges(mark);
-      // (A 404 to the detach: the sweep came between the hook's lookup and its detach.)
-      assert.ok(poststop.every((e) => / 20\d$/.test(e) || e === 'POST /netd/v1/detach 404'), `poststop: ${poststop}`);
-      t.diagnostic(`poststop hook: ${poststop.join(', ')} (${poststop.some((e) => e.startsWith('POST /netd/v1/detach')) ? 'the hook detached it' : 'the sweep was first'})`);
+      assert.ok(poststop.some((e) => /^POST \/netd\/v1\/detach 20\d$/.test(e)), `the poststop hook detached it: ${poststop}`);
+      assert.ok(poststop.every((e) => / 20\d$/.test(e)), `poststop: ${poststop}`);
+      assert.doesNotMatch(daemon.logs, /"container gone"/, 'nothing was released as a dead container');
+      t.diagnostic(`poststop hook: ${poststop.join(', ')}`);
       await podman.run(['rm', 'hooked']);
       assert.deepEqual(await endpoints(), []);
     } finally {
       await proxy.close();
     }
+  });
+  test('podman run --ip --mac-address (sent as CNI_ARGS IP/MAC): the container\'s eth0 has exactly that address and MAC', async () => {
+    const id = (await podman.run(['run', '-d', '--name', 's2', '--network', NET, '--ip', '192.0.2.51', '--mac-address', '02:00:00:00:00:51', IMAGE, 'sleep', '1000'])).stdout.trim();
+    try {
+      const ep = await endpointOf(id);
+      assert.ok(ep, `netd has an endpoint for ${id}: ${JSON.stringify(await endpoints())}`);
+      assert.equal(ep.ipv4, '192.0.2.51/24', '`netd endpoints`: the requested address');
+      assert.equal(ep.mac, '02:00:00:00:00:51', '`netd endpoints`: the requested MAC');
+      assert.deepEqual(await eth0Addresses('s2'), ['192.0.2.51/24'], 'inside the container: exactly that address');
+      const link = (await podman.exec('s2', ['ip', '-o', 'link', 'show', 'dev', 'eth0'])).stdout;
+      assert.equal(/link\/ether (\S+)/.exec(link)?.[1], '02:00:00:00:00:51', `inside the container: that MAC (${link})`);
+      const net = (await podman.inspect('s2')).NetworkSettings.Networks[NET];
+      assert.equal(net.IPAddress, '192.0.2.51');
+      assert.equal(net.MacAddress, '02:00:00:00:00:51');
+    } finally {
+      await podman.run(['rm', '-f', '-t', '0', 's2']);
+    }
+    assert.equal(await endpointOf(id), undefined, 'podman rm -f released it (DEL)');
   });
 });

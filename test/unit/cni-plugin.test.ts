@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PLUGINS, requirePlugins, runPlugin, jsonOut, type PluginRun } from '../helpers/cni-plugin.js';
@@ -298,5 +299,26 @@ describe('netd-cni executables (JS and shim) against a scripted daemon', () => {
       }
     }
     assert.equal(differences, 0);
+  });
+});
+
+describe('netd-cni reading a non-blocking stdin', () => {
+  test('waits for the runtime to write (EAGAIN) without spinning on the CPU', async () => {
+    requirePlugins();
+    const js = PLUGINS.find((p) => p.name === 'js')!;
+    // libuv makes a child's stdio blocking, so python3 (node-gyp's, always there) sets O_NONBLOCK and execs the plugin,
+    // as a runtime written in Go may leave it.
+    const wrapper = 'import fcntl, os, sys; fcntl.fcntl(0, fcntl.F_SETFL, fcntl.fcntl(0, fcntl.F_GETFL) | os.O_NONBLOCK); os.execv(sys.argv[1], sys.argv[1:])';
+    const child = spawn('python3', ['-c', wrapper, js.path], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', CNI_COMMAND: 'VERSION' } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('close', r));
+    await new Promise((r) => setTimeout(r, 1500));
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const ticks = Number(stat[11]) + Number(stat[12]); // utime + stime, in 1/100 s
+    child.stdin.end(JSON.stringify({ cniVersion: '0.4.0' }));
+    assert.equal(await exited, 0, out);
+    assert.deepEqual(JSON.parse(out), versionInfo('0.4.0'));
+    assert.ok(ticks < 40, `used ${ticks}/150 ticks of CPU while waiting 1.5 s for stdin`);
   });
 });

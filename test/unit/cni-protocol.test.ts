@@ -2,7 +2,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCniArgs, parseEnv } from '../../src/cni/env.js';
-import { decodeStdin, parseConfig } from '../../src/cni/config.js';
+import { decodeStdin, parseConfig, staticRequests } from '../../src/cni/config.js';
 import { CniError } from '../../src/cni/errors.js';
 import { checkVersion, compareVersions, versionInfo } from '../../src/cni/version.js';
 
@@ -41,8 +41,15 @@ describe('CNI environment', () => {
       [{ ...ADD, CNI_IFNAME: 'sixteen-chars-xx' }, 4],
       [{ ...ADD, CNI_CONTAINERID: '-leading-dash' }, 4],
       [{ ...ADD, CNI_CONTAINERID: 'has space' }, 4],
-      [{ ...ADD, CNI_CONTAINERID: 'a'.repeat(65) }, 4],
-      [{ ...ADD, CNI_CONTAINERID: 'a'.repeat(64) }, undefined],
+      // The spec sets no length (64 was netd's own, now 1024: a bound on what is stored).
+      [{ ...ADD, CNI_CONTAINERID: 'a'.repeat(1025) }, 4],
+      [{ ...ADD, CNI_CONTAINERID: 'a'.repeat(1024) }, undefined],
+      [{ ...ADD, CNI_CONTAINERID: 'k8s_pod.x-1_' + 'f'.repeat(200) }, undefined],
+      // DEL reads leniently: what ADD refused must still be deletable (else kubelet retries forever).
+      [{ ...ADD, CNI_COMMAND: 'DEL', CNI_ARGS: 'novalue' }, undefined],
+      [{ ...ADD, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'a'.repeat(2000) }, undefined],
+      [{ ...ADD, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'has space' }, undefined],
+      [{ ...ADD, CNI_COMMAND: 'DEL', CNI_CONTAINERID: '' }, 4],
       [{ ...ADD, CNI_NETNS: 'relative/path' }, 4],
       [{ ...ADD, CNI_NETNS: 7 }, 4],
       [{ ...ADD, CNI_ARGS: 'novalue' }, 4],
@@ -72,6 +79,34 @@ describe('CNI environment', () => {
     ];
     for (const [text, want] of cases) assert.deepEqual([...parseCniArgs(text)], want, text);
     for (const text of ['A', '=1', 'A=1;B']) assert.equal(codeOf(() => parseCniArgs(text)), 4, text);
+  });
+});
+
+describe('static address and MAC requests: CNI_ARGS IP/MAC (podman 4.3\'s --ip/--mac-address), runtimeConfig winning', () => {
+  const rcOf = (runtimeConfig: unknown) => parseConfig(decodeStdin(JSON.stringify({ cniVersion: '0.4.0', name: 'n', runtimeConfig }))).runtimeConfig;
+  const show = (r: ReturnType<typeof staticRequests>) => ({ ips: r.ips.map(String), mac: r.mac?.toString() });
+  const cases: [string, unknown, string, { ips: string[]; mac?: string }][] = [
+    ['nothing', {}, '', { ips: [], mac: undefined }],
+    ['podman 4.3 as captured', {}, 'IgnoreUnknown=1;K8S_POD_NAME=s2;MAC=02:00:00:00:00:51;IP=192.0.2.51', { ips: ['192.0.2.51'], mac: '02:00:00:00:00:51' }],
+    ['IP only', {}, 'IP=192.0.2.7', { ips: ['192.0.2.7'], mac: undefined }],
+    ['MAC only, upper case', {}, 'MAC=02:AA:00:00:00:01', { ips: [], mac: '02:aa:00:00:00:01' }],
+    ['v4 and v6, comma-separated', {}, 'IP=192.0.2.7,2001:db8::7', { ips: ['192.0.2.7', '2001:db8::7'], mac: undefined }],
+    ['v6 only, with a prefix length', {}, 'IP=2001:db8::7/64', { ips: ['2001:db8::7'], mac: undefined }],
+    ['empty IP and MAC values', {}, 'IP=;MAC=', { ips: [], mac: undefined }],
+    ['a trailing comma', {}, 'IP=192.0.2.7,', { ips: ['192.0.2.7'], mac: undefined }],
+    ['runtimeConfig ips win over IP', { ips: ['192.0.2.9/24'] }, 'IP=192.0.2.7', { ips: ['192.0.2.9'], mac: undefined }],
+    ['runtimeConfig ips win whole (no v6 from IP)', { ips: ['192.0.2.9'] }, 'IP=192.0.2.7,2001:db8::7', { ips: ['192.0.2.9'], mac: undefined }],
+    ['runtimeConfig mac wins over MAC', { mac: '02:00:00:00:00:99' }, 'MAC=02:00:00:00:00:51', { ips: [], mac: '02:00:00:00:00:99' }],
+    ['runtimeConfig mac, CNI_ARGS IP', { mac: '02:00:00:00:00:99' }, 'IP=192.0.2.7', { ips: ['192.0.2.7'], mac: '02:00:00:00:00:99' }],
+    ['runtimeConfig ips, CNI_ARGS MAC', { ips: ['192.0.2.9'] }, 'MAC=02:00:00:00:00:51', { ips: ['192.0.2.9'], mac: '02:00:00:00:00:51' }],
+  ];
+  for (const [name, rc, args, want] of cases) {
+    test(name, () => assert.deepEqual(show(staticRequests(rcOf(rc), parseCniArgs(args))), want));
+  }
+  test('malformed IP or MAC in CNI_ARGS is code 4, even when runtimeConfig would win', () => {
+    for (const args of ['IP=192.0.2.300', 'IP=banana', 'IP=192.0.2.1,192.0.2.2', 'IP=2001:db8::1,2001:db8::2', 'MAC=02:00:00:00:00', 'MAC=zz:00:00:00:00:01', 'IP=192.0.2.1;MAC=x']) {
+      assert.equal(codeOf(() => staticRequests(rcOf({ ips: ['192.0.2.9'], mac: '02:00:00:00:00:99' }), parseCniArgs(args))), 4, args);
+    }
   });
 });
 
@@ -125,13 +160,17 @@ describe('CNI network configuration', () => {
       const c = parse({ ...base, name: inherited, network: inherited, runtimeConfig: { aliases: { other: ["q"] } } });
       assert.deepEqual(c.runtimeConfig.aliases, [], `a network named ${inherited} reads no inherited property`);
     }
+    assert.deepEqual(c.runtimeConfig.ipLengths.map((x) => [String(x.address), x.length]), [['192.0.2.9', 24]], 'a given prefix length is kept for the check against the subnet');
+    assert.throws(() => parse({ ...base, runtimeConfig: { ips: ['192.0.2.9/33'] } }), (e: CniError) => e.cniCode === 7);
   });
 
   test('GC attachments under either key', () => {
     const list = [{ containerID: 'c1', ifname: 'eth0' }];
     assert.deepEqual(parse({ ...base, 'cni.dev/valid-attachments': list }).validAttachments, [{ containerId: 'c1', ifname: 'eth0' }]);
     assert.deepEqual(parse({ ...base, 'cni.dev/attachments': list }).validAttachments, [{ containerId: 'c1', ifname: 'eth0' }]);
-    assert.equal(parse(base).validAttachments, undefined);
+    // Absent, or null (libcni's Go nil slice when nothing is valid): the empty list, every attachment released.
+    assert.deepEqual(parse(base).validAttachments, []);
+    assert.deepEqual(parse({ ...base, 'cni.dev/valid-attachments': null }).validAttachments, []);
   });
 
   test('refusals: not JSON is 6, wrong types and values are 7', () => {

@@ -1,7 +1,7 @@
 /** CNI results in each version's format, and netd's typed errors in CNI's codes. No kernel. */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildResult, type Attachment } from '../../src/cni/result.js';
+import { buildResult, mergeResult, type Attachment } from '../../src/cni/result.js';
 import { CNI_CODE, CniError, ERROR_CODE_TABLE, NETD_CODE, toCniError } from '../../src/cni/errors.js';
 import { CommandError, ConflictError, ForbiddenError, InvalidArgumentError, KernelError, MissingToolError, NetdError, NotFoundError } from '../../src/errors.js';
 
@@ -75,7 +75,7 @@ describe('CNI error codes', () => {
   test('netd\'s typed errors map through one table, keeping their HTTP status', () => {
     const cases: [NetdError, number, number][] = [
       [new InvalidArgumentError('bad'), CNI_CODE.INVALID_NETWORK_CONFIG, 400],
-      [new NotFoundError('none'), CNI_CODE.UNKNOWN_CONTAINER, 404],
+      [new NotFoundError('none'), NETD_CODE.NOT_FOUND, 404],
       [new ConflictError('taken'), NETD_CODE.CONFLICT, 409],
       [new ForbiddenError('no'), NETD_CODE.FORBIDDEN, 403],
       [new KernelError('create veth', 'EEXIST'), CNI_CODE.IO_FAILURE, 500],
@@ -110,5 +110,39 @@ describe('CNI error codes', () => {
     assert.deepEqual(new CniError(4, 'CNI_NETNS is required', 'why').toBody('1.0.0'), { cniVersion: '1.0.0', code: 4, msg: 'CNI_NETNS is required', details: 'why' });
     assert.deepEqual(new CniError(7, 'x').toBody('0.4.0'), { cniVersion: '0.4.0', code: 7, msg: 'x' });
     assert.equal(toCniError(new CniError(3, 'gone')).cniCode, 3, 'a CniError passes as it is');
+  });
+});
+
+describe('CNI results after a prevResult (netd chained after another plugin)', () => {
+  const prev = {
+    cniVersion: '0.4.0',
+    interfaces: [{ name: 'macvlan0', mac: '02:00:00:00:00:aa', sandbox: '/run/netns/x' }],
+    ips: [{ version: '4', address: '198.51.100.5/24', gateway: '198.51.100.1', interface: 0 }],
+    routes: [{ dst: '198.51.100.0/24' }, { dst: '0.0.0.0/0', gw: '192.0.2.1' }],
+    dns: { nameservers: ['198.51.100.53'], domain: 'example.test', search: ['example.test'] },
+  };
+
+  test('prevResult\'s interfaces first, netd\'s appended with their ips indices shifted; routes and dns merged', () => {
+    const r = buildResult('1.0.0', { ...dual, search: ['corp.test'], options: ['ndots:0'] }, prev);
+    assert.deepEqual(r.interfaces.map((i) => i.name), ['macvlan0', 'veth1234567', 'eth0']);
+    assert.deepEqual(r.ips, [
+      { address: '198.51.100.5/24', gateway: '198.51.100.1', interface: 0 },
+      { address: '192.0.2.2/24', gateway: '192.0.2.1', interface: 2 },
+      { address: 'fd00::2/64', gateway: 'fd00::1', interface: 2 },
+    ]);
+    assert.deepEqual(r.routes, [{ dst: '198.51.100.0/24' }, { dst: '0.0.0.0/0', gw: '192.0.2.1' }, { dst: '::/0', gw: 'fd00::1' }]);
+    assert.deepEqual(r.dns, { nameservers: ['198.51.100.53', '192.0.2.1'], domain: 'example.test', search: ['example.test', 'corp.test'], options: ['ndots:0'] });
+    assert.equal(r.cniVersion, '1.0.0');
+  });
+
+  test('converted to the config\'s version: 0.4.0 keeps ips[].version on every entry', () => {
+    const r = mergeResult('0.4.0', prev, buildResult('1.0.0', dual));
+    assert.deepEqual(r.ips.map((ip) => [ip.version, ip.interface]), [['4', 0], ['4', 2], ['6', 2]]);
+    assert.equal(r.cniVersion, '0.4.0');
+  });
+
+  test('a result without prevResult carries netd\'s DNS search and options', () => {
+    const r = buildResult('1.0.0', { ...dual, search: ['corp.test'], options: ['ndots:0'] });
+    assert.deepEqual(r.dns, { nameservers: ['192.0.2.1'], search: ['corp.test'], options: ['ndots:0'] });
   });
 });
