@@ -4,7 +4,7 @@
  * as src/cni/plugin.ts, which stays the reference: read the CNI_* environment and the network
  * configuration on stdin, POST them as {"env": {...}, "stdin": "..."} to the daemon's /netd/v1/cni on its
  * unix socket, print the reply's body to stdout, exit 0 (2xx) or 1. Answered here without the daemon:
- * VERSION, and the errors 4 (no CNI_COMMAND), 6 (stdin not UTF-8 JSON), 7 (bad `host`, stdin > 1 MiB),
+ * VERSION, and the errors 4 (no CNI_COMMAND), 6 (stdin not UTF-8 JSON), 7 (bad `host`, stdin or escaped request > 1 MiB),
  * 50 (daemon unreachable), 11 (busy, no answer within NETD_CNI_TIMEOUT_MS or 120 s, broken reply).
  * Its output is byte for byte that of the JS plugin for the same input (test/integration/cni-plugin.test.ts).
  *

@@ -4,7 +4,7 @@
  * It reads the CNI_* environment and the network configuration on stdin, POSTs them to the daemon's
  * `/netd/v1/cni` on its unix socket, prints the reply's body to stdout and exits 0 (2xx) or 1.
  * Only VERSION and the errors that need no daemon (50 unreachable, 11 no answer, 6 stdin not JSON,
- * 4 no CNI_COMMAND, 7 bad `host` or oversized config) are answered here.
+ * 4 no CNI_COMMAND, 7 bad `host` or a config whose escaped request exceeds the daemon's 1 MiB) are answered here.
  *
  * Start-up is the cost here (a runtime execs the plugin for every ADD/DEL): this file imports only
  * node:net and node:fs, speaks a minimal HTTP/1.1 by hand (node:http costs ~4 ms more to load), and its
