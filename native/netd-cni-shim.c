@@ -4,7 +4,7 @@
  * as src/cni/plugin.ts, which stays the reference: read the CNI_* environment and the network
  * configuration on stdin, POST them as {"env": {...}, "stdin": "..."} to the daemon's /netd/v1/cni on its
  * unix socket, print the reply's body to stdout, exit 0 (2xx) or 1. Answered here without the daemon:
- * VERSION, and the errors 4 (no CNI_COMMAND), 6 (stdin not UTF-8 JSON), 7 (bad `host`, stdin > 1 MiB),
+ * VERSION, and the errors 4 (no CNI_COMMAND), 6 (stdin not UTF-8 JSON), 7 (bad `host`, stdin or escaped request > 1 MiB),
  * 50 (daemon unreachable), 11 (busy, no answer within NETD_CNI_TIMEOUT_MS or 120 s, broken reply).
  * Its output is byte for byte that of the JS plugin for the same input (test/integration/cni-plugin.test.ts).
  *
@@ -27,6 +27,8 @@
 #include <fcntl.h>
 
 #define MAX_STDIN (1u << 20)
+#define MAX_BODY (1u << 20) /* the daemon refuses request bodies over 1 MiB: the escaped config must fit */
+#define MAX_TIMEOUT_MS 2147483647LL /* node's setTimeout limit; the JS plugin clamps the same */
 #define MAX_REPLY (16u << 20)
 #define DEFAULT_VERSION "1.1.0"
 #define DEFAULT_HOST "unix:///run/netd/netd.sock"
@@ -395,13 +397,33 @@ static const char *errname(int e) {
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r' || c == '\n'; }
 
-static double timeout_ms(void) {
+/* NETD_CNI_TIMEOUT_MS: decimal digits (blanks around allowed), clamped to 1..2^31-1 ms; else (or 0) 120 s. */
+static long long timeout_ms(void) {
   const char *t = getenv("NETD_CNI_TIMEOUT_MS");
-  char *end = NULL;
-  double v = t && *t ? strtod(t, &end) : 0;
-  while (end && is_space(*end)) end++;
-  if (end && *end) v = 0;
-  return v > 0 && isfinite(v) ? v : 120000;
+  if (!t) return 120000;
+  while (is_space(*t)) t++;
+  long long v = 0;
+  const char *d = t;
+  while (*d >= '0' && *d <= '9') {
+    v = v * 10 + (*d - '0');
+    if (v > MAX_TIMEOUT_MS) v = MAX_TIMEOUT_MS; /* saturate: no overflow */
+    d++;
+  }
+  const char *e = d;
+  while (is_space(*e)) e++;
+  if (d == t || *e || v == 0) return 120000;
+  return v;
+}
+
+/* A Content-Length value: decimal digits only (as the JS plugin), else -1; saturates far above MAX_REPLY. */
+static long long decimal_length(const char *v, size_t n) {
+  if (n == 0) return -1;
+  long long len = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (v[i] < '0' || v[i] > '9') return -1;
+    if (len < (1LL << 40)) len = len * 10 + (v[i] - '0');
+  }
+  return len;
 }
 
 static long long now_ms(void) {
@@ -415,6 +437,7 @@ struct reply {
   const char *body;
   size_t body_len;
   struct buf decoded; /* a chunked body, decoded */
+  size_t need;        /* parsing again tells nothing new before the reply has this many bytes */
 };
 
 static const char *find(const char *p, size_t n, const char *needle) {
@@ -422,7 +445,7 @@ static const char *find(const char *p, size_t n, const char *needle) {
 }
 
 /* Decodes a chunked body into r->decoded; 1 when complete, 0 while incomplete or malformed. */
-static int unchunk(const char *p, size_t n, struct reply *r) {
+static int unchunk(const char *p, size_t n, size_t offset, struct reply *r) {
   size_t at = 0;
   r->decoded.n = 0;
   buf_add(&r->decoded, "", 0);
@@ -439,6 +462,7 @@ static int unchunk(const char *p, size_t n, struct reply *r) {
     if (end == line || size < 0) return 0;
     size_t data = (size_t)(eol - p) + 2;
     if (size == 0) return 1;
+    r->need = offset + data + (size_t)size + 2;
     if (data + (size_t)size + 2 > n) return 0;
     buf_add(&r->decoded, p + data, (size_t)size);
     at = data + (size_t)size + 2;
@@ -473,7 +497,7 @@ static int parse_reply(const char *raw, size_t n, int closed, struct reply *r) {
   }
   r->status = (raw[9] - '0') * 100 + (raw[10] - '0') * 10 + (raw[11] - '0');
   int chunked = 0, has_len = 0;
-  double len = 0;
+  long long len = 0;
   const char *first = find(raw, head, "\r\n");
   size_t pos = first ? (size_t)(first - raw) + 2 : head;
   while (pos < head) {
@@ -481,21 +505,12 @@ static int parse_reply(const char *raw, size_t n, int closed, struct reply *r) {
     size_t ll = eol ? (size_t)(eol - (raw + pos)) : head - pos;
     const char *v;
     size_t vl;
-    char tmp[256];
     if (header_is(raw + pos, ll, "transfer-encoding", &v, &vl)) {
-      if (vl >= sizeof tmp) vl = sizeof tmp - 1;
-      memcpy(tmp, v, vl);
-      tmp[vl] = 0;
-      chunked = strcasestr(tmp, "chunked") != NULL;
+      chunked = 0; /* the last such header counts, as in the JS plugin; the whole value is searched */
+      for (size_t k = 0; k + 7 <= vl && !chunked; k++) chunked = strncasecmp(v + k, "chunked", 7) == 0;
     }
     if (header_is(raw + pos, ll, "content-length", &v, &vl)) {
-      if (vl >= 32) vl = 31;
-      memcpy(tmp, v, vl);
-      tmp[vl] = 0;
-      char *e;
-      len = strtod(tmp, &e);
-      if (vl == 0) len = 0;
-      else if (*e) len = NAN;
+      len = decimal_length(v, vl);
       has_len = 1;
     }
     pos += ll + 2;
@@ -505,12 +520,13 @@ static int parse_reply(const char *raw, size_t n, int closed, struct reply *r) {
     return 1;
   }
   if (chunked) {
-    if (!unchunk(rest, rest_len, r)) return 0;
+    if (!unchunk(rest, rest_len, head + 4, r)) return 0;
     r->body = r->decoded.p, r->body_len = r->decoded.n;
     return 1;
   }
   if (has_len) {
-    if (!(len >= 0 && rest_len >= len)) return 0;
+    r->need = len >= 0 ? head + 4 + (size_t)len : SIZE_MAX;
+    if (!(len >= 0 && rest_len >= (size_t)len)) return 0;
     r->body = rest, r->body_len = (size_t)len;
     return 1;
   }
@@ -554,8 +570,8 @@ static void error_reply(const struct reply *r) {
 }
 
 static void post(const char *path, const struct buf *payload) {
-  double tmo = timeout_ms();
-  long long deadline = now_ms() + (long long)tmo;
+  long long tmo = timeout_ms();
+  long long deadline = now_ms() + tmo;
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   size_t plen = strlen(path);
   if (plen >= sizeof sa.sun_path) failf(50, "netd is not available", "cannot connect to %s: %s", path, "ENAMETOOLONG");
@@ -574,29 +590,26 @@ static void post(const char *path, const struct buf *payload) {
   struct buf in = {0};
   buf_add(&in, "", 0);
   struct reply r = {0};
-  int closed = 0, err = 0;
+  int closed = 0, err = 0, send_err = 0;
   while (!closed) {
     long long left = deadline - now_ms();
-    if (left <= 0) failf(11, "netd did not answer in time, try again later", "no reply on %s within %.15g s", path, tmo / 1000);
+    if (left <= 0) failf(11, "netd did not answer in time, try again later", "no reply on %s within %.15g s", path, (double)tmo / 1000);
     struct pollfd pfd = {.fd = fd, .events = POLLIN | (sent < req.n ? POLLOUT : 0)};
     int pr = poll(&pfd, 1, left > 1000000 ? 1000000 : (int)left);
     if (pr < 0 && errno != EINTR) failf(11, "netd closed the connection before answering, try again later", "%s: %s", path, errname(errno));
     if (pr <= 0) continue;
-    if (sent < req.n && (pfd.revents & (POLLOUT | POLLERR | POLLHUP))) {
-      ssize_t w = send(fd, req.p + sent, req.n - sent, MSG_NOSIGNAL);
-      if (w > 0) sent += (size_t)w;
-      else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-        if (in.n == 0) failf(11, "netd closed the connection before answering, try again later", "%s: %s", path, errname(errno));
-        sent = req.n;
-      }
-    }
+    /* Read before sending: a daemon that refused the request (413) answered before it hung up. */
     if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
       char tmp[65536];
       ssize_t got = read(fd, tmp, sizeof tmp);
       if (got > 0) {
         buf_add(&in, tmp, (size_t)got);
         if (in.n > MAX_REPLY) failf(11, "netd closed the connection before answering, try again later", "%s: %s", path, "EMSGSIZE");
-        if (parse_reply(in.p, in.n, 0, &r)) break;
+        if (in.n >= r.need) {
+          r.need = in.n + 1;
+          if (parse_reply(in.p, in.n, 0, &r)) break;
+        }
+        continue;
       } else if (got == 0) {
         closed = 1;
       } else if (errno != EAGAIN && errno != EINTR) {
@@ -604,10 +617,19 @@ static void post(const char *path, const struct buf *payload) {
         closed = 1;
       }
     }
+    if (!closed && sent < req.n && (pfd.revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t w = send(fd, req.p + sent, req.n - sent, MSG_NOSIGNAL);
+      if (w > 0) sent += (size_t)w;
+      else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+        /* EPIPE / ECONNRESET: stop sending, read what the daemon answered up to EOF. */
+        send_err = errno;
+        sent = req.n;
+      }
+    }
   }
   close(fd);
   if (closed && !parse_reply(in.p, in.n, 1, &r))
-    failf(11, "netd closed the connection before answering, try again later", "%s: %s", path, in.n == 0 && err ? errname(err) : "EPIPE");
+    failf(11, "netd closed the connection before answering, try again later", "%s: %s", path, in.n == 0 && (send_err || err) ? errname(send_err ? send_err : err) : "EPIPE");
   if (r.status >= 200 && r.status < 300) {
     if (r.body_len == 0) exit(0);
     finish(r.body, r.body_len, 0);
@@ -618,6 +640,7 @@ static void post(const char *path, const struct buf *payload) {
 /* ---- main ---- */
 
 int main(void) {
+  signal(SIGPIPE, SIG_IGN); /* a closed stdout is EPIPE from write(), not death */
   buf_str(&cni_version, DEFAULT_VERSION);
   struct buf in = {0};
   buf_add(&in, "", 0);
@@ -694,6 +717,7 @@ int main(void) {
   buf_str(&body, "},\"stdin\":");
   buf_json_string(&body, in.p, in.n);
   buf_str(&body, "}");
+  if (body.n > MAX_BODY) failf(7, "network configuration too large", "the request to netd exceeds %u bytes", MAX_BODY);
   post(path, &body);
   return 0;
 }

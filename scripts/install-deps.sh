@@ -9,28 +9,44 @@ packages=(iproute2 iptables nftables dnsutils iperf3 netcat-openbsd conntrack ip
 if [ "${1:-}" = "--test" ]; then packages+=(socat kmod); fi
 # Real runtimes in the tests: runc (OCI hook test), ctr from Debian's containerd (the test runs a private
 # containerd of its own; none is started here), busybox-static for the images they build offline.
-if [ "${1:-}" = "--test" ]; then packages+=(runc containerd busybox-static); fi
+# Docker CE's containerd.io ships containerd, ctr and runc and conflicts with Debian's containerd and runc
+# (apt would remove docker-ce for them): where it is installed, the tests use its binaries.
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+if [ "${1:-}" = "--test" ]; then
+  if installed containerd.io; then packages+=(busybox-static); else packages+=(runc containerd busybox-static); fi
+fi
 # podman test: Debian's podman 4.3 (CNI backend; conmon and the stock CNI plugins come with it).
 if [ "${1:-}" = "--test" ]; then packages+=(podman busybox-static); fi
 if [ "${1:-}" = "--test" ] && ! command -v docker >/dev/null; then packages+=(docker.io); fi
 missing=()
-for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # docker.io, containerd and podman are there for their clients: keep their package scripts from starting
   # dockerd, containerd or podman's API socket (dockerd would change this host's firewall and bridges) by
   # denying service starts while apt runs.
+  # Only the units of packages installed in this run are disabled: a docker or containerd already there
+  # stays as its owner set it up.
+  units=()
+  for p in "${missing[@]}"; do
+    case "$p" in
+      docker.io) units+=(docker.service docker.socket) ;;
+      containerd) units+=(containerd.service) ;;
+      podman) units+=(podman.service podman.socket podman-restart.service) ;;
+    esac
+  done
   daemons=false
-  for p in "${missing[@]}"; do case "$p" in docker.io|containerd|podman) daemons=true ;; esac; done
+  if [ "${#units[@]}" -gt 0 ]; then daemons=true; fi
   guard=""
-  if $daemons && [ ! -e /usr/sbin/policy-rc.d ]; then
-    guard=/usr/sbin/policy-rc.d
+  policy=${NETD_POLICY_RC_D:-/usr/sbin/policy-rc.d} # (a test points it elsewhere)
+  if $daemons && [ ! -e "$policy" ]; then
+    guard=$policy
     printf '#!/bin/sh\nexit 101\n' >"$guard" && chmod 755 "$guard"
     trap 'rm -f "$guard"' EXIT
   fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  if $daemons && command -v systemctl >/dev/null; then systemctl disable docker.service docker.socket containerd.service podman.service podman.socket podman-restart.service >/dev/null 2>&1 || true; fi
+  if $daemons && command -v systemctl >/dev/null; then systemctl disable "${units[@]}" >/dev/null 2>&1 || true; fi
 fi
 npm ci --no-audit --no-fund
 npm run build

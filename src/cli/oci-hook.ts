@@ -12,7 +12,7 @@
 import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ApiError, Client } from './client.js';
-import { InvalidArgumentError } from '../errors.js';
+import { ConflictError, InvalidArgumentError } from '../errors.js';
 import { parsePublishSpec } from '../portmap/parse.js';
 import { toDockerPortBinding } from '../portmap/types.js';
 
@@ -155,24 +155,49 @@ export function attachRequest(state: OciState, opts: HookOptions, pid: number): 
     aliases: aliases.length > 0 ? aliases : undefined,
     // Parsed here, as `netd attach -p` does: a bad spec fails before the daemon is asked.
     ports: publish.length > 0 ? publish.flatMap((spec) => publishSpec(spec, fromFlags)).map(toDockerPortBinding) : undefined,
+    labels: { ...HOOK_ORIGIN },
   };
 }
 
+/** The label on every endpoint the hook makes: it replaces and detaches only those. */
+export const HOOK_ORIGIN = { 'io.netd.origin': 'oci-hook' } as const;
+
+interface SandboxInfo {
+  id: string;
+  name: string;
+  key: string;
+  persistent?: boolean;
+  members?: { name: string }[];
+}
+
+/** Who holds the container name `name`: nobody, a sandbox the hook may detach (by id), or something else (said). */
+type Holder = { kind: 'none' } | { kind: 'hook'; id: string } | { kind: 'other'; what: string };
+
 /**
- * Detaches the container named `name` from every network; false when there is none. Looked up by its exact
- * name first: a bare `detach NAME` would also take a PID or an id prefix for it, and detach someone else.
+ * Looked up by exact name (a bare `detach NAME` would also take a PID or an id prefix). The hook's own
+ * attachment (every endpoint labelled io.netd.origin=oci-hook) is its to replace or detach; when
+ * `deadToo`, so is any attachment whose namespace is gone; a live CLI, CNI or `container:` one is not.
  */
-async function detachByName(client: Client, name: string): Promise<boolean> {
-  const sandboxes = await client.call<{ id: string; name: string; members?: { name: string }[] }[]>('GET', '/netd/v1/sandboxes');
+async function holderOf(client: Client, name: string, deadToo: boolean): Promise<Holder> {
+  const sandboxes = await client.call<SandboxInfo[]>('GET', '/netd/v1/sandboxes');
   const own = sandboxes.find((s) => s.name === name);
-  const ref = own?.id ?? (sandboxes.some((s) => s.members?.some((m) => m.name === name)) ? name : undefined);
-  if (ref === undefined) return false;
+  if (!own) {
+    const host = sandboxes.find((s) => s.members?.some((m) => m.name === name));
+    return host ? { kind: 'other', what: `a container sharing the namespace of ${host.name}` } : { kind: 'none' };
+  }
+  const endpoints = await client.call<{ sandboxId: string; labels?: Record<string, string> }[]>('GET', '/netd/v1/endpoints');
+  const mine = endpoints.filter((e) => e.sandboxId === own.id);
+  const hookMade = !own.persistent && !own.members?.length && mine.length > 0 && mine.every((e) => e.labels?.['io.netd.origin'] === HOOK_ORIGIN['io.netd.origin']);
+  if (hookMade || (deadToo && !own.persistent && !existsSync(own.key))) return { kind: 'hook', id: own.id };
+  return { kind: 'other', what: own.persistent ? 'a netd sandbox' : 'a live container netd attached otherwise (CLI, CNI or Docker API)' };
+}
+
+/** Detaches a sandbox by its id from every network; a sandbox gone meanwhile is fine. */
+async function detachSandbox(client: Client, id: string): Promise<void> {
   try {
-    await client.call('POST', '/netd/v1/detach', { container: ref });
-    return true;
+    await client.call('POST', '/netd/v1/detach', { container: id });
   } catch (err) {
-    if (err instanceof ApiError && err.status === 404) return false; // gone in the meantime
-    throw err;
+    if (!(err instanceof ApiError && err.status === 404)) throw err;
   }
 }
 
@@ -181,14 +206,18 @@ async function runHook(client: Client, opts: HookOptions, onStage: (action: 'att
   const action = actionOf(state, opts.stage);
   onStage(action);
   if (action === 'detach') {
-    await detachByName(client, state.id);
+    const holder = await holderOf(client, state.id, false);
+    if (holder.kind === 'hook') await detachSandbox(client, holder.id);
+    else if (holder.kind === 'other') process.stderr.write(`netd: oci-hook poststop: ${state.id} is ${holder.what}, not the hook's: left attached\n`);
     return;
   }
   const request = attachRequest(state, opts, state.pid!);
   // Checked before an attachment of the same name is replaced: a state naming no live process changes nothing.
   if (!existsSync(`/proc/${state.pid}/ns/net`)) throw new InvalidArgumentError(`no process ${state.pid} (the state's pid) on this host`);
   if (typeof request.network === 'string') await client.call('GET', `/networks/${encodeURIComponent(request.network)}`);
-  await detachByName(client, state.id);
+  const holder = await holderOf(client, state.id, true);
+  if (holder.kind === 'other') throw new ConflictError(`the name ${state.id} is taken by ${holder.what}; the hook replaces only its own attachments`);
+  if (holder.kind === 'hook') await detachSandbox(client, holder.id);
   let result: { files?: { problems?: string[] } };
   try {
     result = await client.call('POST', '/netd/v1/attach', request);

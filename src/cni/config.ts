@@ -234,7 +234,8 @@ export function parseArgsRequests(args: ReadonlyMap<string, string>): ArgsReques
 /** podman's `{"<network>": ["a"]}` (the entry for this network, by netd or conflist name), or a list. */
 function parseAliases(value: unknown, network: string, name: string): string[] {
   if (value === undefined || value === null) return [];
-  const list = isObject(value) ? (value[network] ?? value[name] ?? []) : value;
+  const own = (key: string): unknown => (isObject(value) && Object.hasOwn(value, key) ? value[key] : undefined);
+  const list = isObject(value) ? (own(network) ?? own(name) ?? []) : value;
   if (!Array.isArray(list) || list.some((a) => typeof a !== 'string')) throw bad('runtimeConfig.aliases must be a list of names, or an object of such lists by network');
   return list as string[];
 }

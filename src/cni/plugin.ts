@@ -4,7 +4,7 @@
  * It reads the CNI_* environment and the network configuration on stdin, POSTs them to the daemon's
  * `/netd/v1/cni` on its unix socket, prints the reply's body to stdout and exits 0 (2xx) or 1.
  * Only VERSION and the errors that need no daemon (50 unreachable, 11 no answer, 6 stdin not JSON,
- * 4 no CNI_COMMAND, 7 bad `host` or oversized config) are answered here.
+ * 4 no CNI_COMMAND, 7 bad `host` or a config whose escaped request exceeds the daemon's 1 MiB) are answered here.
  *
  * Start-up is the cost here (a runtime execs the plugin for every ADD/DEL): this file imports only
  * node:net and node:fs, speaks a minimal HTTP/1.1 by hand (node:http costs ~4 ms more to load), and its
@@ -19,8 +19,19 @@ const SUPPORTED = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 const DEFAULT_VERSION = '1.1.0';
 const DEFAULT_HOST = 'unix:///run/netd/netd.sock';
 const MAX_STDIN = 1 << 20;
+/** The daemon refuses request bodies over 1 MiB (src/api/http.ts); the escaped config must fit in it. */
+const MAX_BODY = 1 << 20;
 const MAX_REPLY = 16 << 20;
-const TIMEOUT_MS = Number(process.env.NETD_CNI_TIMEOUT_MS) > 0 ? Number(process.env.NETD_CNI_TIMEOUT_MS) : 120_000;
+const MAX_TIMEOUT_MS = 2 ** 31 - 1; // setTimeout's limit (beyond, node fires after 1 ms)
+const TIMEOUT_MS = timeoutMs(process.env.NETD_CNI_TIMEOUT_MS);
+
+/** NETD_CNI_TIMEOUT_MS: decimal digits (blanks around allowed), clamped to 1..2^31-1 ms; else (or 0) 120 s. */
+function timeoutMs(text: string | undefined): number {
+  const m = /^[ \t\n\v\f\r]*(\d+)[ \t\n\v\f\r]*$/.exec(text ?? '');
+  const digits = m?.[1].replace(/^0+/, '') ?? '';
+  if (digits === '') return 120_000;
+  return digits.length > 10 ? MAX_TIMEOUT_MS : Math.min(Number(digits), MAX_TIMEOUT_MS);
+}
 
 let cniVersion = DEFAULT_VERSION;
 
@@ -79,8 +90,16 @@ interface Reply {
   body: string;
 }
 
+/** How many bytes the reply must reach before parsing it again can tell more (no re-parse per read). */
+let need = 0;
+
+/** Trims HTTP blanks (ASCII only, as the shim does). */
+function trimBlanks(text: string): string {
+  return text.replace(/^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g, '');
+}
+
 /** Decodes a chunked body; undefined while incomplete or malformed. */
-function unchunk(raw: Buffer): Buffer | undefined {
+function unchunk(raw: Buffer, offset: number): Buffer | undefined {
   const parts: Buffer[] = [];
   let at = 0;
   for (;;) {
@@ -89,6 +108,7 @@ function unchunk(raw: Buffer): Buffer | undefined {
     const size = parseInt(raw.subarray(at, eol).toString('latin1'), 16);
     if (!Number.isFinite(size) || size < 0) return undefined;
     if (size === 0) return Buffer.concat(parts);
+    need = offset + eol + 2 + size + 2;
     if (eol + 2 + size + 2 > raw.length) return undefined;
     parts.push(raw.subarray(eol + 2, eol + 2 + size));
     at = eol + 2 + size + 2;
@@ -105,15 +125,18 @@ function parseReply(raw: Buffer, closed: boolean): Reply | undefined {
   const headers = new Map<string, string>();
   for (const line of head.slice(1)) {
     const c = line.indexOf(':');
-    if (c > 0) headers.set(line.slice(0, c).trim().toLowerCase(), line.slice(c + 1).trim());
+    if (c > 0) headers.set(trimBlanks(line.slice(0, c)).toLowerCase(), trimBlanks(line.slice(c + 1)));
   }
   const rest = raw.subarray(end + 4);
   const status = Number(m[1]);
   let body: Buffer | undefined;
   if (status === 204 || status === 304) body = Buffer.alloc(0);
-  else if (/chunked/i.test(headers.get('transfer-encoding') ?? '')) body = unchunk(rest);
+  else if (/chunked/i.test(headers.get('transfer-encoding') ?? '')) body = unchunk(rest, end + 4);
   else if (headers.has('content-length')) {
-    const len = Number(headers.get('content-length'));
+    // Decimal digits only (no sign, hex or exponent); anything else waits for a close that cannot complete it.
+    const text = headers.get('content-length')!;
+    const len = /^\d+$/.test(text) ? Number(text) : NaN;
+    need = end + 4 + (len >= 0 ? len : Infinity);
     body = len >= 0 && rest.length >= len ? rest.subarray(0, len) : undefined;
   } else body = closed ? rest : undefined;
   return body && { status, body: body.toString('utf8') };
@@ -122,18 +145,25 @@ function parseReply(raw: Buffer, closed: boolean): Reply | undefined {
 function post(path: string, payload: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const sock = connect(path);
+    // A failed write (EPIPE/ECONNRESET: the daemon refused the request and hung up) must not close the
+    // socket: the reply it sent first (a 413) is still to be read, up to EOF.
+    // (Node marks the readable side errored on a write error and stops delivering data; undo that.)
+    const states = sock as unknown as { _writableState?: { autoDestroy: boolean }; _readableState?: { autoDestroy: boolean; errored: unknown } };
+    for (const state of [states._writableState, states._readableState]) if (state) state.autoDestroy = false;
+    let sendError: string | undefined;
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
     const settle = (closed: boolean): boolean => {
       if (done) return true;
+      if (!closed && size < need) return false;
       const r = parseReply(Buffer.concat(chunks), closed);
       if (!r && !closed) return false;
       done = true;
       clearTimeout(timer);
       sock.destroy();
       if (r) resolve(r);
-      else reject(Object.assign(new Error('closed'), { code: 'EPIPE', answered: size > 0 }));
+      else reject(Object.assign(new Error('closed'), { code: size === 0 && sendError ? sendError : 'EPIPE', answered: size > 0 }));
       return true;
     };
     const timer = setTimeout(() => {
@@ -160,6 +190,11 @@ function post(path: string, payload: string): Promise<Reply> {
     sock.on('close', () => settle(true));
     sock.on('error', (e: NodeJS.ErrnoException) => {
       if (done) return;
+      if (!sendError && (e.code === 'EPIPE' || e.code === 'ECONNRESET') && e.syscall === 'write') {
+        sendError = e.code;
+        if (states._readableState) states._readableState.errored = null;
+        return;
+      }
       // An error after the daemon answered part of a reply is a broken reply, not an unreachable daemon.
       if (size > 0 && settle(true)) return;
       done = true;
@@ -224,11 +259,13 @@ async function main(): Promise<void> {
     const v = process.env[k];
     if (v !== undefined) env[k] = v;
   }
+  const payload = JSON.stringify({ env, stdin });
+  if (Buffer.byteLength(payload) > MAX_BODY) return fail(7, 'network configuration too large', `the request to netd exceeds ${MAX_BODY} bytes`);
   // libuv would silently connect to the path cut to sun_path's 108 bytes.
   if (Buffer.byteLength(path) >= 108) return fail(50, 'netd is not available', `cannot connect to ${path}: ENAMETOOLONG`);
   let reply: Reply;
   try {
-    reply = await post(path, JSON.stringify({ env, stdin }));
+    reply = await post(path, payload);
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { answered?: boolean };
     if (err.code === 'ETIMEDOUT') return fail(11, 'netd did not answer in time, try again later', `no reply on ${path} within ${TIMEOUT_MS / 1000} s`);

@@ -101,6 +101,7 @@ export class CniService {
     // runtimeConfig's ips/mac win over CNI_ARGS' IP/MAC (podman 4.3 sends --ip/--mac-address there).
     const { ips, mac } = staticRequests(rc, env.args);
     this.checkNamespace(env.netns);
+    this.checkNamespaceOwner(env);
     const network = await this.networkFor(config);
     checkPrefixLengths(network, rc.ipLengths);
     // A runtime reusing a container id (ctr does) before the sweep noticed the old namespace died.
@@ -121,6 +122,17 @@ export class CniService {
       labels: { [ORIGIN_LABEL]: CNI_ORIGIN, [CNI_NAME_LABEL]: config.name },
     })) as AttachResult;
     return { status: 200, body: buildResult(config.cniVersion, attachmentOf(network, attached, env.netns), config.prevResult) };
+  }
+
+  /**
+   * A namespace netd already knows under another name (`netd sandbox create`, a CLI-attached container)
+   * would be joined under that name, where DEL (by CNI_CONTAINERID) never finds it: refused.
+   */
+  private checkNamespaceOwner(env: CniEnv): void {
+    const holder = this.controller.findSandbox(env.netns);
+    if (holder && holder.name !== env.containerId) {
+      throw new CniError(NETD_CODE.CONFLICT, `CNI_NETNS ${env.netns} belongs to netd's ${holder.persistent ? 'sandbox' : 'container'} ${holder.name}, not to ${env.containerId}`, 'use that name as CNI_CONTAINERID, or another namespace');
+    }
   }
 
   /** The daemon must open the runtime's namespace path itself (same mount namespace): code 4 when it cannot. */

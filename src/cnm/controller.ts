@@ -192,9 +192,9 @@ export class Controller {
     return this.ctx.targets.findSandbox(ref);
   }
 
-  /** The endpoint on a network of the container (sandbox) named `container` with interface `ifname`. */
-  endpointByInterface(networkRef: string, container: string, ifname: string): EndpointRecord | undefined {
-    const network = this.registry.findNetwork(networkRef);
+  /** The endpoint on the network named exactly `networkName` of the container (sandbox) named `container` with interface `ifname`. */
+  endpointByInterface(networkName: string, container: string, ifname: string): EndpointRecord | undefined {
+    const network = this.registry.findNetworkByName(networkName);
     return network ? this.registry.endpointByInterface(network, container, ifname) : undefined;
   }
 
@@ -207,8 +207,8 @@ export class Controller {
    * Whether one more container would get an address on the network, or, when it does not exist, on a new
    * one made with `subnet` (or from the default pools).
    */
-  hasFreeAddress(networkRef: string, subnet?: Prefix): Promise<boolean> {
-    return this.networkOps.hasRoom(this.registry.findNetwork(networkRef), subnet);
+  hasFreeAddress(networkName: string, subnet?: Prefix): Promise<boolean> {
+    return this.networkOps.hasRoom(this.registry.findNetworkByName(networkName), subnet);
   }
 
   /**

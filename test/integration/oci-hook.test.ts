@@ -113,6 +113,28 @@ describe('netd oci-hook', () => {
     assert.match(noDaemon.stderr, /^netd: oci-hook poststop: cannot reach netd .*\(ignored; [^\n]*\n$/);
   });
 
+  test('(a) the hook replaces or detaches only its own attachments: a live CLI one of that name (even all digits) is refused and kept', async () => {
+    const owner = await container();
+    const intruder = await container();
+    for (const name of ['hkcli', String(intruder.pid)]) {
+      await daemon.cli(['attach', String(owner.pid), '--network', NET, '--name', name]);
+      const [before] = await endpoints(name);
+      assert.ok(before, `${name} attached by the CLI`);
+      const refused = await hook(['--network', NET], created(name, intruder.pid));
+      assert.equal(refused.code, 1, `createRuntime over a CLI container ${name}: ${refused.stderr}`);
+      assert.match(refused.stderr, new RegExp(`^[^\\n]*the name ${name} is taken by a live container netd attached otherwise[^\\n]*\\n$`));
+      assertOk(await hook([], stopped(name)), `poststop of ${name}`);
+      assert.deepEqual((await endpoints(name)).map((e) => e.id), [before.id], `${name} is still the CLI's`);
+      assert.deepEqual(await eth0Addresses(owner.pid), [ip(before.ipv4)]);
+      assert.deepEqual(await eth0Addresses(intruder.pid), [], 'the hook attached nothing');
+      await daemon.cli(['detach', name]);
+    }
+    assertOk(await hook(['--network', NET], created('hk8', intruder.pid)), 'createRuntime');
+    assert.equal((await endpoints('hk8'))[0]?.labels?.['io.netd.origin'], 'oci-hook', 'hook attachments are labelled');
+    assertOk(await hook([], stopped('hk8')), 'poststop');
+    assert.deepEqual(await endpoints('hk8'), []);
+  });
+
   test('(a) options come from the io.netd.* annotations; each flag wins over its annotation', async () => {
     const c = await container();
     const annotations = { 'io.netd.network': NET2, 'io.netd.ip': '203.0.113.50', 'io.netd.publish': '8081:80, 8082:81/udp', 'io.netd.aliases': 'web,www' };

@@ -7,6 +7,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -187,6 +188,95 @@ describe('netd-cni executables (JS and shim) against a scripted daemon', () => {
       assert.deepEqual(jsonOut(r), want);
     }
     assert.equal(requests.length, 0);
+  });
+
+  test('a config whose escaped request exceeds the daemon\'s 1 MiB is refused locally with code 7, by both alike', async () => {
+    requests = [];
+    script = json('200 OK', '{}');
+    // 600 KB of stdin that JSON-escaping doubles: under the stdin cap, over the daemon's body cap.
+    const stdin = `{"cniVersion":"1.0.0","host":"${host()}","x":"${'\\"'.repeat(300_000)}"}`;
+    const r = await both(ADD, stdin);
+    assert.equal(r.code, 1);
+    assert.deepEqual(jsonOut(r), { cniVersion: '1.0.0', code: 7, msg: 'network configuration too large', details: 'the request to netd exceeds 1048576 bytes' });
+    assert.equal(requests.length, 0, 'nothing is sent');
+  });
+
+  test('a daemon that refuses while the request is still being sent (413, then hangs up): its reply is read, code 7', async () => {
+    const path = join(dir, 'refuser.sock');
+    const refuser = createServer((sock) => {
+      let head = '';
+      sock.on('error', () => undefined);
+      sock.on('data', (d: Buffer) => {
+        head += d.toString('latin1');
+        if (!head.includes('\r\n\r\n') || sock.writableEnded) return;
+        sock.pause();
+        const body = '{"message":"request body too large"}';
+        sock.end(`HTTP/1.1 413 Payload Too Large\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+        sock.destroy(); // unread request bytes: the sender sees EPIPE/ECONNRESET
+      });
+    });
+    await new Promise<void>((r) => refuser.listen(path, r));
+    try {
+      const stdin = `{"cniVersion":"1.0.0","host":"unix://${path}","x":"${'a'.repeat(900_000)}"}`;
+      for (let i = 0; i < 6; i++) {
+        const r = await both(ADD, stdin, { NETD_CNI_TIMEOUT_MS: '5000' });
+        assert.deepEqual(jsonOut(r), { cniVersion: '1.0.0', code: 7, msg: 'network configuration too large', details: 'request body too large' }, `run ${i}`);
+      }
+    } finally {
+      refuser.close();
+    }
+  });
+
+  test('NETD_CNI_TIMEOUT_MS: huge values clamp to 2^31-1 ms (never 1 ms), digits only, alike in both', async () => {
+    const conf = `{"cniVersion":"1.0.0","host":"${host()}"}`;
+    script = (sock) => setTimeout(() => json('200 OK', '{"late":true}')(sock, Buffer.alloc(0)), 300);
+    for (const t of ['1e300', '99999999999999999999999', '4294967296', '2147483648', ' 0 ', '0x10', '-5', 'Infinity', '1.5', '']) {
+      const r = await both(ADD, conf, { NETD_CNI_TIMEOUT_MS: t });
+      assert.equal(r.code, 0, `NETD_CNI_TIMEOUT_MS=${JSON.stringify(t)}: ${r.stdout}`);
+    }
+  });
+
+  test('reply headers parsed alike: Transfer-Encoding beyond 255 bytes, Content-Length decimal digits only', async () => {
+    const conf = `{"cniVersion":"1.0.0","host":"${host()}"}`;
+    script = reply('200 OK', [`Transfer-Encoding: ${'x'.repeat(300)}, chunked`], '4\r\n{"a"\r\n3\r\n:1}\r\n0\r\n\r\n');
+    assert.equal((await both(ADD, conf)).stdout.toString(), '{"a":1}\n');
+    for (const len of ['0x7', '0b111', '7e0', '+7', '7.0', ' 7']) {
+      script = reply('200 OK', [`Content-Length: ${len}`], '{"a":1}');
+      const r = await both(ADD, conf);
+      if (len === ' 7') assert.equal(r.code, 0, 'blanks around the value are trimmed');
+      else assert.equal(jsonOut(r).code, 11, `Content-Length: ${len} is not a decimal length`);
+    }
+  });
+
+  test('the shim survives a closed stdout (no SIGPIPE); the JS plugin does not spin on a non-blocking stdin', () => {
+    const py = (code: string, bin: string, env: Record<string, string> = {}) => {
+      const r = spawnSync('python3', ['-c', code, bin], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 0, `python3 harness: ${r.stderr}`);
+      return r.stdout.trim();
+    };
+    const closedStdout = [
+      'import os, subprocess, sys',
+      'r, w = os.pipe(); os.close(r)',
+      'p = subprocess.run([sys.argv[1]], stdin=subprocess.DEVNULL, stdout=w, env={"CNI_COMMAND": "VERSION"})',
+      'print(p.returncode)',
+    ].join('\n');
+    assert.equal(py(closedStdout, PLUGINS[1].path), '0', 'exit status, not death by SIGPIPE (-13)');
+    const slowStdin = [
+      'import os, fcntl, resource, subprocess, sys, time',
+      'r, w = os.pipe()',
+      'fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_NONBLOCK)',
+      'p = subprocess.Popen([sys.argv[1]], stdin=r, stdout=subprocess.PIPE, env={"CNI_COMMAND": "VERSION", "PATH": os.environ["PATH"]})',
+      'os.close(r); time.sleep(1.5); os.write(w, b\'{"cniVersion":"0.4.0"}\'); os.close(w)',
+      'out = p.stdout.read(); p.wait()',
+      'u = resource.getrusage(resource.RUSAGE_CHILDREN)',
+      'print(p.returncode, round(u.ru_utime + u.ru_stime, 2), out.decode().strip())',
+    ].join('\n');
+    for (const bin of PLUGINS) {
+      const [code, cpu, out] = py(slowStdin, bin.path).split(' ');
+      assert.equal(code, '0', bin.name);
+      assert.deepEqual(JSON.parse(out), versionInfo('0.4.0'), bin.name);
+      assert.ok(Number(cpu) < 0.8, `${bin.name} used ${cpu} s of CPU waiting 1.5 s for stdin`);
+    }
   });
 
   test('hostile stdin: both decide alike what is JSON (grammar, escapes, depth, duplicates, BOM)', async () => {

@@ -156,6 +156,10 @@ describe('CNI network configuration', () => {
     assert.equal(String(d.runtimeConfig.mac), '02:00:00:00:00:02');
     assert.deepEqual(d.runtimeConfig.aliases, ['x']);
     assert.deepEqual(parse({ ...base, runtimeConfig: { aliases: { other: ['q'] } } }).runtimeConfig.aliases, [], 'another network\'s aliases are not ours');
+    for (const inherited of ['constructor', 'toString', '__proto__']) {
+      const c = parse({ ...base, name: inherited, network: inherited, runtimeConfig: { aliases: { other: ["q"] } } });
+      assert.deepEqual(c.runtimeConfig.aliases, [], `a network named ${inherited} reads no inherited property`);
+    }
     assert.deepEqual(c.runtimeConfig.ipLengths.map((x) => [String(x.address), x.length]), [['192.0.2.9', 24]], 'a given prefix length is kept for the check against the subnet');
     assert.throws(() => parse({ ...base, runtimeConfig: { ips: ['192.0.2.9/33'] } }), (e: CniError) => e.cniCode === 7);
   });

@@ -232,3 +232,16 @@ test('ifname and labels: the interface named as asked (a kernel name, once per s
   assert.equal(again.findSandbox('pod1')?.endpoints.length, 1, 'the sandbox keeps its other endpoint');
   await assert.rejects(again.checkEndpoint(ep!.id), NotFoundError);
 }));
+
+test('CNI lookups (endpointByInterface, hasFreeAddress) match a network name exactly, never an id or id prefix', withDir(async (dir) => {
+  const { controller } = setup(dir);
+  await controller.start();
+  const full = await controller.createNetwork({ name: 'full', subnet: Prefix.parse('10.63.0.0/30') });
+  await att(controller, { target: { pid: 600 }, network: 'full', name: 'pod9', ifname: 'eth0' });
+  assert.equal(await controller.hasFreeAddress('full'), false, 'a /30 holds the gateway and one container');
+  for (const ref of [full.id, full.id.slice(0, 1), full.id.slice(0, 12)]) {
+    assert.equal(controller.endpointByInterface(ref, 'pod9', 'eth0'), undefined, `${ref} is not a network name`);
+    assert.equal(await controller.hasFreeAddress(ref), true, `${ref} names no network: a new one would have room`);
+  }
+  assert.equal(controller.endpointByInterface('full', 'pod9', 'eth0')?.networkId, full.id);
+}));

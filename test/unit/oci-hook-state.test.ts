@@ -76,7 +76,7 @@ describe('oci-hook: the state on stdin', () => {
     assert.deepEqual(fromFlags.aliases, ['z']);
     assert.deepEqual((fromFlags.ports as { Port: number }[]).map((p) => p.Port), [90]);
     const bare = attachRequest(parseOciState('{"id":"c2","pid":8}'), noFlags, 8);
-    assert.deepEqual(bare, { target: { pid: 8 }, network: undefined, name: 'c2', aliases: undefined, ports: undefined });
+    assert.deepEqual(bare, { target: { pid: 8 }, network: undefined, name: 'c2', aliases: undefined, ports: undefined, labels: { 'io.netd.origin': 'oci-hook' } });
     assert.throws(() => attachRequest(parseOciState('{"id":"c","pid":8,"annotations":{"io.netd.publish":"80:80:80:80"}}'), noFlags, 8), /^InvalidArgumentError: annotation io.netd.publish: invalid published port/);
   });
 

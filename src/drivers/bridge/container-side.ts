@@ -52,8 +52,9 @@ export async function checkContainerSide(endpoint: DriverEndpoint, sandbox: Driv
   } catch (err) {
     return [`the container's network namespace ${sandbox.key} cannot be opened: ${(err as Error).message}`];
   }
-  const rtnl = Rtnl.open(ns);
+  let rtnl: Rtnl | undefined;
   try {
+    rtnl = Rtnl.open(ns);
     const link = await rtnl.linkByName(endpoint.ifname);
     if (!link) return [`the container has no interface ${endpoint.ifname}`];
     const problems: string[] = [];
@@ -79,7 +80,7 @@ export async function checkContainerSide(endpoint: DriverEndpoint, sandbox: Driv
     }
     return problems;
   } finally {
-    rtnl.close();
+    rtnl?.close();
     ns.close();
   }
 }
