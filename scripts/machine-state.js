@@ -41,6 +41,9 @@ function tree(dir) {
   return out;
 }
 
+/** systemd's own units (a slice, scope, service or mount it starts meanwhile) are not the suite's doing. */
+const SYSTEMD_UNIT = /\.(slice|scope|service|mount|socket)$/;
+
 /** The cgroups at the top of every hierarchy (where runtimes put theirs: libpod_parent, a containerd namespace). */
 function topCgroups(root) {
   const out = [];
@@ -56,7 +59,7 @@ function topCgroups(root) {
     out.push(path);
     for (const e of list(path) ?? []) {
       try {
-        if (lstatSync(join(path, e)).isDirectory()) out.push(join(path, e));
+        if (!SYSTEMD_UNIT.test(e) && lstatSync(join(path, e)).isDirectory()) out.push(join(path, e));
       } catch {
         /* gone */
       }

@@ -13,7 +13,9 @@ import { attachTargetOf } from './netd-api.js';
 export function networkJson(controller: Controller, n: NetworkRecord): Record<string, unknown> {
   const containers: Record<string, unknown> = {};
   for (const ep of controller.endpointsOf(n.id)) {
-    containers[ep.sandboxId] = {
+    // Keyed by container, as Docker does; a container on the network twice (CNI interfaces, Multus) shows its
+    // further endpoints under their endpoint ids rather than hiding them.
+    containers[ep.sandboxId in containers ? ep.id : ep.sandboxId] = {
       Name: ep.name,
       EndpointID: ep.id,
       MacAddress: ep.mac?.toString() ?? '',

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Controller } from '../cnm/controller.js';
 import type { NetworkRecord } from '../cnm/network.js';
 import type { AttachResult } from '../cnm/endpoint.js';
-import { ConflictError } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { PORT_MAP } from '../driverapi/labels.js';
 import type { IPAddress } from '../net/index.js';
@@ -101,11 +101,12 @@ export class CniService {
     // runtimeConfig's ips/mac win over CNI_ARGS' IP/MAC (podman 4.3 sends --ip/--mac-address there).
     const { ips, mac } = staticRequests(rc, env.args);
     this.checkNamespace(env.netns);
+    // A runtime reusing a container id (ctr does), or the kernel a dead namespace's inode, before the sweep
+    // noticed the old namespace died.
+    await this.controller.sweepIfGone(env.containerId, env.netns);
     this.checkNamespaceOwner(env);
     const network = await this.networkFor(config);
     checkPrefixLengths(network, rc.ipLengths);
-    // A runtime reusing a container id (ctr does) before the sweep noticed the old namespace died.
-    await this.controller.sweepIfGone(env.containerId);
     const podName = env.args.get('K8S_POD_NAME');
     const aliases = [...rc.aliases, ...(podName && isAlias(podName) ? [podName] : [])];
     const pick = (family: 4 | 6): IPAddress | undefined => ips.find((a) => a.family === family);
@@ -121,7 +122,13 @@ export class CniService {
       options: rc.portMappings.length > 0 ? { [PORT_MAP]: rc.portMappings } : undefined,
       labels: { [ORIGIN_LABEL]: CNI_ORIGIN, [CNI_NAME_LABEL]: config.name },
     })) as AttachResult;
-    return { status: 200, body: buildResult(config.cniVersion, attachmentOf(network, attached, env.netns), config.prevResult) };
+    try {
+      return { status: 200, body: buildResult(config.cniVersion, attachmentOf(network, attached, env.netns), config.prevResult) };
+    } catch (err) {
+      // A prevResult that cannot be merged: the attach is undone, so a retried ADD starts afresh.
+      await this.controller.removeEndpoint(attached.endpointId, 'cni add rollback');
+      throw new CniError(CNI_CODE.INVALID_NETWORK_CONFIG, `cannot merge prevResult: ${(err as Error).message}`, undefined, { cause: err });
+    }
   }
 
   /**
@@ -200,7 +207,14 @@ export class CniService {
       const differences = comparePrevResult(config.prevResult, recorded);
       if (differences.length > 0) throw new CniError(NETD_CODE.CHECK_FAILED, `prevResult of ${env.containerId} differs from netd's record: ${differences[0]}`, differences.join('; '));
     }
-    const problems = await this.controller.checkEndpoint(ep.id);
+    let problems: string[];
+    try {
+      problems = await this.controller.checkEndpoint(ep.id);
+    } catch (err) {
+      // Removed between the lookup and the check (a DEL racing it): no such attachment, as for CHECK before.
+      if (err instanceof NotFoundError) throw new CniError(CNI_CODE.UNKNOWN_CONTAINER, `netd has no attachment of container ${env.containerId} (${env.ifname}) on network ${config.network}`);
+      throw err;
+    }
     if (problems.length > 0) throw new CniError(NETD_CODE.CHECK_FAILED, `the attachment of ${env.containerId} differs from netd's record: ${problems[0]}`, problems.join('; '));
     return { status: 204 };
   }

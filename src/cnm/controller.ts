@@ -137,10 +137,21 @@ export class Controller {
     });
   }
 
-  /** Runs the dead-container sweep now when the container named `name` is gone (its id reused before the sweep ran). */
-  async sweepIfGone(name: string): Promise<void> {
-    const sb = [...this.registry.sandboxesById.values()].find((s) => s.name === name);
-    if (sb && this.sandboxOps.isGone(sb)) await this.sweep();
+  /**
+   * Runs the dead-container sweep now when the container named `name`, or the one recorded for the namespace at
+   * `path` (the kernel reuses a dead namespace's inode), is gone: its id or namespace reused before the sweep ran.
+   * A failure of the sweep (some other dead container) is logged, not the caller's: the attach that follows
+   * says plainly if the name is still taken.
+   */
+  async sweepIfGone(name: string, path?: string): Promise<void> {
+    const byName = [...this.registry.sandboxesById.values()].find((s) => s.name === name);
+    const byPath = path ? this.ctx.targets.findSandbox(path) : undefined;
+    if (![byName, byPath].some((sb) => sb !== undefined && this.sandboxOps.isGone(sb))) return;
+    try {
+      await this.sweep();
+    } catch (err) {
+      this.log.warn({ op: 'sweep', err }, 'sweep before an attach failed');
+    }
   }
 
   /** `netd firewall-reload` and the watchdog: every driver re-applies its rules. */

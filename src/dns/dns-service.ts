@@ -248,7 +248,11 @@ function stamp(path: string): string {
   }
 }
 
-/** The endpoint's container name as DNS can carry it (one label, at most 63 bytes), else its short sandbox id. */
-function dnsName(endpoint: EndpointRecord): string {
-  return endpoint.name.length <= 63 ? endpoint.name : endpoint.sandboxId.slice(0, 12);
+/**
+ * The endpoint's container name as DNS can carry it (labels of at most 63 bytes, 253 in all), else its short
+ * sandbox id (CNI container ids may be longer).
+ */
+export function dnsName(endpoint: EndpointRecord): string {
+  const fits = endpoint.name.length <= 253 && endpoint.name.split('.').every((label) => label.length <= 63);
+  return fits ? endpoint.name : endpoint.sandboxId.slice(0, 12);
 }

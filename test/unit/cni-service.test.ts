@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { CniService, CNI_NAME_LABEL, ORIGIN_LABEL } from '../../src/cni/service.js';
 import type { Controller } from '../../src/cnm/controller.js';
 import type { EndpointRecord } from '../../src/cnm/endpoint.js';
-import { KernelError } from '../../src/errors.js';
+import { KernelError, NotFoundError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 
 function ep(id: string, name: string, labels?: Record<string, string>, ifname = 'eth0'): EndpointRecord {
@@ -101,6 +101,43 @@ describe('CniService with a scripted controller', () => {
       const r = await service.handle({ env, stdin });
       const body = r.body as { code: number; cniVersion: string };
       assert.deepEqual([body.code, body.cniVersion], [code, JSON.parse(stdin).cniVersion], stdin);
+    }
+  });
+
+  test('CHECK racing a DEL (the endpoint gone between lookup and check) answers 3, not netd\'s 105', async () => {
+    const { service } = scripted([ep('a1', 'web', cni('alpha'))]);
+    (service as unknown as { controller: { checkEndpoint: () => Promise<string[]> } }).controller.checkEndpoint = async () => {
+      throw new NotFoundError('endpoint a1 not found');
+    };
+    const r = await service.handle({ env: { CNI_COMMAND: 'CHECK', CNI_CONTAINERID: 'web', CNI_IFNAME: 'eth0', CNI_NETNS: '/proc/1/ns/net' }, stdin: conf('alpha') });
+    assert.equal(r.status, 404);
+    assert.equal((r.body as { code: number }).code, 3);
+  });
+
+  test('ADD whose prevResult cannot be merged undoes its attach (a retry starts afresh) and answers 7', async () => {
+    const removed: string[] = [];
+    const network = { id: 'n1', name: 'shared', ipv4: [], ipv6: [] };
+    const controller = {
+      networks: () => [network],
+      namespaceOf: () => ({}),
+      findSandbox: () => undefined,
+      sweepIfGone: async () => undefined,
+      attach: async () => ({ network: 'shared', networkId: 'n1', endpointId: 'e9', sandboxId: 's9', name: 'web', interface: 'eth0', mac: '02:00:00:00:00:09', ipv4: '192.0.2.9/24' }),
+      removeEndpoint: async (id: string) => {
+        removed.push(id);
+        return true;
+      },
+    } as unknown as Controller;
+    const service = new CniService(controller, silentLogger());
+    for (const ips of [[null], [{ address: 5 }]]) {
+      removed.length = 0;
+      const prevResult = { cniVersion: '0.4.0', interfaces: [], ips };
+      const r = await service.handle({
+        env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'web', CNI_IFNAME: 'eth0', CNI_NETNS: '/run/netns/web', CNI_PATH: '/opt/cni/bin' },
+        stdin: JSON.stringify({ cniVersion: '0.4.0', name: 'alpha', network: 'shared', type: 'netd-cni', prevResult }),
+      });
+      assert.equal((r.body as { code: number }).code, 7, JSON.stringify(r.body));
+      assert.deepEqual(removed, ['e9'], `the attach was undone for ips ${JSON.stringify(ips)}`);
     }
   });
 });

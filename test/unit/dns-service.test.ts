@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/log.js';
-import { DnsService } from '../../src/dns/dns-service.js';
+import { DnsService, dnsName } from '../../src/dns/dns-service.js';
+import type { EndpointRecord } from '../../src/cnm/endpoint.js';
 import type { ObservedNetwork } from '../../src/cnm/observer.js';
 import type { Capabilities } from '../../src/driverapi/driver.js';
 
@@ -90,3 +91,13 @@ test('a changed host resolv.conf is picked up', () =>
     await new Promise((r) => setTimeout(r, 2100));
     assert.deepEqual(dns.upstreams().map((u) => u.address), ['192.0.2.54', '192.0.2.55']);
   }));
+
+test('a container name DNS can carry is its DNS name (labels ≤ 63, ≤ 253 in all); a longer one answers as the short id', () => {
+  const named = (name: string) => dnsName({ name, sandboxId: 'abcdef0123456789', id: 'e', networkId: 'n', ifname: 'eth0', aliases: [], created: '', gatewayEndpoint: true, driverState: {} } as unknown as EndpointRecord);
+  for (const name of ['web', 'a'.repeat(63), 'a'.repeat(64).replace(/^(.{32})./, '$1.'), `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}`]) {
+    assert.equal(named(name), name, `${name.length} characters`);
+  }
+  for (const name of ['a'.repeat(64), 'x'.repeat(1024), `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(63)}`]) {
+    assert.equal(named(name), 'abcdef012345', `${name.length} characters`);
+  }
+});
