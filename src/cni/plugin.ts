@@ -1,6 +1,6 @@
 #!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node
 /**
- * `netd-cni`: the CNI plugin executable, a pure forwarder (docs: /work/notes/cni-contract.md, README "CNI").
+ * `netd-cni`: the CNI plugin executable, a pure forwarder (README: "Use netd from podman / containerd / Kubernetes (CNI)").
  * It reads the CNI_* environment and the network configuration on stdin, POSTs them to the daemon's
  * `/netd/v1/cni` on its unix socket, prints the reply's body to stdout and exits 0 (2xx) or 1.
  * Only VERSION and the errors that need no daemon (50 unreachable, 11 no answer, 6 stdin not JSON,
