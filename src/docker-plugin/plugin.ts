@@ -109,6 +109,16 @@ export class DockerPlugin {
    */
   async ready(controller: PluginCore): Promise<void> {
     await controller.restoreHolds(this.state.heldPools());
+    // The driver's own holds are in networks' subnets: held again, unless an endpoint has the address by
+    // now (it claimed it at Join) or the network is gone.
+    for (const h of this.state.driverHolds()) {
+      if (controller.addressHeld(h.subnet, h.address)) continue;
+      try {
+        await controller.holdAddress(h.subnet, h.address);
+      } catch (err) {
+        this.log.debug({ op: 'docker-plugin', subnet: h.subnet.toString(), address: h.address.toString(), error: (err as Error).message }, 'hold not re-applied');
+      }
+    }
     this.controller = controller;
     for (const entry of [...this.state.endpoints.values()]) {
       if (entry.sandboxKey !== undefined && !controller.endpoint(entry.id)) {

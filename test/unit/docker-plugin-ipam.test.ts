@@ -123,15 +123,19 @@ describe('persisted state', () => {
     assert.deepEqual(state.problems, []);
     assert.equal(state.pools.get('netd/10.124.0.0/24')?.refs, 2);
     const core = new FakePluginCore();
+    // The network (netd's own state, restored by the controller) has the subnet the driver's holds are in.
+    core.nets.set(NET2, { id: NET2, ipv4: [{ subnet: Prefix.parse('10.124.0.0/24') }], ipv6: [] } as never);
     const again = new DockerPlugin(dir, silentLogger());
     await again.ready(core);
     assert.deepEqual(
       core.restored?.map((p) => ({ subnet: String(p.subnet), ipRange: p.ipRange && String(p.ipRange), gateway: p.gateway && String(p.gateway), addresses: p.addresses.map(String).sort() })),
       [
-        { subnet: '10.124.0.0/24', ipRange: undefined, gateway: '10.124.0.1', addresses: ['10.124.0.10', '10.124.0.2', '10.124.0.9'] },
+        { subnet: '10.124.0.0/24', ipRange: undefined, gateway: '10.124.0.1', addresses: ['10.124.0.9'] },
         { subnet: '10.1.0.0/16', ipRange: '10.1.2.0/24', gateway: undefined, addresses: [] },
       ],
     );
+    // The driver's own holds (an aux address, an endpoint's address) are held again in the network's subnet.
+    assert.deepEqual(core.calls.filter((c) => c.startsWith('holdAddress')), ['holdAddress 10.124.0.0/24 10.124.0.10', 'holdAddress 10.124.0.0/24 10.124.0.2']);
     // The restarted plugin counts on: two releases free the pool.
     core.pools.set('10.124.0.0/24', { subnet: Prefix.parse('10.124.0.0/24'), family: 4, gateway: Prefix.parse('10.124.0.0/24').at(1n), prefix: 24 });
     await again.handle('IpamDriver.ReleasePool', { PoolID: 'netd/10.124.0.0/24' });
