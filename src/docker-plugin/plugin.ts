@@ -111,7 +111,8 @@ export class DockerPlugin {
     await controller.restoreHolds(this.state.heldPools());
     // The driver's own holds are in networks' subnets: held again, unless an endpoint has the address by
     // now (it claimed it at Join) or the network is gone.
-    for (const h of this.state.driverHolds()) {
+    const joined = new Set([...this.state.endpoints.keys()].filter((id) => controller.endpoint(id) !== undefined));
+    for (const h of this.state.driverHolds((id) => !joined.has(id))) {
       if (controller.addressHeld(h.subnet, h.address)) continue;
       try {
         await controller.holdAddress(h.subnet, h.address);
@@ -147,6 +148,11 @@ export class DockerPlugin {
     } catch (err) {
       return this.done(name, ids, started, errorReply(asNetdError(err), ipamCall));
     }
+  }
+
+  /** A request refused before it became a call (unknown path, wrong method, a body that is not JSON): logged as one. */
+  refused(call: string, reply: PluginReply): PluginReply {
+    return this.done(call, {}, performance.now(), reply);
   }
 
   private done(call: string, ids: Record<string, string>, started: number, reply: PluginReply): PluginReply {

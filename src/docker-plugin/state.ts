@@ -167,8 +167,8 @@ export class PluginState {
     return [...bySubnet.values()];
   }
 
-  /** The addresses the network driver held in networks' subnets (aux addresses, endpoints' own). */
-  driverHolds(): Hold[] {
-    return [...[...this.networks.values()].flat(), ...[...this.endpoints.values()].flatMap((e) => e.heldHere)];
+  /** The addresses the network driver held in networks' subnets (aux addresses, the own of the endpoints `which` picks). */
+  driverHolds(which: (endpointId: string) => boolean = () => true): Hold[] {
+    return [...[...this.networks.values()].flat(), ...[...this.endpoints.values()].filter((e) => which(e.id)).flatMap((e) => e.heldHere)];
   }
 }
