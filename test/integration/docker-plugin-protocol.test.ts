@@ -231,6 +231,23 @@ test('dockerd 20.10 call sequence over the plugin socket: kernel state and netd 
   assert.equal(await link(host, 'netdc3e272e6'), undefined);
   assert.ok(!(await endpoints()).some((e) => e.id === EP_CONNECT));
 
+  // ---------------------------------------------------------------- a container that dies without dockerd calling (dockerd down)
+  const EP_DEAD = 'dead'.padEnd(64, '0').replace(/[^0-9a-f]/g, 'd');
+  const sbDead = await TestNetns.create('dsbdead');
+  await call('NetworkDriver.CreateEndpoint', { NetworkID: N1, EndpointID: EP_DEAD, Interface: { Address: '192.0.2.3/24', AddressIPv6: '', MacAddress: '' }, Options: NO_PORTS });
+  await call('NetworkDriver.Join', { NetworkID: N1, EndpointID: EP_DEAD, SandboxKey: sbDead.path, Options: NO_PORTS });
+  await moveIn(host, sbDead, `netdc${EP_DEAD.slice(0, 7)}`, 'eth0', '192.0.2.3/24', '192.0.2.1');
+  assert.ok(existsSync(join(d.dataRoot, 'docker-plugin', 'endpoints', `${EP_DEAD}.json`)));
+  await sbDead.destroy();
+  const deadline = Date.now() + 15_000;
+  while ((await endpoints()).some((e) => e.id === EP_DEAD) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  assert.ok(!(await endpoints()).some((e) => e.id === EP_DEAD), 'the sweep released it');
+  await settle(d);
+  assert.ok(!existsSync(join(d.dataRoot, 'docker-plugin', 'endpoints', `${EP_DEAD}.json`)), 'and the plugin dropped its record');
+  assert.match(d.logs, /endpoint released without dockerd/);
+  // dockerd, back, deletes it: nothing left to do.
+  await call('NetworkDriver.DeleteEndpoint', { NetworkID: N1, EndpointID: EP_DEAD });
+
   // ---------------------------------------------------------------- kill -9 netd while c1 runs, restart
   await settle(d);
   await d.restart('SIGKILL');
