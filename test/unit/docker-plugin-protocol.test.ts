@@ -197,6 +197,15 @@ describe('hostile bodies through the plugin', () => {
   });
 });
 
+/** A plugin with network NET1 and endpoint EP2 joined (dockerd's `docker run --network n1`). */
+async function joinedPlugin(): Promise<Awaited<ReturnType<typeof fakePlugin>>> {
+  const made = await fakePlugin();
+  for (const [call, body] of [['CreateNetwork', NETWORK], ['CreateEndpoint', ENDPOINT], ['Join', JOIN]] as const) {
+    assert.equal((await made.plugin.handle(`NetworkDriver.${call}`, body)).status, 200, call);
+  }
+  return made;
+}
+
 describe('network driver calls in dockerd 20.10 order', () => {
   test('create, endpoint (MAC chosen), join (hand-off name, eth prefix, gateway), ports, leave, delete', async () => {
     const { plugin, core, dir } = await fakePlugin();
@@ -271,10 +280,7 @@ describe('network driver calls in dockerd 20.10 order', () => {
   });
 
   test('an endpoint the sweep released (its namespace died) drops its record and holds', async () => {
-    const { plugin, core, dir } = await fakePlugin();
-    await plugin.handle('NetworkDriver.CreateNetwork', NETWORK);
-    await plugin.handle('NetworkDriver.CreateEndpoint', ENDPOINT);
-    await plugin.handle('NetworkDriver.Join', JOIN);
+    const { plugin, core, dir } = await joinedPlugin();
     const network = { ...core.nets.get(NET1)!, capabilities: {} };
     const left = plugin.observer.endpointLeft!.bind(plugin.observer) as (n: unknown, e: unknown, reason: string) => void;
     // Removed by the plugin itself: nothing to do here (DeleteEndpoint does it).
@@ -289,10 +295,7 @@ describe('network driver calls in dockerd 20.10 order', () => {
   });
 
   test('at start, an endpoint released while netd was down (its sandbox died) is forgotten; one not joined yet is kept', async () => {
-    const { plugin, core, dir } = await fakePlugin();
-    await plugin.handle('NetworkDriver.CreateNetwork', NETWORK);
-    await plugin.handle('NetworkDriver.CreateEndpoint', ENDPOINT);
-    await plugin.handle('NetworkDriver.Join', JOIN);
+    const { plugin, core, dir } = await joinedPlugin();
     await plugin.handle('NetworkDriver.CreateEndpoint', { ...ENDPOINT, EndpointID: EP1, Interface: { ...ENDPOINT.Interface, Address: '172.18.0.3/16' } });
     // The restarted controller: the network is there, the joined endpoint was swept at its start.
     const after = new FakePluginCore();
