@@ -80,6 +80,12 @@ async function flushNeighbours(): Promise<void> {
   await run(['ip', 'neigh', 'flush', 'all']);
 }
 
+/** The plugin call a log line is about (`NetworkDriver.Join`): its `call` field, else read from its message. */
+function callOf(l: LogLine): string {
+  const named = l.call ?? /(?:NetworkDriver|IpamDriver|Plugin)\.[A-Za-z]+/.exec(l.msg ?? '')?.[0] ?? 'unknown';
+  return named.replace(/^\//, '');
+}
+
 /**
  * Sums netd's docker-plugin log lines per timed operation: for each window, the total durationMs and,
  * per call, its summed durationMs and count. Lines are matched by their timestamp (ms) to the first
@@ -98,7 +104,7 @@ export function pluginShare(lines: readonly LogLine[], windows: readonly OpWindo
       if (l.time >= first && l.time <= last) outside++;
       continue;
     }
-    const call = (l.call ?? 'unknown').replace(/^\//, '');
+    const call = callOf(l);
     const c = w.calls.get(call) ?? { ms: 0, n: 0 };
     c.ms += l.durationMs;
     c.n++;

@@ -20,6 +20,8 @@ export interface LogLine {
   call?: string;
   /** pino's timestamp (ms since the epoch). */
   time?: number;
+  /** pino's message. */
+  msg?: string;
 }
 
 export interface NetdDaemonOptions {
