@@ -82,7 +82,7 @@ export function dockerRunSection(ctx: DockerRunContext): string[] {
       ...RUN_OPS.map((op) => {
         const s = ctx.summary('docker-netd', `plugin|${op}|${top}|${c}`);
         const n = ctx.summary('docker-netd', `plugin|${op}|${top}|${c}|count`);
-        return s && (n?.median ?? 0) > 0 ? `${fmt(s.median)}${n && n.median !== 1 ? ` (×${fmt(n.median)})` : ''}` : '—';
+        return s && (n?.median ?? 0) > 0 ? `${fmt(s.median)}${n && n.median !== 1 ? ` (×${Number.isInteger(n.median) ? n.median : fmt(n.median)})` : ''}` : '—';
       }),
     ]);
     callRows.push(['**all plugin calls**', ...RUN_OPS.map((op) => { const s = ctx.summary('docker-netd', `plugin|${op}|${top}|total`); return s ? `**${fmt(s.median)}**` : '—'; })]);
