@@ -39,7 +39,7 @@ function aggregate(results: PhaseResult[]): Map<string, Agg> {
   for (const r of results) byPhase.set(r.phase, [...(byPhase.get(r.phase) ?? []), r]);
   const out = new Map<string, Agg>();
   for (const [phase, runs] of byPhase) {
-    const ok = runs.filter((r) => !r.error && !r.unavailable);
+    const ok = runs.filter((r) => (!r.error || r.errorPartial) && !r.unavailable);
     const summaries = new Map<string, Summary>();
     const keys = new Set(ok.flatMap((r) => Object.keys(r.samples)));
     for (const k of keys) {

@@ -104,6 +104,7 @@ export class DockerImpl implements Impl {
   readonly id: 'docker' | 'docker-netd';
   private child?: ChildProcess;
   private netd?: NetdDaemon;
+  private auxMade = false;
   private http = new UnixHttp(SOCKET);
   private readonly logs: string[] = [];
 
@@ -203,8 +204,8 @@ export class DockerImpl implements Impl {
     return this.child?.pid;
   }
 
-  /** `docker run` through the API: creates a container on `bench` (publishing `ports`) and starts it; its id. */
-  async runContainer(name: string, ports: PortMap[] = []): Promise<string> {
+  /** `docker run` through the API: creates a container on `network` (publishing `ports`) and starts it; its id. */
+  async runContainer(name: string, ports: PortMap[] = [], network = 'bench'): Promise<string> {
     const exposed: Record<string, object> = {};
     const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
     for (const p of ports) {
@@ -215,10 +216,25 @@ export class DockerImpl implements Impl {
       Image: IMAGE,
       Cmd: ['/bin/sleep', 'infinity'],
       ExposedPorts: exposed,
-      HostConfig: { NetworkMode: 'bench', PortBindings: bindings },
+      HostConfig: { NetworkMode: network, PortBindings: bindings },
     });
     await this.http.call('POST', `/containers/${Id}/start`);
     return Id;
+  }
+
+  /**
+   * A running container with no network, started on a network of dockerd's own bridge driver (`aux`,
+   * made at the first call) and disconnected from it: for connect figures when `docker run` on `bench`
+   * does not work.
+   */
+  async runUnconnected(name: string): Promise<string> {
+    if (!this.auxMade) {
+      await this.http.call('POST', '/networks/create', { Name: 'aux', Driver: 'bridge', CheckDuplicate: true, IPAM: { Driver: 'default', Config: [{ Subnet: NET.extraSubnet(251) }] }, Options: { 'com.docker.network.bridge.name': 'dkaux0' } });
+      this.auxMade = true;
+    }
+    const id = await this.runContainer(name, [], 'aux');
+    await this.http.call('POST', '/networks/aux/disconnect', { Container: id });
+    return id;
   }
 
   /** Creates and starts a container on `bench` (publishing `ports`); returns it attached. */

@@ -79,3 +79,15 @@ test('bench report: the dockerrun section says why the netd plugin column is emp
   assert.match(report, /\| `docker run`: create \+ start returned \| 1st \| 400 \/ 400 \| n\/a \[\d+\] \|/);
   assert.match(report, /dockerd \+ netd plugin: no plugin here/);
 });
+
+test('bench report: when docker run fails with the plugin, its rows say why and the connect figures still show', () => {
+  const failed: PhaseResult = { ...phase('docker-netd', { 'connect|1': [30, 40] }), na: { 'run.start|1': 'docker run fails: HTTP 500: Join: boom' }, error: 'docker run on the network failed: boom', errorPartial: true };
+  const report = renderReport(INFO, [phase('docker', { 'run.start|1': [400], 'connect|1': [50] }), failed], CFG);
+  assert.match(report, /\| `docker run`: create \+ start returned \| 1st \| 400 \/ 400 \| n\/a \[(\d+)\] \|/);
+  assert.match(report, /dockerd \+ netd plugin: docker run fails: HTTP 500: Join: boom/);
+  assert.match(report, /\| `docker network connect` \| 1st \| 50\.0 \/ 50\.0 \| 35\.0 \/ 40\.0 \| 0\.70 \|/);
+  assert.match(report, /\*\*docker-netd:dockerrun failed\*\*: docker run on the network failed: boom/);
+  // Without errorPartial a failed phase's figures are not reported (as for every other item).
+  const whole = renderReport(INFO, [phase('docker', { 'connect|1': [50] }), { ...failed, errorPartial: undefined }], CFG);
+  assert.doesNotMatch(whole, /35\.0 \/ 40\.0/);
+});
