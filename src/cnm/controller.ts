@@ -34,9 +34,7 @@ import { Sandboxes } from './sandboxes.js';
 import { Recovery } from './recovery.js';
 import { startMonitors, sweepDeadContainers, type MonitorIntervals } from './monitors.js';
 import { checkManager, isValidContainerName, parseMode } from './validation.js';
-import { HeldPools, type HeldPoolRequest, type HeldPoolState } from './held-pools.js';
-import type { PoolInfo } from '../ipam/ipam.js';
-import type { IPAddress, InterfaceAddress } from '../net/index.js';
+import { HeldPools } from './held-pools.js';
 
 export type { AttachRequest } from './endpoint.js';
 
@@ -72,7 +70,8 @@ export class Controller {
   private readonly networkOps: Networks;
   private readonly endpointOps: Endpoints;
   private readonly sandboxOps: Sandboxes;
-  private readonly held: HeldPools;
+  /** Pools and addresses held for an outside IPAM client (dockerd through netd's IPAM plugin): held-pools.ts. */
+  readonly held: HeldPools;
   private readonly predefinedNames: string[];
 
   constructor(private readonly opts: ControllerOptions) {
@@ -92,7 +91,7 @@ export class Controller {
     };
     this.networkOps = new Networks(this.ctx, opts.hostSubnets, opts.predefined[0].driver);
     this.endpointOps = new Endpoints(this.ctx);
-    this.held = new HeldPools(opts.ipam, opts.hostSubnets);
+    this.held = new HeldPools(opts.ipam, opts.hostSubnets, (op, fields, fn) => this.exclusive(op, fields, fn));
     this.sandboxOps = new Sandboxes(
       this.ctx,
       (n, ep) => this.endpointOps.describe(n, ep),
@@ -340,7 +339,7 @@ export class Controller {
       }
       let network: Network | undefined;
       const managed = sandbox.endpoints.map((e) => this.registry.endpointsById.get(e)).find((e) => e?.managedBy !== undefined && (networkRef === undefined || e.networkId === this.registry.findNetwork(networkRef)?.id));
-      if (managed) checkManager(managed.managedBy, undefined, `container ${sandbox.name}'s endpoint on network ${this.registry.networkOf(managed).name}`, `${managed.managedBy} network disconnect`);
+      if (managed) checkManager(managed.managedBy, undefined, `container ${sandbox.name}'s endpoint on network ${this.registry.networkOf(managed).name}`);
       if (networkRef !== undefined) {
         network = this.registry.findNetwork(networkRef);
         if (!network) throw new NotFoundError(`network ${networkRef} not found`);
@@ -362,7 +361,7 @@ export class Controller {
       const ep = this.registry.endpointsById.get(id);
       const sandbox = ep && this.registry.sandboxesById.get(ep.sandboxId);
       if (!ep || !sandbox) return false;
-      checkManager(ep.managedBy, managedBy, `endpoint ${id}`, `${ep.managedBy} network disconnect`);
+      checkManager(ep.managedBy, managedBy, `endpoint ${id}`);
       const removed = await this.endpointOps.removeFromSandbox(sandbox, { endpointId: id }, reason);
       return removed.includes(id);
     });
@@ -372,49 +371,23 @@ export class Controller {
    * libnetwork's ProgramExternalConnectivity: publishes the joined endpoint's ports (`options[PORT_MAP]`),
    * replacing what it published before. Returns the endpoint as reported, with its real bindings.
    */
-  programExternalConnectivity(endpointId: string, options: Record<string, unknown>): Promise<AttachResult> {
+  programExternalConnectivity(endpointId: string, options: Record<string, unknown>, managedBy?: string): Promise<AttachResult> {
     return this.exclusive('program-external', { endpoint: endpointId }, async () => {
       const ep = this.registry.endpointsById.get(endpointId);
       if (!ep) throw new NotFoundError(`no endpoint ${endpointId}`);
+      checkManager(ep.managedBy, managedBy, `endpoint ${endpointId}`);
       return this.endpointOps.programExternal(this.registry.networkOf(ep), ep, options);
     });
   }
 
   /** Unpublishes what programExternalConnectivity published. Idempotent (an unknown endpoint is fine). */
-  revokeExternalConnectivity(endpointId: string): Promise<void> {
+  revokeExternalConnectivity(endpointId: string, managedBy?: string): Promise<void> {
     return this.exclusive('revoke-external', { endpoint: endpointId }, async () => {
       const ep = this.registry.endpointsById.get(endpointId);
-      if (ep) await this.endpointOps.revokeExternal(this.registry.networkOf(ep), ep);
+      if (!ep) return;
+      checkManager(ep.managedBy, managedBy, `endpoint ${endpointId}`);
+      await this.endpointOps.revokeExternal(this.registry.networkOf(ep), ep);
     });
-  }
-
-  // ---------------------------------------------------------------- holds of an outside IPAM client (held-pools.ts)
-
-  /** Holds a pool for an outside IPAM client (dockerd): `subnet` exactly or the first free default one. */
-  holdPool(req: HeldPoolRequest): Promise<PoolInfo> {
-    return this.exclusive('hold-pool', { subnet: req.subnet?.toString(), family: req.family }, () => this.held.holdPool(req));
-  }
-
-  releasePool(subnet: Prefix): Promise<void> {
-    return this.exclusive('release-pool', { subnet: subnet.toString() }, async () => this.held.releasePool(subnet));
-  }
-
-  /** Holds `address` (or the next free one; `gateway`: the pool's gateway) in a network's or held pool. */
-  holdAddress(subnet: Prefix, address?: IPAddress, opts: { gateway?: boolean } = {}): Promise<InterfaceAddress> {
-    return this.exclusive('hold-address', { subnet: subnet.toString(), address: address?.toString() }, async () => this.held.holdAddress(subnet, address, opts));
-  }
-
-  releaseAddress(subnet: Prefix, address: IPAddress): Promise<void> {
-    return this.exclusive('release-address', { subnet: subnet.toString(), address: address.toString() }, async () => this.held.releaseAddress(subnet, address));
-  }
-
-  addressHeld(subnet: Prefix, address: IPAddress): boolean {
-    return this.held.addressHeld(subnet, address);
-  }
-
-  /** At start, after `start()`: re-applies the holds an outside IPAM client persisted. */
-  restoreHolds(pools: readonly HeldPoolState[]): Promise<void> {
-    return this.mutex.run(async () => this.held.restore(pools));
   }
 
   // ---------------------------------------------------------------- the lock

@@ -1,6 +1,6 @@
 /** An endpoint: a network's attachment point inside one sandbox (for the bridge driver, a veth pair). */
 import type { DriverEndpoint } from '../driverapi/model.js';
-import { IPAddress, InterfaceAddress, MAC } from '../net/index.js';
+import { IPAddress, InterfaceAddress, MAC, type Family } from '../net/index.js';
 import type { SandboxTarget } from './sandbox.js';
 
 /** What is persisted for an endpoint: what its driver sees, and the core's own fields. */
@@ -54,6 +54,8 @@ export interface AttachRequest {
   handOff?: boolean;
   /** `ip`/`ip6` may be addresses an outside IPAM client holds (ipam.ts): this endpoint is that client's. */
   claimHeld?: boolean;
+  /** The address families the endpoint gets an address in; default every family the network has. */
+  families?: Family[];
   /** The program that manages the endpoint (e.g. `docker`): recorded; only it detaches the endpoint. */
   managedBy?: string;
 }

@@ -10,7 +10,8 @@ import { Transaction } from '../transaction/transaction.js';
 import { operation, type StepOf } from '../transaction/fault.js';
 import { newId, type CoreContext } from './context.js';
 import { parseIfName } from '../net/index.js';
-import { checkAliases, checkEndpointOptions, checkStringMap, isValidId, isValidName } from './validation.js';
+import { checkAliases, checkEndpointOptions, checkManager, checkStringMap, isValidId, isValidName } from './validation.js';
+import type { Family } from '../net/index.js';
 import type { Network, NetworkRecord } from './network.js';
 import type { AttachRequest, AttachResult, EndpointRecord } from './endpoint.js';
 import { PENDING_NAMESPACE, type SandboxRecord } from './sandbox.js';
@@ -39,6 +40,8 @@ export class Endpoints {
       if (registry.endpointsById.has(req.endpointId)) throw new ConflictError(`endpoint ${req.endpointId} already exists`);
     }
     if (req.managedBy !== undefined && !isValidName(req.managedBy)) throw new InvalidArgumentError(`invalid manager ${JSON.stringify(req.managedBy)}`);
+    // Another program's network takes its own endpoints only: its IPAM does not see ours.
+    checkManager(network.record.managedBy, req.managedBy, `network ${network.name}`);
     checkOptionsAccepted(network.record, driver, options);
     // Extras (links, file paths) are checked now: a bad one must not leave a container attached.
     this.ctx.observers.checkAttach(network.record, req.extras ?? {});
@@ -148,8 +151,9 @@ export class Endpoints {
   private async allocateAddresses(tx: Transaction<StepOf<typeof ATTACH>>, network: Network, endpoint: EndpointRecord, req: AttachRequest): Promise<void> {
     const { ipam } = this.ctx;
     const claim = { claimHeld: req.claimHeld === true };
-    const v4 = network.record.ipv4[0];
-    const v6 = network.record.ipv6[0];
+    const wanted = (family: Family) => req.families === undefined || req.families.includes(family);
+    const v4 = wanted(4) ? network.record.ipv4[0] : undefined;
+    const v6 = wanted(6) ? network.record.ipv6[0] : undefined;
     if (req.ip !== undefined && !v4) throw new InvalidArgumentError(`network ${network.name} has no IPv4 subnet`);
     if (req.ip6 !== undefined && !v6) throw new InvalidArgumentError(`network ${network.name} has no IPv6 subnet`);
     if (v4) {

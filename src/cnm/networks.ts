@@ -118,7 +118,7 @@ export class Networks {
    */
   async delete(network: Network, managedBy?: string): Promise<void> {
     if (network.record.predefined) throw new ForbiddenError(`${network.name} is a pre-defined network and cannot be removed`);
-    checkManager(network.record.managedBy, managedBy, `network ${network.name}`, `${network.record.managedBy} network rm`);
+    checkManager(network.record.managedBy, managedBy, `network ${network.name}`);
     if (network.endpoints.size > 0) {
       throw new ForbiddenError(`network ${network.name} has ${network.endpoints.size} active endpoint(s); detach them first`);
     }

@@ -19,11 +19,13 @@ export function isValidId(id: unknown): id is string {
 }
 
 /**
- * An object another program manages (`managedBy`, e.g. docker) is changed only when that program asks:
- * anyone else is told to go through it (`how`, e.g. "docker network rm").
+ * An object another program manages (`managedBy`, e.g. docker) is changed only when that program asks, and
+ * that program changes only its own objects.
  */
-export function checkManager(owner: string | undefined, caller: string | undefined, what: string, how: string): void {
-  if (owner !== undefined && owner !== caller) throw new ForbiddenError(`${what} is managed by ${owner}; use \`${how}\``);
+export function checkManager(owner: string | undefined, caller: string | undefined, what: string): void {
+  if (owner === caller) return;
+  if (owner === undefined) throw new ForbiddenError(`${what} is not managed by ${caller}`);
+  throw new ForbiddenError(`${what} is managed by ${owner}: change it through ${owner}`);
 }
 
 export function isValidContainerName(name: unknown): name is string {

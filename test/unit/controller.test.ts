@@ -251,8 +251,8 @@ test('an outside client (dockerd): given ids, held pools adopted, held addresses
   await controller.start();
   const netId = 'a'.repeat(64);
   const epId = 'b'.repeat(64);
-  const pool = await controller.holdPool({ family: 4, subnet: Prefix.parse('10.77.0.0/24') });
-  const gw = await controller.holdAddress(pool.subnet, undefined, { gateway: true });
+  const pool = await controller.held.holdPool({ family: 4, subnet: Prefix.parse('10.77.0.0/24') });
+  const gw = await controller.held.holdAddress(pool.subnet, undefined, { gateway: true });
   assert.equal(gw.toString(), '10.77.0.1/24');
   await assert.rejects(controller.createNetwork({ name: 'other', subnet: Prefix.parse('10.77.0.0/16') }), (e: Error) => { assert.match(e.message, /overlaps with the subnet 10\.77\.0\.0\/24/); return true; }, 'a held pool is taken');
   await assert.rejects(controller.createNetwork({ name: 'bad', id: 'xyz' }), /invalid network id/);
@@ -261,9 +261,9 @@ test('an outside client (dockerd): given ids, held pools adopted, held addresses
   assert.equal(n.managedBy, 'docker');
   await assert.rejects(controller.createNetwork({ name: 'again', id: netId }), /already exists/);
 
-  const addr = await controller.holdAddress(pool.subnet);
+  const addr = await controller.held.holdAddress(pool.subnet);
   assert.equal(addr.toString(), '10.77.0.2/24');
-  assert.ok(controller.addressHeld(pool.subnet, addr.address));
+  assert.ok(controller.held.addressHeld(pool.subnet, addr.address));
   await assert.rejects(att(controller, { target: { pid: 700 }, network: netId, ip: addr.address }), /already in use/, 'not without claiming');
   await assert.rejects(att(controller, { target: { pid: 700 }, network: netId, handOff: true }), /needs an interface name/);
   const r = await att(controller, { target: { pid: 700 }, network: netId, endpointId: epId, ifname: 'netdcbbbbbbb', handOff: true, claimHeld: true, ip: addr.address, managedBy: 'docker' });
@@ -284,11 +284,11 @@ test('an outside client (dockerd): given ids, held pools adopted, held addresses
   await controller.revokeExternalConnectivity('c'.repeat(64));
 
   assert.equal(await controller.removeEndpoint(epId, 'docker', 'docker'), true);
-  assert.ok(controller.addressHeld(pool.subnet, addr.address), 'the hold outlives the endpoint');
-  await controller.releaseAddress(pool.subnet, addr.address);
+  assert.ok(controller.held.addressHeld(pool.subnet, addr.address), 'the hold outlives the endpoint');
+  await controller.held.releaseAddress(pool.subnet, addr.address);
   await controller.deleteNetwork(netId, 'docker');
   await assert.rejects(controller.createNetwork({ name: 'other', subnet: Prefix.parse('10.77.0.0/16') }), /overlaps/, 'still held after the network goes');
-  await controller.releasePool(pool.subnet);
+  await controller.held.releasePool(pool.subnet);
   await controller.createNetwork({ name: 'other', subnet: Prefix.parse('10.77.0.0/16') });
   assert.ok(driver.calls.includes('join netdcbbbbbbb 10.77.0.2/24'));
 }));

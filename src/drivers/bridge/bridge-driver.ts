@@ -306,7 +306,9 @@ export class BridgeDriver implements Driver {
 
   async check(network: DriverNetwork, endpoint: DriverEndpoint, sandbox: DriverSandbox): Promise<string[]> {
     const name = hostIfnameOf(endpoint);
-    const [inside, link, bridge] = await Promise.all([checkContainerSide(endpoint, sandbox), this.rtnl.linkByName(name), this.bridgeOf(network).catch(() => -1)]);
+    // A handed-over interface was renamed and configured by its caller (dockerd): only the host side is ours to check.
+    const container = endpoint.handOff ? Promise.resolve([]) : checkContainerSide(endpoint, sandbox);
+    const [inside, link, bridge] = await Promise.all([container, this.rtnl.linkByName(name), this.bridgeOf(network).catch(() => -1)]);
     return [...inside, ...checkHostSide(name, link, bridge)];
   }
 
