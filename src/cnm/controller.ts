@@ -33,7 +33,10 @@ import { Endpoints } from './endpoints.js';
 import { Sandboxes } from './sandboxes.js';
 import { Recovery } from './recovery.js';
 import { startMonitors, sweepDeadContainers, type MonitorIntervals } from './monitors.js';
-import { isValidContainerName, parseMode } from './validation.js';
+import { checkManager, isValidContainerName, parseMode } from './validation.js';
+import { HeldPools, type HeldPoolRequest, type HeldPoolState } from './held-pools.js';
+import type { PoolInfo } from '../ipam/ipam.js';
+import type { IPAddress, InterfaceAddress } from '../net/index.js';
 
 export type { AttachRequest } from './endpoint.js';
 
@@ -69,6 +72,7 @@ export class Controller {
   private readonly networkOps: Networks;
   private readonly endpointOps: Endpoints;
   private readonly sandboxOps: Sandboxes;
+  private readonly held: HeldPools;
   private readonly predefinedNames: string[];
 
   constructor(private readonly opts: ControllerOptions) {
@@ -88,6 +92,7 @@ export class Controller {
     };
     this.networkOps = new Networks(this.ctx, opts.hostSubnets, opts.predefined[0].driver);
     this.endpointOps = new Endpoints(this.ctx);
+    this.held = new HeldPools(opts.ipam, opts.hostSubnets);
     this.sandboxOps = new Sandboxes(
       this.ctx,
       (n, ep) => this.endpointOps.describe(n, ep),
@@ -179,6 +184,10 @@ export class Controller {
     return [...this.registry.endpointsById.values()];
   }
 
+  endpoint(id: string): EndpointRecord | undefined {
+    return this.registry.endpointsById.get(id);
+  }
+
   endpointsOf(networkId: string): EndpointRecord[] {
     const network = this.registry.networksById.get(networkId);
     return network ? [...network.endpoints].map((id) => this.registry.endpointsById.get(id)!) : [];
@@ -264,20 +273,21 @@ export class Controller {
     );
   }
 
-  deleteNetwork(ref: string): Promise<void> {
+  /** Removes a network; one another program manages (`managedBy`) only when that program asks. */
+  deleteNetwork(ref: string, managedBy?: string): Promise<void> {
     return this.exclusive('rm-network', { network: ref }, async () => {
       const network = this.registry.findNetwork(ref);
       if (!network) throw new NotFoundError(`network ${ref} not found`);
-      await this.networkOps.delete(network);
+      await this.networkOps.delete(network, managedBy);
     });
   }
 
-  /** Removes every network that has no endpoints (never the predefined ones). Returns their names. */
+  /** Removes every network that has no endpoints (never the predefined ones, nor those another program manages). Returns their names. */
   prune(): Promise<string[]> {
     return this.exclusive('prune', {}, async () => {
       const removed: string[] = [];
       for (const network of [...this.registry.networksById.values()]) {
-        if (network.record.predefined || network.endpoints.size > 0) continue;
+        if (network.record.predefined || network.record.managedBy !== undefined || network.endpoints.size > 0) continue;
         await this.networkOps.delete(network);
         removed.push(network.name);
       }
@@ -329,6 +339,8 @@ export class Controller {
         return [];
       }
       let network: Network | undefined;
+      const managed = sandbox.endpoints.map((e) => this.registry.endpointsById.get(e)).find((e) => e?.managedBy !== undefined && (networkRef === undefined || e.networkId === this.registry.findNetwork(networkRef)?.id));
+      if (managed) checkManager(managed.managedBy, undefined, `container ${sandbox.name}'s endpoint on network ${this.registry.networkOf(managed).name}`, `${managed.managedBy} network disconnect`);
       if (networkRef !== undefined) {
         network = this.registry.findNetwork(networkRef);
         if (!network) throw new NotFoundError(`network ${networkRef} not found`);
@@ -341,15 +353,68 @@ export class Controller {
     });
   }
 
-  /** Removes one endpoint (the sandbox goes with its last one). False when there is no such endpoint. */
-  removeEndpoint(id: string, reason = 'detach'): Promise<boolean> {
+  /**
+   * Removes one endpoint (the sandbox goes with its last one); one another program manages only when that
+   * program asks. False when there is no such endpoint.
+   */
+  removeEndpoint(id: string, reason = 'detach', managedBy?: string): Promise<boolean> {
     return this.exclusive('detach', { endpoint: id, reason }, async () => {
       const ep = this.registry.endpointsById.get(id);
       const sandbox = ep && this.registry.sandboxesById.get(ep.sandboxId);
       if (!ep || !sandbox) return false;
+      checkManager(ep.managedBy, managedBy, `endpoint ${id}`, `${ep.managedBy} network disconnect`);
       const removed = await this.endpointOps.removeFromSandbox(sandbox, { endpointId: id }, reason);
       return removed.includes(id);
     });
+  }
+
+  /**
+   * libnetwork's ProgramExternalConnectivity: publishes the joined endpoint's ports (`options[PORT_MAP]`),
+   * replacing what it published before. Returns the endpoint as reported, with its real bindings.
+   */
+  programExternalConnectivity(endpointId: string, options: Record<string, unknown>): Promise<AttachResult> {
+    return this.exclusive('program-external', { endpoint: endpointId }, async () => {
+      const ep = this.registry.endpointsById.get(endpointId);
+      if (!ep) throw new NotFoundError(`no endpoint ${endpointId}`);
+      return this.endpointOps.programExternal(this.registry.networkOf(ep), ep, options);
+    });
+  }
+
+  /** Unpublishes what programExternalConnectivity published. Idempotent (an unknown endpoint is fine). */
+  revokeExternalConnectivity(endpointId: string): Promise<void> {
+    return this.exclusive('revoke-external', { endpoint: endpointId }, async () => {
+      const ep = this.registry.endpointsById.get(endpointId);
+      if (ep) await this.endpointOps.revokeExternal(this.registry.networkOf(ep), ep);
+    });
+  }
+
+  // ---------------------------------------------------------------- holds of an outside IPAM client (held-pools.ts)
+
+  /** Holds a pool for an outside IPAM client (dockerd): `subnet` exactly or the first free default one. */
+  holdPool(req: HeldPoolRequest): Promise<PoolInfo> {
+    return this.exclusive('hold-pool', { subnet: req.subnet?.toString(), family: req.family }, () => this.held.holdPool(req));
+  }
+
+  releasePool(subnet: Prefix): Promise<void> {
+    return this.exclusive('release-pool', { subnet: subnet.toString() }, async () => this.held.releasePool(subnet));
+  }
+
+  /** Holds `address` (or the next free one; `gateway`: the pool's gateway) in a network's or held pool. */
+  holdAddress(subnet: Prefix, address?: IPAddress, opts: { gateway?: boolean } = {}): Promise<InterfaceAddress> {
+    return this.exclusive('hold-address', { subnet: subnet.toString(), address: address?.toString() }, async () => this.held.holdAddress(subnet, address, opts));
+  }
+
+  releaseAddress(subnet: Prefix, address: IPAddress): Promise<void> {
+    return this.exclusive('release-address', { subnet: subnet.toString(), address: address.toString() }, async () => this.held.releaseAddress(subnet, address));
+  }
+
+  addressHeld(subnet: Prefix, address: IPAddress): boolean {
+    return this.held.addressHeld(subnet, address);
+  }
+
+  /** At start, after `start()`: re-applies the holds an outside IPAM client persisted. */
+  restoreHolds(pools: readonly HeldPoolState[]): Promise<void> {
+    return this.mutex.run(async () => this.held.restore(pools));
   }
 
   // ---------------------------------------------------------------- the lock

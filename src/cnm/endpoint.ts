@@ -11,6 +11,8 @@ export interface EndpointRecord extends DriverEndpoint {
   created: string;
   /** Who made it and why, as the caller labelled it (e.g. `io.netd.origin: cni`); shown, never interpreted. */
   labels?: Record<string, string>;
+  /** The program that manages the endpoint (e.g. `docker`): only it detaches it (the dead-container sweep aside). */
+  managedBy?: string;
 }
 
 /** Extra, observer-specific fields of an attach request (e.g. resolv.conf/hosts paths, links). */
@@ -42,6 +44,18 @@ export interface AttachRequest {
   options?: Record<string, unknown>;
   /** Fields for observers (see observer.ts), passed through untouched. */
   extras?: AttachExtras;
+  /** Use this endpoint id (64 hex; e.g. dockerd's EndpointID) instead of a new one. */
+  endpointId?: string;
+  /**
+   * The driver leaves the sandbox end of the interface in the daemon's own namespace, named `ifname`
+   * (required), for the caller to move, rename and address (Docker's remote driver contract). `target`
+   * still names the sandbox's namespace. No ports are published at join: see programExternalConnectivity.
+   */
+  handOff?: boolean;
+  /** `ip`/`ip6` may be addresses an outside IPAM client holds (ipam.ts): this endpoint is that client's. */
+  claimHeld?: boolean;
+  /** The program that manages the endpoint (e.g. `docker`): recorded; only it detaches the endpoint. */
+  managedBy?: string;
 }
 
 /** What an attach/connect reports back to its caller. */

@@ -10,7 +10,7 @@ import { Transaction } from '../transaction/transaction.js';
 import { operation, type StepOf } from '../transaction/fault.js';
 import { newId, type CoreContext } from './context.js';
 import { parseIfName } from '../net/index.js';
-import { checkAliases, checkEndpointOptions, checkStringMap } from './validation.js';
+import { checkAliases, checkEndpointOptions, checkStringMap, isValidId, isValidName } from './validation.js';
 import type { Network, NetworkRecord } from './network.js';
 import type { AttachRequest, AttachResult, EndpointRecord } from './endpoint.js';
 import type { SandboxRecord } from './sandbox.js';
@@ -33,6 +33,12 @@ export class Endpoints {
     const labels = checkStringMap(req.labels, 'label');
     const ifname = req.ifname === undefined ? undefined : parseIfName(req.ifname);
     if (ifname !== undefined && !caps.interface) throw new InvalidArgumentError(`network ${network.name} (driver ${network.record.driver}) makes no interface to name`);
+    if (req.handOff && (ifname === undefined || !caps.interface)) throw new InvalidArgumentError('handing the interface over needs an interface name, on a network whose driver makes interfaces');
+    if (req.endpointId !== undefined) {
+      if (!isValidId(req.endpointId)) throw new InvalidArgumentError(`invalid endpoint id ${JSON.stringify(req.endpointId)}: use 64 lowercase hex digits`);
+      if (registry.endpointsById.has(req.endpointId)) throw new ConflictError(`endpoint ${req.endpointId} already exists`);
+    }
+    if (req.managedBy !== undefined && !isValidName(req.managedBy)) throw new InvalidArgumentError(`invalid manager ${JSON.stringify(req.managedBy)}`);
     checkOptionsAccepted(network.record, driver, options);
     // Extras (links, file paths) are checked now: a bad one must not leave a container attached.
     this.ctx.observers.checkAttach(network.record, req.extras ?? {});
@@ -65,7 +71,7 @@ export class Endpoints {
       throw new ConflictError(`container ${sb.name} already has an interface named ${ifname}`);
     }
     const endpoint: EndpointRecord = {
-      id: newId(),
+      id: req.endpointId ?? newId(),
       name: sb.name,
       networkId: network.id,
       sandboxId: sb.id,
@@ -74,6 +80,8 @@ export class Endpoints {
       created: new Date().toISOString(),
       gatewayEndpoint: caps.interface && !others.some((e) => e.gatewayEndpoint) && !network.record.internal,
       driverState: {},
+      ...(req.handOff ? { handOff: true } : {}),
+      ...(req.managedBy !== undefined ? { managedBy: req.managedBy } : {}),
     };
     if (caps.interface) {
       await this.allocateAddresses(tx, network, endpoint, req);
@@ -129,22 +137,23 @@ export class Endpoints {
 
   private async allocateAddresses(tx: Transaction<StepOf<typeof ATTACH>>, network: Network, endpoint: EndpointRecord, req: AttachRequest): Promise<void> {
     const { ipam } = this.ctx;
+    const claim = { claimHeld: req.claimHeld === true };
     const v4 = network.record.ipv4[0];
     const v6 = network.record.ipv6[0];
     if (req.ip !== undefined && !v4) throw new InvalidArgumentError(`network ${network.name} has no IPv4 subnet`);
     if (req.ip6 !== undefined && !v6) throw new InvalidArgumentError(`network ${network.name} has no IPv6 subnet`);
     if (v4) {
-      endpoint.ipv4 = await tx.step('allocate IPv4 address', () => ipam.allocate(v4.subnet, req.ip), () => ipam.release(v4.subnet, endpoint.ipv4!));
+      endpoint.ipv4 = await tx.step('allocate IPv4 address', () => ipam.allocate(v4.subnet, req.ip, claim), () => ipam.release(v4.subnet, endpoint.ipv4!));
       endpoint.gateway4 = v4.gateway;
     }
     if (v6) {
-      endpoint.ipv6 = await tx.step('allocate IPv6 address', () => ipam.allocate(v6.subnet, req.ip6), () => ipam.release(v6.subnet, endpoint.ipv6!));
+      endpoint.ipv6 = await tx.step('allocate IPv6 address', () => ipam.allocate(v6.subnet, req.ip6, claim), () => ipam.release(v6.subnet, endpoint.ipv6!));
       endpoint.gateway6 = v6.gateway;
     }
   }
 
   /** Removes an endpoint's kernel state, then its record. Journaled: a crash midway is completed at start. */
-  async remove(network: Network, ep: EndpointRecord, sandbox: SandboxRecord | undefined): Promise<void> {
+  async remove(network: Network, ep: EndpointRecord, sandbox: SandboxRecord | undefined, reason: string): Promise<void> {
     const { ipam, journal } = this.ctx;
     const tx = new Transaction(DETACH, this.ctx.log);
     await tx.step('journal', () => journal.write(ep.id, { op: 'detach', endpointId: ep.id }));
@@ -154,7 +163,7 @@ export class Endpoints {
     await tx.step('delete record', () => this.ctx.store.delete('endpoints', ep.id));
     this.ctx.registry.removeEndpoint(network, ep, sandbox);
     journal.done(ep.id);
-    await this.ctx.observers.endpointLeft(network.record, ep);
+    await this.ctx.observers.endpointLeft(network.record, ep, reason);
   }
 
   /**
@@ -169,13 +178,44 @@ export class Endpoints {
       if (!ep) continue;
       if (only && ('endpointId' in only ? ep.id !== only.endpointId : ep.networkId !== only.id)) continue;
       const network = this.ctx.registry.networkOf(ep);
-      await this.remove(network, ep, sandbox);
+      await this.remove(network, ep, sandbox, reason);
       removed.push(ep.id);
       this.ctx.log.info({ op: 'release-endpoint', reason, endpoint: ep.id, network: network.id, sandbox: sandbox.id }, 'endpoint released');
     }
     if (keepRecord) return removed;
     if (sandbox.endpoints.length === 0 && !sandbox.persistent) this.ctx.registry.forgetSandbox(sandbox);
     return removed;
+  }
+
+  /**
+   * libnetwork's ProgramExternalConnectivity: sets the endpoint's options (its ports, PORT_MAP) and has the
+   * driver publish them, replacing what it published before; persisted, so a restart restores them.
+   */
+  async programExternal(network: Network, ep: EndpointRecord, options: Record<string, unknown>): Promise<AttachResult> {
+    const driver = this.ctx.registry.driverOf(network.record);
+    const checked = checkEndpointOptions(options);
+    checkOptionsAccepted(network.record, driver, checked);
+    if (!driver.programExternalConnectivity) throw new InvalidArgumentError(`network ${network.name} (driver ${network.record.driver}) has no external connectivity to program`);
+    // What was published before goes first; a failure then leaves the endpoint with nothing published.
+    await this.revokeExternal(network, ep);
+    ep.options = Object.keys(checked).length > 0 ? checked : undefined;
+    try {
+      ep.driverState = await driver.programExternalConnectivity(network.record, ep);
+    } catch (err) {
+      ep.options = undefined;
+      throw err;
+    }
+    this.ctx.store.put('endpoints', ep.id, ep);
+    return this.describe(network.record, ep);
+  }
+
+  /** Undoes programExternal: the driver unpublishes, the options go. Idempotent. */
+  async revokeExternal(network: Network, ep: EndpointRecord): Promise<void> {
+    const driver = this.ctx.registry.driverOf(network.record);
+    if (!driver.revokeExternalConnectivity) return;
+    ep.driverState = await driver.revokeExternalConnectivity(network.record, ep);
+    ep.options = undefined;
+    this.ctx.store.put('endpoints', ep.id, ep);
   }
 
   /** The driver's comparison of an endpoint's kernel state with its record (none: the driver cannot tell). */

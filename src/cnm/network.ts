@@ -13,6 +13,8 @@ export interface NetworkRecord extends DriverNetwork {
   labels: Record<string, string>;
   /** Networks netd creates itself (the daemon's predefined ones): they cannot be removed. */
   predefined: boolean;
+  /** The program that manages the network (e.g. `docker`): only it removes the network. */
+  managedBy?: string;
 }
 
 export interface NetworkCreateRequest {
@@ -29,6 +31,15 @@ export interface NetworkCreateRequest {
   attachable?: boolean;
   options?: Record<string, string>;
   labels?: Record<string, string>;
+  /** Use this id (64 hex; e.g. dockerd's NetworkID) instead of a new one. */
+  id?: string;
+  /**
+   * The subnets may be pools an outside IPAM client holds (ipam.ts): the network takes them over instead
+   * of refusing them as taken.
+   */
+  adoptHeldPool?: boolean;
+  /** The program that manages the network (e.g. `docker`): recorded; only it removes the network. */
+  managedBy?: string;
 }
 
 export class Network {

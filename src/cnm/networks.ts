@@ -8,7 +8,7 @@ import type { Prefix } from '../net/index.js';
 import { Transaction } from '../transaction/transaction.js';
 import { operation } from '../transaction/fault.js';
 import { newId, type CoreContext } from './context.js';
-import { checkStringMap, isValidName } from './validation.js';
+import { checkManager, checkStringMap, isValidId, isValidName } from './validation.js';
 import { Network, type IpamConfig, type NetworkCreateRequest, type NetworkRecord } from './network.js';
 
 const CREATE_NETWORK = operation('create-network', ['allocate IPv4 pool', 'allocate IPv6 pool', 'journal', 'driver create network', 'persist network']);
@@ -30,6 +30,11 @@ export class Networks {
       throw new InvalidArgumentError(`invalid network name ${JSON.stringify(req?.name)}: use 1-64 of [a-zA-Z0-9_.-], starting with a letter or digit`);
     }
     if (registry.findNetworkByName(req.name)) throw new ConflictError(`network with name ${req.name} already exists`);
+    if (req.id !== undefined) {
+      if (!isValidId(req.id)) throw new InvalidArgumentError(`invalid network id ${JSON.stringify(req.id)}: use 64 lowercase hex digits`);
+      if (registry.networksById.has(req.id)) throw new ConflictError(`network with id ${req.id} already exists`);
+    }
+    if (req.managedBy !== undefined && !isValidName(req.managedBy)) throw new InvalidArgumentError(`invalid manager ${JSON.stringify(req.managedBy)}`);
     const driverName = req.driver ?? this.defaultDriver;
     const driver = registry.driver(driverName);
     if (!predefined && driver.capabilities.singleInstance) {
@@ -39,7 +44,8 @@ export class Networks {
     const labels = checkStringMap(req.labels, 'label');
 
     const tx = new Transaction(CREATE_NETWORK, this.ctx.log);
-    const id = newId();
+    const id = req.id ?? newId();
+    const adopt = { adopt: req.adoptHeldPool === true };
     const ipv4: IpamConfig[] = [];
     const ipv6: IpamConfig[] = [];
     const enableIPv6 = Boolean(req.enableIPv6 || req.subnet6);
@@ -47,14 +53,14 @@ export class Networks {
       const avoid = await this.hostSubnets();
       const pool4: PoolInfo = await tx.step(
         'allocate IPv4 pool',
-        () => ipam.addPool({ family: 4, subnet: req.subnet, gateway: req.gateway, ipRange: req.ipRange }, avoid),
+        () => ipam.addPool({ family: 4, subnet: req.subnet, gateway: req.gateway, ipRange: req.ipRange }, avoid, adopt),
         (): void => ipam.removePool(pool4.subnet),
       );
       ipv4.push(toIpamConfig(pool4));
       if (enableIPv6) {
         const pool6: PoolInfo = await tx.step(
           'allocate IPv6 pool',
-          () => ipam.addPool({ family: 6, subnet: req.subnet6, gateway: req.gateway6 }, avoid),
+          () => ipam.addPool({ family: 6, subnet: req.subnet6, gateway: req.gateway6 }, avoid, adopt),
           (): void => ipam.removePool(pool6.subnet),
         );
         ipv6.push(toIpamConfig(pool6));
@@ -77,6 +83,7 @@ export class Networks {
       options,
       labels,
       predefined,
+      ...(req.managedBy !== undefined ? { managedBy: req.managedBy } : {}),
       driverState: {},
     };
     await tx.step(
@@ -105,9 +112,13 @@ export class Networks {
     return [...network.record.ipv4, ...network.record.ipv6].every((c) => ipam.hasFreeAddress(c.subnet));
   }
 
-  /** Removes a network users may remove: not a predefined one, nor one with endpoints. */
-  async delete(network: Network): Promise<void> {
+  /**
+   * Removes a network users may remove: not a predefined one, nor one with endpoints, nor one another
+   * program manages (`managedBy`) unless that program asks.
+   */
+  async delete(network: Network, managedBy?: string): Promise<void> {
     if (network.record.predefined) throw new ForbiddenError(`${network.name} is a pre-defined network and cannot be removed`);
+    checkManager(network.record.managedBy, managedBy, `network ${network.name}`, `${network.record.managedBy} network rm`);
     if (network.endpoints.size > 0) {
       throw new ForbiddenError(`network ${network.name} has ${network.endpoints.size} active endpoint(s); detach them first`);
     }

@@ -26,8 +26,8 @@ export interface NetworkObserver {
   networkRemoved?(network: ObservedNetwork): Promise<void> | void;
   /** After an endpoint is joined and persisted (also for each endpoint restored at start). */
   endpointJoined?(network: ObservedNetwork, endpoint: EndpointRecord, sandbox: SandboxRecord, extras: AttachExtras): Promise<void> | void;
-  /** After an endpoint is gone. */
-  endpointLeft?(network: ObservedNetwork, endpoint: EndpointRecord): Promise<void> | void;
+  /** After an endpoint is gone; `reason`: `detach`, `sweep` (its container died) or what the remover said. */
+  endpointLeft?(network: ObservedNetwork, endpoint: EndpointRecord, reason: string): Promise<void> | void;
   /** Fields to add to the attach result, e.g. `{ dns: {...} }`. */
   describeEndpoint?(network: ObservedNetwork, endpoint: EndpointRecord): Record<string, unknown> | undefined;
 }

@@ -29,8 +29,8 @@ export class Observers {
     return this.notify('endpointJoined', network, (o, n) => o.endpointJoined?.(n, ep, sandbox, extras));
   }
 
-  endpointLeft(network: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    return this.notify('endpointLeft', network, (o, n) => o.endpointLeft?.(n, ep));
+  endpointLeft(network: NetworkRecord, ep: EndpointRecord, reason: string): Promise<void> {
+    return this.notify('endpointLeft', network, (o, n) => o.endpointLeft?.(n, ep, reason));
   }
 
   /**

@@ -101,7 +101,7 @@ export class Recovery {
           const ep = registry.endpointsById.get(intent.endpointId);
           if (ep) {
             const sandbox = registry.sandboxesById.get(ep.sandboxId);
-            await this.endpoints.remove(registry.networkOf(ep), ep, sandbox);
+            await this.endpoints.remove(registry.networkOf(ep), ep, sandbox, 'recovery');
             if (sandbox && sandbox.endpoints.length === 0 && !sandbox.persistent) registry.forgetSandbox(sandbox);
           }
           journal.done(intent.endpointId);
@@ -140,6 +140,11 @@ export class Recovery {
       const driver = registry.driverOf(network.record);
       if (!sandbox || !driver.endpointHealthy || !resolver.alive(sandbox)) continue;
       if (await driver.endpointHealthy(network.record, ep)) continue;
+      if (ep.handOff) {
+        // Its interface was moved and configured by the caller (dockerd), which would not do it again.
+        log.warn({ op: 'start', endpoint: ep.id }, 'endpoint is broken and its interface was handed over to its caller; disconnect and reconnect the container');
+        continue;
+      }
       try {
         await driver.leave(network.record, ep, sandbox);
         await driver.join(network.record, ep, sandbox);

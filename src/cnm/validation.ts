@@ -1,7 +1,7 @@
 /**
  * Checks of what callers send, before anything changes: names, aliases, string maps, MACs, modes.
  */
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, ForbiddenError } from '../errors.js';
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
@@ -12,6 +12,19 @@ export function isValidName(name: unknown): name is string {
 
 /** An attached container's name may be longer (CNI container ids have no length limit; netd keeps 1024). */
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,1023}$/;
+
+/** A network, endpoint or sandbox id as netd and Docker make them: 64 lowercase hex digits. */
+export function isValidId(id: unknown): id is string {
+  return typeof id === 'string' && /^[0-9a-f]{64}$/.test(id);
+}
+
+/**
+ * An object another program manages (`managedBy`, e.g. docker) is changed only when that program asks:
+ * anyone else is told to go through it (`how`, e.g. "docker network rm").
+ */
+export function checkManager(owner: string | undefined, caller: string | undefined, what: string, how: string): void {
+  if (owner !== undefined && owner !== caller) throw new ForbiddenError(`${what} is managed by ${owner}; use \`${how}\``);
+}
 
 export function isValidContainerName(name: unknown): name is string {
   return typeof name === 'string' && CONTAINER_NAME.test(name);

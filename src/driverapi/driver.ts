@@ -62,6 +62,14 @@ export interface Driver {
    */
   check?(network: DriverNetwork, endpoint: DriverEndpoint, sandbox: DriverSandbox): Promise<string[]>;
 
+  /**
+   * libnetwork's ProgramExternalConnectivity: publishes the joined endpoint's ports (its options, e.g.
+   * PORT_MAP), replacing those it published before. Returns the new driverState.
+   */
+  programExternalConnectivity?(network: DriverNetwork, endpoint: DriverEndpoint): Promise<Record<string, unknown>>;
+  /** Undoes programExternalConnectivity (idempotent). Returns the new driverState. */
+  revokeExternalConnectivity?(network: DriverNetwork, endpoint: DriverEndpoint): Promise<Record<string, unknown>>;
+
   /** Whether an endpoint's kernel objects are all there (checked at start for live containers). */
   endpointHealthy?(network: DriverNetwork, endpoint: DriverEndpoint): Promise<boolean>;
 

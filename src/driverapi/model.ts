@@ -48,6 +48,12 @@ export interface DriverEndpoint {
   options?: Record<string, unknown>;
   /** Whatever the driver returned from join (JoinResult.state), handed back on every later call. */
   driverState: Record<string, unknown>;
+  /**
+   * Join leaves the sandbox end of the interface in the daemon's own namespace, named `ifname`, with `mac`,
+   * down and unaddressed, for the caller to move into the sandbox (Docker's remote driver contract: dockerd
+   * moves, renames and addresses it). No ports at join: programExternalConnectivity publishes them.
+   */
+  handOff?: boolean;
 }
 
 export interface DriverSandbox {

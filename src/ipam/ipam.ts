@@ -8,6 +8,12 @@
  *
  * IPAM holds no state of its own on disk: after a restart the controller replays the persisted networks
  * and endpoints into it (`addPool` with the stored subnet, `reserve` for each endpoint address).
+ *
+ * Outside IPAM clients (dockerd through netd's IPAM plugin) hold pools before any network uses them and
+ * addresses before any endpoint does. A held pool counts as taken for every other network; a network
+ * created with `adopt` takes it over. A held address is never handed to an endpoint unless the attach
+ * claims it, and stays held after that endpoint goes: an address is free only when no endpoint uses it
+ * and nobody holds it. The holder re-applies its holds after a restart.
  */
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { IPAddress, InterfaceAddress, Prefix, bitsOf, type Family } from '../net/index.js';
@@ -35,7 +41,14 @@ function addressOf(a: IPAddress | InterfaceAddress): IPAddress {
 }
 
 class Pool {
+  /** Addresses endpoints use. */
   readonly allocated = new Set<bigint>();
+  /** Addresses an outside IPAM client holds (see the header). */
+  readonly held = new Set<bigint>();
+  /** An outside IPAM client holds the pool itself (it may have no network yet). */
+  poolHeld = false;
+  /** A network uses the pool. */
+  inUse = true;
   private cursor: bigint;
   /** First and last addresses endpoints may get. */
   readonly first: bigint;
@@ -44,7 +57,7 @@ class Pool {
   constructor(
     readonly subnet: Prefix,
     readonly range: Prefix,
-    readonly gateway: bigint,
+    public gateway: bigint,
   ) {
     // IPv4: never the network or broadcast address. IPv6: never the subnet-router anycast (base).
     this.first = range.firstValue === subnet.firstValue ? range.firstValue + 1n : range.firstValue;
@@ -75,7 +88,12 @@ class Pool {
     const inRange = (v: bigint) => v >= this.first && v <= this.lastUsable;
     let taken = inRange(this.gateway) ? 1n : 0n;
     for (const v of this.allocated) if (v !== this.gateway && inRange(v)) taken++;
+    for (const v of this.held) if (v !== this.gateway && !this.allocated.has(v) && inRange(v)) taken++;
     return taken < span;
+  }
+
+  taken(value: bigint): boolean {
+    return this.allocated.has(value) || this.held.has(value);
   }
 
   next(): bigint | undefined {
@@ -84,7 +102,7 @@ class Pool {
     let candidate = this.cursor;
     for (let tried = 0n; tried < span; tried++) {
       if (candidate > this.lastUsable) candidate = this.first;
-      if (candidate !== this.gateway && !this.allocated.has(candidate)) {
+      if (candidate !== this.gateway && !this.taken(candidate)) {
         this.cursor = candidate + 1n;
         return candidate;
       }
@@ -104,7 +122,31 @@ export class Ipam {
    * without, the first default-pool subnet that overlaps neither another network nor anything in `avoid`
    * (the host's own addresses, routes and nameservers).
    */
-  addPool(req: PoolRequest, avoid: readonly Prefix[] = []): PoolInfo {
+  addPool(req: PoolRequest, avoid: readonly Prefix[] = [], opts: { adopt?: boolean } = {}): PoolInfo {
+    if (opts.adopt && req.subnet !== undefined) {
+      const held = this.pools.get(req.subnet.toString());
+      if (held && held.poolHeld && !held.inUse) return this.adopt(held, req);
+    }
+    return this.createPool(req, avoid).info();
+  }
+
+  /** A network takes over a held pool: its gateway as the network asks, the pool's range and holds kept. */
+  private adopt(pool: Pool, req: PoolRequest): PoolInfo {
+    if (req.ipRange !== undefined && !req.ipRange.equals(pool.range)) {
+      throw new ConflictError(`subnet ${pool.subnet} is held with the range ${pool.range}, not ${req.ipRange}`);
+    }
+    if (req.gateway !== undefined) pool.gateway = this.checkGateway(pool.subnet, req.gateway);
+    pool.inUse = true;
+    return pool.info();
+  }
+
+  private checkGateway(subnet: Prefix, gw: IPAddress): bigint {
+    if (!subnet.contains(gw)) throw new InvalidArgumentError(`gateway ${gw} is not inside subnet ${subnet}`);
+    if (isNetworkOrBroadcast(subnet, gw)) throw new InvalidArgumentError(`gateway ${gw} is the network or broadcast address of ${subnet}`);
+    return gw.toBigInt();
+  }
+
+  private createPool(req: PoolRequest, avoid: readonly Prefix[]): Pool {
     let subnet: Prefix;
     if (req.subnet !== undefined) {
       subnet = req.subnet;
@@ -128,19 +170,110 @@ export class Ipam {
       if (!subnet.containsPrefix(range)) throw new InvalidArgumentError(`ip-range ${req.ipRange} is not inside subnet ${subnet}`);
     }
 
-    let gateway: bigint;
-    if (req.gateway !== undefined) {
-      const gw = req.gateway;
-      if (!subnet.contains(gw)) throw new InvalidArgumentError(`gateway ${gw} is not inside subnet ${subnet}`);
-      if (isNetworkOrBroadcast(subnet, gw)) throw new InvalidArgumentError(`gateway ${gw} is the network or broadcast address of ${subnet}`);
-      gateway = gw.toBigInt();
-    } else {
-      gateway = subnet.firstValue + 1n;
-    }
-
+    const gateway = req.gateway !== undefined ? this.checkGateway(subnet, req.gateway) : subnet.firstValue + 1n;
     const pool = new Pool(subnet, range, gateway);
     this.pools.set(subnet.toString(), pool);
+    return pool;
+  }
+
+  /**
+   * Holds a pool for an outside IPAM client, before (or without) a network: `subnet` exactly, or the first
+   * free default subnet as `addPool` picks it. Holding a subnet already held (or a network's) returns it
+   * again: the client counts its references. `restore`: re-applying a hold after a restart, where the
+   * network that adopted the pool may already be there.
+   */
+  holdPool(req: PoolRequest, avoid: readonly Prefix[] = []): PoolInfo {
+    if (req.subnet !== undefined) {
+      const same = this.pools.get(req.subnet.toString());
+      if (same) {
+        if (req.ipRange !== undefined && !req.ipRange.equals(same.range)) {
+          throw new ConflictError(`subnet ${same.subnet} is already in use with another range (${same.range})`);
+        }
+        if (!same.poolHeld && same.inUse) throw new ConflictError(`subnet ${same.subnet} is the subnet of another network`);
+        same.poolHeld = true;
+        return same.info();
+      }
+    }
+    const pool = this.createPool(req, avoid);
+    pool.poolHeld = true;
+    pool.inUse = false;
     return pool.info();
+  }
+
+  /** Re-applies a hold after a restart (the adopting network, if any, already replayed). Never refuses an overlap it made itself. */
+  restoreHeldPool(req: PoolRequest & { subnet: Prefix }): void {
+    const same = this.pools.get(req.subnet.toString());
+    if (same) {
+      same.poolHeld = true;
+      return;
+    }
+    const pool = this.createPool(req, []);
+    pool.poolHeld = true;
+    pool.inUse = false;
+  }
+
+  /** Drops the hold on a pool; the pool goes when no network uses it. Idempotent. */
+  releaseHeldPool(subnet: Prefix): void {
+    const pool = this.pools.get(subnet.toString());
+    if (!pool) return;
+    pool.poolHeld = false;
+    if (!pool.inUse) this.pools.delete(subnet.toString());
+  }
+
+  /**
+   * Holds an address for an outside IPAM client: `preferred`, or the next free one. `gateway`: the address
+   * is the pool's gateway (without `preferred`, the pool's gateway as it is; with it, it becomes the
+   * gateway while no network uses the pool). Refused when taken (or the gateway, unless asked as such).
+   */
+  hold(subnet: Prefix, preferred?: IPAddress, opts: { gateway?: boolean } = {}): InterfaceAddress {
+    const pool = this.pool(subnet);
+    let value: bigint;
+    if (opts.gateway) {
+      if (preferred !== undefined && preferred.toBigInt() !== pool.gateway) {
+        if (pool.inUse) throw new ConflictError(`the gateway of ${pool.subnet} is ${IPAddress.fromBigInt(pool.subnet.family, pool.gateway)}, not ${preferred}`);
+        const wanted = this.checkGateway(pool.subnet, preferred);
+        if (pool.taken(wanted)) throw new ConflictError(`address ${preferred} is already in use`);
+        pool.gateway = wanted;
+      }
+      value = pool.gateway;
+      if (pool.held.has(value)) throw new ConflictError(`the gateway ${IPAddress.fromBigInt(pool.subnet.family, value)} of ${pool.subnet} is already held`);
+    } else if (preferred !== undefined) {
+      value = this.checkPreferred(pool, preferred);
+      if (pool.taken(value)) throw new ConflictError(`address ${preferred} is already in use`);
+    } else {
+      const next = pool.next();
+      if (next === undefined) throw new ConflictError(`no free address left in ${pool.range}`);
+      value = next;
+    }
+    pool.held.add(value);
+    return InterfaceAddress.of(IPAddress.fromBigInt(pool.subnet.family, value), pool.subnet);
+  }
+
+  /** Re-applies a held address after a restart (an endpoint may use it already). */
+  restoreHeld(subnet: Prefix, address: IPAddress): void {
+    const pool = this.pool(subnet);
+    const value = address.toBigInt();
+    pool.held.add(value);
+    pool.advancePast(value);
+  }
+
+  /** Drops a hold on an address (an endpoint still using it keeps it). Idempotent. */
+  unhold(subnet: Prefix, address: IPAddress | InterfaceAddress): void {
+    this.pools.get(subnet.toString())?.held.delete(addressOf(address).toBigInt());
+  }
+
+  isHeld(subnet: Prefix, address: IPAddress | InterfaceAddress): boolean {
+    return this.pools.get(subnet.toString())?.held.has(addressOf(address).toBigInt()) ?? false;
+  }
+
+  private checkPreferred(pool: Pool, preferred: IPAddress): bigint {
+    if (!pool.subnet.contains(preferred)) throw new InvalidArgumentError(`address ${preferred} is not inside subnet ${pool.subnet}`);
+    if (isNetworkOrBroadcast(pool.subnet, preferred)) {
+      throw new InvalidArgumentError(`address ${preferred} is the network or broadcast address of ${pool.subnet}`);
+    }
+    const want = preferred.toBigInt();
+    if (want === pool.gateway) throw new ConflictError(`address ${preferred} is the gateway of ${pool.subnet}`);
+    return want;
   }
 
   /** The first default subnet free of networks and of `avoid`, without reserving it. */
@@ -159,7 +292,14 @@ export class Ipam {
     return undefined;
   }
 
+  /** A network no longer uses its pool: it goes, unless an outside client still holds it. */
   removePool(subnet: Prefix): void {
+    const pool = this.pools.get(subnet.toString());
+    if (pool?.poolHeld) {
+      pool.inUse = false;
+      pool.allocated.clear();
+      return;
+    }
     this.pools.delete(subnet.toString());
   }
 
@@ -172,18 +312,14 @@ export class Ipam {
   /**
    * Allocates an address in a pool: `preferred` if given (must be inside the subnet, not the gateway, not
    * taken), otherwise the next free one. Returns the address on the subnet (`address/prefix`).
+   * `claimHeld`: `preferred` may be an address an outside client holds (the endpoint is that client's).
    */
-  allocate(subnet: Prefix, preferred?: IPAddress): InterfaceAddress {
+  allocate(subnet: Prefix, preferred?: IPAddress, opts: { claimHeld?: boolean } = {}): InterfaceAddress {
     const pool = this.pool(subnet);
     let value: bigint;
     if (preferred !== undefined) {
-      if (!pool.subnet.contains(preferred)) throw new InvalidArgumentError(`address ${preferred} is not inside subnet ${pool.subnet}`);
-      if (isNetworkOrBroadcast(pool.subnet, preferred)) {
-        throw new InvalidArgumentError(`address ${preferred} is the network or broadcast address of ${pool.subnet}`);
-      }
-      const want = preferred.toBigInt();
-      if (want === pool.gateway) throw new ConflictError(`address ${preferred} is the gateway of ${pool.subnet}`);
-      if (pool.allocated.has(want)) throw new ConflictError(`address ${preferred} is already in use`);
+      const want = this.checkPreferred(pool, preferred);
+      if (pool.allocated.has(want) || (pool.held.has(want) && !opts.claimHeld)) throw new ConflictError(`address ${preferred} is already in use`);
       value = want;
     } else {
       const next = pool.next();
@@ -211,7 +347,7 @@ export class Ipam {
     return this.pool(subnet).hasFree();
   }
 
-  /** Whether `addPool` with this subnet would take it now: it overlaps no network's. */
+  /** Whether `addPool` with this subnet would take it now: it overlaps no network's (nor a held pool). */
   subnetFree(subnet: Prefix): boolean {
     return this.overlapping(subnet) === undefined;
   }

@@ -245,3 +245,50 @@ test('CNI lookups (endpointByInterface, hasFreeAddress) match a network name exa
   }
   assert.equal(controller.endpointByInterface('full', 'pod9', 'eth0')?.networkId, full.id);
 }));
+
+test('an outside client (dockerd): given ids, held pools adopted, held addresses claimed, handed-over endpoints, ports programmed after join, managed objects refused to others', withDir(async (dir) => {
+  const { controller, driver } = setup(dir);
+  await controller.start();
+  const netId = 'a'.repeat(64);
+  const epId = 'b'.repeat(64);
+  const pool = await controller.holdPool({ family: 4, subnet: Prefix.parse('10.77.0.0/24') });
+  const gw = await controller.holdAddress(pool.subnet, undefined, { gateway: true });
+  assert.equal(gw.toString(), '10.77.0.1/24');
+  await assert.rejects(controller.createNetwork({ name: 'other', subnet: Prefix.parse('10.77.0.0/16') }), (e: Error) => { assert.match(e.message, /overlaps with the subnet 10\.77\.0\.0\/24/); return true; }, 'a held pool is taken');
+  await assert.rejects(controller.createNetwork({ name: 'bad', id: 'xyz' }), /invalid network id/);
+  const n = await controller.createNetwork({ name: 'docker-aaaa', id: netId, subnet: pool.subnet, gateway: gw.address, adoptHeldPool: true, managedBy: 'docker' });
+  assert.equal(n.id, netId);
+  assert.equal(n.managedBy, 'docker');
+  await assert.rejects(controller.createNetwork({ name: 'again', id: netId }), /already exists/);
+
+  const addr = await controller.holdAddress(pool.subnet);
+  assert.equal(addr.toString(), '10.77.0.2/24');
+  assert.ok(controller.addressHeld(pool.subnet, addr.address));
+  await assert.rejects(att(controller, { target: { pid: 700 }, network: netId, ip: addr.address }), /already in use/, 'not without claiming');
+  await assert.rejects(att(controller, { target: { pid: 700 }, network: netId, handOff: true }), /needs an interface name/);
+  const r = await att(controller, { target: { pid: 700 }, network: netId, endpointId: epId, ifname: 'netdcbbbbbbb', handOff: true, claimHeld: true, ip: addr.address, managedBy: 'docker' });
+  assert.equal(r.endpointId, epId);
+  assert.equal(controller.endpoint(epId)?.handOff, true);
+  assert.equal(controller.endpoint(epId)?.managedBy, 'docker');
+  assert.equal((await att(controller, { target: { pid: 701 }, network: netId })).ipv4, '10.77.0.3/24', 'netd\'s own attach skips held addresses');
+
+  await assert.rejects(controller.detach('700'), ForbiddenError, 'managed endpoints are the manager\'s to remove');
+  await assert.rejects(controller.removeEndpoint(epId), ForbiddenError);
+  await assert.rejects(controller.deleteNetwork(netId), ForbiddenError);
+  await controller.detach('701');
+  assert.deepEqual(await controller.prune(), [], 'prune skips managed networks');
+
+  // The recording driver has no external connectivity: refused plainly, nothing changed.
+  await assert.rejects(controller.programExternalConnectivity(epId, {}), /no external connectivity/);
+  await controller.revokeExternalConnectivity(epId);
+  await controller.revokeExternalConnectivity('c'.repeat(64));
+
+  assert.equal(await controller.removeEndpoint(epId, 'docker', 'docker'), true);
+  assert.ok(controller.addressHeld(pool.subnet, addr.address), 'the hold outlives the endpoint');
+  await controller.releaseAddress(pool.subnet, addr.address);
+  await controller.deleteNetwork(netId, 'docker');
+  await assert.rejects(controller.createNetwork({ name: 'other', subnet: Prefix.parse('10.77.0.0/16') }), /overlaps/, 'still held after the network goes');
+  await controller.releasePool(pool.subnet);
+  await controller.createNetwork({ name: 'other', subnet: Prefix.parse('10.77.0.0/16') });
+  assert.ok(driver.calls.includes('join netdcbbbbbbb 10.77.0.2/24'));
+}));

@@ -178,3 +178,59 @@ test('hasFreeAddress: a /30 has one address besides its gateway; an ip-range cou
   assert.equal(ipam.hasFreePool(4), false, 'both default subnets taken');
   assert.throws(() => ipam.addPool(poolRequest(4, {})), /fully subnetted/);
 });
+
+test('held pools and addresses (an outside IPAM client): taken for everyone else, adopted by a network, free only when released and unused', () => {
+  const ipam = new Ipam([parseAddressPool('base=10.90.0.0/16,size=24')]);
+  const held = ipam.holdPool({ family: 4 });
+  assert.equal(held.subnet.toString(), '10.90.0.0/24', 'the first free default subnet');
+  assert.equal(ipam.holdPool({ family: 4, subnet: held.subnet }).subnet.toString(), '10.90.0.0/24', 'the same subnet again: the client counts');
+  assert.throws(() => ipam.addPool({ family: 4, subnet: Prefix.parse('10.90.0.0/25') }), /overlaps/, 'a held pool is taken for other networks');
+  assert.equal(ipam.addPool({ family: 4 }).subnet.toString(), '10.90.1.0/24', 'and skipped by default picks');
+
+  // Gateway and an aux address held before the network exists; the gateway can be moved while no network uses the pool.
+  assert.equal(ipam.hold(held.subnet, IPAddress.parse('10.90.0.254'), { gateway: true }).toString(), '10.90.0.254/24');
+  assert.equal(ipam.hold(held.subnet, IPAddress.parse('10.90.0.9')).toString(), '10.90.0.9/24');
+  assert.throws(() => ipam.hold(held.subnet, IPAddress.parse('10.90.0.9')), /already in use/);
+  const adopted = ipam.addPool({ family: 4, subnet: held.subnet, gateway: IPAddress.parse('10.90.0.254') }, [], { adopt: true });
+  assert.equal(adopted.gateway.toString(), '10.90.0.254');
+  assert.throws(() => ipam.addPool({ family: 4, subnet: held.subnet }, [], { adopt: true }), /overlaps/, 'adopted once only');
+  assert.throws(() => ipam.hold(held.subnet, IPAddress.parse('10.90.0.1'), { gateway: true }), /gateway of 10.90.0.0\/24 is 10.90.0.254/, 'no moving the gateway of a network');
+
+  // Container addresses: the client holds, the endpoint claims; a plain allocation never gets a held one.
+  const a = ipam.hold(held.subnet);
+  assert.equal(a.toString(), '10.90.0.1/24');
+  assert.throws(() => ipam.allocate(held.subnet, a.address), /already in use/);
+  assert.equal(ipam.allocate(held.subnet, a.address, { claimHeld: true }).toString(), '10.90.0.1/24');
+  assert.equal(ipam.allocate(held.subnet).toString(), '10.90.0.2/24', 'next free skips held 10.90.0.1 and .9');
+  ipam.release(held.subnet, a);
+  assert.ok(ipam.isHeld(held.subnet, a.address), 'still held after the endpoint goes');
+  assert.throws(() => ipam.allocate(held.subnet, a.address), /already in use/);
+  ipam.unhold(held.subnet, a);
+  assert.equal(ipam.allocate(held.subnet, a.address).toString(), '10.90.0.1/24', 'free once released and unused');
+  ipam.unhold(held.subnet, a);
+  assert.throws(() => ipam.allocate(held.subnet, a.address), /already in use/, 'a hold released while an endpoint uses the address frees nothing');
+
+  // The network goes: the pool stays held (with its holds) until the client releases it.
+  ipam.removePool(held.subnet);
+  assert.throws(() => ipam.addPool({ family: 4, subnet: held.subnet }), /overlaps/);
+  ipam.releaseHeldPool(held.subnet);
+  ipam.releaseHeldPool(held.subnet);
+  assert.equal(ipam.addPool({ family: 4, subnet: held.subnet }).subnet.toString(), '10.90.0.0/24', 'free once released');
+  assert.throws(() => ipam.holdPool({ family: 4, subnet: held.subnet }), /subnet of another network/, 'a network netd made is not the client\'s');
+});
+
+test('held state re-applied after a restart: pools (the adopting network replayed first) and addresses an endpoint already uses', () => {
+  const ipam = new Ipam([parseAddressPool('base=10.91.0.0/16,size=24')]);
+  const subnet = Prefix.parse('10.91.4.0/24');
+  ipam.addPool({ family: 4, subnet });
+  ipam.reserve(subnet, IPAddress.parse('10.91.4.7'));
+  ipam.restoreHeldPool({ family: 4, subnet });
+  ipam.restoreHeld(subnet, IPAddress.parse('10.91.4.7'));
+  ipam.restoreHeld(subnet, IPAddress.parse('10.91.4.8'));
+  assert.equal(ipam.allocate(subnet).toString(), '10.91.4.9/24');
+  ipam.removePool(subnet);
+  assert.throws(() => ipam.addPool({ family: 4, subnet: Prefix.parse('10.91.4.0/25') }), /overlaps/, 'still held once its network is gone');
+  const lone = Prefix.parse('10.91.9.0/24');
+  ipam.restoreHeldPool({ family: 4, subnet: lone, gateway: IPAddress.parse('10.91.9.254') });
+  assert.equal(ipam.addPool({ family: 4, subnet: lone }, [], { adopt: true }).gateway.toString(), '10.91.9.254');
+});

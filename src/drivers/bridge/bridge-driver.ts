@@ -192,7 +192,8 @@ export class BridgeDriver implements Driver {
     const mac = endpoint.mac ?? MAC.random();
     let master = await this.bridgeOf(network);
     let hostMac = '';
-    const ns = Netns.open(sandbox.key);
+    // Handed over: the other end stays here, in the daemon's namespace, for the caller to move.
+    const ns = endpoint.handOff ? Netns.current() : Netns.open(sandbox.key);
     try {
       const create = () =>
         this.rtnl.createVeth({
@@ -221,7 +222,7 @@ export class BridgeDriver implements Driver {
       JOIN.reach('after:create veth');
       hostMac = veth.mac;
       try {
-        await configureContainerSide(ns, endpoint);
+        if (!endpoint.handOff) await configureContainerSide(ns, endpoint);
         await this.ports.publish(bridgeName(network, opts), opts, endpoint, veth.index, ports);
       } catch (err) {
         await this.rtnl.deleteLink(veth.index).catch(() => undefined);
@@ -264,6 +265,35 @@ export class BridgeDriver implements Driver {
     const link = await this.rtnl.linkByName(name);
     // Gone already when the container's namespace died: the kernel removes both ends.
     if (link && link.kind === 'veth' && this.owner.isOf(link.alias, endpoint.id)) await this.rtnl.deleteLink(link.index);
+  }
+
+  /**
+   * Ports published after join (libnetwork's ProgramExternalConnectivity, for endpoints handed over to
+   * dockerd): the endpoint's PORT_MAP, chosen and checked before the kernel changes, then published on its
+   * bridge port.
+   */
+  async programExternalConnectivity(network: DriverNetwork, endpoint: DriverEndpoint): Promise<Record<string, unknown>> {
+    const opts = this.optionsOf(network);
+    const { ports: _previous, ...state } = endpoint.driverState;
+    const ports = await this.ports.reserve(network, opts, endpoint, portRequestsOf(endpoint));
+    if (ports.length === 0) return state;
+    try {
+      const name = hostIfnameOf(endpoint);
+      const link = await this.rtnl.linkByName(name);
+      if (!link || !this.owner.isOf(link.alias, endpoint.id)) throw new KernelError(`find ${name} of endpoint ${endpoint.id.slice(0, 12)}`, 'ENODEV', 'the endpoint\'s interface is gone');
+      await this.ports.publish(bridgeName(network, opts), opts, endpoint, link.index, ports);
+    } catch (err) {
+      this.ports.release(endpoint.id);
+      throw err;
+    }
+    return { ...state, ports };
+  }
+
+  async revokeExternalConnectivity(network: DriverNetwork, endpoint: DriverEndpoint): Promise<Record<string, unknown>> {
+    const opts = this.optionsOf(network);
+    await this.ports.unpublish(bridgeName(network, opts), opts, endpoint);
+    const { ports: _revoked, ...state } = endpoint.driverState;
+    return state;
   }
 
   /** The veth's host end (`hostInterface`) and published ports, as attach results and `netd port` show them. */
