@@ -133,7 +133,7 @@ function decodeSegment(segment: string): string {
 }
 
 /** A declared body over the limit is refused before a byte of it is read. */
-function refuseOversizedBody(req: IncomingMessage): void {
+export function refuseOversizedBody(req: IncomingMessage): void {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > MAX_BODY) throw new PayloadTooLargeError();
 }
@@ -150,6 +150,17 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   if (declared && (!type || type.split(';')[0].trim().toLowerCase() !== 'application/json')) {
     throw new InvalidArgumentError(`Content-Type specified (${type ?? ''}) must be 'application/json'`);
   }
+  const text = await readBodyText(req);
+  if (text === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InvalidArgumentError(`malformed JSON in request body: ${(err as Error).message}`);
+  }
+}
+
+/** The request body as text (whitespace trimmed), refused (413) past the API's limit. */
+export async function readBodyText(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -157,13 +168,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
     if (size > MAX_BODY) throw new PayloadTooLargeError();
     chunks.push(chunk as Buffer);
   }
-  const text = Buffer.concat(chunks).toString('utf8').trim();
-  if (text === '') return {};
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new InvalidArgumentError(`malformed JSON in request body: ${(err as Error).message}`);
-  }
+  return Buffer.concat(chunks).toString('utf8').trim();
 }
 
 class PayloadTooLargeError extends NetdError {

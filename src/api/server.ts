@@ -29,14 +29,8 @@ export async function startApiServer(opts: { host: string; controller: Controlle
   applyLimits(server, opts.log);
   const listen = parseHost(opts.host);
   if (listen.kind === 'unix') {
-    mkdirSync(dirname(listen.path), { recursive: true, mode: 0o755 });
     // The path was claimed by the daemon before any kernel change (a live daemon's socket refused there).
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(listen.path, () => resolve());
-    });
-    chmodSync(listen.path, 0o660);
-    if (opts.group !== undefined) chownSync(listen.path, 0, opts.group);
+    await listenUnix(server, listen.path, opts.group);
   } else {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -45,4 +39,15 @@ export async function startApiServer(opts: { host: string; controller: Controlle
     opts.log.warn({ op: 'listen', host: opts.host }, 'the API is reachable over TCP without authentication');
   }
   return server;
+}
+
+/** Listens on a unix socket (its directory made 0755 if missing), mode 0660, owned by root and `group`. */
+export async function listenUnix(server: Server, path: string, group?: number): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  chmodSync(path, 0o660);
+  if (group !== undefined) chownSync(path, 0, group);
 }

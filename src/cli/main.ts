@@ -66,6 +66,7 @@ export function buildProgram(): Command {
     .option('--ip-forward-no-drop', 'when netd turns IP forwarding on, leave the FORWARD policy as it is (default: set it to DROP)')
     .option('--dns <address>', 'upstream DNS server for the embedded DNS: IP, IPv4:PORT or [IPv6]:PORT (repeatable; default: the host resolv.conf nameservers)', collect, [])
     .option('--files-root <dir>', 'let clients name files for netd to write (attach --resolv-conf/--hosts) under this directory only (default: nowhere)')
+    .option('--docker-plugin <address>', 'also serve dockerd as a remote network and IPAM plugin on this unix socket (unix:///run/docker/plugins/netd.sock or a path; off by default)')
     .action(async (opts, cmd: Command) => {
       // Required here, not imported above: only this command loads the daemon (and the native addon).
       const { runDaemon } = require('./daemon-command.js') as typeof import('./daemon-command.js');
@@ -81,6 +82,7 @@ export function buildProgram(): Command {
         dns: opts.dns,
         filesRoot: opts.filesRoot === undefined ? undefined : resolvePath(opts.filesRoot),
         ipForwardNoDrop: opts.ipForwardNoDrop === true,
+        dockerPlugin: opts.dockerPlugin,
       });
     });
 

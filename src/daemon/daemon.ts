@@ -25,6 +25,9 @@ import { OPT_BRIDGE_NAME, OPT_DEFAULT_BRIDGE } from '../drivers/bridge/options.j
 import { parseIfName } from '../net/index.js';
 import { startApiServer } from '../api/server.js';
 import { claimUnixSocket, parseHost } from '../api/listen.js';
+import { parsePluginAddress, startDockerPluginServer } from '../api/docker-plugin-api.js';
+import { DockerPlugin, pluginStateDir } from '../docker-plugin/plugin.js';
+import type { PluginCore } from '../docker-plugin/core.js';
 import { loadInstance } from './instance.js';
 import { ProcNamespaceResolver } from './namespace-resolver.js';
 import { hostSubnets } from './host-subnets.js';
@@ -57,9 +60,11 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   const pools = (config.defaultAddressPools.length > 0 ? config.defaultAddressPools : DEFAULT_ADDRESS_POOLS).map(parseAddressPool);
   mkdirSync(config.dataRoot, { recursive: true, mode: 0o700 });
   const listen = parseHost(config.host);
+  const pluginPath = config.dockerPlugin === undefined ? undefined : parsePluginAddress(config.dockerPlugin);
   const lock = DataRootLock.acquire(config.dataRoot);
   let rtnl: Rtnl | undefined;
   let server: Server | undefined;
+  let pluginServer: Server | undefined;
   let dns: DnsService | undefined;
   let execLock: DataRootLock | undefined;
   try {
@@ -70,6 +75,14 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     }
     // Before anything changes in the kernel: a live daemon on the socket path stops this one here.
     if (listen.kind === 'unix') await claimUnixSocket(listen.path);
+    // The plugin's socket exists from here on, before recovery: a dockerd started first finds it (calls
+    // wait until the controller is ready) instead of failing its containers (moby/libnetwork#813).
+    let plugin: DockerPlugin | undefined;
+    if (pluginPath !== undefined) {
+      await claimUnixSocket(pluginPath);
+      plugin = new DockerPlugin(pluginStateDir(config.dataRoot), log);
+      pluginServer = await startDockerPluginServer({ path: pluginPath, plugin, log });
+    }
     const instance = loadInstance(config.dataRoot);
     // No IPv6 pool given: IPv6 networks without a subnet get /64s of this host's own ULA /48.
     if (!pools.some((p) => p.base.family === 6)) pools.push(defaultIpv6Pool(config.dataRoot));
@@ -101,15 +114,17 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         { name: 'host', driver: 'host' },
         { name: 'none', driver: 'null' },
       ],
-      observers: [dns],
+      observers: [dns, ...(plugin ? [plugin.observer] : [])],
     });
     const problems = await controller.start();
     instance.adopted(); // the marks netd used before instances are replaced by now
     dns.removeOrphanFiles();
+    await plugin?.ready(controller as unknown as PluginCore);
     const stopMonitors = controller.startMonitors({ sweepMs: testSweepMs() ?? config.sweepIntervalMs, firewallMs: config.firewallCheckIntervalMs });
     server = await startApiServer({ host: config.host, controller, log, group: config.group });
-    log.info({ op: 'start', host: config.host, dataRoot: config.dataRoot, instance: instance.id, adoptedLegacyMarks: instance.adoptLegacy, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
+    log.info({ op: 'start', host: config.host, dockerPlugin: pluginPath, dataRoot: config.dataRoot, instance: instance.id, adoptedLegacyMarks: instance.adoptLegacy, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
     const srv = server;
+    const pluginSrv = pluginServer;
     const dnsService = dns;
     return {
       controller,
@@ -117,6 +132,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       stop: async () => {
         stopMonitors();
         await new Promise<void>((resolve) => srv.close(() => resolve()));
+        if (pluginSrv) await new Promise<void>((resolve) => pluginSrv.close(() => resolve()));
         await firewall.settled(); // e.g. conntrack deletions that follow a detach
         await dnsService.close();
         hostRtnl.close();
@@ -127,6 +143,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     };
   } catch (err) {
     server?.close();
+    pluginServer?.close();
     await dns?.close();
     rtnl?.close();
     execLock?.release();

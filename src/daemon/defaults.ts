@@ -25,6 +25,8 @@ export interface DaemonConfig {
   filesRoot?: string;
   /** When netd turns IP forwarding on, leave the FORWARD policy alone (default: set it to DROP). */
   ipForwardNoDrop?: boolean;
+  /** Serve the Docker remote network + IPAM plugin on this unix socket (`--docker-plugin`); off when unset. */
+  dockerPlugin?: string;
 }
 
 export const DEFAULTS: DaemonConfig = {

@@ -1,0 +1,167 @@
+/**
+ * The Docker remote plugin: one object serving libnetwork's `/Plugin.Activate`, `/NetworkDriver.*` and
+ * `/IpamDriver.*` calls on the controller. It exists before the controller is ready (the socket is made
+ * early in start-up, so a dockerd started first finds it, moby/libnetwork#813): calls wait until `ready`
+ * has run. Calls that change something run one at a time, in arrival order (the controller serialises
+ * its own work too; this keeps the plugin's reference counts and records consistent with it). Every call
+ * logs one event: `op: "docker-plugin"`, the call, its ids, its duration and outcome.
+ */
+import { performance } from 'node:perf_hooks';
+import { join } from 'node:path';
+import { NetdError, asNetdError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { NetworkObserver, ObservedNetwork } from '../cnm/observer.js';
+import type { EndpointRecord } from '../cnm/endpoint.js';
+import { Mutex } from '../cnm/mutex.js';
+import type { PluginCore } from './core.js';
+import { MANAGED_BY } from './core.js';
+import { PluginState } from './state.js';
+import { IpamDriver, type Answer } from './ipam-driver.js';
+import { NetworkDriver } from './network-driver.js';
+
+/** What a call answers: a status and the JSON body (errors: `{"Err"}`, or `{"Error"}` for IPAM calls). */
+export interface PluginReply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+type Call = (body: unknown) => Promise<Answer> | Answer;
+
+/** The state directory under the daemon's data root. */
+export function pluginStateDir(dataRoot: string): string {
+  return join(dataRoot, 'docker-plugin');
+}
+
+export class DockerPlugin {
+  private controller?: PluginCore;
+  private readonly readyWaiters: (() => void)[] = [];
+  private readonly mutex = new Mutex();
+  private readonly state: PluginState;
+  private readonly network: NetworkDriver;
+  private readonly ipam: IpamDriver;
+  private readonly calls: Record<string, { run: Call; mutates: boolean }>;
+
+  constructor(
+    stateDir: string,
+    private readonly log: Logger,
+  ) {
+    this.state = PluginState.open(stateDir);
+    for (const p of this.state.problems) log.warn({ op: 'docker-plugin', file: p.file, error: p.error }, 'unreadable plugin state set aside');
+    const core = () => this.controller!;
+    this.network = new NetworkDriver(core, this.state, log);
+    this.ipam = new IpamDriver(core, this.state, log);
+    const n = this.network;
+    const i = this.ipam;
+    const read = (run: Call) => ({ run, mutates: false });
+    const write = (run: Call) => ({ run, mutates: true });
+    this.calls = {
+      'Plugin.Activate': read(() => ({ Implements: ['NetworkDriver', 'IpamDriver'] })),
+      'NetworkDriver.GetCapabilities': read(() => n.capabilities()),
+      'NetworkDriver.CreateNetwork': write((b) => n.createNetwork(b)),
+      'NetworkDriver.DeleteNetwork': write((b) => n.deleteNetwork(b)),
+      'NetworkDriver.CreateEndpoint': write((b) => n.createEndpoint(b)),
+      'NetworkDriver.EndpointOperInfo': read((b) => n.endpointOperInfo(b)),
+      'NetworkDriver.DeleteEndpoint': write((b) => n.deleteEndpoint(b)),
+      'NetworkDriver.Join': write((b) => n.join(b)),
+      'NetworkDriver.Leave': write((b) => n.leave(b)),
+      'NetworkDriver.ProgramExternalConnectivity': write((b) => n.programExternalConnectivity(b)),
+      'NetworkDriver.RevokeExternalConnectivity': write((b) => n.revokeExternalConnectivity(b)),
+      'NetworkDriver.DiscoverNew': read(() => ({})),
+      'NetworkDriver.DiscoverDelete': read(() => ({})),
+      'NetworkDriver.AllocateNetwork': read(() => ({ Options: {} })),
+      'NetworkDriver.FreeNetwork': read(() => ({})),
+      'IpamDriver.GetCapabilities': read(() => i.capabilities()),
+      'IpamDriver.GetDefaultAddressSpaces': read(() => i.defaultAddressSpaces()),
+      'IpamDriver.RequestPool': write((b) => i.requestPool(b)),
+      'IpamDriver.ReleasePool': write((b) => i.releasePool(b)),
+      'IpamDriver.RequestAddress': write((b) => i.requestAddress(b)),
+      'IpamDriver.ReleaseAddress': write((b) => i.releaseAddress(b)),
+    };
+  }
+
+  /** Whether `name` (the path without its `/`) is a call of the protocol. */
+  knows(name: string): boolean {
+    return Object.hasOwn(this.calls, name);
+  }
+
+  /**
+   * Hears endpoints leave: when one of dockerd's is released by anything but the plugin (the dead-container
+   * sweep: its namespace is gone), its record and holds go too, as dockerd may never call for it again.
+   */
+  readonly observer: NetworkObserver = {
+    endpointLeft: (network: ObservedNetwork, endpoint: EndpointRecord, reason?: string) => {
+      if (reason === MANAGED_BY || !this.state.endpoints.has(endpoint.id)) return;
+      // Not from inside the controller's operation (its lock is held): after it, in the plugin's own turn.
+      setImmediate(() => {
+        this.mutex
+          .run(() => this.network.forgetEndpoint(endpoint.id))
+          .then(() => this.log.info({ op: 'docker-plugin', endpoint: endpoint.id, network: network.id, reason }, 'endpoint released without dockerd: its record and holds dropped'))
+          .catch((err: unknown) => this.log.warn({ op: 'docker-plugin', endpoint: endpoint.id, err }, 'could not drop a released endpoint\'s record'));
+      });
+    },
+  };
+
+  /**
+   * The controller is started: re-applies the holds persisted, drops the records of endpoints the
+   * controller released while netd was down (their namespaces died), and lets waiting calls through.
+   */
+  async ready(controller: PluginCore): Promise<void> {
+    await controller.restoreHolds(this.state.heldPools());
+    this.controller = controller;
+    for (const entry of [...this.state.endpoints.values()]) {
+      if (entry.sandboxKey !== undefined && !controller.endpoint(entry.id)) {
+        await this.network.forgetEndpoint(entry.id);
+        this.log.info({ op: 'docker-plugin', endpoint: entry.id }, 'endpoint released while netd was down: its record and holds dropped');
+      }
+    }
+    for (const wake of this.readyWaiters.splice(0)) wake();
+  }
+
+  private whenReady(): Promise<void> {
+    return this.controller ? Promise.resolve() : new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  /** One call. Never throws: errors are answered in the protocol's shape. */
+  async handle(name: string, body: unknown): Promise<PluginReply> {
+    const started = performance.now();
+    const ipamCall = name.startsWith('IpamDriver.');
+    const ids = idsOf(body);
+    try {
+      const call = this.calls[name];
+      if (!call || !this.knows(name)) return this.done(name, ids, started, errorReply(new NetdError(`unknown plugin call ${JSON.stringify(name.slice(0, 100))}`, 404, 'not_found'), ipamCall));
+      await this.whenReady();
+      const answer = call.mutates ? await this.mutex.run(async () => call.run(body)) : await call.run(body);
+      return this.done(name, ids, started, { status: 200, body: answer });
+    } catch (err) {
+      return this.done(name, ids, started, errorReply(asNetdError(err), ipamCall));
+    }
+  }
+
+  private done(call: string, ids: Record<string, string>, started: number, reply: PluginReply): PluginReply {
+    const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+    const ok = reply.status < 300;
+    const error = ok ? undefined : String(reply.body.Err ?? reply.body.Error);
+    this.log[ok ? 'info' : 'warn']({ op: 'docker-plugin', call: call.slice(0, 100), ...ids, durationMs, outcome: ok ? 'ok' : 'error', ...(error ? { error } : {}) }, call.slice(0, 100));
+    return reply;
+  }
+}
+
+/**
+ * The error body: network-driver calls read `Err`; IPAM calls read `Error` from a 200, and dockerd's
+ * plugin client reads `Err` from any other status, so an IPAM error carries both.
+ */
+export function errorReply(e: NetdError, ipam: boolean): PluginReply {
+  const status = e.status >= 400 && e.status < 600 ? e.status : 500;
+  return { status, body: ipam ? { Error: e.message, Err: e.message } : { Err: e.message } };
+}
+
+/** The ids of a call, for its log event (only well-formed ones; a bad body is logged by its error). */
+function idsOf(body: unknown): Record<string, string> {
+  if (typeof body !== 'object' || body === null) return {};
+  const out: Record<string, string> = {};
+  for (const [key, field] of [['NetworkID', 'network'], ['EndpointID', 'endpoint'], ['PoolID', 'pool']] as const) {
+    const v = (body as Record<string, unknown>)[key];
+    if (typeof v === 'string' && v.length <= 128) out[field] = v;
+  }
+  return out;
+}
