@@ -264,14 +264,27 @@ export class PrivateDockerd {
     return res.stdout.trim();
   }
 
-  /** Kills dockerd with SIGKILL (its managed containerd, shims and containers live on) and waits for it to go. */
+  /**
+   * Kills dockerd with SIGKILL and waits for it to go. Its managed containerd dies with it (dockerd starts it
+   * with a parent-death signal); the shims and containers live on. containerd lingers as a zombie until the
+   * machine's init reaps it, and its pidfile stays: a dockerd started meanwhile takes the zombie for a live
+   * containerd and waits for its socket in vain. So: wait for it to be gone, and drop a pidfile naming a dead one.
+   */
   async kill9(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const children = childrenOf(child.pid!);
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await exited;
     this.logs += '--- dockerd killed (SIGKILL) ---\n';
+    for (let i = 0; i < 100 && children.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
+    const pidfile = `/proc/${this.ns.pid}/root${EXEC_ROOT}/containerd/containerd.pid`;
+    try {
+      if (!alive(Number(readFileSync(pidfile, 'utf8').trim()))) rmSync(pidfile);
+    } catch {
+      /* no pidfile */
+    }
   }
 
   /** SIGTERM, as an administrator stops dockerd; waits up to `ms` before SIGKILL. */
@@ -328,5 +341,23 @@ export class PrivateDockerd {
     }
     removeTestCgroups(this.cgroupParent);
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The direct children of a process (all its threads'). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((t) => readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+  } catch {
+    return [];
+  }
+}
+
+/** Whether a process exists and is not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
   }
 }
