@@ -140,7 +140,9 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     whoami = await startWhoami(topo.outside, OUTSIDE, WHOAMI_PORT);
     dockerd = await PrivateDockerd.start(topo.host);
     // netd in dockerd's network and mount namespaces; the plugin socket on their private /run.
-    daemon = await TestDaemon.start(dockerd.ns as unknown as TestNetns, PLUGIN_ARGS, process.env.NETD_HACK_PENDING ? { NETD_HACK_PENDING: '1' } : {});
+    // A quick dead-container sweep: one that took a container whose namespace dockerd has not made yet (it
+    // calls Join before runc creates it) for a dead one would show at once.
+    daemon = await TestDaemon.start(dockerd.ns as unknown as TestNetns, PLUGIN_ARGS, { NETD_TEST_SWEEP_MS: '100', ...(process.env.NETD_HACK_PENDING ? { NETD_HACK_PENDING: '1' } : {}) });
     baseline = await kernelSnapshot(topo.host);
   });
 
@@ -360,6 +362,29 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     assert.equal((await docker(['rm', '-f', 'a3'])).code, 0);
     await settle(daemon);
     assert.equal((await endpoints()).find((e) => e.id === ep), undefined);
+  });
+
+  test('4d. docker rm -f while netd is down (killed), netd back within seconds: nothing of the container is left', async () => {
+    await dockerd.runContainer('gone', ['--network', 'n1', '-p', '8095:80']);
+    const { docker: ep, netd } = await endpointOf('gone', 'n1');
+    const hostIf = netd?.driverState.hostIfname ?? `veth${ep.slice(0, 7)}`;
+    const ip = await addressOf('gone', 'n1');
+    await daemon.stop('SIGKILL');
+    // dockerd retries its plugin calls for a while: they land on the restarted daemon, or the sweep finds the
+    // namespace gone. Either way the endpoint, its veth, its rules and its address must go.
+    const rm = docker(['rm', '-f', 'gone']);
+    await new Promise((r) => setTimeout(r, 2000));
+    await daemon.launch();
+    const res = await rm;
+    assert.equal(res.code, 0, `${res.stderr}\ndockerd:\n${dockerd.tail(20)}`);
+    await waitFor('netd to drop the endpoint of the removed container', async () => !(await endpoints()).some((e) => e.id === ep));
+    await settle(daemon);
+    assert.equal(await linkExists(hostIf), false, `${hostIf} is gone`);
+    assert.deepEqual(await rulesOf(ep), [], 'no rule of it is left');
+    assert.equal(await fetchFrom(topo.outside, `http://${HOST}:8095/`), '', 'nothing answers on 8095');
+    await dockerd.runContainer('gone2', ['--network', 'n1', '--ip', ip]);
+    assert.equal(await addressOf('gone2', 'n1'), ip, 'its address is free again');
+    assert.equal((await docker(['rm', '-f', 'gone2'])).code, 0);
   });
 
   test('4c. kill -9 dockerd, restart it, docker rm -f: netd has no endpoint, veth, rule or held address left', async () => {
