@@ -33,16 +33,16 @@ async function answer(plugin: DockerPlugin, req: IncomingMessage): Promise<Plugi
     /* an unknown call below */
   }
   const ipam = name.startsWith('IpamDriver.');
-  if (!plugin.knows(name)) return errorReply(new NetdError(`unknown plugin call ${JSON.stringify(name.slice(0, 100))}`, 404, 'not_found'), ipam);
-  if (req.method !== 'POST') return errorReply(new NetdError(`plugin calls are POSTs, not ${String(req.method).slice(0, 20)}`, 405, 'method_not_allowed'), ipam);
+  const refuse = (e: NetdError) => plugin.refused(name, errorReply(e, ipam));
+  if (!plugin.knows(name)) return refuse(new NetdError(`unknown plugin call ${JSON.stringify(name.slice(0, 100))}`, 404, 'not_found'));
+  if (req.method !== 'POST') return refuse(new NetdError(`plugin calls are POSTs, not ${String(req.method).slice(0, 20)}`, 405, 'method_not_allowed'));
   let body: unknown;
   try {
     refuseOversizedBody(req);
     const text = await readBodyText(req);
     body = text === '' ? null : JSON.parse(text);
   } catch (err) {
-    const e = err instanceof SyntaxError ? new InvalidArgumentError(`malformed JSON in request body: ${err.message}`) : asNetdError(err);
-    return errorReply(e, ipam);
+    return refuse(err instanceof SyntaxError ? new InvalidArgumentError(`malformed JSON in request body: ${err.message}`) : asNetdError(err));
   }
   return plugin.handle(name, body);
 }

@@ -27,7 +27,6 @@ import { startApiServer } from '../api/server.js';
 import { claimUnixSocket, parseHost } from '../api/listen.js';
 import { parsePluginAddress, startDockerPluginServer } from '../api/docker-plugin-api.js';
 import { DockerPlugin, pluginStateDir } from '../docker-plugin/plugin.js';
-import type { PluginCore } from '../docker-plugin/core.js';
 import { loadInstance } from './instance.js';
 import { ProcNamespaceResolver } from './namespace-resolver.js';
 import { hostSubnets } from './host-subnets.js';
@@ -119,7 +118,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     const problems = await controller.start();
     instance.adopted(); // the marks netd used before instances are replaced by now
     dns.removeOrphanFiles();
-    await plugin?.ready(controller as unknown as PluginCore);
+    await plugin?.ready(controller);
     const stopMonitors = controller.startMonitors({ sweepMs: testSweepMs() ?? config.sweepIntervalMs, firewallMs: config.firewallCheckIntervalMs });
     server = await startApiServer({ host: config.host, controller, log, group: config.group });
     log.info({ op: 'start', host: config.host, dockerPlugin: pluginPath, dataRoot: config.dataRoot, instance: instance.id, adoptedLegacyMarks: instance.adoptLegacy, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');

@@ -39,7 +39,7 @@ export class DockerPlugin {
   private readonly state: PluginState;
   private readonly network: NetworkDriver;
   private readonly ipam: IpamDriver;
-  private readonly calls: Record<string, { run: Call; mutates: boolean }>;
+  private readonly calls: Record<string, { run: Call; kind: 'static' | 'read' | 'write' }>;
 
   constructor(
     stateDir: string,
@@ -52,11 +52,13 @@ export class DockerPlugin {
     this.ipam = new IpamDriver(core, this.state, log);
     const n = this.network;
     const i = this.ipam;
-    const read = (run: Call) => ({ run, mutates: false });
-    const write = (run: Call) => ({ run, mutates: true });
+    // static: answered at once, even before the controller is ready; read: waits for it; write: also one at a time.
+    const fixed = (run: Call) => ({ run, kind: 'static' as const });
+    const read = (run: Call) => ({ run, kind: 'read' as const });
+    const write = (run: Call) => ({ run, kind: 'write' as const });
     this.calls = {
-      'Plugin.Activate': read(() => ({ Implements: ['NetworkDriver', 'IpamDriver'] })),
-      'NetworkDriver.GetCapabilities': read(() => n.capabilities()),
+      'Plugin.Activate': fixed(() => ({ Implements: ['NetworkDriver', 'IpamDriver'] })),
+      'NetworkDriver.GetCapabilities': fixed(() => n.capabilities()),
       'NetworkDriver.CreateNetwork': write((b) => n.createNetwork(b)),
       'NetworkDriver.DeleteNetwork': write((b) => n.deleteNetwork(b)),
       'NetworkDriver.CreateEndpoint': write((b) => n.createEndpoint(b)),
@@ -66,12 +68,12 @@ export class DockerPlugin {
       'NetworkDriver.Leave': write((b) => n.leave(b)),
       'NetworkDriver.ProgramExternalConnectivity': write((b) => n.programExternalConnectivity(b)),
       'NetworkDriver.RevokeExternalConnectivity': write((b) => n.revokeExternalConnectivity(b)),
-      'NetworkDriver.DiscoverNew': read(() => ({})),
-      'NetworkDriver.DiscoverDelete': read(() => ({})),
-      'NetworkDriver.AllocateNetwork': read(() => ({ Options: {} })),
-      'NetworkDriver.FreeNetwork': read(() => ({})),
-      'IpamDriver.GetCapabilities': read(() => i.capabilities()),
-      'IpamDriver.GetDefaultAddressSpaces': read(() => i.defaultAddressSpaces()),
+      'NetworkDriver.DiscoverNew': fixed(() => ({})),
+      'NetworkDriver.DiscoverDelete': fixed(() => ({})),
+      'NetworkDriver.AllocateNetwork': fixed(() => ({ Options: {} })),
+      'NetworkDriver.FreeNetwork': fixed(() => ({})),
+      'IpamDriver.GetCapabilities': fixed(() => i.capabilities()),
+      'IpamDriver.GetDefaultAddressSpaces': fixed(() => i.defaultAddressSpaces()),
       'IpamDriver.RequestPool': write((b) => i.requestPool(b)),
       'IpamDriver.ReleasePool': write((b) => i.releasePool(b)),
       'IpamDriver.RequestAddress': write((b) => i.requestAddress(b)),
@@ -107,6 +109,17 @@ export class DockerPlugin {
    */
   async ready(controller: PluginCore): Promise<void> {
     await controller.restoreHolds(this.state.heldPools());
+    // The driver's own holds are in networks' subnets: held again, unless an endpoint has the address by
+    // now (it claimed it at Join) or the network is gone.
+    const joined = new Set([...this.state.endpoints.keys()].filter((id) => controller.endpoint(id) !== undefined));
+    for (const h of this.state.driverHolds((id) => !joined.has(id))) {
+      if (controller.addressHeld(h.subnet, h.address)) continue;
+      try {
+        await controller.holdAddress(h.subnet, h.address);
+      } catch (err) {
+        this.log.debug({ op: 'docker-plugin', subnet: h.subnet.toString(), address: h.address.toString(), error: (err as Error).message }, 'hold not re-applied');
+      }
+    }
     this.controller = controller;
     for (const entry of [...this.state.endpoints.values()]) {
       if (entry.sandboxKey !== undefined && !controller.endpoint(entry.id)) {
@@ -129,12 +142,17 @@ export class DockerPlugin {
     try {
       const call = this.calls[name];
       if (!call || !this.knows(name)) return this.done(name, ids, started, errorReply(new NetdError(`unknown plugin call ${JSON.stringify(name.slice(0, 100))}`, 404, 'not_found'), ipamCall));
-      await this.whenReady();
-      const answer = call.mutates ? await this.mutex.run(async () => call.run(body)) : await call.run(body);
+      if (call.kind !== 'static') await this.whenReady();
+      const answer = call.kind === 'write' ? await this.mutex.run(async () => call.run(body)) : await call.run(body);
       return this.done(name, ids, started, { status: 200, body: answer });
     } catch (err) {
       return this.done(name, ids, started, errorReply(asNetdError(err), ipamCall));
     }
+  }
+
+  /** A request refused before it became a call (unknown path, wrong method, a body that is not JSON): logged as one. */
+  refused(call: string, reply: PluginReply): PluginReply {
+    return this.done(call, {}, performance.now(), reply);
   }
 
   private done(call: string, ids: Record<string, string>, started: number, reply: PluginReply): PluginReply {

@@ -24,10 +24,15 @@ const MAX_ENTRIES = 256;
 
 type Fields = Record<string, unknown>;
 
+/** A value as an error message names it: long strings cut short (a body may be a megabyte of one). */
+function shown(v: unknown): string {
+  return describeValue(typeof v === 'string' && v.length > 80 ? `${v.slice(0, 80)}…` : v);
+}
+
 /** The body as an object: `null`, nothing (undefined) and `""` are an empty one. */
 export function bodyOf(raw: unknown): Fields {
   if (raw === undefined || raw === null || raw === '') return {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new InvalidArgumentError(`the request body must be a JSON object, not ${describeValue(raw)}`);
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new InvalidArgumentError(`the request body must be a JSON object, not ${shown(raw)}`);
   return raw as Fields;
 }
 
@@ -49,7 +54,7 @@ function listField(o: Fields, key: string): unknown[] {
 function text(o: Fields, key: string): string | undefined {
   const v = o[key];
   if (v === undefined || v === null || v === '') return undefined;
-  if (typeof v !== 'string') throw new InvalidArgumentError(`${key} must be a string, not ${describeValue(v)}`);
+  if (typeof v !== 'string') throw new InvalidArgumentError(`${key} must be a string, not ${shown(v)}`);
   if (v.length > MAX_PATH) throw new InvalidArgumentError(`${key} is too long (${v.length} characters)`);
   return v;
 }
@@ -57,14 +62,14 @@ function text(o: Fields, key: string): string | undefined {
 function flag(o: Fields, key: string): boolean {
   const v = o[key];
   if (v === undefined || v === null) return false;
-  if (typeof v !== 'boolean') throw new InvalidArgumentError(`${key} must be true or false, not ${describeValue(v)}`);
+  if (typeof v !== 'boolean') throw new InvalidArgumentError(`${key} must be true or false, not ${shown(v)}`);
   return v;
 }
 
 /** A NetworkID or EndpointID: 64 lowercase hex digits, as dockerd makes them. */
 export function idField(o: Fields, key: string): string {
   const v = o[key];
-  if (typeof v !== 'string' || !ID.test(v)) throw new InvalidArgumentError(`${key} must be 64 lowercase hex digits, not ${describeValue(typeof v === 'string' ? v.slice(0, 80) : v)}`);
+  if (typeof v !== 'string' || !ID.test(v)) throw new InvalidArgumentError(`${key} must be 64 lowercase hex digits, not ${shown(v)}`);
   return v;
 }
 
@@ -122,7 +127,7 @@ function genericOptions(options: Fields): Record<string, string> {
   const entries = Object.entries(generic);
   if (entries.length > MAX_ENTRIES) throw new InvalidArgumentError(`at most ${MAX_ENTRIES} driver options`);
   for (const [k, v] of entries) {
-    if (typeof v !== 'string') throw new InvalidArgumentError(`driver option ${JSON.stringify(k.slice(0, 100))} must be a string, not ${describeValue(v)}`);
+    if (typeof v !== 'string') throw new InvalidArgumentError(`driver option ${JSON.stringify(k.slice(0, 100))} must be a string, not ${shown(v)}`);
   }
   return { ...(generic as Record<string, string>) };
 }
@@ -182,7 +187,7 @@ export function parseJoin(raw: unknown): JoinRequest {
   const ref = parseEndpointRef(o);
   const key = text(o, 'SandboxKey');
   if (key === undefined || !key.startsWith('/') || key.length > MAX_PATH || key.includes('\0') || key.split('/').some((s) => s === '..' || s === '.')) {
-    throw new InvalidArgumentError(`SandboxKey must be an absolute path to a network namespace, not ${describeValue(key === undefined ? o.SandboxKey : key.slice(0, 200))}`);
+    throw new InvalidArgumentError(`SandboxKey must be an absolute path to a network namespace, not ${shown(key === undefined ? o.SandboxKey : key)}`);
   }
   objectField(o, 'Options');
   return { ...ref, sandboxKey: key };

@@ -153,23 +153,22 @@ export class PluginState {
     rmSync(join(this.endpointsDir, `${id}.json`), { force: true });
   }
 
-  /** Every hold the plugin made, by subnet, as the controller re-applies them at start. */
+  /** The pools dockerd holds through netd's IPAM, by subnet, with their held addresses: re-applied at start. */
   heldPools(): HeldPool[] {
     const bySubnet = new Map<string, HeldPool>();
-    const entry = (subnet: Prefix): HeldPool => {
-      const key = subnet.toString();
-      let p = bySubnet.get(key);
-      if (!p) bySubnet.set(key, (p = { subnet, addresses: [] }));
-      return p;
-    };
     for (const pool of this.pools.values()) {
-      const p = entry(pool.subnet);
+      const key = pool.subnet.toString();
+      const p = bySubnet.get(key) ?? { subnet: pool.subnet, addresses: [] };
+      bySubnet.set(key, p);
       if (pool.subPool) p.ipRange = pool.subPool;
       if (pool.gateway) p.gateway = pool.gateway;
       p.addresses.push(...pool.addresses);
     }
-    const rest = [...[...this.networks.values()].flat(), ...[...this.endpoints.values()].flatMap((e) => e.heldHere)];
-    for (const h of rest) entry(h.subnet).addresses.push(h.address);
     return [...bySubnet.values()];
+  }
+
+  /** The addresses the network driver held in networks' subnets (aux addresses, the own of the endpoints `which` picks). */
+  driverHolds(which: (endpointId: string) => boolean = () => true): Hold[] {
+    return [...[...this.networks.values()].flat(), ...[...this.endpoints.values()].filter((e) => which(e.id)).flatMap((e) => e.heldHere)];
   }
 }

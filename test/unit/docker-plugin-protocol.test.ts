@@ -1,0 +1,288 @@
+/**
+ * The Docker plugin's protocol: every call's body parsed strictly, hostile bodies refused with a clean
+ * `{"Err"}` (IPAM: `{"Error"}` too) that changes nothing — not the core, not the persisted state — and the
+ * network-driver calls in dockerd 20.10's order (../shared/observed) on a stand-in core. No kernel.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { InvalidArgumentError } from '../../src/errors.js';
+import { silentLogger } from '../../src/log.js';
+import { DockerPlugin } from '../../src/docker-plugin/plugin.js';
+import { parseCreateEndpoint, parseCreateNetwork, parseJoin, parseRequestAddress, parseRequestPool } from '../../src/docker-plugin/requests.js';
+import { EP1, EP2, FakePluginCore, NET1, NET2, fakePlugin, snapshotDir } from '../helpers/fake-plugin-core.js';
+
+const HUGE = 'a'.repeat(1 << 20);
+const BAD_IDS: unknown[] = [undefined, null, '', 42, true, [], {}, NET1.slice(1), NET1.toUpperCase(), `${NET1}0`, `../${NET1.slice(3)}`, HUGE, NET1.replace('a', 'g')];
+const GARBAGE_BODIES: unknown[] = [42, 'text', true, [], [NET1], HUGE];
+
+const NETWORK = { NetworkID: NET1, Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.generic': {} }, IPv4Data: [{ AddressSpace: 'LocalDefault', Gateway: '172.18.0.1/16', Pool: '172.18.0.0/16' }], IPv6Data: [] };
+const ENDPOINT = { NetworkID: NET1, EndpointID: EP2, Interface: { Address: '172.18.0.2/16', AddressIPv6: '', MacAddress: '' }, Options: { 'com.docker.network.endpoint.exposedports': [{ Proto: 6, Port: 80 }], 'com.docker.network.portmap': [{ Proto: 6, IP: '', Port: 80, HostIP: '127.0.0.1', HostPort: 8080, HostPortEnd: 8080 }] } };
+const JOIN = { NetworkID: NET1, EndpointID: EP2, SandboxKey: '/var/run/docker/netns/17ebc161c1f3', Options: ENDPOINT.Options };
+
+function refused(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof InvalidArgumentError, `an InvalidArgumentError, not ${String(err)}`);
+    assert.ok(err.message.length < 600, `a short message, not ${err.message.length} characters`);
+    return err.message;
+  }
+  assert.fail('accepted');
+}
+
+describe('request parsing', () => {
+  test('CreateNetwork as dockerd 20.10 sends it (default IPAM, netd IPAM with aux addresses, -o options, --internal, --ipv6)', () => {
+    const r = parseCreateNetwork(NETWORK);
+    assert.equal(r.networkId, NET1);
+    assert.equal(r.v4?.pool.toString(), '172.18.0.0/16');
+    assert.equal(r.v4?.gateway?.toString(), '172.18.0.1');
+    assert.equal(r.v6, undefined);
+    assert.equal(r.enableIPv6, false);
+    assert.equal(r.internal, false);
+    const r2 = parseCreateNetwork({
+      NetworkID: NET2,
+      Options: { 'com.docker.network.enable_ipv6': true, 'com.docker.network.internal': true, 'com.docker.network.generic': { 'com.docker.network.driver.mtu': '1400', foo: 'bar' } },
+      IPv4Data: [{ AddressSpace: 'netd', AuxAddresses: { r: '10.124.0.9/24' }, Gateway: '10.124.0.1/24', Pool: '10.124.0.0/24' }],
+      IPv6Data: [{ AddressSpace: 'netd', Gateway: 'fd00:1::1/64', Pool: 'fd00:1::/64' }],
+    });
+    assert.deepEqual(r2.options, { 'com.docker.network.driver.mtu': '1400', foo: 'bar' });
+    assert.deepEqual(r2.v4?.aux.map(String), ['10.124.0.9']);
+    assert.equal(r2.v6?.gateway?.toString(), 'fd00:1::1');
+    assert.equal(r2.internal, true);
+    assert.equal(r2.enableIPv6, true);
+  });
+
+  test('CreateNetwork: malformed fields are refused', () => {
+    for (const id of BAD_IDS) refused(() => parseCreateNetwork({ ...NETWORK, NetworkID: id }));
+    const pool = NETWORK.IPv4Data[0];
+    const bad: unknown[] = [
+      { ...NETWORK, IPv4Data: 'x' },
+      { ...NETWORK, IPv4Data: [pool, pool] },
+      { ...NETWORK, IPv4Data: [42] },
+      { ...NETWORK, IPv4Data: [{ ...pool, Pool: '172.18.0.1/16' }] },
+      { ...NETWORK, IPv4Data: [{ ...pool, Pool: 'fd00::/64' }] },
+      { ...NETWORK, IPv4Data: [{ ...pool, Pool: 17 }] },
+      { ...NETWORK, IPv4Data: [{ ...pool, Pool: '' }] },
+      { ...NETWORK, IPv4Data: [{ ...pool, Gateway: '10.0.0.1/8' }] },
+      { ...NETWORK, IPv4Data: [{ ...pool, Gateway: '172.18.0.999/16' }] },
+      { ...NETWORK, IPv4Data: [{ ...pool, AuxAddresses: { r: 5 } }] },
+      { ...NETWORK, IPv4Data: [{ ...pool, AuxAddresses: { r: '10.0.0.9/8' } }] },
+      { ...NETWORK, IPv4Data: [{ ...pool, AuxAddresses: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`a${i}`, `172.18.1.${i % 250}/16`])) }] },
+      { ...NETWORK, IPv6Data: [{ Pool: '172.19.0.0/16' }] },
+      { ...NETWORK, Options: [] },
+      { ...NETWORK, Options: { 'com.docker.network.enable_ipv6': 'true' } },
+      { ...NETWORK, Options: { 'com.docker.network.internal': 1 } },
+      { ...NETWORK, Options: { 'com.docker.network.generic': { mtu: 1400 } } },
+      { ...NETWORK, Options: { 'com.docker.network.generic': 'mtu=1400' } },
+      { ...NETWORK, IPv4Data: [{ ...pool, Pool: HUGE }] },
+    ];
+    for (const body of bad) refused(() => parseCreateNetwork(body));
+  });
+
+  test('CreateEndpoint: addresses, MAC, port map; no address, a bad MAC or port map refused', () => {
+    const r = parseCreateEndpoint(ENDPOINT);
+    assert.equal(r.ipv4?.toString(), '172.18.0.2/16');
+    assert.equal(r.mac, undefined);
+    assert.equal(parseCreateEndpoint({ ...ENDPOINT, Interface: { ...ENDPOINT.Interface, MacAddress: '02:42:AC:12:00:02' } }).mac?.toString(), '02:42:ac:12:00:02');
+    const iface = ENDPOINT.Interface;
+    const bad: unknown[] = [
+      { ...ENDPOINT, Interface: { Address: '', AddressIPv6: '', MacAddress: '' } },
+      { ...ENDPOINT, Interface: null },
+      { ...ENDPOINT, Interface: 'eth0' },
+      { ...ENDPOINT, Interface: { ...iface, Address: '172.18.0.2' } },
+      { ...ENDPOINT, Interface: { ...iface, Address: 'fd00::2/64' } },
+      { ...ENDPOINT, Interface: { ...iface, AddressIPv6: '172.18.0.3/16' } },
+      { ...ENDPOINT, Interface: { ...iface, MacAddress: '01:00:5e:00:00:01' } },
+      { ...ENDPOINT, Interface: { ...iface, MacAddress: '00:00:00:00:00:00' } },
+      { ...ENDPOINT, Interface: { ...iface, MacAddress: 'zz:42:ac:12:00:02' } },
+      { ...ENDPOINT, Interface: { ...iface, MacAddress: HUGE } },
+      { ...ENDPOINT, Options: { 'com.docker.network.portmap': {} } },
+      { ...ENDPOINT, Options: { 'com.docker.network.portmap': [{ Proto: 1, Port: 80 }] } },
+      { ...ENDPOINT, Options: { 'com.docker.network.endpoint.exposedports': 'all' } },
+    ];
+    for (const body of bad) refused(() => parseCreateEndpoint(body));
+  });
+
+  test('Join: the SandboxKey must be an absolute path without . or ..', () => {
+    assert.equal(parseJoin(JOIN).sandboxKey, '/var/run/docker/netns/17ebc161c1f3');
+    for (const key of [undefined, null, '', 5, 'netns/x', '/var/run/../x', '/a/./b', '/a\0b', `/${HUGE}`]) refused(() => parseJoin({ ...JOIN, SandboxKey: key }));
+    for (const id of BAD_IDS) refused(() => parseJoin({ ...JOIN, EndpointID: id }));
+  });
+
+  test('RequestPool / RequestAddress: families, sub-pools, PoolIDs and addresses checked', () => {
+    assert.deepEqual(parseRequestPool({ AddressSpace: 'netd', Pool: '', SubPool: '', Options: {}, V6: false }), { space: 'netd', pool: undefined, subPool: undefined, v6: false });
+    const bad: unknown[] = [
+      { AddressSpace: 'netd', Pool: '10.0.0.0/8', V6: true },
+      { AddressSpace: 'netd', Pool: 'fd00::/64', V6: false },
+      { AddressSpace: 'netd', Pool: '10.0.0.1/8' },
+      { AddressSpace: 'netd', SubPool: '10.0.0.0/24' },
+      { AddressSpace: 'netd', Pool: '10.0.0.0/24', SubPool: '10.0.1.0/25' },
+      { AddressSpace: 'netd', V6: 'yes' },
+      { AddressSpace: 7 },
+      { AddressSpace: 'netd', Options: 'x' },
+    ];
+    for (const body of bad) refused(() => parseRequestPool(body));
+    const r = parseRequestAddress({ PoolID: 'netd/10.124.0.0/24', Address: '10.124.0.1', Options: { RequestAddressType: 'com.docker.network.gateway' } });
+    assert.equal(r.address?.toString(), '10.124.0.1');
+    assert.equal(r.gateway, true);
+    assert.equal(parseRequestAddress({ PoolID: 'netd/10.124.0.0/24', Address: '', Options: null }).address, undefined);
+    for (const body of [{ PoolID: 'netd/10.124.0.0/24', Address: '10.125.0.1' }, { PoolID: 'netdlocal/10.124.0.0/24' }, { PoolID: 'netd/10.124.0.0' }, { PoolID: 'netd/10.124.0.1/24' }, { PoolID: 'netd/10.124.0.0/24/10.125.0.0/25' }, { PoolID: 5 }, { PoolID: HUGE }, {}]) {
+      refused(() => parseRequestAddress(body));
+    }
+  });
+});
+
+describe('hostile bodies through the plugin', () => {
+  const CALLS = ['CreateNetwork', 'DeleteNetwork', 'CreateEndpoint', 'Join', 'Leave', 'DeleteEndpoint', 'ProgramExternalConnectivity', 'RevokeExternalConnectivity', 'EndpointOperInfo'].map((c) => `NetworkDriver.${c}`);
+  const IPAM_CALLS = ['RequestPool', 'ReleasePool', 'RequestAddress', 'ReleaseAddress'].map((c) => `IpamDriver.${c}`);
+
+  test('empty, null, wrong types, huge, bad ids: a clean error, nothing changed', async () => {
+    const { plugin, core, dir } = await fakePlugin();
+    // Some state first, so "nothing changed" covers persisted pools, networks and endpoints.
+    const pool = await plugin.handle('IpamDriver.RequestPool', { AddressSpace: 'netd', Pool: '10.124.0.0/24', V6: false });
+    assert.equal(pool.status, 200);
+    assert.equal((await plugin.handle('NetworkDriver.CreateNetwork', NETWORK)).status, 200);
+    assert.equal((await plugin.handle('NetworkDriver.CreateEndpoint', ENDPOINT)).status, 200);
+    const before = snapshotDir(dir);
+    const calls = core.calls.length;
+    let tried = 0;
+    const bodies: unknown[] = [...GARBAGE_BODIES, ...BAD_IDS.map((id) => ({ NetworkID: id, EndpointID: id, PoolID: id }))];
+    for (const call of [...CALLS, ...IPAM_CALLS]) {
+      for (const body of bodies) {
+        // A body naming nothing known is fine for the idempotent removals (DeleteNetwork of an unknown id is {}); malformed ones are not.
+        const reply = await plugin.handle(call, body);
+        tried++;
+        if (reply.status === 200) {
+          assert.ok(/Release|Delete|Leave|Revoke/.test(call) === false || body === null, `${call} accepted ${JSON.stringify(body)?.slice(0, 80)}`);
+          continue;
+        }
+        assert.ok(reply.status >= 400 && reply.status < 500, `${call}: ${reply.status} ${JSON.stringify(reply.body).slice(0, 200)}`);
+        assert.equal(typeof reply.body.Err, 'string', `${call}: Err`);
+        if (call.startsWith('IpamDriver.')) assert.equal(reply.body.Error, reply.body.Err);
+        assert.ok(String(reply.body.Err).length < 600);
+      }
+    }
+    assert.ok(tried > 200);
+    assert.deepEqual(core.calls.slice(calls), [], 'the core was not asked to change anything');
+    assert.deepEqual(snapshotDir(dir), before, 'the persisted state is unchanged');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('unknown calls: 404 with Err; calls without arguments take null or nothing', async () => {
+    const { plugin, dir } = await fakePlugin();
+    for (const name of ['NetworkDriver.Nope', 'Plugin.Deactivate', '__proto__', 'constructor', 'IpamDriver.toString', '']) {
+      const r = await plugin.handle(name, null);
+      assert.equal(r.status, 404, name);
+      assert.equal(typeof r.body.Err, 'string');
+    }
+    assert.deepEqual((await plugin.handle('Plugin.Activate', null)).body, { Implements: ['NetworkDriver', 'IpamDriver'] });
+    assert.deepEqual((await plugin.handle('NetworkDriver.GetCapabilities', undefined)).body, { Scope: 'local', ConnectivityScope: 'local' });
+    assert.deepEqual((await plugin.handle('IpamDriver.GetCapabilities', null)).body, { RequiresMACAddress: false, RequiresRequestReplay: false });
+    assert.deepEqual((await plugin.handle('IpamDriver.GetDefaultAddressSpaces', null)).body, { LocalDefaultAddressSpace: 'netd', GlobalDefaultAddressSpace: 'netd-global' });
+    assert.deepEqual((await plugin.handle('NetworkDriver.DiscoverNew', { DiscoveryType: 1, DiscoveryData: {} })).body, {});
+    assert.deepEqual((await plugin.handle('NetworkDriver.AllocateNetwork', null)).body, { Options: {} });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('calls that need the controller wait until it is ready; Activate does not', async () => {
+    const plugin = new DockerPlugin((await fakePlugin()).dir + '-early', silentLogger());
+    assert.equal((await plugin.handle('Plugin.Activate', null)).status, 200);
+    let answered = false;
+    const pending = plugin.handle('NetworkDriver.CreateNetwork', NETWORK).then((r) => ((answered = true), r));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answered, false);
+    await plugin.ready(new FakePluginCore());
+    assert.equal((await pending).status, 200);
+  });
+});
+
+describe('network driver calls in dockerd 20.10 order', () => {
+  test('create, endpoint (MAC chosen), join (hand-off name, eth prefix, gateway), ports, leave, delete', async () => {
+    const { plugin, core, dir } = await fakePlugin();
+    assert.deepEqual((await plugin.handle('NetworkDriver.CreateNetwork', NETWORK)).body, {});
+    assert.equal(core.nets.get(NET1)?.name, 'docker-a71aff9a6e3b');
+    assert.deepEqual(core.nets.get(NET1)?.driverState, { managedBy: 'docker', adoptHeldPool: true });
+    // The same CreateNetwork again (dockerd replays after a restart): {} and no second network.
+    assert.equal((await plugin.handle('NetworkDriver.CreateNetwork', NETWORK)).status, 200);
+    assert.equal(core.calls.filter((c) => c.startsWith('createNetwork')).length, 1);
+    const ep = await plugin.handle('NetworkDriver.CreateEndpoint', ENDPOINT);
+    const mac = (ep.body.Interface as { MacAddress: string }).MacAddress;
+    assert.match(mac, /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/, 'a random locally administered MAC');
+    assert.ok(core.held.has('172.18.0.0/16 172.18.0.2'), 'the endpoint address is held until Join claims it');
+    const join = await plugin.handle('NetworkDriver.Join', JOIN);
+    assert.deepEqual(join.body, { InterfaceName: { SrcName: 'netdc3969db0', DstPrefix: 'eth' }, Gateway: '172.18.0.1', DisableGatewayService: false });
+    assert.ok(core.calls.some((c) => c === `attach ${EP2} netdc3969db0 172.18.0.2 ${mac} handOff=true claimHeld=true /var/run/docker/netns/17ebc161c1f3`), core.calls.join('\n'));
+    assert.equal(core.eps.get(EP2)?.name, '17ebc161c1f3');
+    assert.deepEqual(core.eps.get(EP2)?.labels, { 'io.netd.origin': 'docker', 'io.netd.docker.sandbox': '17ebc161c1f3' });
+    assert.equal((await plugin.handle('NetworkDriver.ProgramExternalConnectivity', JOIN)).status, 200);
+    const info = await plugin.handle('NetworkDriver.EndpointOperInfo', { NetworkID: NET1, EndpointID: EP2 });
+    assert.deepEqual(info.body, {
+      Value: {
+        'com.docker.network.portmap': [{ Proto: 6, IP: '172.18.0.2', Port: 80, HostIP: '127.0.0.1', HostPort: 8080, HostPortEnd: 8080 }],
+        'com.docker.network.endpoint.macaddress': mac,
+        hostInterface: 'veth3969db0',
+      },
+    });
+    assert.equal((await plugin.handle('NetworkDriver.RevokeExternalConnectivity', { NetworkID: NET1, EndpointID: EP2 })).status, 200);
+    assert.equal(core.ports.has(EP2), false);
+    assert.equal((await plugin.handle('NetworkDriver.Leave', { NetworkID: NET1, EndpointID: EP2 })).status, 200);
+    assert.ok(core.eps.has(EP2), 'Leave keeps the endpoint (dockerd moves the interface back; DeleteEndpoint removes it)');
+    assert.equal((await plugin.handle('NetworkDriver.DeleteEndpoint', { NetworkID: NET1, EndpointID: EP2 })).status, 200);
+    assert.equal(core.eps.has(EP2), false);
+    assert.equal(core.held.has('172.18.0.0/16 172.18.0.2'), false, 'the hold made at CreateEndpoint is released');
+    assert.ok(core.calls.includes(`removeEndpoint ${EP2} docker docker`));
+    // Idempotent removals.
+    assert.equal((await plugin.handle('NetworkDriver.DeleteEndpoint', { NetworkID: NET1, EndpointID: EP2 })).status, 200);
+    assert.equal((await plugin.handle('NetworkDriver.RevokeExternalConnectivity', { NetworkID: NET1, EndpointID: EP2 })).status, 200);
+    assert.deepEqual((await plugin.handle('NetworkDriver.DeleteNetwork', { NetworkID: NET1 })).body, {});
+    assert.equal(core.nets.size, 0);
+    assert.deepEqual((await plugin.handle('NetworkDriver.DeleteNetwork', { NetworkID: NET1 })).body, {});
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a MAC given is kept and not answered; no port map, nothing published; internal networks get no gateway', async () => {
+    const { plugin, core, dir } = await fakePlugin();
+    await plugin.handle('NetworkDriver.CreateNetwork', { ...NETWORK, Options: { 'com.docker.network.internal': true } });
+    const ep = await plugin.handle('NetworkDriver.CreateEndpoint', { ...ENDPOINT, Interface: { ...ENDPOINT.Interface, MacAddress: '02:42:ac:12:00:02' }, Options: {} });
+    assert.deepEqual(ep.body, { Interface: {} });
+    const join = await plugin.handle('NetworkDriver.Join', { ...JOIN, Options: {} });
+    assert.equal(join.body.Gateway, undefined);
+    assert.equal((await plugin.handle('NetworkDriver.ProgramExternalConnectivity', { NetworkID: NET1, EndpointID: EP2, Options: {} })).status, 200);
+    assert.equal(core.calls.filter((c) => c.startsWith('programExternalConnectivity')).length, 0);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('aux addresses are held by the driver unless netd IPAM holds them, and released with the network', async () => {
+    const { plugin, core, dir } = await fakePlugin();
+    const pool = await plugin.handle('IpamDriver.RequestPool', { AddressSpace: 'netd', Pool: '10.124.0.0/24', SubPool: '', Options: {}, V6: false });
+    assert.equal(pool.body.PoolID, 'netd/10.124.0.0/24');
+    await plugin.handle('IpamDriver.RequestAddress', { PoolID: 'netd/10.124.0.0/24', Address: '10.124.0.1', Options: { RequestAddressType: 'com.docker.network.gateway' } });
+    await plugin.handle('IpamDriver.RequestAddress', { PoolID: 'netd/10.124.0.0/24', Address: '10.124.0.9', Options: null });
+    const body = { NetworkID: NET2, Options: { 'com.docker.network.generic': { foo: 'bar' } }, IPv4Data: [{ AddressSpace: 'netd', AuxAddresses: { r: '10.124.0.9/24', s: '10.124.0.10/24' }, Gateway: '10.124.0.1/24', Pool: '10.124.0.0/24' }], IPv6Data: [] };
+    assert.equal((await plugin.handle('NetworkDriver.CreateNetwork', body)).status, 200);
+    assert.deepEqual(core.calls.filter((c) => c.startsWith('holdAddress')), ['holdAddress 10.124.0.0/24 10.124.0.1 gateway', 'holdAddress 10.124.0.0/24 10.124.0.9', 'holdAddress 10.124.0.0/24 10.124.0.10']);
+    await plugin.handle('NetworkDriver.DeleteNetwork', { NetworkID: NET2 });
+    assert.ok(core.calls.includes('releaseAddress 10.124.0.0/24 10.124.0.10'));
+    assert.ok(!core.calls.includes('releaseAddress 10.124.0.0/24 10.124.0.9'), 'dockerd releases what it asked netd IPAM for');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('an endpoint the sweep released (its namespace died) drops its record and holds', async () => {
+    const { plugin, core, dir } = await fakePlugin();
+    await plugin.handle('NetworkDriver.CreateNetwork', NETWORK);
+    await plugin.handle('NetworkDriver.CreateEndpoint', ENDPOINT);
+    await plugin.handle('NetworkDriver.Join', JOIN);
+    const network = { ...core.nets.get(NET1)!, capabilities: {} };
+    const left = plugin.observer.endpointLeft!.bind(plugin.observer) as (n: unknown, e: unknown, reason: string) => void;
+    // Removed by the plugin itself: nothing to do here (DeleteEndpoint does it).
+    left(network, core.eps.get(EP2)!, 'docker');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.ok(core.held.has('172.18.0.0/16 172.18.0.2'));
+    left(network, core.eps.get(EP2)!, 'sweep');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(core.held.has('172.18.0.0/16 172.18.0.2'), false);
+    assert.deepEqual(Object.keys(snapshotDir(dir)).filter((f) => f.includes('endpoints/')), []);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
