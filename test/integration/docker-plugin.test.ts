@@ -161,6 +161,12 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     const net = (await netdNetworks()).find((n) => n.Id === ids.n1);
     assert.ok(net, `netd lists dockerd's network by its id: ${JSON.stringify(await netdNetworks())}`);
     assert.deepEqual(net.IPAM.Config.map((c) => c.Subnet), [N1]);
+    assert.equal(net.Name, `docker-${ids.n1.slice(0, 12)}`);
+    assert.equal(net.Labels?.['io.netd.origin'], 'docker');
+    // dockerd manages it: netd's own CLI leaves it alone (one line, exit 1).
+    const refused = await daemon.cli(['rm-network', ids.n1], true);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr.trim(), /^[^\n]*docker network rm[^\n]*$/);
     const bridge = `br-${ids.n1.slice(0, 12)}`;
     assert.ok((await addressesOf(bridge)).includes('192.0.2.1/26'), `${bridge} carries the gateway`);
 
@@ -176,6 +182,9 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
       assert.equal(netd.networkId, ids.n1);
       assert.equal(netd.ipv4?.split('/')[0], await addressOf(name, 'n1'));
       assert.equal(netd.labels?.['io.netd.docker.sandbox'], sandboxKey.split('/').pop(), 'the sandbox id dockerd named');
+      assert.equal(netd.name, sandboxKey.split('/').pop(), 'named after the sandbox');
+      assert.equal(netd.labels?.['io.netd.origin'], 'docker');
+      assert.equal((await daemon.cli(['detach', netd.name], true)).code, 1, 'netd detach leaves dockerd’s endpoint alone');
       const hostIf = netd.driverState.hostIfname ?? `veth${docker.slice(0, 7)}`;
       const link = (await links()).find((l) => l.ifname === hostIf);
       assert.equal(link?.master, bridge, `${hostIf} is a port of ${bridge}`);
