@@ -15,7 +15,7 @@ import { requireRoot, type TestNetns } from '../helpers/netns.js';
 import { TestDaemon, Topology, kernelSnapshot, startWhoami, uncaughtIn } from '../helpers/daemon.js';
 import { listEndpoints, type EndpointJson } from '../helpers/endpoints.js';
 import { settle } from '../helpers/settle.js';
-import { INDEX, PLUGIN_ARGS, PrivateDockerd, WHOAMI_PATH, dockerdSkip, requireDockerd } from '../helpers/dockerd.js';
+import { INDEX, PLUGIN_ARGS, PLUGIN_SOCKET, PrivateDockerd, WHOAMI_PATH, dockerdSkip, requireDockerd } from '../helpers/dockerd.js';
 
 const HOST = Topology.HOST_EXT; // 198.51.100.1, the host's address the outside reaches
 const OUTSIDE = Topology.OUTSIDE; // 198.51.100.2
@@ -417,6 +417,30 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
       assert.equal(await addressOf(`re${i}`, 'n1'), ip);
     }
     assert.equal((await docker(['rm', '-f', ...addresses.map((_, i) => `re${i}`)])).code, 0);
+  });
+
+  test('5. start order: dockerd restarts while netd is stopped; with the spec file, a --restart always container is back once netd is up', async () => {
+    // README "Use netd from Docker", step 2: the spec file tells dockerd the plugin exists before its socket does.
+    await dockerd.ns.exec(['mkdir', '-p', '/etc/docker/plugins']);
+    await dockerd.ns.writeFile('/etc/docker/plugins/netd.spec', `unix://${PLUGIN_SOCKET}\n`);
+    await dockerd.runContainer('rs', ['--network', 'n1', '--restart', 'always']);
+    const before = (await endpointOf('rs', 'n1')).docker;
+    await daemon.stop('SIGTERM');
+    await dockerd.kill9();
+    const up = dockerd.launch(); // restores rs: its network waits for the plugin
+    await new Promise((r) => setTimeout(r, 3000));
+    await daemon.launch();
+    await up;
+    await waitFor('rs running again', async () => (await dockerd.inspect('rs')).State.Running, 60_000);
+    const { docker: ep, netd } = await endpointOf('rs', 'n1');
+    assert.notEqual(ep, before, 'a new endpoint for the restarted container');
+    assert.ok(netd, `netd lists it:\n${pluginLog()}`);
+    assert.equal((await endpoints()).find((e) => e.id === before), undefined, 'and not the old one');
+    assert.ok(await dockerd.pingIn('rs', '192.0.2.1'), 'rs → its gateway');
+    assert.equal(await egressFrom('rs'), HOST, 'rs → outside');
+    assert.equal((await docker(['rm', '-f', 'rs'])).code, 0);
+    await settle(daemon);
+    assert.equal((await endpoints()).find((e) => e.id === ep), undefined);
   });
 
   test('every docker network removed: the host namespace is as it was before the first one', async () => {
