@@ -234,15 +234,26 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     assert.equal(await dockerd.fetchIn('a1', `http://${HOST}:8080/`), INDEX, 'another container on n1 → host:8080 (hairpin)');
     assert.equal(await dockerd.fetchIn('d1', `http://${HOST}:8080/`), INDEX, 'a container on another network → host:8080');
 
-    const hostIf = `veth${ep.slice(0, 7)}`;
+    // docker restart: dockerd leaves and deletes the endpoint, then makes a new one and programs the ports again.
+    const restart = await docker(['restart', '-t', '0', 'web']);
+    assert.equal(restart.code, 0, `${restart.stderr}\ndockerd:\n${dockerd.tail(20)}`);
+    await settle(daemon);
+    const { docker: ep2 } = await endpointOf('web', 'n1');
+    const webIp2 = await addressOf('web', 'n1');
+    assert.equal((await endpoints()).find((e) => e.id === ep && ep !== ep2), undefined, 'the old endpoint is gone');
+    assert.deepEqual((await rules()).filter((l) => /--dport 8080\b/.test(l) && /DNAT/.test(l)).length, 1, 'one DNAT rule, not two');
+    assert.equal(plain(await fetchFrom(topo.outside, `http://${HOST}:8080${WHOAMI_PATH}`)), OUTSIDE, 'outside → web after docker restart');
+    if (ep2 !== ep) assert.deepEqual(await rulesOf(ep), [], 'no rule of the old endpoint');
+
+    const hostIf = `veth${ep2.slice(0, 7)}`;
     assert.ok(await linkExists(hostIf));
     const rm = await docker(['rm', '-f', 'web']);
     assert.equal(rm.code, 0, rm.stderr);
     await settle(daemon);
-    assert.deepEqual(await dnat(), [], 'docker rm -f removed the DNAT rule');
-    assert.deepEqual(await rulesOf(ep), [], 'and every rule of the endpoint');
+    assert.deepEqual((await rules()).filter((l) => /--dport 8080\b/.test(l) && (l.includes(webIp) || l.includes(webIp2))), [], 'docker rm -f removed the DNAT rule');
+    assert.deepEqual(await rulesOf(ep2), [], 'and every rule of the endpoint');
     assert.equal(await fetchFrom(topo.outside, `http://${HOST}:8080/`), '', 'nothing answers on 8080 any more');
-    assert.equal((await endpoints()).find((e) => e.id === ep), undefined, 'netd has no endpoint for it');
+    assert.equal((await endpoints()).find((e) => e.id === ep2), undefined, 'netd has no endpoint for it');
     assert.equal(await linkExists(hostIf), false, `${hostIf} is gone`);
   });
 
