@@ -142,7 +142,7 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     // netd in dockerd's network and mount namespaces; the plugin socket on their private /run.
     // A quick dead-container sweep: one that took a container whose namespace dockerd has not made yet (it
     // calls Join before runc creates it) for a dead one would show at once.
-    daemon = await TestDaemon.start(dockerd.ns as unknown as TestNetns, PLUGIN_ARGS, { NETD_TEST_SWEEP_MS: '100' });
+    daemon = await TestDaemon.start(dockerd.ns, PLUGIN_ARGS, { NETD_TEST_SWEEP_MS: '100' });
     baseline = await kernelSnapshot(topo.host);
   });
 
