@@ -60,6 +60,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   mkdirSync(config.dataRoot, { recursive: true, mode: 0o700 });
   const listen = parseHost(config.host);
   const pluginPath = config.dockerPlugin === undefined ? undefined : parsePluginAddress(config.dockerPlugin);
+  if (pluginPath !== undefined && listen.kind === 'unix' && resolvePath(pluginPath) === resolvePath(listen.path)) throw new InvalidArgumentError(`--docker-plugin ${config.dockerPlugin} is the API's socket (--host): give it a path of its own`);
   const lock = DataRootLock.acquire(config.dataRoot);
   let rtnl: Rtnl | undefined;
   let server: Server | undefined;

@@ -147,7 +147,8 @@ export class NetworkDriver {
         managedBy: MANAGED_BY,
       });
     }
-    this.state.saveEndpoint({ ...entry, sandboxKey: req.sandboxKey });
+    const { left: _rejoined, ...joined } = entry;
+    this.state.saveEndpoint({ ...joined, sandboxKey: req.sandboxKey });
     const gw4 = network.internal ? undefined : network.ipv4[0]?.gateway;
     const gw6 = network.internal ? undefined : network.ipv6[0]?.gateway;
     return {
@@ -162,10 +163,7 @@ export class NetworkDriver {
   async leave(raw: unknown): Promise<Answer> {
     const { endpointId } = parseEndpointRef(raw);
     const entry = this.state.endpoints.get(endpointId);
-    if (entry?.sandboxKey !== undefined) {
-      const { sandboxKey: _left, ...rest } = entry;
-      this.state.saveEndpoint(rest);
-    }
+    if (entry?.sandboxKey !== undefined && !entry.left) this.state.saveEndpoint({ ...entry, left: true });
     return {};
   }
 
@@ -204,10 +202,9 @@ export class NetworkDriver {
     const { endpointId } = parseEndpointRef(raw);
     const ep = this.core().endpoint(endpointId);
     const entry = this.state.endpoints.get(endpointId);
-    if (!ep) {
-      if (!entry) throw new NotFoundError(`no endpoint ${endpointId}`);
-      return { Value: { [MAC_ADDRESS]: entry.mac.toString() } };
-    }
+    // Not joined, or gone (released while dockerd was away): nothing to report, which dockerd takes as it is
+    // (an error would fail its `docker inspect` and container starts for an endpoint it is about to delete).
+    if (!ep) return { Value: entry ? { [MAC_ADDRESS]: entry.mac.toString() } : {} };
     const info = this.core().endpointInfo(ep);
     const host = info.hostInterface as { name?: string } | undefined;
     const ip = ep.ipv4?.address.toString() ?? ep.ipv6?.address.toString() ?? '';

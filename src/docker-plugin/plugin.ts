@@ -109,22 +109,21 @@ export class DockerPlugin {
    */
   async ready(controller: PluginCore): Promise<void> {
     await controller.restoreHolds(this.state.heldPools());
-    // The driver's own holds are in networks' subnets: held again, unless an endpoint has the address by
-    // now (it claimed it at Join) or the network is gone.
-    const joined = new Set([...this.state.endpoints.keys()].filter((id) => controller.endpoint(id) !== undefined));
-    for (const h of this.state.driverHolds((id) => !joined.has(id))) {
+    this.controller = controller;
+    // Joined, but its netd endpoint is gone: released at start, its namespace dead. dockerd may never ask again.
+    for (const entry of [...this.state.endpoints.values()]) {
+      if (entry.sandboxKey === undefined || controller.endpoint(entry.id)) continue;
+      this.state.dropEndpoint(entry.id);
+      this.log.info({ op: 'docker-plugin', endpoint: entry.id }, 'endpoint released while netd was down: its record and holds dropped');
+    }
+    // The driver's own holds are in networks' subnets: held again, unless an endpoint has the address (it
+    // claimed it at Join) or the network is gone.
+    for (const h of this.state.driverHolds((id) => !controller.endpoint(id))) {
       if (controller.addressHeld(h.subnet, h.address)) continue;
       try {
         await controller.holdAddress(h.subnet, h.address);
       } catch (err) {
-        this.log.debug({ op: 'docker-plugin', subnet: h.subnet.toString(), address: h.address.toString(), error: (err as Error).message }, 'hold not re-applied');
-      }
-    }
-    this.controller = controller;
-    for (const entry of [...this.state.endpoints.values()]) {
-      if (entry.sandboxKey !== undefined && !controller.endpoint(entry.id)) {
-        await this.network.forgetEndpoint(entry.id);
-        this.log.info({ op: 'docker-plugin', endpoint: entry.id }, 'endpoint released while netd was down: its record and holds dropped');
+        this.log.warn({ op: 'docker-plugin', subnet: h.subnet.toString(), address: h.address.toString(), error: (err as Error).message }, 'hold not re-applied');
       }
     }
     for (const wake of this.readyWaiters.splice(0)) wake();

@@ -42,8 +42,10 @@ export interface EndpointEntry {
   mac: MAC;
   /** Addresses the network driver held itself (not held through netd's IPAM): released with the endpoint. */
   heldHere: Hold[];
-  /** The sandbox it joined (Join's SandboxKey); absent before Join and after Leave. */
+  /** The sandbox it joined (Join's SandboxKey); absent before Join. */
   sandboxKey?: string;
+  /** Leave came (dockerd took the interface back); DeleteEndpoint follows. */
+  left?: boolean;
 }
 
 export interface LoadProblem {
@@ -80,6 +82,7 @@ function endpointFromStored(raw: Record<string, unknown>): EndpointEntry {
     mac: MAC.parse(raw.mac),
     heldHere: (raw.heldHere as { subnet: string; address: string }[]).map(holdFromStored),
     ...(typeof raw.sandboxKey === 'string' ? { sandboxKey: raw.sandboxKey } : {}),
+    ...(raw.left === true ? { left: true } : {}),
   };
 }
 

@@ -231,6 +231,23 @@ test('dockerd 20.10 call sequence over the plugin socket: kernel state and netd 
   assert.equal(await link(host, 'netdc3e272e6'), undefined);
   assert.ok(!(await endpoints()).some((e) => e.id === EP_CONNECT));
 
+  // ---------------------------------------------------------------- a container that dies without dockerd calling (dockerd down)
+  const EP_DEAD = 'dead'.padEnd(64, '0').replace(/[^0-9a-f]/g, 'd');
+  const sbDead = await TestNetns.create('dsbdead');
+  await call('NetworkDriver.CreateEndpoint', { NetworkID: N1, EndpointID: EP_DEAD, Interface: { Address: '192.0.2.3/24', AddressIPv6: '', MacAddress: '' }, Options: NO_PORTS });
+  await call('NetworkDriver.Join', { NetworkID: N1, EndpointID: EP_DEAD, SandboxKey: sbDead.path, Options: NO_PORTS });
+  await moveIn(host, sbDead, `netdc${EP_DEAD.slice(0, 7)}`, 'eth0', '192.0.2.3/24', '192.0.2.1');
+  assert.ok(existsSync(join(d.dataRoot, 'docker-plugin', 'endpoints', `${EP_DEAD}.json`)));
+  await sbDead.destroy();
+  const deadline = Date.now() + 15_000;
+  while ((await endpoints()).some((e) => e.id === EP_DEAD) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  assert.ok(!(await endpoints()).some((e) => e.id === EP_DEAD), 'the sweep released it');
+  await settle(d);
+  assert.ok(!existsSync(join(d.dataRoot, 'docker-plugin', 'endpoints', `${EP_DEAD}.json`)), 'and the plugin dropped its record');
+  assert.match(d.logs, /endpoint released without dockerd/);
+  // dockerd, back, deletes it: nothing left to do.
+  await call('NetworkDriver.DeleteEndpoint', { NetworkID: N1, EndpointID: EP_DEAD });
+
   // ---------------------------------------------------------------- kill -9 netd while c1 runs, restart
   await settle(d);
   await d.restart('SIGKILL');
@@ -277,4 +294,68 @@ test('dockerd 20.10 call sequence over the plugin socket: kernel state and netd 
   await d.cli(['create-network', 'probe2', '--subnet', pickedSubnet]);
   assert.deepEqual(uncaughtIn(d.logs), []);
   assert.match(d.logs, /"op":"docker-plugin","call":"NetworkDriver.Join","network":"a63f0fa4/);
+});
+
+test('IPv6 from netd\'s pools and --internal through the plugin: gateways in Join, v6 traffic, no way out', { timeout: 120_000 }, async (t) => {
+  const host = await TestNetns.create('dplug6');
+  const sandbox = await TestNetns.create('dsb6');
+  const pluginDir = mkdtempSync(join(tmpdir(), 'netd-plugin-sock-'));
+  const sock = join(pluginDir, 'netd.sock');
+  let daemon: TestDaemon | undefined;
+  t.after(async () => {
+    await daemon?.destroy();
+    await sandbox.destroy();
+    await host.destroy();
+    rmSync(pluginDir, { recursive: true, force: true });
+  });
+  // A bare path works as well as unix://.
+  daemon = await TestDaemon.start(host, ['--docker-plugin', sock]);
+  const call = async (name: string, body: unknown): Promise<Record<string, unknown>> => {
+    const answer = await callPlugin(sock, name, body);
+    assert.equal(answer.status, 200, `${name}: ${JSON.stringify(answer.body)}`);
+    return answer.body;
+  };
+  // docker network create -d netd --ipam-driver netd --ipv6 --subnet 192.0.2.0/24 n6 (no v6 subnet: netd's ULA pool)
+  const v4 = await call('IpamDriver.RequestPool', { AddressSpace: 'netd', Pool: '192.0.2.0/24', V6: false });
+  const v6 = await call('IpamDriver.RequestPool', { AddressSpace: 'netd', Pool: '', V6: true });
+  assert.match(String(v6.Pool), /^fd[0-9a-f]{2}:[0-9a-f:]+\/64$/);
+  const gw4 = await call('IpamDriver.RequestAddress', { PoolID: v4.PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } });
+  const gw6 = await call('IpamDriver.RequestAddress', { PoolID: v6.PoolID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' } });
+  const N6 = 'b'.repeat(64);
+  await call('NetworkDriver.CreateNetwork', {
+    NetworkID: N6,
+    Options: { 'com.docker.network.enable_ipv6': true, 'com.docker.network.generic': { 'com.docker.network.bridge.name': 'dkn6' } },
+    IPv4Data: [{ AddressSpace: 'netd', Gateway: gw4.Address, Pool: v4.Pool }],
+    IPv6Data: [{ AddressSpace: 'netd', Gateway: gw6.Address, Pool: v6.Pool }],
+  });
+  const a4 = await call('IpamDriver.RequestAddress', { PoolID: v4.PoolID, Address: '', Options: null });
+  const a6 = await call('IpamDriver.RequestAddress', { PoolID: v6.PoolID, Address: '', Options: null });
+  const EP = 'c'.repeat(64);
+  await call('NetworkDriver.CreateEndpoint', { NetworkID: N6, EndpointID: EP, Interface: { Address: a4.Address, AddressIPv6: a6.Address, MacAddress: '' }, Options: {} });
+  const joined = await call('NetworkDriver.Join', { NetworkID: N6, EndpointID: EP, SandboxKey: sandbox.path, Options: {} });
+  const gateway6 = String(gw6.Address).split('/')[0];
+  assert.equal(joined.Gateway, '192.0.2.1');
+  assert.equal(joined.GatewayIPv6, gateway6);
+  await moveIn(host, sandbox, `netdc${EP.slice(0, 7)}`, 'eth0', String(a4.Address), '192.0.2.1');
+  await sandbox.exec(['ip', '-6', 'addr', 'add', String(a6.Address), 'dev', 'eth0', 'nodad']);
+  await sandbox.exec(['ip', '-6', 'route', 'add', 'default', 'via', gateway6]);
+  // The bridge's own v6 address may still be in DAD for a moment.
+  let pinged = false;
+  for (let i = 0; i < 20 && !pinged; i++) {
+    pinged = (await sandbox.exec(['ping', '-6', '-c1', '-W1', gateway6], { allowFail: true })).code === 0;
+    if (!pinged) await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.ok(pinged, 'IPv6 to the gateway');
+
+  // docker network create -d netd --internal --subnet 198.51.100.0/24 ni (Docker's IPAM)
+  const NI = 'd'.repeat(64);
+  await call('NetworkDriver.CreateNetwork', { NetworkID: NI, Options: { 'com.docker.network.internal': true, 'com.docker.network.generic': { 'com.docker.network.bridge.name': 'dkni' } }, IPv4Data: [{ AddressSpace: 'LocalDefault', Gateway: '198.51.100.1/24', Pool: '198.51.100.0/24' }], IPv6Data: [] });
+  const EPI = 'e'.repeat(64);
+  await call('NetworkDriver.CreateEndpoint', { NetworkID: NI, EndpointID: EPI, Interface: { Address: '198.51.100.2/24', AddressIPv6: '', MacAddress: '' }, Options: {} });
+  const internal = await call('NetworkDriver.Join', { NetworkID: NI, EndpointID: EPI, SandboxKey: sandbox.path, Options: {} });
+  assert.deepEqual(internal, { InterfaceName: { SrcName: 'netdceeeeeee', DstPrefix: 'eth' }, DisableGatewayService: false }, 'no gateway on an internal network');
+  const rules = (await host.exec(['iptables-save'])).stdout;
+  assert.doesNotMatch(rules, /-s 198\.51\.100\.0\/24 .*MASQUERADE/, 'no NAT for an internal network');
+  assert.match(rules, /-A NETD-INTERNAL ! -d 198\.51\.100\.0\/24 -i dkni .*-j DROP/, 'nothing leaves an internal network');
+  assert.deepEqual(uncaughtIn(daemon.logs), []);
 });

@@ -197,6 +197,15 @@ describe('hostile bodies through the plugin', () => {
   });
 });
 
+/** A plugin with network NET1 and endpoint EP2 joined (dockerd's `docker run --network n1`). */
+async function joinedPlugin(): Promise<Awaited<ReturnType<typeof fakePlugin>>> {
+  const made = await fakePlugin();
+  for (const [call, body] of [['CreateNetwork', NETWORK], ['CreateEndpoint', ENDPOINT], ['Join', JOIN]] as const) {
+    assert.equal((await made.plugin.handle(`NetworkDriver.${call}`, body)).status, 200, call);
+  }
+  return made;
+}
+
 describe('network driver calls in dockerd 20.10 order', () => {
   test('create, endpoint (MAC chosen), join (hand-off name, eth prefix, gateway), ports, leave, delete', async () => {
     const { plugin, core, dir } = await fakePlugin();
@@ -232,6 +241,8 @@ describe('network driver calls in dockerd 20.10 order', () => {
     assert.equal(core.eps.has(EP2), false);
     assert.equal(core.held.has('172.18.0.0/16 172.18.0.2'), false, 'the hold made at CreateEndpoint is released');
     assert.ok(core.calls.includes(`removeEndpoint ${EP2} docker docker`));
+    // Asked about an endpoint that is gone: nothing to report, not an error (dockerd would fail an inspect).
+    assert.deepEqual((await plugin.handle('NetworkDriver.EndpointOperInfo', { NetworkID: NET1, EndpointID: EP2 })).body, { Value: {} });
     // Idempotent removals.
     assert.equal((await plugin.handle('NetworkDriver.DeleteEndpoint', { NetworkID: NET1, EndpointID: EP2 })).status, 200);
     assert.equal((await plugin.handle('NetworkDriver.RevokeExternalConnectivity', { NetworkID: NET1, EndpointID: EP2 })).status, 200);
@@ -269,10 +280,7 @@ describe('network driver calls in dockerd 20.10 order', () => {
   });
 
   test('an endpoint the sweep released (its namespace died) drops its record and holds', async () => {
-    const { plugin, core, dir } = await fakePlugin();
-    await plugin.handle('NetworkDriver.CreateNetwork', NETWORK);
-    await plugin.handle('NetworkDriver.CreateEndpoint', ENDPOINT);
-    await plugin.handle('NetworkDriver.Join', JOIN);
+    const { plugin, core, dir } = await joinedPlugin();
     const network = { ...core.nets.get(NET1)!, capabilities: {} };
     const left = plugin.observer.endpointLeft!.bind(plugin.observer) as (n: unknown, e: unknown, reason: string) => void;
     // Removed by the plugin itself: nothing to do here (DeleteEndpoint does it).
@@ -283,6 +291,20 @@ describe('network driver calls in dockerd 20.10 order', () => {
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(core.held.has('172.18.0.0/16 172.18.0.2'), false);
     assert.deepEqual(Object.keys(snapshotDir(dir)).filter((f) => f.includes('endpoints/')), []);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('at start, an endpoint released while netd was down (its sandbox died) is forgotten; one not joined yet is kept', async () => {
+    const { plugin, core, dir } = await joinedPlugin();
+    await plugin.handle('NetworkDriver.CreateEndpoint', { ...ENDPOINT, EndpointID: EP1, Interface: { ...ENDPOINT.Interface, Address: '172.18.0.3/16' } });
+    // The restarted controller: the network is there, the joined endpoint was swept at its start.
+    const after = new FakePluginCore();
+    after.nets.set(NET1, core.nets.get(NET1)!);
+    const again = new DockerPlugin(dir, silentLogger());
+    await again.ready(after);
+    assert.deepEqual(Object.keys(snapshotDir(dir)).filter((f) => f.includes('endpoints/')).map((f) => f.slice(-69, -5)), [EP1]);
+    assert.ok(after.held.has('172.18.0.0/16 172.18.0.3'), 'the pending endpoint\'s address is held again');
+    assert.deepEqual(after.calls.filter((c) => c.startsWith('holdAddress')), ['holdAddress 172.18.0.0/16 172.18.0.3'], 'the forgotten one is not held again');
     rmSync(dir, { recursive: true, force: true });
   });
 });
