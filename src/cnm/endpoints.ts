@@ -13,7 +13,7 @@ import { parseIfName } from '../net/index.js';
 import { checkAliases, checkEndpointOptions, checkStringMap, isValidId, isValidName } from './validation.js';
 import type { Network, NetworkRecord } from './network.js';
 import type { AttachRequest, AttachResult, EndpointRecord } from './endpoint.js';
-import type { SandboxRecord } from './sandbox.js';
+import { PENDING_NAMESPACE, type SandboxRecord } from './sandbox.js';
 
 const MAX_INTERFACES = 64;
 
@@ -43,7 +43,8 @@ export class Endpoints {
     // Extras (links, file paths) are checked now: a bad one must not leave a container attached.
     this.ctx.observers.checkAttach(network.record, req.extras ?? {});
     const onHost = caps.hostNamespace === true;
-    const ns = targets.resolve(req.target, onHost);
+    // A handed-over interface waits in the daemon's namespace: the sandbox's may not exist yet (dockerd).
+    const ns = targets.resolve(req.target, onHost, req.handOff === true);
     if (onHost && !ns.host) {
       throw new InvalidArgumentError(`the ${network.name} network is for processes in the host's network namespace; this one has a namespace of its own`);
     }
@@ -52,6 +53,15 @@ export class Endpoints {
     // The sandbox: found again by namespace identity, or new. In the host's namespace every container is a
     // sandbox of its own, since they all share it.
     let sandbox = onHost ? undefined : registry.sandboxOfNamespace(ns.nsId);
+    const pending = !sandbox && req.handOff ? registry.pendingSandboxAt(ns.key) : undefined;
+    if (pending) {
+      // Joined before its namespace existed, which now does: from now on it is known by the namespace.
+      if (!ns.nsId.startsWith(PENDING_NAMESPACE)) {
+        pending.nsId = ns.nsId;
+        registry.persistSandbox(pending);
+      }
+      sandbox = pending;
+    }
     const newSandbox = !sandbox;
     if (sandbox) {
       if (req.name !== undefined && req.name !== sandbox.name && !sandbox.persistent) {

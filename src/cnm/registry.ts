@@ -3,6 +3,7 @@
  * operations share. Sandbox records are written here too, since their shape on disk (no endpoint list)
  * is the registry's business.
  */
+import { PENDING_NAMESPACE } from './sandbox.js';
 import { InvalidArgumentError, NetdError, NotFoundError } from '../errors.js';
 import type { Driver } from '../driverapi/driver.js';
 import type { Store } from '../store/store.js';
@@ -105,6 +106,11 @@ export class Registry {
   /** The sandbox of a namespace, by its identity (host-mode sandboxes are never shared). */
   sandboxOfNamespace(nsId: string): SandboxRecord | undefined {
     return [...this.sandboxesById.values()].find((s) => s.nsId === nsId && !s.host);
+  }
+
+  /** The sandbox joined at `key` before its namespace existed (PENDING_NAMESPACE), if any. */
+  pendingSandboxAt(key: string): SandboxRecord | undefined {
+    return this.sandboxOfNamespace(PENDING_NAMESPACE + key);
   }
 
   /**

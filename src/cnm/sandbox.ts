@@ -29,6 +29,14 @@ export interface SandboxMember {
 export { NETNS_CREATE_POINTS as NAMESPACE_CREATE_POINTS } from '../kernel/netns-create-points.js';
 export type NamespaceCreatePoint = NetnsCreatePoint;
 
+/**
+ * The nsId of a sandbox whose namespace did not exist yet when it was joined, followed by its path: dockerd
+ * names a container's namespace (its SandboxKey) at Join, and binds the namespace the runtime made there
+ * only afterwards (its setkey hook). Such a sandbox is alive while its path holds a namespace, or for a
+ * grace period after it was made while its path holds nothing yet.
+ */
+export const PENDING_NAMESPACE = 'pending:';
+
 /** Where a caller points netd at a container's namespace. */
 export interface SandboxTarget {
   pid?: number;
@@ -51,8 +59,11 @@ export interface ResolvedNamespace {
  * that stats /proc and refuses the daemon's own namespace.
  */
 export interface NamespaceResolver {
-  /** Locates a namespace; the host's own is refused unless `allowHost`. */
-  resolve(target: SandboxTarget, opts?: { allowHost?: boolean }): ResolvedNamespace;
+  /**
+   * Locates a namespace; the host's own is refused unless `allowHost`. `allowMissing`: a path where nothing
+   * is yet resolves to nsId `PENDING_NAMESPACE + path` (see there).
+   */
+  resolve(target: SandboxTarget, opts?: { allowHost?: boolean; allowMissing?: boolean }): ResolvedNamespace;
   /** Whether a sandbox's namespace still exists and is the same one. */
   alive(sandbox: SandboxRecord): boolean;
   /** Where the namespace `create(name)` makes is kept (its key), known before it exists. */

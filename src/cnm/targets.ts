@@ -67,14 +67,14 @@ export class Targets {
   }
 
   /** The namespace an attach points at: a sandbox netd knows, or a PID's or path's namespace. */
-  resolve(target: SandboxTarget, allowHost: boolean): ResolvedNamespace {
+  resolve(target: SandboxTarget, allowHost: boolean, allowMissing = false): ResolvedNamespace {
     if (target.sandbox !== undefined) {
       const sb = this.findSandbox(String(target.sandbox));
       if (!sb) throw new NotFoundError(`no sandbox ${target.sandbox}`);
       if (sb.host) throw new InvalidArgumentError(`container ${sb.name} uses the host network`);
       return { key: sb.key, nsId: sb.nsId, pid: sb.pid, host: false };
     }
-    return this.resolver.resolve(target, { allowHost });
+    return this.resolver.resolve(target, { allowHost, allowMissing });
   }
 
   /**

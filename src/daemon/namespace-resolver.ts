@@ -7,7 +7,10 @@ import { isAbsolute, join } from 'node:path';
 import { createPersistentNetns, deletePersistentNetns } from '../kernel/netns.js';
 import { bringLoopbackUp } from '../kernel/loopback.js';
 import { ForbiddenError, InvalidArgumentError, NotFoundError } from '../errors.js';
-import type { NamespaceCreatePoint, NamespaceResolver, ResolvedNamespace, SandboxRecord, SandboxTarget } from '../cnm/sandbox.js';
+import { PENDING_NAMESPACE, type NamespaceCreatePoint, type NamespaceResolver, type ResolvedNamespace, type SandboxRecord, type SandboxTarget } from '../cnm/sandbox.js';
+
+/** How long a sandbox joined before its namespace existed may wait for it (dockerd binds it within a second). */
+const PENDING_GRACE_MS = 60_000;
 
 export class ProcNamespaceResolver implements NamespaceResolver {
   /** The daemon's own namespace, and the device every nsfs file lives on. */
@@ -16,7 +19,7 @@ export class ProcNamespaceResolver implements NamespaceResolver {
   /** @param netnsDir where namespaces netd creates are bind-mounted (like /run/netns for `ip netns`). */
   constructor(private readonly netnsDir: string) {}
 
-  resolve(target: SandboxTarget, opts: { allowHost?: boolean } = {}): ResolvedNamespace {
+  resolve(target: SandboxTarget, opts: { allowHost?: boolean; allowMissing?: boolean } = {}): ResolvedNamespace {
     let key: string;
     let pid: number | undefined;
     if (target.pid !== undefined) {
@@ -34,7 +37,9 @@ export class ProcNamespaceResolver implements NamespaceResolver {
     try {
       st = statSync(key);
     } catch (err) {
-      throw new NotFoundError(`cannot open the network namespace ${key}: ${(err as NodeJS.ErrnoException).code}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && opts.allowMissing && pid === undefined) return { key, nsId: PENDING_NAMESPACE + key, host: false };
+      throw new NotFoundError(`cannot open the network namespace ${key}: ${code}`);
     }
     if (st.dev !== this.own.dev) throw new InvalidArgumentError(`${key} is not a network namespace`);
     const host = st.ino === this.own.ino;
@@ -77,11 +82,12 @@ export class ProcNamespaceResolver implements NamespaceResolver {
   }
 
   alive(sandbox: SandboxRecord): boolean {
+    const pending = sandbox.nsId.startsWith(PENDING_NAMESPACE);
     try {
       const st = statSync(sandbox.key);
-      return `${st.dev}:${st.ino}` === sandbox.nsId;
+      return pending ? st.dev === this.own.dev && st.ino !== this.own.ino : `${st.dev}:${st.ino}` === sandbox.nsId;
     } catch {
-      return false;
+      return pending && Date.now() - Date.parse(sandbox.created) < PENDING_GRACE_MS;
     }
   }
 }
