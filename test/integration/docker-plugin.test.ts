@@ -407,6 +407,33 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     assert.equal((await docker(['rm', '-f', 'gone2'])).code, 0);
   });
 
+  test('4e. docker rm -f while netd stays down until dockerd gave up: the sweep releases what dockerd could not', async () => {
+    await dockerd.runContainer('gone3', ['--network', 'n1', '-p', '8096:80']);
+    const { docker: ep, netd } = await endpointOf('gone3', 'n1');
+    const hostIf = netd?.driverState.hostIfname ?? `veth${ep.slice(0, 7)}`;
+    const ip = await addressOf('gone3', 'n1');
+    await daemon.stop('SIGKILL');
+    const mark = dockerd.logs.length;
+    const t0 = Date.now();
+    const rm = await dockerd.docker(['rm', '-f', 'gone3'], { allowFail: true, timeoutMs: 240_000 });
+    // dockerd 20.10 retries each plugin call for 15 s (1+2+4+8), then gives up and removes the container:
+    // RevokeExternalConnectivity, Leave, DeleteEndpoint and IpamDriver.ReleaseAddress are never sent again.
+    console.log(`docker rm -f with netd down took ${Date.now() - t0} ms (exit ${rm.code})`);
+    const gaveUp = dockerd.logs.slice(mark).split('\n').filter((l) => /Failed to release ip address|driver error/.test(l));
+    assert.equal((await dockerd.inspect('gone3').catch(() => undefined)), undefined, `dockerd removed the container anyway: ${rm.stderr}`);
+    await daemon.launch();
+    await waitFor('the sweep to drop the endpoint of the removed container', async () => !(await endpoints()).some((e) => e.id === ep), 30_000);
+    await settle(daemon);
+    assert.equal(await linkExists(hostIf), false, `${hostIf} is gone`);
+    assert.deepEqual(await rulesOf(ep), [], 'no rule of it is left');
+    assert.equal(await fetchFrom(topo.outside, `http://${HOST}:8096/`), '', 'nothing answers on 8096');
+    await dockerd.runContainer('gone4', ['--network', 'n1', '--ip', ip]).catch((err: Error) => {
+      throw new Error(`netd still holds ${ip} for the swept endpoint after dockerd gave up releasing it:\n${gaveUp.join('\n')}\n${err.message.split('\n')[0]}`);
+    });
+    assert.equal(await addressOf('gone4', 'n1'), ip, 'its address is free again');
+    assert.equal((await docker(['rm', '-f', 'gone4'])).code, 0);
+  });
+
   test('4c. kill -9 dockerd, restart it, docker rm -f: netd has no endpoint, veth, rule or held address left', async () => {
     const n1Eps = (await endpoints()).filter((e) => e.networkId === ids.n1 || e.networkId === ids.n0);
     assert.ok(n1Eps.length >= 4, `a1, a2, web2, d1: ${n1Eps.map((e) => e.name)}`);
