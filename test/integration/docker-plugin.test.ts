@@ -384,11 +384,30 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     assert.equal((await endpoints()).find((e) => e.id === ep), undefined);
   });
 
+  /** A container on n1 publishing `port`: its endpoint id, host veth and address. */
+  async function publishedOnN1(name: string, port: number): Promise<{ ep: string; hostIf: string; ip: string }> {
+    await dockerd.runContainer(name, ['--network', 'n1', '-p', `${port}:80`]);
+    const { docker: ep, netd } = await endpointOf(name, 'n1');
+    return { ep, hostIf: netd?.driverState.hostIfname ?? `veth${ep.slice(0, 7)}`, ip: await addressOf(name, 'n1') };
+  }
+
+  /** Nothing of a removed container is left in netd: endpoint, veth, rules, published port, held address. */
+  async function nothingLeftOf({ ep, hostIf, ip }: { ep: string; hostIf: string; ip: string }, port: number, why = ''): Promise<void> {
+    await waitFor('netd to drop the endpoint of the removed container', async () => !(await endpoints()).some((e) => e.id === ep), 30_000);
+    await settle(daemon);
+    assert.equal(await linkExists(hostIf), false, `${hostIf} is gone`);
+    assert.deepEqual(await rulesOf(ep), [], 'no rule of it is left');
+    assert.equal(await fetchFrom(topo.outside, `http://${HOST}:${port}/`), '', `nothing answers on ${port}`);
+    // Its address is free again: dockerd can hand it out by --ip.
+    await dockerd.runContainer('reuse', ['--network', 'n1', '--ip', ip]).catch((err: Error) => {
+      throw new Error(`netd still holds ${ip} of the removed container${why}\n${err.message.split('\n')[0]}`);
+    });
+    assert.equal(await addressOf('reuse', 'n1'), ip);
+    assert.equal((await docker(['rm', '-f', 'reuse'])).code, 0);
+  }
+
   test('4d. docker rm -f while netd is down (killed), netd back within seconds: nothing of the container is left', async () => {
-    await dockerd.runContainer('gone', ['--network', 'n1', '-p', '8095:80']);
-    const { docker: ep, netd } = await endpointOf('gone', 'n1');
-    const hostIf = netd?.driverState.hostIfname ?? `veth${ep.slice(0, 7)}`;
-    const ip = await addressOf('gone', 'n1');
+    const gone = await publishedOnN1('gone', 8095);
     await daemon.stop('SIGKILL');
     // dockerd retries its plugin calls for a while: they land on the restarted daemon, or the sweep finds the
     // namespace gone. Either way the endpoint, its veth, its rules and its address must go.
@@ -397,21 +416,11 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     await daemon.launch();
     const res = await rm;
     assert.equal(res.code, 0, `${res.stderr}\ndockerd:\n${dockerd.tail(20)}`);
-    await waitFor('netd to drop the endpoint of the removed container', async () => !(await endpoints()).some((e) => e.id === ep));
-    await settle(daemon);
-    assert.equal(await linkExists(hostIf), false, `${hostIf} is gone`);
-    assert.deepEqual(await rulesOf(ep), [], 'no rule of it is left');
-    assert.equal(await fetchFrom(topo.outside, `http://${HOST}:8095/`), '', 'nothing answers on 8095');
-    await dockerd.runContainer('gone2', ['--network', 'n1', '--ip', ip]);
-    assert.equal(await addressOf('gone2', 'n1'), ip, 'its address is free again');
-    assert.equal((await docker(['rm', '-f', 'gone2'])).code, 0);
+    await nothingLeftOf(gone, 8095);
   });
 
   test('4e. docker rm -f while netd stays down until dockerd gave up: the sweep releases what dockerd could not', async () => {
-    await dockerd.runContainer('gone3', ['--network', 'n1', '-p', '8096:80']);
-    const { docker: ep, netd } = await endpointOf('gone3', 'n1');
-    const hostIf = netd?.driverState.hostIfname ?? `veth${ep.slice(0, 7)}`;
-    const ip = await addressOf('gone3', 'n1');
+    const gone = await publishedOnN1('gone3', 8096);
     await daemon.stop('SIGKILL');
     const mark = dockerd.logs.length;
     const t0 = Date.now();
@@ -420,18 +429,9 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     // RevokeExternalConnectivity, Leave, DeleteEndpoint and IpamDriver.ReleaseAddress are never sent again.
     console.log(`docker rm -f with netd down took ${Date.now() - t0} ms (exit ${rm.code})`);
     const gaveUp = dockerd.logs.slice(mark).split('\n').filter((l) => /Failed to release ip address|driver error/.test(l));
-    assert.equal((await dockerd.inspect('gone3').catch(() => undefined)), undefined, `dockerd removed the container anyway: ${rm.stderr}`);
+    assert.equal(await dockerd.inspect('gone3').catch(() => undefined), undefined, `dockerd removed the container anyway: ${rm.stderr}`);
     await daemon.launch();
-    await waitFor('the sweep to drop the endpoint of the removed container', async () => !(await endpoints()).some((e) => e.id === ep), 30_000);
-    await settle(daemon);
-    assert.equal(await linkExists(hostIf), false, `${hostIf} is gone`);
-    assert.deepEqual(await rulesOf(ep), [], 'no rule of it is left');
-    assert.equal(await fetchFrom(topo.outside, `http://${HOST}:8096/`), '', 'nothing answers on 8096');
-    await dockerd.runContainer('gone4', ['--network', 'n1', '--ip', ip]).catch((err: Error) => {
-      throw new Error(`netd still holds ${ip} for the swept endpoint after dockerd gave up releasing it:\n${gaveUp.join('\n')}\n${err.message.split('\n')[0]}`);
-    });
-    assert.equal(await addressOf('gone4', 'n1'), ip, 'its address is free again');
-    assert.equal((await docker(['rm', '-f', 'gone4'])).code, 0);
+    await nothingLeftOf(gone, 8096, ` after dockerd gave up releasing it:\n${gaveUp.join('\n')}`);
   });
 
   test('4c. kill -9 dockerd, restart it, docker rm -f: netd has no endpoint, veth, rule or held address left', async () => {
