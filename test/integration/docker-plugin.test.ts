@@ -225,6 +225,9 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     const dnat = async () => (await rules()).filter((l) => /--dport 8080\b/.test(l) && l.includes(`${webIp}:80`));
     assert.equal((await dnat()).length, 1, `one DNAT rule for 8080 → ${webIp}:80:\n${(await rules()).join('\n')}\n${pluginLog()}`);
     assert.ok((await rulesOf(ep)).length > 0, 'the rule is marked with the endpoint id netd got from dockerd');
+    // dockerd 20.10 shows no binding of a remote driver (`docker port` is empty): netd's own listing has it.
+    const sandbox = (await dockerd.inspect('web')).NetworkSettings.SandboxKey.split('/').pop()!;
+    assert.equal((await daemon.cli(['port', sandbox])).stdout, '80/tcp -> 0.0.0.0:8080\n', 'netd port <sandbox>');
 
     assert.equal(plain(await fetchFrom(topo.outside, `http://${HOST}:8080${WHOAMI_PATH}`)), OUTSIDE, 'outside → web: the client’s own address (no proxy)');
     assert.equal(await fetchFrom(topo.outside, `http://${HOST}:8080/`), INDEX);
