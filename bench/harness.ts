@@ -61,6 +61,8 @@ export interface PhaseResult {
   notes: string[];
   /** Something did not work: the run exits non-zero. */
   error?: string;
+  /** The error concerns only the keys marked n/a: the phase's other figures stand and are reported. */
+  errorPartial?: boolean;
   /** The implementation is not available here (not installed, does not start): n/a, not a failure. */
   unavailable?: string;
 }

@@ -12,10 +12,16 @@ import { checkPublishedPort, newIndex, type Ctr, type Impl, type PortMap, type R
 import { HttpError, UnixHttp } from './http.js';
 import { msSince } from './stats.js';
 
-interface LogLine {
+export interface LogLine {
   op?: string;
   durationMs?: number;
   outcome?: string;
+  /** The Docker plugin's call (`NetworkDriver.Join`...), on `op: "docker-plugin"` lines. */
+  call?: string;
+  /** pino's timestamp (ms since the epoch). */
+  time?: number;
+  /** pino's message. */
+  msg?: string;
 }
 
 export interface NetdDaemonOptions {
@@ -25,6 +31,8 @@ export interface NetdDaemonOptions {
   profileDir?: string;
   /** Load trace-preload into the daemon, which writes its per-operation breakdown to this file on exit. */
   traceFile?: string;
+  /** More `netd daemon` flags (e.g. `--docker-plugin unix:///run/docker/plugins/netd.sock`). */
+  extraArgs?: string[];
 }
 
 /** The daemon process, its API client and its log. */
@@ -65,6 +73,7 @@ export class NetdDaemon {
       'info',
       '--bridge',
       'netdb0',
+      ...(opts.extraArgs ?? []),
     ], { env });
     const d = new NetdDaemon(child, new UnixHttp(NetdDaemon.SOCKET));
     const deadline = Date.now() + 20_000;

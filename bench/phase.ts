@@ -12,6 +12,7 @@ import { CniImpl } from './peers/cni.js';
 import { NetavarkImpl } from './peers/netavark.js';
 import { DockerImpl } from './peers/docker.js';
 import { NetdCniImpl, pluginStartup } from './netd-cni.js';
+import { dockerRunLevels } from './docker-run.js';
 
 /** What run.ts passes to every phase. */
 export interface PhaseConfig {
@@ -32,6 +33,8 @@ export interface PhaseConfig {
   concurrency: number;
   tputSeconds: number;
   tputTrials: number;
+  /** dockerrun: the Nth containers measured (1st, 100th). */
+  runLevels: number[];
   profileDir?: string;
   /** Trace netd's daemon (trace-preload) in the attach and ports phases. */
   trace?: boolean;
@@ -39,8 +42,8 @@ export interface PhaseConfig {
   cgroupParent: string;
 }
 
-export type ImplId = 'netd' | 'netd-cni' | 'netd-cni-shim' | 'ip' | 'rtnl' | 'cni' | 'netavark' | 'docker';
-export type Item = 'attach' | 'networks' | 'ports' | 'concurrency' | 'throughput';
+export type ImplId = 'netd' | 'netd-cni' | 'netd-cni-shim' | 'ip' | 'rtnl' | 'cni' | 'netavark' | 'docker' | 'docker-netd';
+export type Item = 'attach' | 'networks' | 'ports' | 'concurrency' | 'throughput' | 'dockerrun';
 
 /** Runs of each executable for the start-up figures (hyperfine's habit: median of 30). */
 const STARTUP_SAMPLES = 30;
@@ -68,7 +71,8 @@ function makeImpl(id: ImplId, item: Item, cfg: PhaseConfig, procs: Procs, outsid
     case 'netavark':
       return new NetavarkImpl(cfg.work);
     case 'docker':
-      return new DockerImpl(procs, cfg.work, cfg.cgroupParent, { network: withNetwork });
+    case 'docker-netd':
+      return new DockerImpl(procs, cfg.work, cfg.cgroupParent, { network: withNetwork, netdPlugin: id === 'docker-netd' });
   }
 }
 
@@ -113,6 +117,10 @@ async function runItem(impl: Impl, item: Item, cfg: PhaseConfig, rec: Recorder, 
       return;
     case 'throughput':
       await throughput(impl, rec, await impl.portSupport(), { seconds: cfg.tputSeconds, trials: cfg.tputTrials, outsideNs, procs });
+      return;
+    case 'dockerrun':
+      if (!(impl instanceof DockerImpl)) throw new Error(`${impl.id} is not dockerd`);
+      await dockerRunLevels(impl, rec, { levels: cfg.runLevels, samples: cfg.samples });
       return;
   }
 }

@@ -5,6 +5,8 @@
 import { combineRuns, median, summarise, type Summary } from './stats.js';
 import type { PhaseResult } from './harness.js';
 import type { ImplId, PhaseConfig } from './phase.js';
+import { Notes, fmt, ordinal, table } from './report-format.js';
+import { dockerRunSection } from './report-docker.js';
 
 export interface RunInfo {
   date: string;
@@ -37,7 +39,7 @@ function aggregate(results: PhaseResult[]): Map<string, Agg> {
   for (const r of results) byPhase.set(r.phase, [...(byPhase.get(r.phase) ?? []), r]);
   const out = new Map<string, Agg>();
   for (const [phase, runs] of byPhase) {
-    const ok = runs.filter((r) => !r.error && !r.unavailable);
+    const ok = runs.filter((r) => (!r.error || r.errorPartial) && !r.unavailable);
     const summaries = new Map<string, Summary>();
     const keys = new Set(ok.flatMap((r) => Object.keys(r.samples)));
     for (const k of keys) {
@@ -62,21 +64,6 @@ function aggregate(results: PhaseResult[]): Map<string, Agg> {
   return out;
 }
 
-/** Footnotes: each distinct reason gets a number, cells show [n]. */
-class Notes {
-  private readonly list: string[] = [];
-
-  ref(text: string): string {
-    let i = this.list.indexOf(text);
-    if (i < 0) i = this.list.push(text) - 1;
-    return `[${i + 1}]`;
-  }
-
-  render(): string {
-    return this.list.map((t, i) => `${i + 1}. ${t}`).join('\n');
-  }
-}
-
 const NAMES: Record<ImplId, string> = {
   netd: 'netd',
   'netd-cni': 'netd-cni (JS)',
@@ -84,27 +71,10 @@ const NAMES: Record<ImplId, string> = {
   cni: 'CNI',
   netavark: 'netavark',
   docker: 'docker',
+  'docker-netd': 'dockerd + netd plugin',
   ip: 'floor: ip -batch',
   rtnl: 'floor: Rtnl',
 };
-
-function fmt(ms: number): string {
-  if (!Number.isFinite(ms)) return '—';
-  return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2);
-}
-
-function ordinal(n: number): string {
-  const s = n % 100 >= 11 && n % 100 <= 13 ? 'th' : ({ 1: 'st', 2: 'nd', 3: 'rd' } as Record<number, string>)[n % 10] ?? 'th';
-  return `${n}${s}`;
-}
-
-function row(cells: string[]): string {
-  return `| ${cells.join(' | ')} |`;
-}
-
-function table(head: string[], rows: string[][]): string {
-  return [row(head), row(head.map(() => '---')), ...rows.map(row)].join('\n');
-}
 
 export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<PhaseConfig, 'work' | 'resultPath' | 'cgroupParent'>): string {
   const agg = aggregate(results);
@@ -342,6 +312,17 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
     ),
   );
   out.push('');
+
+  // ---- dockerd: docker run → network ready, network connect (bridge driver beside the netd plugin)
+  out.push(
+    ...dockerRunSection({
+      summary: (impl, key) => phase(impl, 'dockerrun')?.summaries.get(key),
+      missing: (impl, key) => missing(impl, 'dockerrun', key),
+      keys: (impl) => [...(phase(impl, 'dockerrun')?.summaries.keys() ?? [])],
+      levels: cfg.runLevels,
+      samples: info.peerSamples,
+    }),
+  );
 
   // ---- goals
   out.push('## Goals');

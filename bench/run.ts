@@ -21,7 +21,7 @@ import type { PhaseResult } from './harness.js';
 import type { ImplId, Item, PhaseConfig } from './phase.js';
 import { cniPluginDir } from './peers/cni.js';
 import { netavarkBinary } from './peers/netavark.js';
-import { which } from './peers/docker.js';
+import { dockerPluginMissing, which } from './peers/docker.js';
 import { pluginMissing } from './netd-cni.js';
 import { renderReport, type RunInfo } from './report.js';
 
@@ -30,8 +30,8 @@ const USAGE = `usage: npm run bench -- [options]
   --quick          smaller counts (1st/10th/100th container, 0/100/1000 ports): a few minutes
   --repeat N       run every phase N times and report medians of the per-run figures (default 1)
   --only LIST      only these implementations/items/phases, comma-separated
-                   (netd, netd-cni, netd-cni-shim, ip, rtnl, cni, netavark, docker; attach, networks, ports,
-                   concurrency, throughput;
+                   (netd, netd-cni, netd-cni-shim, ip, rtnl, cni, netavark, docker, docker-netd; attach,
+                   networks, ports, concurrency, throughput, dockerrun;
                    or IMPL:ITEM)
   --skip LIST      the same, to leave out
   --samples N      attach/detach cycles per level (default 30, quick 10)
@@ -79,13 +79,15 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-const ITEMS: Item[] = ['attach', 'networks', 'ports', 'concurrency', 'throughput'];
+const ITEMS: Item[] = ['attach', 'networks', 'ports', 'concurrency', 'throughput', 'dockerrun'];
 const IMPLS_BY_ITEM: Record<Item, ImplId[]> = {
   attach: ['netd', 'netd-cni', 'netd-cni-shim', 'rtnl', 'ip', 'cni', 'netavark', 'docker'],
   networks: ['netd', 'docker'],
   ports: ['netd', 'cni', 'netavark', 'docker'],
   concurrency: ['netd', 'cni', 'netavark', 'docker'],
   throughput: ['netd', 'cni', 'netavark', 'docker'],
+  // dockerd's own bridge driver beside dockerd driving netd through its remote plugin (issue 14).
+  dockerrun: ['docker', 'docker-netd'],
 };
 
 function selected(o: Options, impl: ImplId, item: Item): boolean {
@@ -100,8 +102,8 @@ function baseConfig(o: Options): BaseConfig {
   const samples = o.samples ?? (o.quick ? 10 : 30);
   const few = o.samples ?? (o.quick ? 10 : 20);
   return o.quick
-    ? { levels: [1, 10, 100], samples, portSamples: few, networkSamples: few, cliSamples: 5, networkLevels: [1, 10], portLevels: [0, 100, 1000], portsPerContainer: 100, fillBudgetS: 30, concurrency: 100, tputSeconds: 2, tputTrials: 1 }
-    : { levels: [1, 100, 1000], samples, portSamples: few, networkSamples: few, cliSamples: 10, networkLevels: [1, 100], portLevels: [0, 1000, 10000], portsPerContainer: 100, fillBudgetS: 90, concurrency: 100, tputSeconds: 2, tputTrials: 5 };
+    ? { levels: [1, 10, 100], samples, portSamples: few, networkSamples: few, cliSamples: 5, networkLevels: [1, 10], portLevels: [0, 100, 1000], portsPerContainer: 100, fillBudgetS: 30, concurrency: 100, tputSeconds: 2, tputTrials: 1, runLevels: [1, 10] }
+    : { levels: [1, 100, 1000], samples, portSamples: few, networkSamples: few, cliSamples: 10, networkLevels: [1, 100], portLevels: [0, 1000, 10000], portsPerContainer: 100, fillBudgetS: 90, concurrency: 100, tputSeconds: 2, tputTrials: 5, runLevels: [1, 100] };
 }
 
 /**
@@ -110,11 +112,12 @@ function baseConfig(o: Options): BaseConfig {
  * dockerd at most --docker-max containers.
  */
 function phaseConfig(o: Options, impl: ImplId, base: BaseConfig): BaseConfig {
-  const peer = impl === 'cni' || impl === 'netavark' || impl === 'docker';
+  const docker = impl === 'docker' || impl === 'docker-netd';
+  const peer = impl === 'cni' || impl === 'netavark' || docker;
   const cfg = peer && o.samples === undefined ? { ...base, samples: Math.min(base.samples, 20) } : base;
-  if (impl !== 'docker') return cfg;
+  if (!docker) return cfg;
   // Every concurrent attach needs a running container (~0.5 s to make): a quick run gives dockerd 25.
-  return { ...cfg, levels: cfg.levels.filter((l) => l <= o.dockerMax), concurrency: Math.min(cfg.concurrency, o.dockerMax, o.quick ? 25 : Infinity) };
+  return { ...cfg, levels: cfg.levels.filter((l) => l <= o.dockerMax), runLevels: cfg.runLevels.filter((l) => l <= o.dockerMax), concurrency: Math.min(cfg.concurrency, o.dockerMax, o.quick ? 25 : Infinity) };
 }
 
 /** Why an implementation cannot run here at all (checked before a namespace is made), or undefined. */
@@ -123,7 +126,8 @@ function precheck(impl: ImplId, item: Item): string | undefined {
   if (impl === 'netd-cni' || impl === 'netd-cni-shim') return pluginMissing(impl === 'netd-cni' ? 'js' : 'shim');
   if (impl === 'cni' && !cniPluginDir()) return 'CNI plugins not installed (apt-get install containernetworking-plugins)';
   if (impl === 'netavark' && !netavarkBinary()) return 'netavark not installed (apt-get install netavark)';
-  if (impl === 'docker' && !(which('dockerd') && which('docker'))) return 'dockerd not installed (apt-get install docker.io)';
+  if ((impl === 'docker' || impl === 'docker-netd') && !(which('dockerd') && which('docker'))) return 'dockerd not installed (apt-get install docker.io)';
+  if (impl === 'docker-netd') return dockerPluginMissing();
   return undefined;
 }
 

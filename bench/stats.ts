@@ -6,6 +6,7 @@
 export interface Summary {
   n: number;
   median: number;
+  p90: number;
   p95: number;
   min: number;
   max: number;
@@ -33,17 +34,18 @@ export function median(xs: readonly number[]): number {
 
 export function summarise(xs: readonly number[]): Summary {
   const s = sorted(xs);
-  return { n: s.length, median: median(s), p95: percentile(s, 95), min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN };
+  return { n: s.length, median: median(s), p90: percentile(s, 90), p95: percentile(s, 95), min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN };
 }
 
 /**
  * Combines the summaries of repeated runs: the median of the per-run medians and the median of the
- * per-run p95s, so one disturbed run (the machine is shared) does not move the figure.
+ * per-run p90s/p95s, so one disturbed run (the machine is shared) does not move the figure.
  */
 export function combineRuns(runs: readonly Summary[]): Summary {
   return {
     n: runs.reduce((a, r) => a + r.n, 0),
     median: median(runs.map((r) => r.median)),
+    p90: median(runs.map((r) => r.p90)),
     p95: median(runs.map((r) => r.p95)),
     min: Math.min(...runs.map((r) => r.min)),
     max: Math.max(...runs.map((r) => r.max)),

@@ -9,18 +9,27 @@
  * /disconnect. Docker publishes ports per container (`-p` at creation), not per connect: a "with port"
  * probe is created with `-p 20000+i:5201`, so that when it is connected to `bench` (its only network,
  * hence its gateway network) dockerd programs the mapping during the connect.
+ *
+ * The `docker-netd` variant is the same dockerd driving netd through its remote plugin (issue 14): a netd
+ * daemon started first, in the same network and mount namespace, with `--docker-plugin` on
+ * /run/docker/plugins/netd.sock (the phase's private /run, where dockerd discovers plugins by name), and
+ * `bench` created with `-d netd --ipam-driver netd`.
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { mount } from '../../src/kernel/native.js';
 import { NET, Procs, killOthersInThisNetns, log, removeCgroup, run, sleep, stopChild } from '../env.js';
 import { Unavailable, type Ctr, type Impl, type NetworkOps, type PortMap } from '../harness.js';
 import { UnixHttp } from '../http.js';
+import { NetdDaemon, type LogLine } from '../netd.js';
+import { CLI } from '../../test/helpers/daemon.js';
 
 const SOCKET = '/run/bench-docker.sock';
 const EXEC_ROOT = '/run/bdk';
 const IMAGE = 'netd-bench/sleep:1';
+/** Where dockerd looks for a remote plugin named `netd` (on the phase's private /run). */
+export const NETD_PLUGIN_SOCKET = '/run/docker/plugins/netd.sock';
 
 /** Path of a command found in PATH, or undefined. */
 export function which(cmd: string): string | undefined {
@@ -33,6 +42,12 @@ export function which(cmd: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/** Why dockerd cannot drive netd here (this netd has no `daemon --docker-plugin`), or undefined. */
+export function dockerPluginMissing(): string | undefined {
+  const r = spawnSync(process.execPath, [CLI, 'daemon', '--help'], { encoding: 'utf8', timeout: 30_000 });
+  return /--docker-plugin/.test(r.stdout ?? '') ? undefined : 'this netd has no `daemon --docker-plugin` (the Docker plugin, issue 14)';
 }
 
 /**
@@ -86,8 +101,10 @@ interface DockerState {
 }
 
 export class DockerImpl implements Impl {
-  readonly id = 'docker';
+  readonly id: 'docker' | 'docker-netd';
   private child?: ChildProcess;
+  private netd?: NetdDaemon;
+  private auxMade = false;
   private http = new UnixHttp(SOCKET);
   private readonly logs: string[] = [];
 
@@ -96,13 +113,38 @@ export class DockerImpl implements Impl {
     private readonly work: string,
     /** Containers go under this cgroup, in every hierarchy, so they can all be found and removed. */
     private readonly cgroupParent: string,
-    private readonly opts: { network?: boolean } = {},
-  ) {}
+    private readonly opts: { network?: boolean; netdPlugin?: boolean } = {},
+  ) {
+    this.id = opts.netdPlugin ? 'docker-netd' : 'docker';
+  }
+
+  /** The network driver and IPAM driver `bench` (and every network made here) is created with. */
+  private get drivers(): { Driver: string; ipam: string } {
+    return this.opts.netdPlugin ? { Driver: 'netd', ipam: 'netd' } : { Driver: 'bridge', ipam: 'default' };
+  }
+
+  /** The netd daemon behind the plugin (docker-netd), started before dockerd so the plugin is found. */
+  private async startNetd(): Promise<void> {
+    this.netd = await NetdDaemon.start(this.procs, { work: this.work, extraArgs: ['--docker-plugin', `unix://${NETD_PLUGIN_SOCKET}`] });
+    const plugin = new UnixHttp(NETD_PLUGIN_SOCKET);
+    try {
+      const r = await plugin.request<{ Implements?: string[] }>('POST', '/Plugin.Activate');
+      if (r.status !== 200 || !r.body?.Implements?.includes('NetworkDriver')) throw new Error(`netd's plugin socket answered /Plugin.Activate with ${r.status} ${JSON.stringify(r.body)}`);
+    } finally {
+      plugin.close();
+    }
+  }
+
+  /** netd's log lines (docker-netd), to see what the plugin calls cost inside netd. */
+  netdLog(): LogLine[] | undefined {
+    return this.netd?.logLines;
+  }
 
   async setup(): Promise<void> {
     const dockerd = which('dockerd');
     if (!dockerd || !which('docker')) throw new Unavailable('dockerd not installed (apt-get install docker.io)');
     remountCgroups();
+    if (this.opts.netdPlugin) await this.startNetd();
     mkdirSync(EXEC_ROOT, { recursive: true });
     const child = this.procs.spawn([
       dockerd,
@@ -143,11 +185,12 @@ export class DockerImpl implements Impl {
     }
     await run(['docker', '-H', `unix://${SOCKET}`, 'import', await buildRootfs(this.work), IMAGE], { timeoutMs: 120_000 });
     if (this.opts.network !== false) {
+      const { Driver, ipam } = this.drivers;
       await this.http.call('POST', '/networks/create', {
         Name: 'bench',
-        Driver: 'bridge',
+        Driver,
         CheckDuplicate: true,
-        IPAM: { Driver: 'default', Config: [{ Subnet: NET.subnet, Gateway: NET.gateway }] },
+        IPAM: { Driver: ipam, Config: [{ Subnet: NET.subnet, Gateway: NET.gateway }] },
         Options: { 'com.docker.network.bridge.name': 'dkbench0' },
       });
     }
@@ -161,8 +204,8 @@ export class DockerImpl implements Impl {
     return this.child?.pid;
   }
 
-  /** Creates and starts a container on `bench` (publishing `ports`); returns it attached. */
-  private async create(name: string, index: number, ports: PortMap[]): Promise<Ctr> {
+  /** `docker run` through the API: creates a container on `network` (publishing `ports`) and starts it; its id. */
+  async runContainer(name: string, ports: PortMap[] = [], network = 'bench'): Promise<string> {
     const exposed: Record<string, object> = {};
     const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
     for (const p of ports) {
@@ -173,9 +216,30 @@ export class DockerImpl implements Impl {
       Image: IMAGE,
       Cmd: ['/bin/sleep', 'infinity'],
       ExposedPorts: exposed,
-      HostConfig: { NetworkMode: 'bench', PortBindings: bindings },
+      HostConfig: { NetworkMode: network, PortBindings: bindings },
     });
     await this.http.call('POST', `/containers/${Id}/start`);
+    return Id;
+  }
+
+  /**
+   * A running container with no network, started on a network of dockerd's own bridge driver (`aux`,
+   * made at the first call) and disconnected from it: for connect figures when `docker run` on `bench`
+   * does not work.
+   */
+  async runUnconnected(name: string): Promise<string> {
+    if (!this.auxMade) {
+      await this.http.call('POST', '/networks/create', { Name: 'aux', Driver: 'bridge', CheckDuplicate: true, IPAM: { Driver: 'default', Config: [{ Subnet: NET.extraSubnet(251) }] }, Options: { 'com.docker.network.bridge.name': 'dkaux0' } });
+      this.auxMade = true;
+    }
+    const id = await this.runContainer(name, [], 'aux');
+    await this.http.call('POST', '/networks/aux/disconnect', { Container: id });
+    return id;
+  }
+
+  /** Creates and starts a container on `bench` (publishing `ports`); returns it attached. */
+  private async create(name: string, index: number, ports: PortMap[]): Promise<Ctr> {
+    const Id = await this.runContainer(name, ports);
     const info = await this.inspect(Id);
     return { name, index, ns: `/proc/${info.State.Pid}/ns/net`, ports, ip: info.NetworkSettings.Networks.bench?.IPAddress, state: { id: Id } satisfies DockerState };
   }
@@ -184,10 +248,30 @@ export class DockerImpl implements Impl {
     return this.http.call('GET', `/containers/${id}/json`);
   }
 
+  /** The container's IPv4 address on `bench` (GET /containers/ID/json), or undefined. */
+  async address(id: string): Promise<string | undefined> {
+    return (await this.inspect(id)).NetworkSettings.Networks.bench?.IPAddress || undefined;
+  }
+
+  /** `docker network connect bench ID` through the API. */
+  async connect(id: string): Promise<void> {
+    await this.http.call('POST', '/networks/bench/connect', { Container: id });
+  }
+
+  /** `docker network disconnect bench ID` through the API. */
+  async disconnect(id: string): Promise<void> {
+    await this.http.call('POST', '/networks/bench/disconnect', { Container: id });
+  }
+
+  /** `docker rm -f ID` through the API. */
+  async remove(id: string): Promise<void> {
+    await this.http.call('DELETE', `/containers/${id}?force=1`);
+  }
+
   /** A running container with no network, ready to be connected. */
   async makeContainer(name: string, index: number, ports: PortMap[]): Promise<Ctr> {
     const c = await this.create(name, index, ports);
-    await this.http.call('POST', '/networks/bench/disconnect', { Container: (c.state as DockerState).id });
+    await this.disconnect((c.state as DockerState).id);
     c.ip = undefined;
     return c;
   }
@@ -197,24 +281,24 @@ export class DockerImpl implements Impl {
   }
 
   async attach(c: Ctr): Promise<void> {
-    await this.http.call('POST', '/networks/bench/connect', { Container: (c.state as DockerState).id });
+    await this.connect((c.state as DockerState).id);
     c.ip = undefined; // looked up after the timed part (resolveIp)
   }
 
   /** The container's address on `bench` (an extra request, outside the timed attach). */
   async resolveIp(c: Ctr): Promise<void> {
-    c.ip = (await this.inspect((c.state as DockerState).id)).NetworkSettings.Networks.bench?.IPAddress || undefined;
+    c.ip = await this.address((c.state as DockerState).id);
   }
 
   async detach(c: Ctr): Promise<void> {
-    await this.http.call('POST', '/networks/bench/disconnect', { Container: (c.state as DockerState).id });
+    await this.disconnect((c.state as DockerState).id);
   }
 
   /** create-network / rm-network through the API. Docker here runs without a default bridge. */
   networkOps(): NetworkOps {
     return {
       existing: 0,
-      create: async (name, subnet) => (await this.http.call<{ Id: string }>('POST', '/networks/create', { Name: name, Driver: 'bridge', CheckDuplicate: true, IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] } })).Id,
+      create: async (name, subnet) => (await this.http.call<{ Id: string }>('POST', '/networks/create', { Name: name, Driver: this.drivers.Driver, CheckDuplicate: true, IPAM: { Driver: this.drivers.ipam, Config: [{ Subnet: subnet }] } })).Id,
       remove: async (id) => void (await this.http.call('DELETE', `/networks/${id}`)),
     };
   }
@@ -227,6 +311,8 @@ export class DockerImpl implements Impl {
   async teardown(): Promise<void> {
     this.http.close();
     if (this.child) await stopChild(this.child, 'SIGKILL');
+    // netd goes after dockerd (it is a process of this phase's too: killOthersInThisNetns would get it).
+    await this.netd?.stop();
     killOthersInThisNetns();
     // Anything left in this run's cgroups (a shim or a container process dockerd did not reap) goes too.
     await removeCgroup(this.cgroupParent, log);
