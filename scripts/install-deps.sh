@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what netd needs on a Debian/Ubuntu host (as root), then its npm dependencies and build.
-# With --test, also what the test suite needs: a docker client (Debian's docker.io, when no docker is in
-# PATH) for the docker CLI test, and socat and kmod for the SCTP test; no daemon is started here.
+# With --test, also what the test suite needs: a docker client and dockerd (Debian's docker.io, when either is
+# missing from PATH) for the docker CLI and Docker plugin tests, and socat and kmod for the SCTP test; no daemon
+# is started here (the plugin test runs a private dockerd of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(iproute2 iptables nftables dnsutils iperf3 netcat-openbsd conntrack iputils-ping procps util-linux python3 make g++)
@@ -17,7 +18,7 @@ if [ "${1:-}" = "--test" ]; then
 fi
 # podman test: Debian's podman 4.3 (CNI backend; conmon and the stock CNI plugins come with it).
 if [ "${1:-}" = "--test" ]; then packages+=(podman busybox-static); fi
-if [ "${1:-}" = "--test" ] && ! command -v docker >/dev/null; then packages+=(docker.io); fi
+if [ "${1:-}" = "--test" ] && ! { command -v docker && command -v dockerd; } >/dev/null; then packages+=(docker.io); fi
 missing=()
 for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

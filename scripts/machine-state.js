@@ -1,6 +1,6 @@
 // What a test run may never change on the machine, outside network namespaces: CNI's directories (libcni's
 // cache, configurations, plugins), named network namespaces the tests made (netdt-*), and container runtimes'
-// state (runc, containerd, podman: /run and /var/lib entries, cgroups). `machineState()` lists them;
+// state (runc, containerd, podman, dockerd: /run, /var/lib and /etc entries, cgroups). `machineState()` lists them;
 // `changes(before, after)` says, one line each, what differs. Used by scripts/run-tests.js after the suite.
 'use strict';
 const { lstatSync, readdirSync } = require('node:fs');
@@ -9,7 +9,7 @@ const { join } = require('node:path');
 /** Trees whose every entry (name, type, size, mtime) must be as before: a test writing there wrote the machine's. */
 const TREES = ['/var/lib/cni', '/etc/cni/net.d', '/opt/cni/bin'];
 /** Directories that must gain no entry: runtimes' state on the machine. */
-const STATE_DIRS = ['/run/runc', '/run/crun', '/run/containerd', '/run/containerd/runc', '/run/libpod', '/run/containers', '/run/containers/storage', '/var/lib/containerd', '/var/lib/containers', '/var/lib/containers/storage'];
+const STATE_DIRS = ['/run/runc', '/run/crun', '/run/containerd', '/run/containerd/runc', '/run/libpod', '/run/containers', '/run/containers/storage', '/var/lib/containerd', '/var/lib/containers', '/var/lib/containers/storage', '/run/docker', '/run/docker/plugins', '/run/docker/netns', '/var/lib/docker', '/etc/docker'];
 const NETNS_DIR = '/run/netns';
 const CGROUP_ROOT = '/sys/fs/cgroup';
 const MAX_ENTRIES = 20000;

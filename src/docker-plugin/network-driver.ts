@@ -174,6 +174,23 @@ export class NetworkDriver {
     return {};
   }
 
+  /**
+   * Its netd endpoint was released without dockerd (the sweep: its namespace died). dockerd removes a sandbox's
+   * namespace only after its own calls for it, ReleaseAddress included, which it never retries once they failed
+   * (netd was down): the netd-IPAM holds of the endpoint's addresses go with the record.
+   */
+  async forgetOrphan(endpointId: string): Promise<void> {
+    const entry = this.state.endpoints.get(endpointId);
+    for (const a of [entry?.ipv4, entry?.ipv6]) {
+      const pool = a && [...this.state.pools.values()].find((p) => p.addresses.some((x) => x.equals(a.address)));
+      if (!a || !pool) continue;
+      await this.core().releaseAddress(pool.subnet, a.address);
+      pool.addresses = pool.addresses.filter((x) => !x.equals(a.address));
+      this.state.saveIpam();
+    }
+    await this.forgetEndpoint(endpointId);
+  }
+
   /** The endpoint's record and holds go (DeleteEndpoint, or its netd endpoint was released without dockerd). */
   async forgetEndpoint(endpointId: string): Promise<void> {
     const entry = this.state.endpoints.get(endpointId);

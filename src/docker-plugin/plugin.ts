@@ -96,7 +96,7 @@ export class DockerPlugin {
       // Not from inside the controller's operation (its lock is held): after it, in the plugin's own turn.
       setImmediate(() => {
         this.mutex
-          .run(() => this.network.forgetEndpoint(endpoint.id))
+          .run(() => this.network.forgetOrphan(endpoint.id))
           .then(() => this.log.info({ op: 'docker-plugin', endpoint: endpoint.id, network: network.id, reason }, 'endpoint released without dockerd: its record and holds dropped'))
           .catch((err: unknown) => this.log.warn({ op: 'docker-plugin', endpoint: endpoint.id, err }, 'could not drop a released endpoint\'s record'));
       });
@@ -113,7 +113,7 @@ export class DockerPlugin {
     // Joined, but its netd endpoint is gone: released at start, its namespace dead. dockerd may never ask again.
     for (const entry of [...this.state.endpoints.values()]) {
       if (entry.sandboxKey === undefined || controller.endpoint(entry.id)) continue;
-      this.state.dropEndpoint(entry.id);
+      await this.network.forgetOrphan(entry.id);
       this.log.info({ op: 'docker-plugin', endpoint: entry.id }, 'endpoint released while netd was down: its record and holds dropped');
     }
     // The driver's own holds are in networks' subnets: held again, unless an endpoint has the address (it

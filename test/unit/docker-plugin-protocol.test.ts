@@ -294,6 +294,32 @@ describe('network driver calls in dockerd 20.10 order', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test('the sweep releases the netd-IPAM address of an endpoint dockerd gave up on (its ReleaseAddress failed), and start does not hold it again', async () => {
+    const { plugin, core, dir } = await fakePlugin();
+    const POOL = 'netd/10.124.0.0/24';
+    await plugin.handle('IpamDriver.RequestPool', { AddressSpace: 'netd', Pool: '10.124.0.0/24', SubPool: '', Options: {}, V6: false });
+    await plugin.handle('IpamDriver.RequestAddress', { PoolID: POOL, Address: '10.124.0.1', Options: { RequestAddressType: 'com.docker.network.gateway' } });
+    await plugin.handle('IpamDriver.RequestAddress', { PoolID: POOL, Address: '', Options: null });
+    const held = [...core.held].find((h) => h !== '10.124.0.0/24 10.124.0.1')!;
+    const address = held.split(' ')[1];
+    const network = { NetworkID: NET2, Options: {}, IPv4Data: [{ AddressSpace: 'netd', Gateway: '10.124.0.1/24', Pool: '10.124.0.0/24' }], IPv6Data: [] };
+    assert.equal((await plugin.handle('NetworkDriver.CreateNetwork', network)).status, 200);
+    const endpoint = { ...ENDPOINT, NetworkID: NET2, Interface: { ...ENDPOINT.Interface, Address: `${address}/24` } };
+    assert.equal((await plugin.handle('NetworkDriver.CreateEndpoint', endpoint)).status, 200);
+    assert.equal((await plugin.handle('NetworkDriver.Join', { ...JOIN, NetworkID: NET2 })).status, 200);
+    const left = plugin.observer.endpointLeft!.bind(plugin.observer) as (n: unknown, e: unknown, reason: string) => void;
+    left({ ...core.nets.get(NET2)!, capabilities: {} }, core.eps.get(EP2)!, 'sweep');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(core.held.has(held), false, 'the address dockerd asked netd IPAM for is free again');
+    assert.ok(core.held.has('10.124.0.0/24 10.124.0.1'), 'the gateway stays');
+    const after = new FakePluginCore();
+    await new DockerPlugin(dir, silentLogger()).ready(after);
+    assert.deepEqual(after.restored?.flatMap((p) => p.addresses.map(String)), [], 'not held again at start');
+    // dockerd's late ReleaseAddress for it (had it come) changes nothing.
+    assert.equal((await plugin.handle('IpamDriver.ReleaseAddress', { PoolID: POOL, Address: address })).status, 200);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   test('at start, an endpoint released while netd was down (its sandbox died) is forgotten; one not joined yet is kept', async () => {
     const { plugin, core, dir } = await joinedPlugin();
     await plugin.handle('NetworkDriver.CreateEndpoint', { ...ENDPOINT, EndpointID: EP1, Interface: { ...ENDPOINT.Interface, Address: '172.18.0.3/16' } });

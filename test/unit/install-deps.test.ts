@@ -13,7 +13,7 @@ import { REPO } from '../helpers/daemon.js';
 
 const BASE = 'iproute2 iptables nftables dnsutils iperf3 netcat-openbsd conntrack iputils-ping procps util-linux python3 make g++ socat kmod busybox-static';
 
-function runScript(installed: string): { apt: string[]; systemctl: string[] } {
+function runScript(installed: string, stubs = ['docker']): { apt: string[]; systemctl: string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'netd-install-deps-'));
   try {
     const log = join(dir, 'log');
@@ -25,7 +25,7 @@ function runScript(installed: string): { apt: string[]; systemctl: string[] } {
     stub('apt-get', `echo "apt-get $*" >>"${log}"`);
     stub('systemctl', `echo "systemctl $*" >>"${log}"`);
     stub('npm', 'exit 0');
-    stub('docker', 'exit 0');
+    for (const name of stubs) stub(name, 'exit 0');
     const r = spawnSync('bash', [join(REPO, 'scripts/install-deps.sh'), '--test'], {
       env: { PATH: `${dir}:/usr/bin:/bin`, FAKE_INSTALLED: installed, NETD_POLICY_RC_D: join(dir, 'policy-rc.d') },
       encoding: 'utf8',
@@ -50,4 +50,12 @@ test('with Docker CE\'s containerd.io installed, Debian\'s containerd and runc a
   assert.ok(r.apt.includes('podman'), r.apt.join(' '));
   assert.ok(!r.apt.includes('containerd') && !r.apt.includes('runc'), r.apt.join(' '));
   assert.ok(!r.systemctl.includes('containerd.service') && !r.systemctl.includes('docker.service'), r.systemctl.join(' '));
+});
+
+test('a docker client without dockerd: docker.io is asked for (the Docker plugin test runs dockerd)', (t) => {
+  const NO_DOCKERD = `${BASE} runc containerd podman`;
+  assert.ok(!runScript(NO_DOCKERD, ['docker', 'dockerd']).apt.includes('docker.io'), 'docker and dockerd there: nothing to install');
+  // The stub PATH keeps /usr/bin and /bin (the script needs them): where dockerd lives there, it cannot be hidden.
+  if (existsSync('/usr/bin/dockerd') || existsSync('/bin/dockerd')) return t.skip('dockerd is in /usr/bin on this machine: cannot hide it from the script');
+  assert.ok(runScript(NO_DOCKERD, ['docker']).apt.includes('docker.io'));
 });

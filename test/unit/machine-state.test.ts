@@ -20,7 +20,7 @@ test('machine-state: a run that leaves everything as it was reports nothing; eac
   const root = mkdtempSync(join(tmpdir(), 'netd-machine-state-'));
   try {
     const p = (path: string) => join(root, path);
-    for (const d of ['var/lib/cni/results', 'etc/cni/net.d', 'run/netns', 'run/containerd', 'sys/fs/cgroup/memory/system.slice']) mkdirSync(p(d), { recursive: true });
+    for (const d of ['var/lib/cni/results', 'etc/cni/net.d', 'run/netns', 'run/containerd', 'run/docker/plugins', 'sys/fs/cgroup/memory/system.slice']) mkdirSync(p(d), { recursive: true });
     writeFileSync(p('var/lib/cni/results/mynet-abc-eth0'), '{}');
     writeFileSync(p('etc/cni/net.d/87-podman-bridge.conflist'), '{}');
     writeFileSync(p('run/netns/someone-elses'), '');
@@ -38,6 +38,7 @@ test('machine-state: a run that leaves everything as it was reports nothing; eac
     writeFileSync(p('run/netns/netdt-pdm-123456'), ''); // a test's netns left behind
     mkdirSync(p('run/containerd/io.containerd.runtime.v2.task')); // runtime state on the machine
     mkdirSync(p('sys/fs/cgroup/memory/libpod_parent')); // a runtime's cgroup on the machine
+    writeFileSync(p('run/docker/plugins/netd.sock'), ''); // a plugin socket a dockerd test left on the machine
     const found = changes(before, machineState(root));
     const has = (re: RegExp) => assert.ok(found.some((l) => re.test(l)), `${re} among ${JSON.stringify(found, null, 1)}`);
     has(/^\/var\/lib\/cni: added or changed .*mynet-abc-eth0 file 16 /);
@@ -45,6 +46,7 @@ test('machine-state: a run that leaves everything as it was reports nothing; eac
     has(/^\/run\/netns: left .*netdt-pdm-123456$/);
     has(/^\/run\/containerd: left .*io\.containerd\.runtime\.v2\.task$/);
     has(/^\/sys\/fs\/cgroup: left .*memory\/libpod_parent$/);
+    has(/^\/run\/docker\/plugins: left .*netd\.sock$/);
     assert.ok(!found.some((l) => /cni-1234|someone-elses|system\.slice/.test(l)), JSON.stringify(found));
 
     // A file added and removed again still shows: its directory changed.
