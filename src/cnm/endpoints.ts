@@ -3,7 +3,7 @@
  * interface, then the driver's join) and removing an endpoint again, each a journaled transaction; and
  * what is reported of an endpoint.
  */
-import { ConflictError, InvalidArgumentError } from '../errors.js';
+import { ConflictError, ForbiddenError, InvalidArgumentError } from '../errors.js';
 import { optionPurpose } from '../driverapi/labels.js';
 import type { Driver } from '../driverapi/driver.js';
 import { Transaction } from '../transaction/transaction.js';
@@ -66,6 +66,11 @@ export class Endpoints {
       sandbox = pending;
     }
     const newSandbox = !sandbox;
+    if (sandbox && req.managedBy !== undefined) {
+      // A manager joins its own containers only: not a sandbox netd keeps, nor one with others' endpoints.
+      const foreign = sandbox.persistent ? sandbox : registry.endpointsOfSandbox(sandbox).find((e) => e.managedBy !== req.managedBy);
+      if (foreign) throw new ForbiddenError(`container ${sandbox.name} is not managed by ${req.managedBy}`);
+    }
     if (sandbox) {
       if (req.name !== undefined && req.name !== sandbox.name && !sandbox.persistent) {
         throw new ConflictError(`this container is already attached as ${sandbox.name}`);

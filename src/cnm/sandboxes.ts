@@ -12,7 +12,7 @@ import { newId, type CoreContext } from './context.js';
 import { isValidName } from './validation.js';
 import type { AttachRequest, AttachResult, EndpointRecord, SharedAttachResult } from './endpoint.js';
 import type { NetworkRecord } from './network.js';
-import { NAMESPACE_CREATE_POINTS, type SandboxMember, type SandboxRecord } from './sandbox.js';
+import { NAMESPACE_CREATE_POINTS, PENDING_NAMESPACE, type SandboxMember, type SandboxRecord } from './sandbox.js';
 
 const SANDBOX_CREATE = operation('sandbox-create', ['journal', 'create namespace', 'persist sandbox'], NAMESPACE_CREATE_POINTS);
 const SANDBOX_RM = operation('sandbox-rm', ['journal', 'release endpoints', 'destroy namespace', 'delete record']);
@@ -138,6 +138,19 @@ export class Sandboxes {
   isGone(sb: SandboxRecord): boolean {
     if (sb.persistent) return false;
     if (sb.host) return sb.pid !== undefined && !this.ctx.targets.pidAlive(sb.pid);
+    if (sb.nsId.startsWith(PENDING_NAMESPACE)) this.settle(sb);
     return !this.ctx.resolver.alive(sb);
+  }
+
+  /** A sandbox joined before its namespace existed is known by that namespace once it is there. */
+  private settle(sb: SandboxRecord): void {
+    let nsId: string;
+    try {
+      nsId = this.ctx.resolver.resolve({ path: sb.key }).nsId;
+    } catch {
+      return; // not there yet
+    }
+    sb.nsId = nsId;
+    this.ctx.registry.persistSandbox(sb);
   }
 }

@@ -41,7 +41,11 @@ export class ProcNamespaceResolver implements NamespaceResolver {
       if (code === 'ENOENT' && opts.allowMissing && pid === undefined) return { key, nsId: PENDING_NAMESPACE + key, host: false };
       throw new NotFoundError(`cannot open the network namespace ${key}: ${code}`);
     }
-    if (st.dev !== this.own.dev) throw new InvalidArgumentError(`${key} is not a network namespace`);
+    if (st.dev !== this.own.dev) {
+      // dockerd's setkey makes an empty file at the path, then binds the namespace onto it.
+      if (opts.allowMissing && pid === undefined && st.isFile() && st.size === 0) return { key, nsId: PENDING_NAMESPACE + key, host: false };
+      throw new InvalidArgumentError(`${key} is not a network namespace`);
+    }
     const host = st.ino === this.own.ino;
     if (host && !opts.allowHost) {
       throw new ForbiddenError(`${pid !== undefined ? `PID ${pid}` : key} is in netd's own (the host's) network namespace; attaching would reconfigure the host (use the host network instead)`);
@@ -83,11 +87,15 @@ export class ProcNamespaceResolver implements NamespaceResolver {
 
   alive(sandbox: SandboxRecord): boolean {
     const pending = sandbox.nsId.startsWith(PENDING_NAMESPACE);
+    const waiting = pending && Date.now() - Date.parse(sandbox.created) < PENDING_GRACE_MS;
     try {
       const st = statSync(sandbox.key);
-      return pending ? st.dev === this.own.dev && st.ino !== this.own.ino : `${st.dev}:${st.ino}` === sandbox.nsId;
+      if (!pending) return `${st.dev}:${st.ino}` === sandbox.nsId;
+      // The namespace is there, or the empty file dockerd binds it onto is (within the grace period).
+      if (st.dev === this.own.dev) return st.ino !== this.own.ino;
+      return waiting && st.isFile() && st.size === 0;
     } catch {
-      return pending && Date.now() - Date.parse(sandbox.created) < PENDING_GRACE_MS;
+      return waiting;
     }
   }
 }

@@ -6,6 +6,7 @@
 import type { NetworkCreateRequest, NetworkRecord } from '../cnm/network.js';
 import type { AttachRequest, AttachResult, EndpointRecord, SharedAttachResult } from '../cnm/endpoint.js';
 import type { PoolInfo } from '../ipam/ipam.js';
+import type { HeldPoolRequest, HeldPoolState } from '../cnm/held-pools.js';
 import type { IPAddress, InterfaceAddress, Prefix } from '../net/index.js';
 
 /** Who made the networks and endpoints this plugin creates: only this plugin may remove them. */
@@ -19,11 +20,17 @@ export type PluginNetworkRequest = NetworkCreateRequest & { id: string; adoptHel
 export type PluginAttachRequest = AttachRequest & { endpointId: string; handOff: boolean; claimHeld: boolean; managedBy: string };
 
 /** A pool's holds as the plugin persisted them, re-applied at start. */
-export interface HeldPool {
-  subnet: Prefix;
-  ipRange?: Prefix;
-  gateway?: IPAddress;
-  addresses: IPAddress[];
+export type HeldPool = HeldPoolState;
+
+/** The controller's holds for an outside IPAM client (cnm/held-pools.ts), as the plugin uses them. */
+export interface PluginHolds {
+  holdPool(req: HeldPoolRequest): Promise<PoolInfo>;
+  releasePool(subnet: Prefix): Promise<void>;
+  holdAddress(subnet: Prefix, address?: IPAddress, opts?: { gateway?: boolean }): Promise<InterfaceAddress>;
+  releaseAddress(subnet: Prefix, address: IPAddress): Promise<void>;
+  addressHeld(subnet: Prefix, address: IPAddress): boolean;
+  /** Re-applies persisted holds; returns a sentence per pool that could not be held again (never throws for it). */
+  restore(pools: readonly HeldPool[]): Promise<string[]>;
 }
 
 export interface PluginCore {
@@ -35,12 +42,7 @@ export interface PluginCore {
   removeEndpoint(id: string, reason?: string, managedBy?: string): Promise<boolean>;
   endpoint(id: string): EndpointRecord | undefined;
   endpointInfo(ep: EndpointRecord): Record<string, unknown>;
-  holdPool(req: { family: 4 | 6; subnet?: Prefix; ipRange?: Prefix }): Promise<PoolInfo>;
-  releasePool(subnet: Prefix): Promise<void>;
-  holdAddress(subnet: Prefix, address?: IPAddress, opts?: { gateway?: boolean }): Promise<InterfaceAddress>;
-  releaseAddress(subnet: Prefix, address: IPAddress): Promise<void>;
-  addressHeld(subnet: Prefix, address: IPAddress): boolean;
-  restoreHolds(pools: HeldPool[]): Promise<void>;
-  programExternalConnectivity(endpointId: string, options: Record<string, unknown>): Promise<AttachResult>;
-  revokeExternalConnectivity(endpointId: string): Promise<void>;
+  readonly held: PluginHolds;
+  programExternalConnectivity(endpointId: string, options: Record<string, unknown>, managedBy?: string): Promise<AttachResult>;
+  revokeExternalConnectivity(endpointId: string, managedBy?: string): Promise<void>;
 }

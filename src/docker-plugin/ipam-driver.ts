@@ -48,7 +48,7 @@ export class IpamDriver {
       const other = [...this.state.pools.values()].find((p) => p.subnet.equals(req.pool));
       if (other) throw new ConflictError(`pool ${req.pool} is already held with ${other.subPool ? `the sub-pool ${other.subPool}` : 'no sub-pool'}`);
     }
-    const info = await this.core().holdPool({ family: req.v6 ? 6 : 4, subnet: req.pool, ipRange: req.subPool });
+    const info = await this.core().held.holdPool({ family: req.v6 ? 6 : 4, subnet: req.pool, ipRange: req.subPool });
     const id: PoolId = { subnet: info.subnet, subPool: req.subPool };
     const entry: PoolEntry = { id: formatPoolId(id), subnet: info.subnet, ...(req.subPool ? { subPool: req.subPool } : {}), refs: 1, addresses: [] };
     this.state.pools.set(entry.id, entry);
@@ -56,7 +56,7 @@ export class IpamDriver {
       this.state.saveIpam();
     } catch (err) {
       this.state.pools.delete(entry.id);
-      await this.core().releasePool(info.subnet);
+      await this.core().held.releasePool(info.subnet);
       throw err;
     }
     return poolAnswer(entry);
@@ -72,8 +72,8 @@ export class IpamDriver {
       return {};
     }
     // The last reference: what dockerd did not release itself goes with the pool.
-    for (const address of [...entry.addresses, ...(entry.gateway ? [entry.gateway] : [])]) await this.core().releaseAddress(entry.subnet, address);
-    await this.core().releasePool(entry.subnet);
+    for (const address of [...entry.addresses, ...(entry.gateway ? [entry.gateway] : [])]) await this.core().held.releaseAddress(entry.subnet, address);
+    await this.core().held.releasePool(entry.subnet);
     this.state.pools.delete(entry.id);
     this.state.saveIpam();
     return {};
@@ -83,14 +83,14 @@ export class IpamDriver {
     const req = parseRequestAddress(raw);
     const entry = this.pool(req.poolId);
     if (req.gateway && entry.gateway) throw new ConflictError(`pool ${entry.subnet} already has the gateway ${entry.gateway}`);
-    const held = await this.core().holdAddress(entry.subnet, req.address, { gateway: req.gateway });
+    const held = await this.core().held.holdAddress(entry.subnet, req.address, { gateway: req.gateway });
     if (req.gateway) entry.gateway = held.address;
     else entry.addresses.push(held.address);
     try {
       this.state.saveIpam();
     } catch (err) {
       this.forget(entry, held.address);
-      await this.core().releaseAddress(entry.subnet, held.address);
+      await this.core().held.releaseAddress(entry.subnet, held.address);
       throw err;
     }
     this.log.debug({ op: 'docker-plugin', pool: entry.id, address: held.toString(), gateway: req.gateway }, 'address held');
@@ -101,7 +101,7 @@ export class IpamDriver {
     const { poolId, address } = parseReleaseAddress(raw);
     const entry = this.state.pools.get(formatPoolId(poolId));
     if (!entry || !(entry.gateway?.equals(address) || entry.addresses.some((a) => a.equals(address)))) return {};
-    await this.core().releaseAddress(entry.subnet, address);
+    await this.core().held.releaseAddress(entry.subnet, address);
     this.forget(entry, address);
     this.state.saveIpam();
     return {};

@@ -68,8 +68,8 @@ export class NetworkDriver {
     try {
       for (const pool of [req.v4, req.v6]) {
         for (const address of pool?.aux ?? []) {
-          if (this.core().addressHeld(pool!.pool, address)) continue;
-          await this.core().holdAddress(pool!.pool, address);
+          if (this.core().held.addressHeld(pool!.pool, address)) continue;
+          await this.core().held.holdAddress(pool!.pool, address);
           made.push({ subnet: pool!.pool, address });
         }
       }
@@ -113,8 +113,8 @@ export class NetworkDriver {
       for (const a of [req.ipv4, req.ipv6]) {
         if (!a) continue;
         const subnet = subnetOf(network, a);
-        if (this.core().addressHeld(subnet, a.address)) continue;
-        await this.core().holdAddress(subnet, a.address);
+        if (this.core().held.addressHeld(subnet, a.address)) continue;
+        await this.core().held.holdAddress(subnet, a.address);
         entry.heldHere.push({ subnet, address: a.address });
       }
       this.state.saveEndpoint(entry);
@@ -184,7 +184,7 @@ export class NetworkDriver {
     for (const a of [entry?.ipv4, entry?.ipv6]) {
       const pool = a && [...this.state.pools.values()].find((p) => p.addresses.some((x) => x.equals(a.address)));
       if (!a || !pool) continue;
-      await this.core().releaseAddress(pool.subnet, a.address);
+      await this.core().held.releaseAddress(pool.subnet, a.address);
       pool.addresses = pool.addresses.filter((x) => !x.equals(a.address));
       this.state.saveIpam();
     }
@@ -204,14 +204,14 @@ export class NetworkDriver {
     const ep = this.joined(req.endpointId);
     // Nothing to publish and nothing published: no firewall work at all (every `docker run` without -p).
     if (req.ports.length === 0 && portsOf(this.core().endpointInfo(ep)).length === 0) return {};
-    await this.core().programExternalConnectivity(ep.id, { [PORT_MAP]: req.ports });
+    await this.core().programExternalConnectivity(ep.id, { [PORT_MAP]: req.ports }, MANAGED_BY);
     return {};
   }
 
   async revokeExternalConnectivity(raw: unknown): Promise<Answer> {
     const { endpointId } = parseEndpointRef(raw);
     const ep = this.core().endpoint(endpointId);
-    if (ep && portsOf(this.core().endpointInfo(ep)).length > 0) await this.core().revokeExternalConnectivity(endpointId);
+    if (ep && portsOf(this.core().endpointInfo(ep)).length > 0) await this.core().revokeExternalConnectivity(endpointId, MANAGED_BY);
     return {};
   }
 
@@ -262,7 +262,7 @@ export class NetworkDriver {
   private async releaseAll(holds: Hold[]): Promise<void> {
     for (const h of holds) {
       try {
-        await this.core().releaseAddress(h.subnet, h.address);
+        await this.core().held.releaseAddress(h.subnet, h.address);
       } catch (err) {
         this.log.warn({ op: 'docker-plugin', subnet: h.subnet.toString(), address: h.address.toString(), err }, 'could not release a held address');
       }

@@ -108,7 +108,7 @@ export class DockerPlugin {
    * controller released while netd was down (their namespaces died), and lets waiting calls through.
    */
   async ready(controller: PluginCore): Promise<void> {
-    await controller.restoreHolds(this.state.heldPools());
+    for (const problem of await controller.held.restore(this.state.heldPools())) this.log.warn({ op: 'docker-plugin' }, problem);
     this.controller = controller;
     // Joined, but its netd endpoint is gone: released at start, its namespace dead. dockerd may never ask again.
     for (const entry of [...this.state.endpoints.values()]) {
@@ -119,9 +119,9 @@ export class DockerPlugin {
     // The driver's own holds are in networks' subnets: held again, unless an endpoint has the address (it
     // claimed it at Join) or the network is gone.
     for (const h of this.state.driverHolds((id) => !controller.endpoint(id))) {
-      if (controller.addressHeld(h.subnet, h.address)) continue;
+      if (controller.held.addressHeld(h.subnet, h.address)) continue;
       try {
-        await controller.holdAddress(h.subnet, h.address);
+        await controller.held.holdAddress(h.subnet, h.address);
       } catch (err) {
         this.log.warn({ op: 'docker-plugin', subnet: h.subnet.toString(), address: h.address.toString(), error: (err as Error).message }, 'hold not re-applied');
       }

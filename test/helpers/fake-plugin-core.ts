@@ -23,9 +23,9 @@ export class FakePluginCore implements PluginCore {
   nets = new Map<string, NetworkRecord>();
   eps = new Map<string, EndpointRecord>();
   pools = new Map<string, PoolInfo>();
-  held = new Set<string>();
+  heldAddresses = new Set<string>();
   ports = new Map<string, PortBinding[]>();
-  restored?: HeldPool[];
+  restored?: readonly HeldPool[];
   private nextPool = 0;
 
   network(ref: string): NetworkRecord {
@@ -123,23 +123,29 @@ export class FakePluginCore implements PluginCore {
     this.calls.push(`holdAddress ${subnet} ${address ?? ''}${opts?.gateway ? ' gateway' : ''}`);
     if (!this.pools.has(subnet.toString()) && !this.networks().some((n) => n.ipv4.concat(n.ipv6).some((c) => c.subnet.equals(subnet)))) throw new NotFoundError(`no pool ${subnet}`);
     let a = address ?? (opts?.gateway ? subnet.at(1n) : undefined);
-    for (let i = 2n; !a; i++) if (!this.held.has(`${subnet} ${subnet.at(i)}`)) a = subnet.at(i);
-    if (this.held.has(`${subnet} ${a}`)) throw new ConflictError(`address ${a} is held already`);
-    this.held.add(`${subnet} ${a}`);
+    for (let i = 2n; !a; i++) if (!this.heldAddresses.has(`${subnet} ${subnet.at(i)}`)) a = subnet.at(i);
+    if (this.heldAddresses.has(`${subnet} ${a}`)) throw new ConflictError(`address ${a} is held already`);
+    this.heldAddresses.add(`${subnet} ${a}`);
     return InterfaceAddress.of(a, subnet);
   }
 
   async releaseAddress(subnet: Prefix, address: IPAddress): Promise<void> {
     this.calls.push(`releaseAddress ${subnet} ${address}`);
-    this.held.delete(`${subnet} ${address}`);
+    this.heldAddresses.delete(`${subnet} ${address}`);
   }
 
   addressHeld(subnet: Prefix, address: IPAddress): boolean {
-    return this.held.has(`${subnet} ${address}`);
+    return this.heldAddresses.has(`${subnet} ${address}`);
   }
 
-  async restoreHolds(pools: HeldPool[]): Promise<void> {
+  /** The holds, as the controller offers them (`controller.held`). */
+  get held(): this {
+    return this;
+  }
+
+  async restore(pools: readonly HeldPool[]): Promise<string[]> {
     this.restored = pools;
+    return [];
   }
 
   async programExternalConnectivity(endpointId: string, options: Record<string, unknown>): Promise<AttachResult> {

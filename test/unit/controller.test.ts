@@ -264,23 +264,28 @@ test('an outside client (dockerd): given ids, held pools adopted, held addresses
   const addr = await controller.held.holdAddress(pool.subnet);
   assert.equal(addr.toString(), '10.77.0.2/24');
   assert.ok(controller.held.addressHeld(pool.subnet, addr.address));
-  await assert.rejects(att(controller, { target: { pid: 700 }, network: netId, ip: addr.address }), /already in use/, 'not without claiming');
-  await assert.rejects(att(controller, { target: { pid: 700 }, network: netId, handOff: true }), /needs an interface name/);
+  await assert.rejects(att(controller, { target: { pid: 700 }, network: netId, ip: addr.address, managedBy: 'docker' }), /already in use/, 'not without claiming');
+  await assert.rejects(att(controller, { target: { pid: 700 }, network: netId, handOff: true, managedBy: 'docker' }), /needs an interface name/);
+  await assert.rejects(att(controller, { target: { pid: 702 }, network: netId }), /managed by docker/, 'a managed network takes its manager\'s endpoints only');
+  await assert.rejects(att(controller, { target: { pid: 702 }, network: 'bridge', managedBy: 'docker' }), /not managed by docker/, 'and its manager only its own networks');
   const r = await att(controller, { target: { pid: 700 }, network: netId, endpointId: epId, ifname: 'netdcbbbbbbb', handOff: true, claimHeld: true, ip: addr.address, managedBy: 'docker' });
   assert.equal(r.endpointId, epId);
   assert.equal(controller.endpoint(epId)?.handOff, true);
   assert.equal(controller.endpoint(epId)?.managedBy, 'docker');
-  assert.equal((await att(controller, { target: { pid: 701 }, network: netId })).ipv4, '10.77.0.3/24', 'netd\'s own attach skips held addresses');
+  assert.equal((await att(controller, { target: { pid: 701 }, network: netId, managedBy: 'docker' })).ipv4, '10.77.0.3/24', 'an attach without an address skips held ones');
 
   await assert.rejects(controller.detach('700'), ForbiddenError, 'managed endpoints are the manager\'s to remove');
   await assert.rejects(controller.removeEndpoint(epId), ForbiddenError);
   await assert.rejects(controller.deleteNetwork(netId), ForbiddenError);
-  await controller.detach('701');
+  await assert.rejects(controller.detach('701'), /managed by docker/);
+  await controller.removeEndpoint(controller.findSandbox('701')!.endpoints[0], 'docker', 'docker');
   assert.deepEqual(await controller.prune(), [], 'prune skips managed networks');
 
   // The recording driver has no external connectivity: refused plainly, nothing changed.
-  await assert.rejects(controller.programExternalConnectivity(epId, {}), /no external connectivity/);
-  await controller.revokeExternalConnectivity(epId);
+  await assert.rejects(controller.programExternalConnectivity(epId, {}, 'docker'), /no external connectivity/);
+  await assert.rejects(controller.programExternalConnectivity(epId, {}), /managed by docker/, 'nor by anyone but its manager');
+  await assert.rejects(controller.revokeExternalConnectivity(epId), /managed by docker/);
+  await controller.revokeExternalConnectivity(epId, 'docker');
   await controller.revokeExternalConnectivity('c'.repeat(64));
 
   assert.equal(await controller.removeEndpoint(epId, 'docker', 'docker'), true);

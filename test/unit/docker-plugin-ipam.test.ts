@@ -96,7 +96,7 @@ describe('RequestAddress / ReleaseAddress', () => {
     const unknown = await plugin.handle('IpamDriver.RequestAddress', { PoolID: 'netd/10.9.0.0/24', Address: '10.9.0.5' });
     assert.ok(unknown.status >= 400);
     assert.deepEqual((await plugin.handle('IpamDriver.ReleaseAddress', { PoolID: 'netd/10.124.0.0/24', Address: '10.124.0.50' })).body, {});
-    assert.equal(core.held.has('10.124.0.0/24 10.124.0.50'), false);
+    assert.equal(core.heldAddresses.has('10.124.0.0/24 10.124.0.50'), false);
     // Released already, or never held through this pool: {} without asking the core.
     const calls = core.calls.length;
     assert.deepEqual((await plugin.handle('IpamDriver.ReleaseAddress', { PoolID: 'netd/10.124.0.0/24', Address: '10.124.0.50' })).body, {});

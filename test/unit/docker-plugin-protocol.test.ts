@@ -218,7 +218,7 @@ describe('network driver calls in dockerd 20.10 order', () => {
     const ep = await plugin.handle('NetworkDriver.CreateEndpoint', ENDPOINT);
     const mac = (ep.body.Interface as { MacAddress: string }).MacAddress;
     assert.match(mac, /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/, 'a random locally administered MAC');
-    assert.ok(core.held.has('172.18.0.0/16 172.18.0.2'), 'the endpoint address is held until Join claims it');
+    assert.ok(core.heldAddresses.has('172.18.0.0/16 172.18.0.2'), 'the endpoint address is held until Join claims it');
     const join = await plugin.handle('NetworkDriver.Join', JOIN);
     assert.deepEqual(join.body, { InterfaceName: { SrcName: 'netdc3969db0', DstPrefix: 'eth' }, Gateway: '172.18.0.1', DisableGatewayService: false });
     assert.ok(core.calls.some((c) => c === `attach ${EP2} netdc3969db0 172.18.0.2 ${mac} handOff=true claimHeld=true /var/run/docker/netns/17ebc161c1f3`), core.calls.join('\n'));
@@ -239,7 +239,7 @@ describe('network driver calls in dockerd 20.10 order', () => {
     assert.ok(core.eps.has(EP2), 'Leave keeps the endpoint (dockerd moves the interface back; DeleteEndpoint removes it)');
     assert.equal((await plugin.handle('NetworkDriver.DeleteEndpoint', { NetworkID: NET1, EndpointID: EP2 })).status, 200);
     assert.equal(core.eps.has(EP2), false);
-    assert.equal(core.held.has('172.18.0.0/16 172.18.0.2'), false, 'the hold made at CreateEndpoint is released');
+    assert.equal(core.heldAddresses.has('172.18.0.0/16 172.18.0.2'), false, 'the hold made at CreateEndpoint is released');
     assert.ok(core.calls.includes(`removeEndpoint ${EP2} docker docker`));
     // Asked about an endpoint that is gone: nothing to report, not an error (dockerd would fail an inspect).
     assert.deepEqual((await plugin.handle('NetworkDriver.EndpointOperInfo', { NetworkID: NET1, EndpointID: EP2 })).body, { Value: {} });
@@ -286,10 +286,10 @@ describe('network driver calls in dockerd 20.10 order', () => {
     // Removed by the plugin itself: nothing to do here (DeleteEndpoint does it).
     left(network, core.eps.get(EP2)!, 'docker');
     await new Promise((r) => setTimeout(r, 20));
-    assert.ok(core.held.has('172.18.0.0/16 172.18.0.2'));
+    assert.ok(core.heldAddresses.has('172.18.0.0/16 172.18.0.2'));
     left(network, core.eps.get(EP2)!, 'sweep');
     await new Promise((r) => setTimeout(r, 20));
-    assert.equal(core.held.has('172.18.0.0/16 172.18.0.2'), false);
+    assert.equal(core.heldAddresses.has('172.18.0.0/16 172.18.0.2'), false);
     assert.deepEqual(Object.keys(snapshotDir(dir)).filter((f) => f.includes('endpoints/')), []);
     rmSync(dir, { recursive: true, force: true });
   });
@@ -300,7 +300,7 @@ describe('network driver calls in dockerd 20.10 order', () => {
     await plugin.handle('IpamDriver.RequestPool', { AddressSpace: 'netd', Pool: '10.124.0.0/24', SubPool: '', Options: {}, V6: false });
     await plugin.handle('IpamDriver.RequestAddress', { PoolID: POOL, Address: '10.124.0.1', Options: { RequestAddressType: 'com.docker.network.gateway' } });
     await plugin.handle('IpamDriver.RequestAddress', { PoolID: POOL, Address: '', Options: null });
-    const held = [...core.held].find((h) => h !== '10.124.0.0/24 10.124.0.1')!;
+    const held = [...core.heldAddresses].find((h) => h !== '10.124.0.0/24 10.124.0.1')!;
     const address = held.split(' ')[1];
     const network = { NetworkID: NET2, Options: {}, IPv4Data: [{ AddressSpace: 'netd', Gateway: '10.124.0.1/24', Pool: '10.124.0.0/24' }], IPv6Data: [] };
     assert.equal((await plugin.handle('NetworkDriver.CreateNetwork', network)).status, 200);
@@ -310,8 +310,8 @@ describe('network driver calls in dockerd 20.10 order', () => {
     const left = plugin.observer.endpointLeft!.bind(plugin.observer) as (n: unknown, e: unknown, reason: string) => void;
     left({ ...core.nets.get(NET2)!, capabilities: {} }, core.eps.get(EP2)!, 'sweep');
     await new Promise((r) => setTimeout(r, 20));
-    assert.equal(core.held.has(held), false, 'the address dockerd asked netd IPAM for is free again');
-    assert.ok(core.held.has('10.124.0.0/24 10.124.0.1'), 'the gateway stays');
+    assert.equal(core.heldAddresses.has(held), false, 'the address dockerd asked netd IPAM for is free again');
+    assert.ok(core.heldAddresses.has('10.124.0.0/24 10.124.0.1'), 'the gateway stays');
     const after = new FakePluginCore();
     await new DockerPlugin(dir, silentLogger()).ready(after);
     assert.deepEqual(after.restored?.flatMap((p) => p.addresses.map(String)), [], 'not held again at start');
@@ -329,7 +329,7 @@ describe('network driver calls in dockerd 20.10 order', () => {
     const again = new DockerPlugin(dir, silentLogger());
     await again.ready(after);
     assert.deepEqual(Object.keys(snapshotDir(dir)).filter((f) => f.includes('endpoints/')).map((f) => f.slice(-69, -5)), [EP1]);
-    assert.ok(after.held.has('172.18.0.0/16 172.18.0.3'), 'the pending endpoint\'s address is held again');
+    assert.ok(after.heldAddresses.has('172.18.0.0/16 172.18.0.3'), 'the pending endpoint\'s address is held again');
     assert.deepEqual(after.calls.filter((c) => c.startsWith('holdAddress')), ['holdAddress 172.18.0.0/16 172.18.0.3'], 'the forgotten one is not held again');
     rmSync(dir, { recursive: true, force: true });
   });

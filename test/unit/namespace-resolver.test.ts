@@ -25,7 +25,12 @@ test('a namespace path that does not exist yet (dockerd\'s SandboxKey at Join): 
     assert.equal(resolver.alive(sandbox(key, ns.nsId, 1000)), true, 'still waiting for its namespace');
     assert.equal(resolver.alive(sandbox(key, ns.nsId, 120_000)), false, 'it never came: gone');
     writeFileSync(key, '');
-    assert.equal(resolver.alive(sandbox(key, ns.nsId, 1000)), false, 'a plain file is no namespace');
+    assert.equal(resolver.alive(sandbox(key, ns.nsId, 1000)), true, 'the empty file dockerd binds the namespace onto: still waiting');
+    assert.deepEqual(resolver.resolve({ path: key }, { allowMissing: true }).nsId, PENDING_NAMESPACE + key);
+    assert.throws(() => resolver.resolve({ path: key }), /not a network namespace/);
+    assert.equal(resolver.alive(sandbox(key, ns.nsId, 120_000)), false, 'but not past the grace period');
+    writeFileSync(key, 'x');
+    assert.equal(resolver.alive(sandbox(key, ns.nsId, 1000)), false, 'a file with content is no namespace');
     assert.equal(resolver.alive(sandbox('/proc/self/ns/net', PENDING_NAMESPACE + '/proc/self/ns/net', 1000)), false, 'nor is the daemon\'s own');
   } finally {
     rmSync(dir, { recursive: true, force: true });
