@@ -32,7 +32,7 @@ import { Networks } from './networks.js';
 import { Endpoints } from './endpoints.js';
 import { Sandboxes } from './sandboxes.js';
 import { Recovery } from './recovery.js';
-import { startMonitors, sweepDeadContainers, type MonitorIntervals } from './monitors.js';
+import { startMonitors, sweepDeadContainers, sweepIfGone, type MonitorIntervals, type SweepDeps } from './monitors.js';
 import { checkManager, isValidContainerName, parseMode } from './validation.js';
 import { HeldPools } from './held-pools.js';
 
@@ -132,30 +132,17 @@ export class Controller {
     return startMonitors({ sweepDeadContainers: () => this.sweep(), reloadFirewall: (reason) => this.reloadFirewall(reason) }, this.log, opts);
   }
 
-  private sweep(): Promise<void> {
-    return sweepDeadContainers({
-      ctx: this.ctx,
-      sandboxes: this.sandboxOps,
-      endpoints: this.endpointOps,
-      exclusive: (op, fn) => this.exclusive(op, {}, fn),
-    });
+  private get sweepDeps(): SweepDeps {
+    return { ctx: this.ctx, sandboxes: this.sandboxOps, endpoints: this.endpointOps, exclusive: (op, fn) => this.exclusive(op, {}, fn) };
   }
 
-  /**
-   * Runs the dead-container sweep now when the container named `name`, or the one recorded for the namespace at
-   * `path` (the kernel reuses a dead namespace's inode), is gone: its id or namespace reused before the sweep ran.
-   * A failure of the sweep (some other dead container) is logged, not the caller's: the attach that follows
-   * says plainly if the name is still taken.
-   */
-  async sweepIfGone(name: string, path?: string): Promise<void> {
-    const byName = [...this.registry.sandboxesById.values()].find((s) => s.name === name);
-    const byPath = path ? this.ctx.targets.findSandbox(path) : undefined;
-    if (![byName, byPath].some((sb) => sb !== undefined && this.sandboxOps.isGone(sb))) return;
-    try {
-      await this.sweep();
-    } catch (err) {
-      this.log.warn({ op: 'sweep', err }, 'sweep before an attach failed');
-    }
+  private sweep(): Promise<void> {
+    return sweepDeadContainers(this.sweepDeps);
+  }
+
+  /** Sweeps now when the container named `name`, or the one recorded at namespace `path`, is gone (monitors.ts). */
+  sweepIfGone(name: string, path?: string): Promise<void> {
+    return sweepIfGone(this.sweepDeps, name, path);
   }
 
   /** `netd firewall-reload` and the watchdog: every driver re-applies its rules. */

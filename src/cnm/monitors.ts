@@ -60,3 +60,21 @@ export async function sweepDeadContainers({ ctx, sandboxes, endpoints, exclusive
     }
   });
 }
+
+/**
+ * Runs the dead-container sweep now when the container named `name`, or the one recorded for the namespace at
+ * `path` (the kernel reuses a dead namespace's inode), is gone: its id or namespace reused before the sweep ran.
+ * A failure of the sweep (some other dead container) is logged, not the caller's: the attach that follows
+ * says plainly if the name is still taken.
+ */
+export async function sweepIfGone(deps: SweepDeps, name: string, path?: string): Promise<void> {
+  const { registry, targets, log } = deps.ctx;
+  const byName = [...registry.sandboxesById.values()].find((s) => s.name === name);
+  const byPath = path ? targets.findSandbox(path) : undefined;
+  if (![byName, byPath].some((sb) => sb !== undefined && deps.sandboxes.isGone(sb))) return;
+  try {
+    await sweepDeadContainers(deps);
+  } catch (err) {
+    log.warn({ op: 'sweep', err }, 'sweep before an attach failed');
+  }
+}

@@ -26,7 +26,10 @@ export interface NetworkObserver {
   networkRemoved?(network: ObservedNetwork): Promise<void> | void;
   /** After an endpoint is joined and persisted (also for each endpoint restored at start). */
   endpointJoined?(network: ObservedNetwork, endpoint: EndpointRecord, sandbox: SandboxRecord, extras: AttachExtras): Promise<void> | void;
-  /** After an endpoint is gone; `reason`: `detach`, `sweep` (its container died) or what the remover said. */
+  /**
+   * After an endpoint is gone; `reason`: `detach`, `container gone` (the sweep: its namespace died), `recovery`
+   * (a detach a crash interrupted, completed at start), or what the caller of removeEndpoint said.
+   */
   endpointLeft?(network: ObservedNetwork, endpoint: EndpointRecord, reason: string): Promise<void> | void;
   /** Fields to add to the attach result, e.g. `{ dns: {...} }`. */
   describeEndpoint?(network: ObservedNetwork, endpoint: EndpointRecord): Record<string, unknown> | undefined;

@@ -96,6 +96,13 @@ class Pool {
     return this.allocated.has(value) || this.held.has(value);
   }
 
+  /** The next free address; ConflictError when the range is full. */
+  takeNext(): bigint {
+    const next = this.next();
+    if (next === undefined) throw new ConflictError(`no free address left in ${this.range}`);
+    return next;
+  }
+
   next(): bigint | undefined {
     const span = this.lastUsable - this.first + 1n;
     if (span <= 0n) return undefined;
@@ -241,9 +248,7 @@ export class Ipam {
       value = this.checkPreferred(pool, preferred);
       if (pool.taken(value)) throw new ConflictError(`address ${preferred} is already in use`);
     } else {
-      const next = pool.next();
-      if (next === undefined) throw new ConflictError(`no free address left in ${pool.range}`);
-      value = next;
+      value = pool.takeNext();
     }
     pool.held.add(value);
     return InterfaceAddress.of(IPAddress.fromBigInt(pool.subnet.family, value), pool.subnet);
@@ -322,9 +327,7 @@ export class Ipam {
       if (pool.allocated.has(want) || (pool.held.has(want) && !opts.claimHeld)) throw new ConflictError(`address ${preferred} is already in use`);
       value = want;
     } else {
-      const next = pool.next();
-      if (next === undefined) throw new ConflictError(`no free address left in ${pool.range}`);
-      value = next;
+      value = pool.takeNext();
     }
     pool.allocated.add(value);
     return InterfaceAddress.of(IPAddress.fromBigInt(pool.subnet.family, value), pool.subnet);

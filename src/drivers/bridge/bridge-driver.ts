@@ -275,18 +275,13 @@ export class BridgeDriver implements Driver {
   async programExternalConnectivity(network: DriverNetwork, endpoint: DriverEndpoint): Promise<Record<string, unknown>> {
     const opts = this.optionsOf(network);
     const { ports: _previous, ...state } = endpoint.driverState;
-    const ports = await this.ports.reserve(network, opts, endpoint, portRequestsOf(endpoint));
-    if (ports.length === 0) return state;
-    try {
+    const ports = await this.ports.publishJoined(network, bridgeName(network, opts), opts, endpoint, portRequestsOf(endpoint), async () => {
       const name = hostIfnameOf(endpoint);
       const link = await this.rtnl.linkByName(name);
       if (!link || !this.owner.isOf(link.alias, endpoint.id)) throw new KernelError(`find ${name} of endpoint ${endpoint.id.slice(0, 12)}`, 'ENODEV', 'the endpoint\'s interface is gone');
-      await this.ports.publish(bridgeName(network, opts), opts, endpoint, link.index, ports);
-    } catch (err) {
-      this.ports.release(endpoint.id);
-      throw err;
-    }
-    return { ...state, ports };
+      return link.index;
+    });
+    return ports.length > 0 ? { ...state, ports } : state;
   }
 
   async revokeExternalConnectivity(network: DriverNetwork, endpoint: DriverEndpoint): Promise<Record<string, unknown>> {

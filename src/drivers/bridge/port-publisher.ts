@@ -117,6 +117,22 @@ export class PortPublisher {
     this.published.set(endpoint.id, spec);
   }
 
+  /**
+   * Ports of an endpoint already joined (ProgramExternalConnectivity): chosen and checked, then published on
+   * its bridge port (`hostIf` finds it); nothing stays reserved when that fails. Returns the bindings.
+   */
+  async publishJoined(network: DriverNetwork, bridge: string, opts: BridgeOptions, endpoint: DriverEndpoint, requests: readonly PortRequest[], hostIf: () => Promise<number>): Promise<PortBinding[]> {
+    const bindings = await this.reserve(network, opts, endpoint, requests);
+    if (bindings.length === 0) return bindings;
+    try {
+      await this.publish(bridge, opts, endpoint, await hostIf(), bindings);
+    } catch (err) {
+      this.release(endpoint.id);
+      throw err;
+    }
+    return bindings;
+  }
+
   /** Removes an endpoint's rules and conntrack entries and frees its host ports. */
   async unpublish(bridge: string, opts: BridgeOptions, endpoint: DriverEndpoint): Promise<void> {
     const bindings = bindingsOf(endpoint);
