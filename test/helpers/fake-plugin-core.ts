@@ -57,7 +57,7 @@ export class FakePluginCore implements PluginCore {
       ipv6: req.subnet6 ? [{ subnet: req.subnet6, gateway: req.gateway6 ?? req.subnet6.at(1n) }] : [],
       options: req.options ?? {},
       driverState: { managedBy: req.managedBy, adoptHeldPool: req.adoptHeldPool },
-      ...(req.managedBy ? { managedBy: req.managedBy } : {}),
+      managedBy: req.managedBy,
     };
     this.nets.set(req.id, record);
     return record;
