@@ -350,8 +350,8 @@ describe('protocol defects found against moby\'s sources', () => {
     const program = await plugin.handle('NetworkDriver.ProgramExternalConnectivity', { ...REF, Options: ENDPOINT.Options });
     assert.equal(program.status, 500);
     assert.match(String(program.body.Err), /has not joined/);
-    const release = await plugin.handle('IpamDriver.RequestAddress', { PoolID: 'netd/10.124.0.0/24', Address: '' });
-    assert.notEqual(release.status, 404);
+    const unknownPool = await plugin.handle('IpamDriver.RequestAddress', { PoolID: 'netd/10.124.0.0/24', Address: '' });
+    assert.notEqual(unknownPool.status, 404, 'a pool netd does not hold: the call failed, it is not unimplemented');
     // Only an unknown path is 404.
     assert.equal((await plugin.handle('NetworkDriver.Nope', null)).status, 404);
     rmSync(dir, { recursive: true, force: true });
