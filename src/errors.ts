@@ -27,6 +27,13 @@ export class NotFoundError extends NetdError {
   }
 }
 
+/** The path exists but not for this HTTP method (HTTP 405). */
+export class MethodNotAllowedError extends NetdError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 405, 'method_not_allowed', options);
+  }
+}
+
 /** The request conflicts with existing state: name taken, address in use, network has endpoints (HTTP 409). */
 export class ConflictError extends NetdError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -7,7 +7,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isAbsolute, normalize } from 'node:path';
-import { InvalidArgumentError, NetdError, asNetdError } from '../errors.js';
+import { InvalidArgumentError, MethodNotAllowedError, type NetdError, asNetdError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { errorReply, type DockerPlugin, type PluginReply } from '../docker-plugin/plugin.js';
 import { readBodyText, refuseOversizedBody } from './http.js';
@@ -34,8 +34,8 @@ async function answer(plugin: DockerPlugin, req: IncomingMessage): Promise<Plugi
   }
   const ipam = name.startsWith('IpamDriver.');
   const refuse = (e: NetdError) => plugin.refused(name, errorReply(e, ipam));
-  if (!plugin.knows(name)) return refuse(new NetdError(`unknown plugin call ${JSON.stringify(name.slice(0, 100))}`, 404, 'not_found'));
-  if (req.method !== 'POST') return refuse(new NetdError(`plugin calls are POSTs, not ${String(req.method).slice(0, 20)}`, 405, 'method_not_allowed'));
+  // Every plugin call is a POST; whether the path is a call at all is the plugin's to say (404).
+  if (req.method !== 'POST') return refuse(new MethodNotAllowedError(`plugin calls are POSTs, not ${String(req.method).slice(0, 20)}`));
   let body: unknown;
   try {
     refuseOversizedBody(req);

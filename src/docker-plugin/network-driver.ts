@@ -8,9 +8,9 @@
  * addresses held so nothing else takes them.
  */
 import { basename } from 'node:path';
-import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import { ConflictError, ForbiddenError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { MAC, type IPAddress, type InterfaceAddress, type Prefix } from '../net/index.js';
+import { MAC, type Family, type InterfaceAddress, type Prefix } from '../net/index.js';
 import type { NetworkRecord } from '../cnm/network.js';
 import type { EndpointRecord } from '../cnm/endpoint.js';
 import type { PortBinding } from '../portmap/types.js';
@@ -46,14 +46,16 @@ export class NetworkDriver {
     const existing = this.find(req.networkId);
     if (existing) {
       if (!sameConfig(existing, req)) throw new ConflictError(`network ${req.networkId} exists with another configuration`);
+      // Replayed (dockerd's restart): aux addresses released meanwhile (a hold lost) are held again.
+      await this.holdAux(existing.id, req);
       return {};
     }
     const network = await this.core().createNetwork({
       id: req.networkId,
       name: networkName(req.networkId),
       driver: 'bridge',
-      subnet: req.v4?.pool,
-      gateway: req.v4?.gateway,
+      subnet: req.v4.pool,
+      gateway: req.v4.gateway,
       subnet6: req.v6?.pool,
       gateway6: req.v6?.gateway,
       enableIPv6: req.enableIPv6,
@@ -63,7 +65,21 @@ export class NetworkDriver {
       adoptHeldPool: true,
       managedBy: MANAGED_BY,
     });
-    // The aux addresses (`--aux-address`): held unless netd's IPAM holds them already (dockerd asked it).
+    try {
+      await this.holdAux(network.id, req);
+    } catch (err) {
+      await this.core().deleteNetwork(network.id, MANAGED_BY);
+      throw err;
+    }
+    return {};
+  }
+
+  /**
+   * The aux addresses (`--aux-address`): held unless held already (netd's IPAM, asked by dockerd, or this
+   * driver before), and recorded so DeleteNetwork drops the driver's own. All or nothing.
+   */
+  private async holdAux(networkId: string, req: CreateNetworkRequest): Promise<void> {
+    const before = this.state.networks.get(networkId) ?? [];
     const made: Hold[] = [];
     try {
       for (const pool of [req.v4, req.v6]) {
@@ -73,22 +89,32 @@ export class NetworkDriver {
           made.push({ subnet: pool!.pool, address });
         }
       }
-      if (made.length > 0) {
-        this.state.networks.set(network.id, made);
-        this.state.saveIpam();
-      }
     } catch (err) {
-      this.state.networks.delete(network.id);
       await this.releaseAll(made);
-      await this.core().deleteNetwork(network.id, MANAGED_BY);
       throw err;
     }
-    return {};
+    if (made.length === 0) return;
+    const kept = before.filter((h) => !made.some((m) => m.subnet.equals(h.subnet) && m.address.equals(h.address)));
+    this.state.networks.set(networkId, [...kept, ...made]);
+    this.state.saveIpam();
   }
 
+  /**
+   * dockerd deletes a network only once it has no endpoints on it; endpoints netd still has there are ones
+   * whose DeleteEndpoint was lost (dockerd gives up on calls while netd is down): they go first, with their
+   * records and holds, so the network can go.
+   */
   async deleteNetwork(raw: unknown): Promise<Answer> {
     const { networkId } = parseNetworkRef(raw);
-    if (this.find(networkId)) await this.core().deleteNetwork(networkId, MANAGED_BY);
+    if (this.find(networkId)) {
+      for (const ep of this.core().endpointsOf(networkId)) {
+        if (ep.managedBy !== MANAGED_BY) continue;
+        await this.core().removeEndpoint(ep.id, MANAGED_BY, MANAGED_BY);
+        this.log.info({ op: 'docker-plugin', network: networkId, endpoint: ep.id }, 'endpoint dockerd no longer has removed with its network');
+      }
+      for (const entry of [...this.state.endpoints.values()]) if (entry.networkId === networkId) await this.forgetOrphan(entry.id);
+      await this.core().deleteNetwork(networkId, MANAGED_BY);
+    }
     const holds = this.state.networks.get(networkId);
     if (holds) {
       await this.releaseAll(holds);
@@ -102,7 +128,7 @@ export class NetworkDriver {
     const req = parseCreateEndpoint(raw);
     const network = this.network(req.networkId);
     const known = this.state.endpoints.get(req.endpointId);
-    if (known || this.core().endpoint(req.endpointId)) {
+    if (known || this.findEndpoint(req.endpointId)) {
       if (known && known.networkId === req.networkId && sameAddress(known.ipv4, req.ipv4) && sameAddress(known.ipv6, req.ipv6)) return macAnswer(known, req.mac);
       throw new ConflictError(`endpoint ${req.endpointId} exists already`);
     }
@@ -130,8 +156,13 @@ export class NetworkDriver {
     const req = parseJoin(raw);
     const network = this.network(req.networkId);
     const entry = this.pending(req.endpointId, req.networkId);
-    if (!this.core().endpoint(entry.id)) {
-      const sandbox = basename(req.sandboxKey);
+    const sandbox = basename(req.sandboxKey);
+    const ep = this.findEndpoint(entry.id);
+    if (ep) {
+      // Joined already: the same Join again is answered again; another sandbox is not this endpoint's.
+      const joinedTo = entry.sandboxKey ?? ep.labels?.[SANDBOX_LABEL];
+      if (joinedTo !== req.sandboxKey && joinedTo !== sandbox) throw new ConflictError(`endpoint ${entry.id} has joined sandbox ${joinedTo}, not ${req.sandboxKey}`);
+    } else {
       await this.core().attach({
         target: { path: req.sandboxKey },
         network: network.id,
@@ -142,6 +173,8 @@ export class NetworkDriver {
         claimHeld: true,
         ip: entry.ipv4?.address,
         ip6: entry.ipv6?.address,
+        // Only the families CreateEndpoint gave an address in (no IPv6 address of netd's on a v6 network).
+        families: familiesOf(entry),
         mac: entry.mac,
         labels: { [ORIGIN_LABEL]: DOCKER_ORIGIN, [SANDBOX_LABEL]: sandbox },
         managedBy: MANAGED_BY,
@@ -169,7 +202,7 @@ export class NetworkDriver {
 
   async deleteEndpoint(raw: unknown): Promise<Answer> {
     const { endpointId } = parseEndpointRef(raw);
-    if (this.core().endpoint(endpointId)) await this.core().removeEndpoint(endpointId, MANAGED_BY, MANAGED_BY);
+    if (this.findEndpoint(endpointId)) await this.core().removeEndpoint(endpointId, MANAGED_BY, MANAGED_BY);
     await this.forgetEndpoint(endpointId);
     return {};
   }
@@ -210,14 +243,14 @@ export class NetworkDriver {
 
   async revokeExternalConnectivity(raw: unknown): Promise<Answer> {
     const { endpointId } = parseEndpointRef(raw);
-    const ep = this.core().endpoint(endpointId);
+    const ep = this.findEndpoint(endpointId);
     if (ep && portsOf(this.core().endpointInfo(ep)).length > 0) await this.core().revokeExternalConnectivity(endpointId, MANAGED_BY);
     return {};
   }
 
   endpointOperInfo(raw: unknown): Answer {
     const { endpointId } = parseEndpointRef(raw);
-    const ep = this.core().endpoint(endpointId);
+    const ep = this.findEndpoint(endpointId);
     const entry = this.state.endpoints.get(endpointId);
     // Not joined, or gone (released while dockerd was away): nothing to report, which dockerd takes as it is
     // (an error would fail its `docker inspect` and container starts for an endpoint it is about to delete).
@@ -234,10 +267,20 @@ export class NetworkDriver {
     };
   }
 
+  /** The Docker network `networkId`, if there is one; a netd network of another manager is refused, never touched. */
   private find(networkId: string): NetworkRecord | undefined {
-    return this.core()
+    const n = this.core()
       .networks()
-      .find((n) => n.id === networkId);
+      .find((x) => x.id === networkId);
+    if (n && n.managedBy !== MANAGED_BY) throw new ForbiddenError(`network ${networkId} (${n.name}) is not a Docker network: netd's plugin leaves it alone`);
+    return n;
+  }
+
+  /** The Docker endpoint `endpointId` netd has (joined), if any; an endpoint of another manager is refused. */
+  private findEndpoint(endpointId: string): EndpointRecord | undefined {
+    const ep = this.core().endpoint(endpointId);
+    if (ep && ep.managedBy !== MANAGED_BY) throw new ForbiddenError(`endpoint ${endpointId} (${ep.name}) is not a Docker endpoint: netd's plugin leaves it alone`);
+    return ep;
   }
 
   private network(networkId: string): NetworkRecord {
@@ -254,7 +297,7 @@ export class NetworkDriver {
   }
 
   private joined(endpointId: string): EndpointRecord {
-    const ep = this.core().endpoint(endpointId);
+    const ep = this.findEndpoint(endpointId);
     if (!ep) throw new NotFoundError(`endpoint ${endpointId} has not joined a sandbox`);
     return ep;
   }
@@ -286,22 +329,23 @@ function sameAddress(a: InterfaceAddress | undefined, b: InterfaceAddress | unde
   return a === undefined ? b === undefined : a.equals(b);
 }
 
-function samePrefix(a: Prefix | undefined, b: Prefix | undefined): boolean {
+/** Equal, or one side left unset (a gateway netd chose, a v6 pool dockerd did not send). */
+function sameOrUnset<T extends { equals(other: T): boolean }>(a: T | undefined, b: T | undefined): boolean {
   return a === undefined || b === undefined || a.equals(b);
 }
 
-function sameGateway(a: IPAddress | undefined, b: IPAddress | undefined): boolean {
-  return a === undefined || b === undefined || a.equals(b);
+function familiesOf(entry: EndpointEntry): Family[] {
+  return [...(entry.ipv4 ? [4 as const] : []), ...(entry.ipv6 ? [6 as const] : [])];
 }
 
 /** A CreateNetwork repeated for an existing network (dockerd replays them after its restart). */
 function sameConfig(n: NetworkRecord, req: CreateNetworkRequest): boolean {
   return (
     n.internal === req.internal &&
-    samePrefix(n.ipv4[0]?.subnet, req.v4?.pool) &&
-    sameGateway(n.ipv4[0]?.gateway, req.v4?.gateway) &&
-    samePrefix(n.ipv6[0]?.subnet, req.v6?.pool) &&
-    sameGateway(n.ipv6[0]?.gateway, req.v6?.gateway)
+    sameOrUnset(n.ipv4[0]?.subnet, req.v4.pool) &&
+    sameOrUnset(n.ipv4[0]?.gateway, req.v4.gateway) &&
+    sameOrUnset(n.ipv6[0]?.subnet, req.v6?.pool) &&
+    sameOrUnset(n.ipv6[0]?.gateway, req.v6?.gateway)
   );
 }
 

@@ -8,7 +8,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
-import { NetdError, asNetdError } from '../errors.js';
+import { NetdError, NotFoundError, asNetdError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NetworkObserver, ObservedNetwork } from '../cnm/observer.js';
 import type { EndpointRecord } from '../cnm/endpoint.js';
@@ -81,11 +81,6 @@ export class DockerPlugin {
     };
   }
 
-  /** Whether `name` (the path without its `/`) is a call of the protocol. */
-  knows(name: string): boolean {
-    return Object.hasOwn(this.calls, name);
-  }
-
   /**
    * Hears endpoints leave: when one of dockerd's is released by anything but the plugin (the dead-container
    * sweep: its namespace is gone), its record and holds go too, as dockerd may never call for it again.
@@ -138,14 +133,16 @@ export class DockerPlugin {
     const started = performance.now();
     const ipamCall = name.startsWith('IpamDriver.');
     const ids = idsOf(body);
+    // The one place an unknown path is told apart: the only 404 the plugin answers (dockerd reads a 404 as
+    // "call not implemented" and carries on, e.g. without the ports of ProgramExternalConnectivity).
+    if (!Object.hasOwn(this.calls, name)) return this.done(name, ids, started, errorReply(new NotFoundError(`unknown plugin call ${JSON.stringify(name.slice(0, 100))}`), ipamCall));
+    const call = this.calls[name];
     try {
-      const call = this.calls[name];
-      if (!call || !this.knows(name)) return this.done(name, ids, started, errorReply(new NetdError(`unknown plugin call ${JSON.stringify(name.slice(0, 100))}`, 404, 'not_found'), ipamCall));
       if (call.kind !== 'static') await this.whenReady();
       const answer = call.kind === 'write' ? await this.mutex.run(async () => call.run(body)) : await call.run(body);
       return this.done(name, ids, started, { status: 200, body: answer });
     } catch (err) {
-      return this.done(name, ids, started, errorReply(asNetdError(err), ipamCall));
+      return this.done(name, ids, started, errorReply(callFailure(err), ipamCall));
     }
   }
 
@@ -170,6 +167,16 @@ export class DockerPlugin {
 export function errorReply(e: NetdError, ipam: boolean): PluginReply {
   const status = e.status >= 400 && e.status < 600 ? e.status : 500;
   return { status, body: ipam ? { Error: e.message, Err: e.message } : { Err: e.message } };
+}
+
+/**
+ * A known call's own failure: never 404, which dockerd's plugin client takes for "not implemented" and
+ * ignores (moby libnetwork/drivers/remote: `plugins.IsNotFound(err)` → success). An object the call names
+ * that does not exist is a failure of the call (500); other statuses (400, 403, 409, ...) stay.
+ */
+function callFailure(err: unknown): NetdError {
+  const e = asNetdError(err);
+  return e.status === 404 ? new NetdError(e.message, 500, e.code, { cause: e }) : e;
 }
 
 /** The ids of a call, for its log event (only well-formed ones; a bad body is logged by its error). */

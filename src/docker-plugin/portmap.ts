@@ -8,7 +8,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { PROTO_NUMBER } from '../net/index.js';
 import { PORT_MAP } from '../driverapi/labels.js';
-import { MAX_PORT_MAPPINGS, parseDockerPortBinding } from '../portmap/parse.js';
+import { DOCKER_PORT_FIELDS, MAX_PORT_MAPPINGS, parseDockerPortBinding } from '../portmap/parse.js';
 import type { DockerPortBinding, PortBinding, PortRequest } from '../portmap/types.js';
 
 export { PORT_MAP } from '../driverapi/labels.js';
@@ -25,7 +25,16 @@ export function portRequestsOf(options: Record<string, unknown>): PortRequest[] 
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) throw new InvalidArgumentError(`${PORT_MAP} must be a list`);
   if (value.length > MAX_PORT_MAPPINGS) throw new InvalidArgumentError(`${PORT_MAP}: at most ${MAX_PORT_MAPPINGS} entries, not ${value.length}`);
-  return value.map((entry, i) => parseDockerPortBinding(entry, i));
+  return value.map((entry, i) => parseDockerPortBinding(knownFields(entry), i));
+}
+
+/**
+ * An entry with only the fields netd reads: dockerd's later versions may add some, which must not fail
+ * every `-p` (netd's own API refuses unknown fields: a typo there is the user's).
+ */
+function knownFields(entry: unknown): unknown {
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return entry;
+  return Object.fromEntries(Object.entries(entry).filter(([key]) => DOCKER_PORT_FIELDS.has(key)));
 }
 
 /**

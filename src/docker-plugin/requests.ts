@@ -12,6 +12,7 @@ import { portRequestsOf } from './portmap.js';
 
 /** Option keys of libnetwork's netlabel package that the plugin reads. */
 export const OPT_GENERIC = 'com.docker.network.generic';
+export const OPT_ENABLE_IPV4 = 'com.docker.network.enable_ipv4';
 export const OPT_ENABLE_IPV6 = 'com.docker.network.enable_ipv6';
 export const OPT_INTERNAL = 'com.docker.network.internal';
 export const OPT_ADDRESS_TYPE = 'RequestAddressType';
@@ -93,7 +94,7 @@ export interface NetworkPool {
 
 export interface CreateNetworkRequest {
   networkId: string;
-  v4?: NetworkPool;
+  v4: NetworkPool;
   v6?: NetworkPool;
   enableIPv6: boolean;
   internal: boolean;
@@ -134,10 +135,15 @@ function genericOptions(options: Fields): Record<string, string> {
 
 export function parseCreateNetwork(raw: unknown): CreateNetworkRequest {
   const o = bodyOf(raw);
+  const networkId = idField(o, 'NetworkID');
   const options = objectField(o, 'Options');
+  // dockerd 27+ sends enable_ipv4 (false with `--ipv4=false`, IPv4Data then empty); older ones always a pool.
+  const v4 = networkPools(o, 'IPv4Data', 4);
+  if (options[OPT_ENABLE_IPV4] !== undefined && !flag(options, OPT_ENABLE_IPV4)) throw new InvalidArgumentError('netd networks need IPv4: --ipv4=false is not supported');
+  if (!v4) throw new InvalidArgumentError('netd networks need IPv4: IPv4Data has no pool');
   return {
-    networkId: idField(o, 'NetworkID'),
-    v4: networkPools(o, 'IPv4Data', 4),
+    networkId,
+    v4,
     v6: networkPools(o, 'IPv6Data', 6),
     enableIPv6: flag(options, OPT_ENABLE_IPV6),
     internal: flag(options, OPT_INTERNAL),

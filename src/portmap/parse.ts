@@ -83,7 +83,8 @@ export function parsePublishSpec(spec: string): PortRequest[] {
   return [{ proto, hostIp, hostPort: host.start, hostPortEnd: host.end, containerPort: container.start, ...containerPortEnd }];
 }
 
-const DOCKER_KEYS = new Set(['Proto', 'IP', 'Port', 'PortEnd', 'HostIP', 'HostPort', 'HostPortEnd']);
+/** The fields of a libnetwork portmap entry netd reads (`PortEnd`: netd's own, a container port range). */
+export const DOCKER_PORT_FIELDS: ReadonlySet<string> = new Set(['Proto', 'IP', 'Port', 'PortEnd', 'HostIP', 'HostPort', 'HostPortEnd']);
 
 function intField(o: Record<string, unknown>, key: string, spec: string, min: number): number {
   const v = o[key];
@@ -97,7 +98,7 @@ export function parseDockerPortBinding(value: unknown, index: number): PortReque
   const spec = `ports[${index}]`;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) bad(spec, 'must be an object or a string');
   const o = value as Record<string, unknown>;
-  for (const key of Object.keys(o)) if (!DOCKER_KEYS.has(key)) bad(spec, `unknown field ${JSON.stringify(key)}`);
+  for (const key of Object.keys(o)) if (!DOCKER_PORT_FIELDS.has(key)) bad(spec, `unknown field ${JSON.stringify(key)}`);
   const proto = o.Proto === undefined || o.Proto === null ? 'tcp' : parseProto(o.Proto, spec);
   const containerPort = intField(o, 'Port', spec, 1);
   if (containerPort === 0) bad(spec, 'Port (the container port) is required');

@@ -26,6 +26,8 @@ export class FakePluginCore implements PluginCore {
   heldAddresses = new Set<string>();
   ports = new Map<string, PortBinding[]>();
   restored?: readonly HeldPool[];
+  /** Every attach request, whole. */
+  attaches: PluginAttachRequest[] = [];
   private nextPool = 0;
 
   network(ref: string): NetworkRecord {
@@ -55,6 +57,7 @@ export class FakePluginCore implements PluginCore {
       ipv6: req.subnet6 ? [{ subnet: req.subnet6, gateway: req.gateway6 ?? req.subnet6.at(1n) }] : [],
       options: req.options ?? {},
       driverState: { managedBy: req.managedBy, adoptHeldPool: req.adoptHeldPool },
+      managedBy: req.managedBy,
     };
     this.nets.set(req.id, record);
     return record;
@@ -62,12 +65,16 @@ export class FakePluginCore implements PluginCore {
 
   async deleteNetwork(ref: string, managedBy?: string): Promise<void> {
     this.calls.push(`deleteNetwork ${ref} ${managedBy}`);
-    if (!this.nets.has(ref)) throw new NotFoundError(`network ${ref} not found`);
+    const n = this.network(ref);
+    if (n.managedBy !== managedBy) throw new ForbiddenError(`network ${ref} is managed by ${n.managedBy}`);
+    const active = this.endpointsOf(ref).length;
+    if (active > 0) throw new ConflictError(`network ${n.name} has ${active} active endpoint(s)`);
     this.nets.delete(ref);
   }
 
   async attach(req: PluginAttachRequest): Promise<AttachResult> {
     this.calls.push(`attach ${req.endpointId} ${req.ifname} ${req.ip ?? ''} ${req.mac} handOff=${req.handOff} claimHeld=${req.claimHeld} ${req.target.path}`);
+    this.attaches.push(req);
     const n = this.network(req.network!);
     const ep: EndpointRecord = {
       id: req.endpointId,
@@ -82,6 +89,7 @@ export class FakePluginCore implements PluginCore {
       aliases: [],
       created: '',
       labels: req.labels,
+      ...(req.managedBy ? { managedBy: req.managedBy } : {}),
     };
     this.eps.set(ep.id, ep);
     return { network: n.name, networkId: n.id, endpointId: ep.id, sandboxId: 'sb', name: ep.name, interface: ep.ifname };
@@ -89,13 +97,18 @@ export class FakePluginCore implements PluginCore {
 
   async removeEndpoint(id: string, reason?: string, managedBy?: string): Promise<boolean> {
     this.calls.push(`removeEndpoint ${id} ${reason} ${managedBy}`);
-    if (managedBy !== 'docker') throw new ForbiddenError('managed by docker');
+    const ep = this.eps.get(id);
+    if (ep && ep.managedBy !== managedBy) throw new ForbiddenError(`endpoint ${id} is managed by ${ep.managedBy}`);
     this.ports.delete(id);
     return this.eps.delete(id);
   }
 
   endpoint(id: string): EndpointRecord | undefined {
     return this.eps.get(id);
+  }
+
+  endpointsOf(networkId: string): EndpointRecord[] {
+    return [...this.eps.values()].filter((e) => e.networkId === networkId);
   }
 
   endpointInfo(ep: EndpointRecord): Record<string, unknown> {

@@ -9,7 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -136,6 +136,16 @@ test('dockerd 20.10 call sequence over the plugin socket: kernel state and netd 
   const rm = await d.cli(['rm-network', 'docker-a71aff9a6e3b'], true);
   assert.equal(rm.code, 1);
   assert.match(rm.stderr, /managed by docker/);
+  // ...nor the plugin what netd's CLI made: not {} as "the same network", not removed.
+  await d.cli(['create-network', 'cli1', '--subnet', '198.51.100.64/26']);
+  const cliId = (await networks()).find((n) => n.Name === 'cli1')!.Id;
+  const cliAsDocker = { NetworkID: cliId, Options: {}, IPv4Data: [{ AddressSpace: 'LocalDefault', Gateway: '198.51.100.65/26', Pool: '198.51.100.64/26' }], IPv6Data: [] };
+  assert.match(String((await call('NetworkDriver.CreateNetwork', cliAsDocker, 403)).body.Err), /not a Docker network/);
+  await call('NetworkDriver.DeleteNetwork', { NetworkID: cliId }, 403);
+  assert.ok((await networks()).some((n) => n.Id === cliId));
+  await d.cli(['rm-network', 'cli1']);
+  // A known call's own error is never 404 (dockerd would take it for "not implemented": `-p` with nothing published).
+  await call('NetworkDriver.ProgramExternalConnectivity', { NetworkID: N1, EndpointID: 'f'.repeat(64), Options: {} }, 500);
 
   // ---------------------------------------------------------------- docker network create -d netd --ipam-driver netd --subnet 203.0.113.0/24 --aux-address r=… -o … n2
   const pool = await call('IpamDriver.RequestPool', { AddressSpace: 'netd', Pool: POOL2, SubPool: '', Options: {}, V6: false });
@@ -275,8 +285,22 @@ test('dockerd 20.10 call sequence over the plugin socket: kernel state and netd 
   assert.equal(await link(host, 'netdc3969db0'), undefined);
   assert.ok(!(await endpoints()).some((e) => e.labels?.['io.netd.origin'] === 'docker'));
 
-  // ---------------------------------------------------------------- docker network rm n1 n2 (in dockerd's order: n2's IPAM releases before its DeleteNetwork)
+  // ---------------------------------------------------------------- a container whose DeleteEndpoint dockerd lost (netd was down)
+  const sbLost = await TestNetns.create('dsblost');
+  sandboxes.push(sbLost);
+  const EP_LOST = 'f'.repeat(64);
+  await call('NetworkDriver.CreateEndpoint', { NetworkID: N1, EndpointID: EP_LOST, Interface: { Address: '192.0.2.7/24', AddressIPv6: '', MacAddress: '' }, Options: NO_PORTS });
+  await call('NetworkDriver.Join', { NetworkID: N1, EndpointID: EP_LOST, SandboxKey: sbLost.path, Options: NO_PORTS });
+  await moveIn(host, sbLost, 'netdcfffffff', 'eth0', '192.0.2.7/24', '192.0.2.1');
+  const lostHostEnd = (await endpoints()).find((e) => e.id === EP_LOST)!.driverState.hostIfname!;
+  assert.equal((await link(host, lostHostEnd))?.master, 'dkn1');
+
+  // ---------------------------------------------------------------- docker network rm n1 n2 (n1: the lost endpoint goes first) (in dockerd's order: n2's IPAM releases before its DeleteNetwork)
   await call('NetworkDriver.DeleteNetwork', { NetworkID: N1 });
+  assert.equal(await link(host, lostHostEnd), undefined, 'the lost endpoint\'s pair is gone');
+  assert.doesNotMatch((await sbLost.exec(['ip', '-o', 'link'])).stdout, /eth0/);
+  assert.ok(!(await endpoints()).some((e) => e.id === EP_LOST));
+  assert.ok(!readdirSync(join(d.dataRoot, 'docker-plugin', 'endpoints')).some((f) => f.startsWith(EP_LOST)), 'its record is gone');
   await call('IpamDriver.ReleaseAddress', { PoolID: pool2, Address: '203.0.113.1' });
   await call('IpamDriver.ReleaseAddress', { PoolID: pool2, Address: '203.0.113.9' });
   await call('IpamDriver.ReleasePool', { PoolID: pool2 });

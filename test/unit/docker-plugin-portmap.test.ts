@@ -29,6 +29,12 @@ describe('portmap → PortRequest', () => {
     assert.deepEqual(portRequestsOf({ [PM]: null, 'com.docker.network.endpoint.exposedports': [{ Proto: 6, Port: 80 }] }), []);
   });
 
+  test('fields netd does not know (a later dockerd\'s) are ignored, not refused', () => {
+    assert.deepEqual(portRequestsOf({ [PM]: [{ Proto: 6, IP: '', Port: 80, HostIP: '', HostPort: 8080, HostPortEnd: 8080, Nope: 1, HostIPs: ['x'] }] }), [
+      { proto: 'tcp', containerPort: 80, hostIp: undefined, hostPort: 8080, hostPortEnd: 8080 },
+    ]);
+  });
+
   test('malformed entries are refused', () => {
     const bad: unknown[] = [
       {},
@@ -42,7 +48,6 @@ describe('portmap → PortRequest', () => {
       [{ Proto: 6, Port: 80, HostIP: 'localhost' }],
       [{ Proto: 6, Port: 80, HostIP: 7 }],
       [{ Proto: 'tcp ', Port: 80 }],
-      [{ Proto: 6, Port: 80, Nope: 1 }],
       [null],
       ['8080:80'],
       Array.from({ length: 1025 }, () => ({ Proto: 6, Port: 80 })),

@@ -7,6 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { InvalidArgumentError } from '../../src/errors.js';
+import { IPAddress, Prefix } from '../../src/net/index.js';
 import { silentLogger } from '../../src/log.js';
 import { DockerPlugin } from '../../src/docker-plugin/plugin.js';
 import { parseCreateEndpoint, parseCreateNetwork, parseJoin, parseRequestAddress, parseRequestPool } from '../../src/docker-plugin/requests.js';
@@ -331,6 +332,99 @@ describe('network driver calls in dockerd 20.10 order', () => {
     assert.deepEqual(Object.keys(snapshotDir(dir)).filter((f) => f.includes('endpoints/')).map((f) => f.slice(-69, -5)), [EP1]);
     assert.ok(after.heldAddresses.has('172.18.0.0/16 172.18.0.3'), 'the pending endpoint\'s address is held again');
     assert.deepEqual(after.calls.filter((c) => c.startsWith('holdAddress')), ['holdAddress 172.18.0.0/16 172.18.0.3'], 'the forgotten one is not held again');
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('protocol defects found against moby\'s sources', () => {
+  const REF = { NetworkID: NET1, EndpointID: EP1 };
+
+  test('a known call\'s own error is never 404 (dockerd takes a 404 as "not implemented" and carries on)', async () => {
+    const { plugin, dir } = await fakePlugin();
+    // Nothing exists: every call naming a well-formed unknown id.
+    for (const call of ['CreateEndpoint', 'Join', 'ProgramExternalConnectivity', 'EndpointOperInfo', 'Leave', 'DeleteEndpoint', 'RevokeExternalConnectivity', 'DeleteNetwork']) {
+      const body = call === 'CreateEndpoint' ? { ...ENDPOINT, EndpointID: EP1 } : call === 'Join' ? { ...JOIN, EndpointID: EP1 } : REF;
+      const r = await plugin.handle(`NetworkDriver.${call}`, body);
+      assert.notEqual(r.status, 404, `${call}: ${JSON.stringify(r.body)}`);
+    }
+    const program = await plugin.handle('NetworkDriver.ProgramExternalConnectivity', { ...REF, Options: ENDPOINT.Options });
+    assert.equal(program.status, 500);
+    assert.match(String(program.body.Err), /has not joined/);
+    const unknownPool = await plugin.handle('IpamDriver.RequestAddress', { PoolID: 'netd/10.124.0.0/24', Address: '' });
+    assert.notEqual(unknownPool.status, 404, 'a pool netd does not hold: the call failed, it is not unimplemented');
+    // Only an unknown path is 404.
+    assert.equal((await plugin.handle('NetworkDriver.Nope', null)).status, 404);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('DeleteNetwork removes the endpoints whose DeleteEndpoint dockerd lost, with their records and holds', async () => {
+    const { plugin, core, dir } = await joinedPlugin();
+    // A second one, created but never joined (its CreateEndpoint's answer lost too).
+    assert.equal((await plugin.handle('NetworkDriver.CreateEndpoint', { ...ENDPOINT, EndpointID: EP1, Interface: { ...ENDPOINT.Interface, Address: '172.18.0.3/16' } })).status, 200);
+    const r = await plugin.handle('NetworkDriver.DeleteNetwork', { NetworkID: NET1 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(core.nets.has(NET1), false);
+    assert.equal(core.eps.size, 0);
+    assert.ok(core.calls.includes(`removeEndpoint ${EP2} docker docker`));
+    assert.deepEqual([...core.heldAddresses], [], 'the holds made for both endpoints are released');
+    assert.deepEqual(Object.keys(snapshotDir(dir)).filter((f) => f.includes('endpoints/')), []);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('--ipv4=false (dockerd 27+) is refused clearly; Join gives only the families CreateEndpoint sent', async () => {
+    const { plugin, core, dir } = await fakePlugin();
+    const noV4 = { ...NETWORK, Options: { ...NETWORK.Options, 'com.docker.network.enable_ipv4': false, 'com.docker.network.enable_ipv6': true }, IPv4Data: [], IPv6Data: [{ Pool: 'fd00:1::/64', Gateway: 'fd00:1::1/64' }] };
+    const r = await plugin.handle('NetworkDriver.CreateNetwork', noV4);
+    assert.equal(r.status, 400);
+    assert.match(String(r.body.Err), /netd networks need IPv4/);
+    assert.match(String((await plugin.handle('NetworkDriver.CreateNetwork', { ...noV4, Options: {} })).body.Err), /need IPv4/);
+    assert.deepEqual(core.calls, []);
+    // enable_ipv4 true (dockerd 27+ default) is fine.
+    const dual = { ...noV4, Options: { ...noV4.Options, 'com.docker.network.enable_ipv4': true }, IPv4Data: NETWORK.IPv4Data };
+    assert.equal((await plugin.handle('NetworkDriver.CreateNetwork', dual)).status, 200);
+    assert.equal((await plugin.handle('NetworkDriver.CreateEndpoint', ENDPOINT)).status, 200);
+    assert.equal((await plugin.handle('NetworkDriver.Join', JOIN)).status, 200);
+    assert.deepEqual(core.attaches[0].families, [4], 'no IPv6 address: CreateEndpoint had no AddressIPv6');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('only docker-managed networks and endpoints are acted on; a Join naming another sandbox is refused', async () => {
+    const { plugin, core, dir } = await joinedPlugin();
+    // A network and an endpoint netd's CLI made.
+    await core.createNetwork({ id: NET2, name: 'cli', adoptHeldPool: false, managedBy: undefined as unknown as string, subnet: Prefix.parse('10.9.0.0/24') });
+    core.eps.set(EP1, { ...core.eps.get(EP2)!, id: EP1, networkId: NET2, managedBy: undefined, labels: {} });
+    const before = core.calls.length;
+    const cli = { NetworkID: NET2, EndpointID: EP1 };
+    const created = await plugin.handle('NetworkDriver.CreateNetwork', { ...NETWORK, NetworkID: NET2, IPv4Data: [{ Pool: '10.9.0.0/24', Gateway: '10.9.0.1/24' }] });
+    assert.equal(created.status, 403, 'not {} as "the same network"');
+    assert.match(String(created.body.Err), /not a Docker network/);
+    for (const call of ['DeleteNetwork', 'DeleteEndpoint', 'ProgramExternalConnectivity', 'RevokeExternalConnectivity', 'EndpointOperInfo', 'CreateEndpoint']) {
+      const body = call === 'CreateEndpoint' ? { ...ENDPOINT, ...cli, EndpointID: 'e'.repeat(64), Interface: { Address: '10.9.0.5/24' } } : { ...cli, Options: ENDPOINT.Options };
+      const r = await plugin.handle(`NetworkDriver.${call}`, body);
+      assert.equal(r.status, 403, `${call}: ${r.status} ${JSON.stringify(r.body)}`);
+    }
+    assert.equal((await plugin.handle('NetworkDriver.DeleteEndpoint', { NetworkID: NET1, EndpointID: EP1 })).status, 403);
+    assert.deepEqual(core.calls.slice(before), [], 'the CLI\'s objects are not touched');
+    assert.ok(core.nets.has(NET2) && core.eps.has(EP1));
+    // The joined docker endpoint: the same Join again is fine, another sandbox is not.
+    assert.equal((await plugin.handle('NetworkDriver.Join', JOIN)).status, 200);
+    const other = await plugin.handle('NetworkDriver.Join', { ...JOIN, SandboxKey: '/var/run/docker/netns/0123456789ab' });
+    assert.equal(other.status, 409);
+    assert.match(String(other.body.Err), /has joined sandbox/);
+    assert.equal(core.attaches.length, 1);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a repeated CreateNetwork holds again the aux addresses whose holds were lost', async () => {
+    const { plugin, core, dir } = await fakePlugin();
+    const body = { ...NETWORK, IPv4Data: [{ ...NETWORK.IPv4Data[0], AuxAddresses: { r: '172.18.0.9/16', s: '172.18.0.10/16' } }] };
+    assert.equal((await plugin.handle('NetworkDriver.CreateNetwork', body)).status, 200);
+    await core.releaseAddress(Prefix.parse('172.18.0.0/16'), IPAddress.parse('172.18.0.10'));
+    assert.equal((await plugin.handle('NetworkDriver.CreateNetwork', body)).status, 200);
+    assert.ok(core.heldAddresses.has('172.18.0.0/16 172.18.0.10'), 'held again');
+    assert.equal(core.calls.filter((c) => c === 'holdAddress 172.18.0.0/16 172.18.0.9').length, 1, 'a hold still there is not asked twice');
+    await plugin.handle('NetworkDriver.DeleteNetwork', { NetworkID: NET1 });
+    assert.deepEqual([...core.heldAddresses], [], 'both released with the network');
     rmSync(dir, { recursive: true, force: true });
   });
 });
