@@ -41,6 +41,8 @@ export interface PluginCore {
   attach(req: PluginAttachRequest): Promise<AttachResult | SharedAttachResult>;
   removeEndpoint(id: string, reason?: string, managedBy?: string): Promise<boolean>;
   endpoint(id: string): EndpointRecord | undefined;
+  /** The endpoints on a network (none for an unknown one). */
+  endpointsOf(networkId: string): EndpointRecord[];
   endpointInfo(ep: EndpointRecord): Record<string, unknown>;
   readonly held: PluginHolds;
   programExternalConnectivity(endpointId: string, options: Record<string, unknown>, managedBy?: string): Promise<AttachResult>;

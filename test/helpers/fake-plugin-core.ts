@@ -55,6 +55,7 @@ export class FakePluginCore implements PluginCore {
       ipv6: req.subnet6 ? [{ subnet: req.subnet6, gateway: req.gateway6 ?? req.subnet6.at(1n) }] : [],
       options: req.options ?? {},
       driverState: { managedBy: req.managedBy, adoptHeldPool: req.adoptHeldPool },
+      managedBy: req.managedBy,
     };
     this.nets.set(req.id, record);
     return record;
@@ -96,6 +97,10 @@ export class FakePluginCore implements PluginCore {
 
   endpoint(id: string): EndpointRecord | undefined {
     return this.eps.get(id);
+  }
+
+  endpointsOf(networkId: string): EndpointRecord[] {
+    return [...this.eps.values()].filter((e) => e.networkId === networkId);
   }
 
   endpointInfo(ep: EndpointRecord): Record<string, unknown> {
