@@ -85,8 +85,12 @@ export class IpamDriver {
       return {};
     }
     for (const n of this.core().networks().filter((x) => this.orphanOn(x, entry))) {
-      await this.deleteOrphanNetwork(n.id);
-      this.log.info({ op: 'docker-plugin', network: n.id, pool: entry.id }, 'network dockerd did not know of removed with its pool');
+      try {
+        await this.deleteOrphanNetwork(n.id);
+        this.log.info({ op: 'docker-plugin', network: n.id, pool: entry.id }, 'network dockerd did not know of removed with its pool');
+      } catch (err) {
+        this.log.warn({ op: 'docker-plugin', network: n.id, pool: entry.id, error: (err as Error).message }, 'network dockerd did not know of not removed');
+      }
     }
     // The last reference: what dockerd did not release itself goes with the pool.
     for (const address of this.state.addressesOf(entry)) await this.core().held.releaseAddress(entry.subnet, address);
