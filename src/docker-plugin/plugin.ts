@@ -118,6 +118,7 @@ export class DockerPlugin {
       this.recovering = controller;
       for (const problem of await controller.held.restore(this.state.heldPools())) this.log.warn({ op: 'docker-plugin' }, problem);
       const networks = new Set(controller.networks().map((n) => n.id));
+      for (const id of [...this.state.networks.keys()].filter((n) => !networks.has(n))) this.state.dropNetworkHolds(id);
       for (const entry of [...this.state.endpoints.values()]) {
         // Its network is gone (dockerd removed it while a CreateEndpoint was never followed by a Delete): the
         // holds were in that network's subnet, which went with it.

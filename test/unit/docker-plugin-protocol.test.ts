@@ -360,16 +360,16 @@ describe('records that would leak', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('at start, the records of endpoints whose network is gone are dropped, not held again', async () => {
+  test('at start, the records of endpoints and aux addresses whose network is gone are dropped, not held again', async () => {
     const { plugin, dir } = await fakePlugin();
-    await plugin.handle('NetworkDriver.CreateNetwork', NETWORK);
+    assert.equal((await plugin.handle('NetworkDriver.CreateNetwork', { ...NETWORK, IPv4Data: [{ ...NETWORK.IPv4Data[0], AuxAddresses: { r: '172.18.0.9/16' } }] })).status, 200);
     await plugin.handle('NetworkDriver.CreateEndpoint', ENDPOINT);
     const { log, warnings } = warningsLogger();
     const after = new FakePluginCore(); // the network went while netd was down
     await new DockerPlugin(dir, log).ready(after);
     assert.deepEqual(after.calls, []);
     assert.deepEqual(warnings, []);
-    assert.deepEqual(Object.keys(snapshotDir(dir)).filter((f) => f.includes('endpoints/')), []);
+    assert.deepEqual(Object.keys(snapshotDir(dir)).filter((f) => f.includes('endpoints/') || f.includes('networks/')), []);
     rmSync(dir, { recursive: true, force: true });
   });
 });
