@@ -234,11 +234,17 @@ export class PluginState {
     for (const key of readdirSync(this.addressesDir)) {
       const pool = bySubnet.get(key);
       const dir = join(this.addressesDir, key);
-      if (!pool) {
+      let names: string[] = [];
+      try {
+        if (pool) names = readdirSync(dir);
+      } catch (err) {
+        this.problems.push({ file: dir, error: (err as Error).message });
+      }
+      if (!pool || names.length === 0) {
         rmSync(dir, { recursive: true, force: true });
         continue;
       }
-      for (const name of readdirSync(dir)) {
+      for (const name of names) {
         try {
           const a = IPAddress.parse(name, 'address');
           if (!pool.subnet.contains(a)) throw new Error(`address ${a} is not in ${pool.subnet}`);

@@ -258,6 +258,19 @@ describe('per-call cost', () => {
     assert.deepEqual(readdirSync(join(dir, 'addresses')), []);
     rmSync(dir, { recursive: true, force: true });
   });
+
+  test('stray files among the addresses are dropped and reported, never fatal', async () => {
+    const { plugin, dir } = await fakePlugin();
+    await networkOnPool(plugin);
+    await plugin.handle('IpamDriver.RequestAddress', { PoolID: USED_POOL, Address: '10.124.0.7' });
+    for (const name of ['10.125.0.9', 'x', '..']) writeFileSync(join(dir, 'addresses', '10.124.0.0_24', name === '..' ? 'a b' : name), '');
+    writeFileSync(join(dir, 'addresses', '10.99.0.0_24'), 'not a directory');
+    const state = PluginState.open(dir);
+    assert.equal(state.problems.length, 3, JSON.stringify(state.problems));
+    assert.deepEqual(state.heldPools()[0].addresses.map(String).sort(), ['10.124.0.10', '10.124.0.7']);
+    assert.deepEqual(readdirSync(join(dir, 'addresses')), ['10.124.0.0_24']);
+    rmSync(dir, { recursive: true, force: true });
+  });
 });
 
 describe('orphans of calls dockerd never saw answered', () => {
