@@ -166,7 +166,7 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     // dockerd manages it: netd's own CLI leaves it alone (one line, exit 1).
     const refused = await daemon.cli(['rm-network', ids.n1], true);
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr.trim(), /^[^\n]*docker network rm[^\n]*$/);
+    assert.match(refused.stderr.trim(), /^[^\n]*managed by docker[^\n]*$/);
     const bridge = `br-${ids.n1.slice(0, 12)}`;
     assert.ok((await addressesOf(bridge)).includes('192.0.2.1/26'), `${bridge} carries the gateway`);
 
