@@ -6,24 +6,28 @@
  * dockerd asks for (the gateway, `--ip`, `--aux-address`) are held (`holdAddress`) and claimed by the
  * endpoint at Join. Everything is persisted (state.ts) before it is answered and re-applied at start.
  */
-import { ConflictError, InvalidArgumentError } from '../errors.js';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { IPAddress } from '../net/index.js';
-import type { PluginCore } from './core.js';
+import type { NetworkRecord } from '../cnm/network.js';
+import { MANAGED_BY, type PluginCore } from './core.js';
+import type { Answer } from './answer.js';
 import { formatPoolId, type PoolId } from './pool-id.js';
-import type { PluginState, PoolEntry } from './state.js';
+import type { HoldKind, PluginState, PoolEntry } from './state.js';
 import { parsePoolRef, parseReleaseAddress, parseRequestAddress, parseRequestPool } from './requests.js';
 
 export const LOCAL_SPACE = 'netd';
 export const GLOBAL_SPACE = 'netd-global';
 
-export type Answer = Record<string, unknown>;
-
 export class IpamDriver {
+  /** Pools a network is known to use: the addresses asked for in them are endpoints' (see state.ts). */
+  private readonly used = new WeakSet<PoolEntry>();
+
   constructor(
     private readonly core: () => PluginCore,
     private readonly state: PluginState,
     private readonly log: Logger,
+    /** Removes a Docker network dockerd forgot (DeleteNetwork's work: the network, its holds and records). */
+    private readonly deleteOrphanNetwork: (networkId: string) => Promise<unknown>,
   ) {}
 
   capabilities(): Answer {
@@ -42,7 +46,12 @@ export class IpamDriver {
       const existing = this.state.pools.get(formatPoolId({ subnet: req.pool, subPool: req.subPool }));
       if (existing) {
         existing.refs++;
-        this.state.saveIpam();
+        try {
+          this.state.savePool(existing);
+        } catch (err) {
+          existing.refs--;
+          throw err;
+        }
         return poolAnswer(existing);
       }
       const other = [...this.state.pools.values()].find((p) => p.subnet.equals(req.pool));
@@ -50,32 +59,43 @@ export class IpamDriver {
     }
     const info = await this.core().held.holdPool({ family: req.v6 ? 6 : 4, subnet: req.pool, ipRange: req.subPool });
     const id: PoolId = { subnet: info.subnet, subPool: req.subPool };
-    const entry: PoolEntry = { id: formatPoolId(id), subnet: info.subnet, ...(req.subPool ? { subPool: req.subPool } : {}), refs: 1, addresses: [] };
-    this.state.pools.set(entry.id, entry);
+    const entry: PoolEntry = { id: formatPoolId(id), subnet: info.subnet, ...(req.subPool ? { subPool: req.subPool } : {}), refs: 1, fixed: new Map(), addresses: new Map() };
     try {
-      this.state.saveIpam();
+      this.state.savePool(entry);
     } catch (err) {
-      this.state.pools.delete(entry.id);
+      this.state.dropPool(entry);
       await this.core().held.releasePool(info.subnet);
       throw err;
     }
     return poolAnswer(entry);
   }
 
+  /**
+   * One reference less. dockerd releases a pool only after DeleteNetwork or a failed CreateNetwork, so at the
+   * last reference a Docker network on the subnet without endpoints is one dockerd never heard was made (netd
+   * died before answering CreateNetwork; dockerd's retry comes with an empty body): it goes with the pool.
+   */
   async releasePool(raw: unknown): Promise<Answer> {
     const { poolId } = parsePoolRef(raw);
     const entry = this.state.pools.get(formatPoolId(poolId));
     if (!entry) return {};
     if (entry.refs > 1) {
       entry.refs--;
-      this.state.saveIpam();
+      this.state.savePool(entry);
       return {};
     }
+    for (const n of this.core().networks().filter((x) => this.orphanOn(x, entry))) {
+      try {
+        await this.deleteOrphanNetwork(n.id);
+        this.log.info({ op: 'docker-plugin', network: n.id, pool: entry.id }, 'network dockerd did not know of removed with its pool');
+      } catch (err) {
+        this.log.warn({ op: 'docker-plugin', network: n.id, pool: entry.id, error: (err as Error).message }, 'network dockerd did not know of not removed');
+      }
+    }
     // The last reference: what dockerd did not release itself goes with the pool.
-    for (const address of [...entry.addresses, ...(entry.gateway ? [entry.gateway] : [])]) await this.core().held.releaseAddress(entry.subnet, address);
+    for (const address of this.state.addressesOf(entry)) await this.core().held.releaseAddress(entry.subnet, address);
     await this.core().held.releasePool(entry.subnet);
-    this.state.pools.delete(entry.id);
-    this.state.saveIpam();
+    this.state.dropPool(entry);
     return {};
   }
 
@@ -84,12 +104,11 @@ export class IpamDriver {
     const entry = this.pool(req.poolId);
     if (req.gateway && entry.gateway) throw new ConflictError(`pool ${entry.subnet} already has the gateway ${entry.gateway}`);
     const held = await this.core().held.holdAddress(entry.subnet, req.address, { gateway: req.gateway });
-    if (req.gateway) entry.gateway = held.address;
-    else entry.addresses.push(held.address);
+    // Before its network exists, dockerd asks for the gateway and the aux addresses: they last as long as it.
+    const kind: HoldKind = req.gateway ? 'gateway' : this.inUse(entry) ? 'endpoint' : 'fixed';
     try {
-      this.state.saveIpam();
+      this.state.hold(entry, held.address, kind);
     } catch (err) {
-      this.forget(entry, held.address);
       await this.core().held.releaseAddress(entry.subnet, held.address);
       throw err;
     }
@@ -100,30 +119,32 @@ export class IpamDriver {
   async releaseAddress(raw: unknown): Promise<Answer> {
     const { poolId, address } = parseReleaseAddress(raw);
     const entry = this.state.pools.get(formatPoolId(poolId));
-    if (!entry || !(entry.gateway?.equals(address) || entry.addresses.some((a) => a.equals(address)))) return {};
+    if (!entry || !this.state.holds(entry, address)) return {};
     await this.core().held.releaseAddress(entry.subnet, address);
-    this.forget(entry, address);
-    this.state.saveIpam();
+    this.state.release(entry, address);
     return {};
   }
 
   private pool(id: PoolId): PoolEntry {
     const entry = this.state.pools.get(formatPoolId(id));
-    if (!entry) throw new InvalidArgumentError(`no pool ${formatPoolId(id)}: request it first (RequestPool)`);
+    if (!entry) throw new NotFoundError(`no pool ${formatPoolId(id)}: request it first (RequestPool)`);
     return entry;
   }
 
-  /** Drops an address from the entry's record; false when it was not there. */
-  private forget(entry: PoolEntry, address: IPAddress): boolean {
-    if (entry.gateway?.equals(address)) {
-      delete entry.gateway;
-      return true;
-    }
-    const i = entry.addresses.findIndex((x) => x.equals(address));
-    if (i < 0) return false;
-    entry.addresses.splice(i, 1);
-    return true;
+  /** Whether a network uses the pool (looked up until one does; it keeps it until ReleasePool). */
+  private inUse(entry: PoolEntry): boolean {
+    if (!this.used.has(entry) && this.core().networks().some((n) => usesSubnet(n, entry))) this.used.add(entry);
+    return this.used.has(entry);
   }
+
+  /** A Docker network on the pool's subnet with no endpoint. */
+  private orphanOn(n: NetworkRecord, entry: PoolEntry): boolean {
+    return n.managedBy === MANAGED_BY && usesSubnet(n, entry) && this.core().endpointsOf(n.id).length === 0;
+  }
+}
+
+function usesSubnet(n: NetworkRecord, entry: PoolEntry): boolean {
+  return [...n.ipv4, ...n.ipv6].some((c) => c.subnet.equals(entry.subnet));
 }
 
 function poolAnswer(entry: PoolEntry): Answer {

@@ -18,7 +18,7 @@ import { DOCKER_ORIGIN, MANAGED_BY, ORIGIN_LABEL, SANDBOX_LABEL, type PluginCore
 import type { EndpointEntry, Hold, PluginState } from './state.js';
 import { MAC_ADDRESS, PORT_MAP, dockerBindingsOf } from './portmap.js';
 import { parseCreateEndpoint, parseCreateNetwork, parseEndpointRef, parseJoin, parseNetworkRef, parseProgramConnectivity, type CreateNetworkRequest } from './requests.js';
-import type { Answer } from './ipam-driver.js';
+import type { Answer } from './answer.js';
 
 /** The interface name the veth's container end has until dockerd renames it. */
 export function handOffName(endpointId: string): string {
@@ -95,8 +95,7 @@ export class NetworkDriver {
     }
     if (made.length === 0) return;
     const kept = before.filter((h) => !made.some((m) => m.subnet.equals(h.subnet) && m.address.equals(h.address)));
-    this.state.networks.set(networkId, [...kept, ...made]);
-    this.state.saveIpam();
+    this.state.setNetworkHolds(networkId, [...kept, ...made]);
   }
 
   /**
@@ -118,9 +117,10 @@ export class NetworkDriver {
     const holds = this.state.networks.get(networkId);
     if (holds) {
       await this.releaseAll(holds);
-      this.state.networks.delete(networkId);
-      this.state.saveIpam();
+      this.state.dropNetworkHolds(networkId);
     }
+    // Endpoints dockerd made but never deleted (it lost the call): nothing else would ever drop them.
+    for (const id of this.state.endpointIdsOf(networkId)) await this.forgetEndpoint(id);
     return {};
   }
 
@@ -215,11 +215,10 @@ export class NetworkDriver {
   async forgetOrphan(endpointId: string): Promise<void> {
     const entry = this.state.endpoints.get(endpointId);
     for (const a of [entry?.ipv4, entry?.ipv6]) {
-      const pool = a && [...this.state.pools.values()].find((p) => p.addresses.some((x) => x.equals(a.address)));
+      const pool = a && this.state.poolHolding(a.address);
       if (!a || !pool) continue;
       await this.core().held.releaseAddress(pool.subnet, a.address);
-      pool.addresses = pool.addresses.filter((x) => !x.equals(a.address));
-      this.state.saveIpam();
+      this.state.release(pool, a.address);
     }
     await this.forgetEndpoint(endpointId);
   }

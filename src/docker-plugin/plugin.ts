@@ -16,7 +16,8 @@ import { Mutex } from '../cnm/mutex.js';
 import type { PluginCore } from './core.js';
 import { MANAGED_BY } from './core.js';
 import { PluginState } from './state.js';
-import { IpamDriver, type Answer } from './ipam-driver.js';
+import type { Answer } from './answer.js';
+import { IpamDriver } from './ipam-driver.js';
 import { NetworkDriver } from './network-driver.js';
 
 /** What a call answers: a status and the JSON body (errors: `{"Err"}`, or `{"Error"}` for IPAM calls). */
@@ -27,13 +28,11 @@ export interface PluginReply {
 
 type Call = (body: unknown) => Promise<Answer> | Answer;
 
-/** The state directory under the daemon's data root. */
-export function pluginStateDir(dataRoot: string): string {
-  return join(dataRoot, 'docker-plugin');
-}
-
 export class DockerPlugin {
+  /** Set last in `ready`: calls wait for it. */
   private controller?: PluginCore;
+  /** The controller while `ready` recovers (the drivers use it; calls still wait). */
+  private recovering?: PluginCore;
   private readonly readyWaiters: (() => void)[] = [];
   private readonly mutex = new Mutex();
   private readonly state: PluginState;
@@ -47,9 +46,9 @@ export class DockerPlugin {
   ) {
     this.state = PluginState.open(stateDir);
     for (const p of this.state.problems) log.warn({ op: 'docker-plugin', file: p.file, error: p.error }, 'unreadable plugin state set aside');
-    const core = () => this.controller!;
+    const core = () => (this.controller ?? this.recovering)!;
     this.network = new NetworkDriver(core, this.state, log);
-    this.ipam = new IpamDriver(core, this.state, log);
+    this.ipam = new IpamDriver(core, this.state, log, (id) => this.network.deleteNetwork({ NetworkID: id }));
     const n = this.network;
     const i = this.ipam;
     // static: answered at once, even before the controller is ready; read: waits for it; write: also one at a time.
@@ -88,11 +87,17 @@ export class DockerPlugin {
   readonly observer: NetworkObserver = {
     endpointLeft: (network: ObservedNetwork, endpoint: EndpointRecord, reason?: string) => {
       if (reason === MANAGED_BY || !this.state.endpoints.has(endpoint.id)) return;
-      // Not from inside the controller's operation (its lock is held): after it, in the plugin's own turn.
+      // Not from inside the controller's operation (its lock is held): after it, in the plugin's own turn,
+      // and not before `ready` (the sweep of the controller's start: ready's recovery may drop it first).
       setImmediate(() => {
-        this.mutex
-          .run(() => this.network.forgetOrphan(endpoint.id))
-          .then(() => this.log.info({ op: 'docker-plugin', endpoint: endpoint.id, network: network.id, reason }, 'endpoint released without dockerd: its record and holds dropped'))
+        this.whenReady()
+          .then(() =>
+            this.mutex.run(async () => {
+              if (!this.state.endpoints.has(endpoint.id)) return;
+              await this.network.forgetOrphan(endpoint.id);
+              this.log.info({ op: 'docker-plugin', endpoint: endpoint.id, network: network.id, reason }, 'endpoint released without dockerd: its record and holds dropped');
+            }),
+          )
           .catch((err: unknown) => this.log.warn({ op: 'docker-plugin', endpoint: endpoint.id, err }, 'could not drop a released endpoint\'s record'));
       });
     },
@@ -100,28 +105,43 @@ export class DockerPlugin {
 
   /**
    * The controller is started: re-applies the holds persisted, drops the records of endpoints the
-   * controller released while netd was down (their namespaces died), and lets waiting calls through.
+   * controller released while netd was down (their namespaces died) and of endpoints whose network is gone,
+   * and lets waiting calls through. Under the plugin's lock; the controller is set last, so no call runs
+   * before the recovery is over.
    */
   async ready(controller: PluginCore): Promise<void> {
-    for (const problem of await controller.held.restore(this.state.heldPools())) this.log.warn({ op: 'docker-plugin' }, problem);
-    this.controller = controller;
-    // Joined, but its netd endpoint is gone: released at start, its namespace dead. dockerd may never ask again.
-    for (const entry of [...this.state.endpoints.values()]) {
-      if (entry.sandboxKey === undefined || controller.endpoint(entry.id)) continue;
-      await this.network.forgetOrphan(entry.id);
-      this.log.info({ op: 'docker-plugin', endpoint: entry.id }, 'endpoint released while netd was down: its record and holds dropped');
-    }
-    // The driver's own holds are in networks' subnets: held again, unless an endpoint has the address (it
-    // claimed it at Join) or the network is gone.
-    for (const h of this.state.driverHolds((id) => !controller.endpoint(id))) {
-      if (controller.held.addressHeld(h.subnet, h.address)) continue;
-      try {
-        await controller.held.holdAddress(h.subnet, h.address);
-      } catch (err) {
-        this.log.warn({ op: 'docker-plugin', subnet: h.subnet.toString(), address: h.address.toString(), error: (err as Error).message }, 'hold not re-applied');
+    await this.mutex.run(async () => {
+      this.recovering = controller;
+      for (const problem of await controller.held.restore(this.state.heldPools())) this.log.warn({ op: 'docker-plugin' }, problem);
+      const networks = new Set(controller.networks().map((n) => n.id));
+      for (const id of [...this.state.networks.keys()].filter((n) => !networks.has(n))) this.state.dropNetworkHolds(id);
+      for (const entry of [...this.state.endpoints.values()]) {
+        // Its network is gone (dockerd removed it while a CreateEndpoint was never followed by a Delete): the
+        // holds were in that network's subnet, which went with it.
+        if (!networks.has(entry.networkId)) {
+          this.state.dropEndpoint(entry.id);
+          this.log.info({ op: 'docker-plugin', endpoint: entry.id, network: entry.networkId }, 'endpoint record of a removed network dropped');
+          continue;
+        }
+        // Joined, but its netd endpoint is gone: released at start, its namespace dead. dockerd may never ask again.
+        if (entry.sandboxKey === undefined || controller.endpoint(entry.id)) continue;
+        await this.network.forgetOrphan(entry.id);
+        this.log.info({ op: 'docker-plugin', endpoint: entry.id }, 'endpoint released while netd was down: its record and holds dropped');
       }
-    }
-    for (const wake of this.readyWaiters.splice(0)) wake();
+      // The driver's own holds are in networks' subnets: held again, unless an endpoint has the address (it
+      // claimed it at Join) or the network is gone.
+      for (const h of this.state.driverHolds((id) => !controller.endpoint(id))) {
+        if (controller.held.addressHeld(h.subnet, h.address)) continue;
+        try {
+          await controller.held.holdAddress(h.subnet, h.address);
+        } catch (err) {
+          this.log.warn({ op: 'docker-plugin', subnet: h.subnet.toString(), address: h.address.toString(), error: (err as Error).message }, 'hold not re-applied');
+        }
+      }
+      this.controller = controller;
+      this.recovering = undefined;
+      for (const wake of this.readyWaiters.splice(0)) wake();
+    });
   }
 
   private whenReady(): Promise<void> {

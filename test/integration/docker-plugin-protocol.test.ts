@@ -271,8 +271,8 @@ test('dockerd 20.10 call sequence over the plugin socket: kernel state and netd 
   assert.deepEqual((await call('IpamDriver.RequestPool', { AddressSpace: 'netd', Pool: pickedSubnet, SubPool: '', Options: {}, V6: false })).body.PoolID, picked.body.PoolID);
   const probe = await d.cli(['create-network', 'probe', '--subnet', pickedSubnet], true);
   assert.equal(probe.code, 1, 'the pool picked before the restart is still held');
-  const state = JSON.parse(readFileSync(join(d.dataRoot, 'docker-plugin', 'ipam.json'), 'utf8')) as { pools: { id: string; refs: number }[] };
-  assert.deepEqual(state.pools.map((p) => [p.id, p.refs]).sort(), [[pool2, 1], [picked.body.PoolID, 2]].sort());
+  const state = storedPools(d.dataRoot) as { id: string; refs: number }[];
+  assert.deepEqual(state.map((p) => [p.id, p.refs]).sort(), [[pool2, 1], [picked.body.PoolID, 2]].sort());
   // dockerd replays CreateNetwork after its own restart: the same network, {}.
   await call('NetworkDriver.CreateNetwork', { NetworkID: N1, Options: { 'com.docker.network.generic': { 'com.docker.network.bridge.name': 'dkn1' } }, IPv4Data: [{ AddressSpace: 'LocalDefault', Gateway: '192.0.2.1/24', Pool: '192.0.2.0/24' }], IPv6Data: [] });
 
@@ -314,7 +314,7 @@ test('dockerd 20.10 call sequence over the plugin socket: kernel state and netd 
   await d.cli(['create-network', 'after', '--subnet', POOL2]);
   await call('IpamDriver.ReleasePool', { PoolID: picked.body.PoolID });
   await call('IpamDriver.ReleasePool', { PoolID: picked.body.PoolID });
-  assert.deepEqual((JSON.parse(readFileSync(join(d.dataRoot, 'docker-plugin', 'ipam.json'), 'utf8')) as { pools: unknown[] }).pools, []);
+  assert.deepEqual(storedPools(d.dataRoot), []);
   await d.cli(['create-network', 'probe2', '--subnet', pickedSubnet]);
   assert.deepEqual(uncaughtIn(d.logs), []);
   assert.match(d.logs, /"op":"docker-plugin","call":"NetworkDriver.Join","network":"a63f0fa4/);
@@ -383,3 +383,9 @@ test('IPv6 from netd\'s pools and --internal through the plugin: gateways in Joi
   assert.match(rules, /-A NETD-INTERNAL ! -d 198\.51\.100\.0\/24 -i dkni .*-j DROP/, 'nothing leaves an internal network');
   assert.deepEqual(uncaughtIn(daemon.logs), []);
 });
+
+/** The pool records the plugin keeps (one file each, docker-plugin/state.ts). */
+function storedPools(dataRoot: string): unknown[] {
+  const dir = join(dataRoot, 'docker-plugin', 'pools');
+  return readdirSync(dir).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as unknown);
+}

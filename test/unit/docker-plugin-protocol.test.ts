@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { IPAddress, Prefix } from '../../src/net/index.js';
-import { silentLogger } from '../../src/log.js';
+import pino from 'pino';
+import { silentLogger, type Logger } from '../../src/log.js';
 import { DockerPlugin } from '../../src/docker-plugin/plugin.js';
 import { parseCreateEndpoint, parseCreateNetwork, parseJoin, parseRequestAddress, parseRequestPool } from '../../src/docker-plugin/requests.js';
 import { EP1, EP2, FakePluginCore, NET1, NET2, fakePlugin, snapshotDir } from '../helpers/fake-plugin-core.js';
@@ -425,6 +426,91 @@ describe('protocol defects found against moby\'s sources', () => {
     assert.equal(core.calls.filter((c) => c === 'holdAddress 172.18.0.0/16 172.18.0.9').length, 1, 'a hold still there is not asked twice');
     await plugin.handle('NetworkDriver.DeleteNetwork', { NetworkID: NET1 });
     assert.deepEqual([...core.heldAddresses], [], 'both released with the network');
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+/** A logger that keeps its warnings. */
+function warningsLogger(): { log: Logger; warnings: string[] } {
+  const warnings: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(String(JSON.parse(line).msg)) });
+  return { log, warnings };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 20));
+
+describe('records that would leak', () => {
+  test('DeleteNetwork forgets the endpoints that never joined, and their holds', async () => {
+    const { plugin, core, dir } = await fakePlugin();
+    await plugin.handle('NetworkDriver.CreateNetwork', NETWORK);
+    assert.equal((await plugin.handle('NetworkDriver.CreateEndpoint', ENDPOINT)).status, 200);
+    // dockerd's Join failed and its DeleteEndpoint never reached netd; then `docker network rm`.
+    assert.equal((await plugin.handle('NetworkDriver.DeleteNetwork', { NetworkID: NET1 })).status, 200);
+    assert.deepEqual(Object.keys(snapshotDir(dir)).filter((f) => f.includes('endpoints/')), []);
+    assert.ok(core.calls.includes('releaseAddress 172.18.0.0/16 172.18.0.2'), core.calls.join('\n'));
+    const after = new FakePluginCore();
+    await new DockerPlugin(dir, silentLogger()).ready(after);
+    assert.deepEqual(after.calls, [], 'nothing held again at the next start');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('at start, the records of endpoints and aux addresses whose network is gone are dropped, not held again', async () => {
+    const { plugin, dir } = await fakePlugin();
+    assert.equal((await plugin.handle('NetworkDriver.CreateNetwork', { ...NETWORK, IPv4Data: [{ ...NETWORK.IPv4Data[0], AuxAddresses: { r: '172.18.0.9/16' } }] })).status, 200);
+    await plugin.handle('NetworkDriver.CreateEndpoint', ENDPOINT);
+    const { log, warnings } = warningsLogger();
+    const after = new FakePluginCore(); // the network went while netd was down
+    await new DockerPlugin(dir, log).ready(after);
+    assert.deepEqual(after.calls, []);
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(Object.keys(snapshotDir(dir)).filter((f) => f.includes('endpoints/') || f.includes('networks/')), []);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('start-up', () => {
+  test('a call that arrives while ready() recovers runs after it', async () => {
+    const { plugin, core, dir } = await fakePlugin();
+    await plugin.handle('NetworkDriver.CreateNetwork', NETWORK);
+    await plugin.handle('NetworkDriver.CreateEndpoint', ENDPOINT);
+    const after = new FakePluginCore();
+    after.nets.set(NET1, core.nets.get(NET1)!);
+    // Re-holding the pending endpoint's address takes a while.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const hold = after.holdAddress.bind(after);
+    after.holdAddress = async (...args) => {
+      await gate;
+      return hold(...args);
+    };
+    const order: string[] = [];
+    const again = new DockerPlugin(dir, silentLogger());
+    const ready = again.ready(after).then(() => order.push('ready'));
+    await tick();
+    const call = again.handle('IpamDriver.RequestPool', { AddressSpace: 'netd', Pool: '10.124.0.0/24' }).then((r) => order.push(`RequestPool ${r.status}`));
+    await tick();
+    release();
+    await Promise.all([ready, call]);
+    assert.deepEqual(order, ['ready', 'RequestPool 200']);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("the sweep's release heard before ready waits for it: no warnings, the record goes once", async () => {
+    const { plugin, core, dir } = await joinedPlugin();
+    const network = { ...core.nets.get(NET1)!, capabilities: {} };
+    const endpoint = core.eps.get(EP2)!;
+    const after = new FakePluginCore();
+    after.nets.set(NET1, core.nets.get(NET1)!);
+    const { log, warnings } = warningsLogger();
+    const again = new DockerPlugin(dir, log);
+    // The controller's start swept the endpoint (its namespace died) before the plugin was ready.
+    (again.observer.endpointLeft!.bind(again.observer) as (n: unknown, e: unknown, reason: string) => void)(network, endpoint, 'sweep');
+    await tick();
+    await again.ready(after);
+    await tick();
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(Object.keys(snapshotDir(dir)).filter((f) => f.includes('endpoints/')), []);
+    void plugin;
     rmSync(dir, { recursive: true, force: true });
   });
 });
