@@ -51,9 +51,11 @@ export interface SweepDeps {
 /** Releases the endpoints of containers whose namespace is gone. Takes the lock only when there is work. */
 export async function sweepDeadContainers({ ctx, sandboxes, endpoints, exclusive }: SweepDeps): Promise<void> {
   const { registry } = ctx;
-  if (![...registry.sandboxesById.values()].some((sb) => sandboxes.isGone(sb))) return;
+  // Work to do: a dead container, or a namespace that appeared where a sandbox waited for it.
+  if (![...registry.sandboxesById.values()].some((sb) => sandboxes.isGone(sb) || sandboxes.arrivedNamespace(sb) !== undefined)) return;
   await exclusive('sweep', async () => {
     for (const sb of [...registry.sandboxesById.values()]) {
+      sandboxes.settle(sb);
       if (!sandboxes.isGone(sb) || (!sb.host && sandboxes.revive(sb))) continue;
       await endpoints.removeFromSandbox(sb, undefined, 'container gone');
       if (registry.sandboxesById.has(sb.id)) registry.forgetSandbox(sb);

@@ -138,18 +138,23 @@ export class Sandboxes {
   isGone(sb: SandboxRecord): boolean {
     if (sb.persistent) return false;
     if (sb.host) return sb.pid !== undefined && !this.ctx.targets.pidAlive(sb.pid);
-    if (sb.nsId.startsWith(PENDING_NAMESPACE)) this.settle(sb);
     return !this.ctx.resolver.alive(sb);
   }
 
-  /** A sandbox joined before its namespace existed is known by that namespace once it is there. */
-  private settle(sb: SandboxRecord): void {
-    let nsId: string;
+  /** The namespace that has appeared where a sandbox joined before it existed waited for it (PENDING_NAMESPACE). */
+  arrivedNamespace(sb: SandboxRecord): string | undefined {
+    if (!sb.nsId.startsWith(PENDING_NAMESPACE)) return undefined;
     try {
-      nsId = this.ctx.resolver.resolve({ path: sb.key }).nsId;
+      return this.ctx.resolver.resolve({ path: sb.key }).nsId;
     } catch {
-      return; // not there yet
+      return undefined; // not there yet
     }
+  }
+
+  /** Under the lock: such a sandbox is known by its namespace from now on. */
+  settle(sb: SandboxRecord): void {
+    const nsId = this.arrivedNamespace(sb);
+    if (nsId === undefined) return;
     sb.nsId = nsId;
     this.ctx.registry.persistSandbox(sb);
   }

@@ -92,10 +92,12 @@ export class IpamDriver {
         this.log.warn({ op: 'docker-plugin', network: n.id, pool: entry.id, error: (err as Error).message }, 'network dockerd did not know of not removed');
       }
     }
-    // The last reference: what dockerd did not release itself goes with the pool.
-    for (const address of this.state.addressesOf(entry)) await this.core().held.releaseAddress(entry.subnet, address);
-    await this.core().held.releasePool(entry.subnet);
+    // The last reference: what dockerd did not release itself goes with the pool. The record goes first: the
+    // controller's holds are rebuilt from it at start, so a crash in between leaves nothing held.
+    const addresses = this.state.addressesOf(entry);
     this.state.dropPool(entry);
+    for (const address of addresses) await this.core().held.releaseAddress(entry.subnet, address);
+    await this.core().held.releasePool(entry.subnet);
     return {};
   }
 
@@ -120,8 +122,9 @@ export class IpamDriver {
     const { poolId, address } = parseReleaseAddress(raw);
     const entry = this.state.pools.get(formatPoolId(poolId));
     if (!entry || !this.state.holds(entry, address)) return {};
-    await this.core().held.releaseAddress(entry.subnet, address);
+    // Record first, then the controller's hold (rebuilt from the record at start): a crash between holds nothing.
     this.state.release(entry, address);
+    await this.core().held.releaseAddress(entry.subnet, address);
     return {};
   }
 

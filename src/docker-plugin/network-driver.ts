@@ -116,8 +116,8 @@ export class NetworkDriver {
     }
     const holds = this.state.networks.get(networkId);
     if (holds) {
-      await this.releaseAll(holds);
       this.state.dropNetworkHolds(networkId);
+      await this.releaseAll(holds);
     }
     // Endpoints dockerd made but never deleted (it lost the call): nothing else would ever drop them.
     for (const id of this.state.endpointIdsOf(networkId)) await this.forgetEndpoint(id);
@@ -217,8 +217,8 @@ export class NetworkDriver {
     for (const a of [entry?.ipv4, entry?.ipv6]) {
       const pool = a && this.state.poolHolding(a.address);
       if (!a || !pool) continue;
-      await this.core().held.releaseAddress(pool.subnet, a.address);
       this.state.release(pool, a.address);
+      await this.core().held.releaseAddress(pool.subnet, a.address);
     }
     await this.forgetEndpoint(endpointId);
   }
@@ -227,8 +227,9 @@ export class NetworkDriver {
   async forgetEndpoint(endpointId: string): Promise<void> {
     const entry = this.state.endpoints.get(endpointId);
     if (!entry) return;
-    await this.releaseAll(entry.heldHere);
+    // Releases follow the records they are rebuilt from at start: a crash between holds nothing.
     this.state.dropEndpoint(endpointId);
+    await this.releaseAll(entry.heldHere);
   }
 
   async programExternalConnectivity(raw: unknown): Promise<Answer> {

@@ -174,17 +174,21 @@ export class PluginState {
   private upgrade(): void {
     const file = join(this.dir, 'ipam.json');
     let raw: { pools?: unknown; networks?: unknown };
+    let pools: PoolEntry[];
+    let networks: (readonly [string, Hold[]])[];
     try {
       raw = JSON.parse(readFileSync(file, 'utf8')) as typeof raw;
       if (!Array.isArray(raw.pools) || typeof raw.networks !== 'object' || raw.networks === null) throw new Error('malformed plugin state');
-      const pools = (raw.pools as Record<string, unknown>[]).map(poolFromStored);
-      const networks = Object.entries(raw.networks as Record<string, { subnet: string; address: string }[]>).map(([id, holds]) => [id, holds.map(holdFromStored)] as const);
-      for (const p of pools) this.savePool(p);
-      for (const [id, holds] of networks) if (isValidId(id)) this.setNetworkHolds(id, holds);
+      pools = (raw.pools as Record<string, unknown>[]).map(poolFromStored);
+      networks = Object.entries(raw.networks as Record<string, { subnet: string; address: string }[]>).map(([id, holds]) => [id, holds.map(holdFromStored)] as const);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.setAside(file, err);
       return;
     }
+    // A write that fails here (disk full, read-only) fails the start with ipam.json still in place: converting
+    // again is harmless, losing the holds is not.
+    for (const p of pools) this.savePool(p);
+    for (const [id, holds] of networks) if (isValidId(id)) this.setNetworkHolds(id, holds);
     rmSync(file);
     fsyncDirectory(this.dir);
   }

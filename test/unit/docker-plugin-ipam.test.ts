@@ -299,3 +299,23 @@ describe('orphans of calls dockerd never saw answered', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe('releases and crashes', () => {
+  test('a release is recorded before the controller lets go: a crash between (here, the controller failing) holds nothing after a restart', async () => {
+    const { plugin, core, dir } = await fakePlugin();
+    await plugin.handle('IpamDriver.RequestPool', POOL);
+    await plugin.handle('IpamDriver.RequestAddress', { PoolID: 'netd/10.124.0.0/24', Address: '10.124.0.9' });
+    const killed = async (): Promise<void> => {
+      throw new Error('netd killed here');
+    };
+    core.held.releaseAddress = killed;
+    core.held.releasePool = killed;
+    assert.notEqual((await plugin.handle('IpamDriver.ReleaseAddress', { PoolID: 'netd/10.124.0.0/24', Address: '10.124.0.9' })).status, 200);
+    assert.notEqual((await plugin.handle('IpamDriver.ReleasePool', { PoolID: 'netd/10.124.0.0/24' })).status, 200);
+    const after = new FakePluginCore();
+    await new DockerPlugin(dir, silentLogger()).ready(after);
+    assert.deepEqual(after.restored, [], 'no pool held again: dockerd, whose retry fails, would never release it');
+    assert.deepEqual(after.calls, []);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
