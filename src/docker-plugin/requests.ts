@@ -7,6 +7,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { IPAddress, InterfaceAddress, MAC, Prefix, describeValue, type Family } from '../net/index.js';
 import type { PortRequest } from '../portmap/types.js';
+import { isValidId } from '../cnm/validation.js';
 import { parsePoolId, type PoolId } from './pool-id.js';
 import { portRequestsOf } from './portmap.js';
 
@@ -18,7 +19,6 @@ export const OPT_INTERNAL = 'com.docker.network.internal';
 export const OPT_ADDRESS_TYPE = 'RequestAddressType';
 export const GATEWAY_ADDRESS_TYPE = 'com.docker.network.gateway';
 
-const ID = /^[0-9a-f]{64}$/;
 const MAX_PATH = 4096;
 /** Generic driver options and aux addresses of one network: far more than any real one. */
 const MAX_ENTRIES = 256;
@@ -70,7 +70,7 @@ function flag(o: Fields, key: string): boolean {
 /** A NetworkID or EndpointID: 64 lowercase hex digits, as dockerd makes them. */
 export function idField(o: Fields, key: string): string {
   const v = o[key];
-  if (typeof v !== 'string' || !ID.test(v)) throw new InvalidArgumentError(`${key} must be 64 lowercase hex digits, not ${shown(v)}`);
+  if (!isValidId(v)) throw new InvalidArgumentError(`${key} must be 64 lowercase hex digits, not ${shown(v)}`);
   return v;
 }
 
