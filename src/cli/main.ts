@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { Client } from './client.js';
 import { labelsText, table } from './format.js';
 import { addOciHookCommand } from './oci-hook.js';
-import { DEFAULTS } from '../daemon/defaults.js';
+import { DEFAULTS, FIREWALL_BACKEND_NAMES } from '../daemon/defaults.js';
 import { parsePublishSpec } from '../portmap/parse.js';
 import { IPAddress, Prefix } from '../net/index.js';
 import { familyOf, formatBinding, hostPortFor, toDockerPortBinding, type PortBinding } from '../portmap/types.js';
@@ -66,6 +66,7 @@ export function buildProgram(): Command {
     .option('--ip-forward-no-drop', 'when netd turns IP forwarding on, leave the FORWARD policy as it is (default: set it to DROP)')
     .option('--dns <address>', 'upstream DNS server for the embedded DNS: IP, IPv4:PORT or [IPv6]:PORT (repeatable; default: the host resolv.conf nameservers)', collect, [])
     .option('--files-root <dir>', 'let clients name files for netd to write (attach --resolv-conf/--hosts) under this directory only (default: nowhere)')
+    .addOption(new Option('--firewall-backend <name>', 'how netd programs the kernel firewall').choices(FIREWALL_BACKEND_NAMES).default(FIREWALL_BACKEND_NAMES[0]))
     .option('--docker-plugin <address>', 'also serve dockerd as a remote network and IPAM plugin on this unix socket (unix:///run/docker/plugins/netd.sock or a path; off by default)')
     .action(async (opts, cmd: Command) => {
       // Required here, not imported above: only this command loads the daemon (and the native addon).
@@ -83,6 +84,7 @@ export function buildProgram(): Command {
         filesRoot: opts.filesRoot === undefined ? undefined : resolvePath(opts.filesRoot),
         ipForwardNoDrop: opts.ipForwardNoDrop === true,
         dockerPlugin: opts.dockerPlugin,
+        firewallBackend: opts.firewallBackend,
       });
     });
 

@@ -15,7 +15,7 @@ import { defaultIpv6Pool } from '../ipam/ula.js';
 import { Store } from '../store/store.js';
 import { DataRootLock } from '../store/lock.js';
 import { Rtnl } from '../kernel/rtnetlink.js';
-import { createFirewall } from '../firewall/factory.js';
+import { createFirewall, type FirewallBackendName } from '../firewall/factory.js';
 import { hostPortSweeper } from '../firewall/conntrack.js';
 import { findTool, missingTool, requireTools } from '../firewall/tools.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
@@ -97,6 +97,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     const hostRtnl = rtnl;
     const firewall = createFirewall({
       logger: log,
+      backend: config.firewallBackend as FirewallBackendName | undefined,
       instance,
       sweep: hostPortSweeper(async () => (await hostRtnl.addresses()).map((a) => a.cidr.address)),
     });

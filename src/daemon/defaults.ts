@@ -27,7 +27,12 @@ export interface DaemonConfig {
   ipForwardNoDrop?: boolean;
   /** Serve the Docker remote network + IPAM plugin on this unix socket (`--docker-plugin`); off when unset. */
   dockerPlugin?: string;
+  /** Which firewall backend programs netd's rules (`--firewall-backend`): iptables (the default) or nftables. */
+  firewallBackend?: string;
 }
+
+/** The firewall backends `--firewall-backend` accepts (src/firewall/factory.ts has them); the first is the default. */
+export const FIREWALL_BACKEND_NAMES = ['iptables', 'nftables'] as const;
 
 export const DEFAULTS: DaemonConfig = {
   host: 'unix:///run/netd/netd.sock',

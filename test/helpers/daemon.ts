@@ -19,6 +19,22 @@ export function uncaughtIn(logs: string): string[] {
 }
 export const FIXTURES = join(REPO, 'test/fixtures');
 
+/**
+ * The firewall backend the suite runs on: NETD_TEST_FIREWALL_BACKEND (iptables or nftables; the CI runs the
+ * integration suite once with each), else the daemon's default.
+ */
+export function testFirewallBackend(): 'iptables' | 'nftables' {
+  const b = process.env.NETD_TEST_FIREWALL_BACKEND;
+  if (b === undefined || b === '') return 'iptables';
+  if (b !== 'iptables' && b !== 'nftables') throw new Error(`NETD_TEST_FIREWALL_BACKEND=${b}: expected iptables or nftables`);
+  return b;
+}
+
+/** The daemon arguments that select the suite's firewall backend. */
+export function firewallBackendArgs(): string[] {
+  return ['--firewall-backend', testFirewallBackend()];
+}
+
 export class TestDaemon {
   private child?: ChildProcess;
   logs = '';
@@ -56,7 +72,8 @@ export class TestDaemon {
   }
 
   async launch(): Promise<void> {
-    const child = this.hostNs.spawn(['node', CLI, '--host', this.host, 'daemon', '--data-root', this.dataRoot, '--exec-root', join(this.dir, 'run'), '--log-level', 'debug', ...this.extraArgs], { ...process.env, ...this.env });
+    const backend = this.extraArgs.includes('--firewall-backend') ? [] : firewallBackendArgs();
+    const child = this.hostNs.spawn(['node', CLI, '--host', this.host, 'daemon', '--data-root', this.dataRoot, '--exec-root', join(this.dir, 'run'), '--log-level', 'debug', ...backend, ...this.extraArgs], { ...process.env, ...this.env });
     this.child = child;
     child.stdout?.on('data', (d) => (this.logs += d));
     child.stderr?.on('data', (d) => (this.logs += d));
