@@ -2,7 +2,10 @@
 // cache, configurations, plugins), named network namespaces the tests made (netdt-*), and container runtimes'
 // state (runc, containerd, podman, dockerd: /run, /var/lib and /etc entries, cgroups). `machineState()` lists them;
 // `changes(before, after)` says, one line each, what differs. Used by scripts/run-tests.js after the suite.
+// `netdNftTables()` lists the nf_tables tables named netd* in the namespace it runs in (the nftables backend's
+// `inet netd-<instance>`): any that appears there during a run is a leak into the machine's own namespace.
 'use strict';
+const { spawnSync } = require('node:child_process');
 const { lstatSync, readdirSync } = require('node:fs');
 const { join } = require('node:path');
 
@@ -95,4 +98,26 @@ function changes(before, after) {
   return lines;
 }
 
-module.exports = { machineState, changes, TREES, STATE_DIRS };
+/** `family name` of each table named netd* in `nft list tables` output (`table inet netd-0123abcd`). */
+function netdNftTablesIn(text) {
+  const out = [];
+  for (const line of text.split('\n')) {
+    const m = /^table\s+(\S+)\s+(\S+)/.exec(line.trim());
+    if (m && /^netd/.test(m[2])) out.push(`${m[1]} ${m[2]}`);
+  }
+  return out.sort();
+}
+
+let warnedNoNft = false;
+/** The tables named netd* in this namespace (`nft list tables`); [] with a one-time note when nft is missing. */
+function netdNftTables() {
+  const res = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' });
+  if (res.status !== 0) {
+    if (!warnedNoNft) console.error(`note: cannot list nf_tables tables (${res.error ? res.error.message : (res.stderr || '').trim()}): netd* tables left in this namespace go unseen`);
+    warnedNoNft = true;
+    return [];
+  }
+  return netdNftTablesIn(res.stdout);
+}
+
+module.exports = { machineState, changes, netdNftTables, netdNftTablesIn, TREES, STATE_DIRS };

@@ -62,3 +62,10 @@ test('machine-state: a run that leaves everything as it was reports nothing; eac
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('machine-state: nf_tables tables named netd* are found in `nft list tables` (the nftables backend’s leak check)', () => {
+  const { netdNftTablesIn } = createRequire(__filename)(join(REPO, 'scripts/machine-state.js')) as { netdNftTablesIn(text: string): string[] };
+  const text = ['table ip filter', 'table ip nat', 'table inet netd-0123abcd', 'table inet netd', 'table ip6 netdx', 'table inet firewalld', 'table ip docker-bridges', ''].join('\n');
+  assert.deepEqual(netdNftTablesIn(text), ['inet netd', 'inet netd-0123abcd', 'ip6 netdx']);
+  assert.deepEqual(netdNftTablesIn('table ip filter\n'), []);
+});
