@@ -8,6 +8,8 @@ import { join, resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Client } from '../../src/cli/client.js';
 import { TestNetns, run, type RunResult } from './netns.js';
+import { firewallBackendArgs, testFirewallBackend } from './backend.js';
+import { nftNetdState } from './firewall-state.js';
 
 export const REPO = resolve(__dirname, '../../..');
 export const CLI = join(REPO, 'dist/src/cli/main.js');
@@ -19,21 +21,7 @@ export function uncaughtIn(logs: string): string[] {
 }
 export const FIXTURES = join(REPO, 'test/fixtures');
 
-/**
- * The firewall backend the suite runs on: NETD_TEST_FIREWALL_BACKEND (iptables or nftables; the CI runs the
- * integration suite once with each), else the daemon's default.
- */
-export function testFirewallBackend(): 'iptables' | 'nftables' {
-  const b = process.env.NETD_TEST_FIREWALL_BACKEND;
-  if (b === undefined || b === '') return 'iptables';
-  if (b !== 'iptables' && b !== 'nftables') throw new Error(`NETD_TEST_FIREWALL_BACKEND=${b}: expected iptables or nftables`);
-  return b;
-}
-
-/** The daemon arguments that select the suite's firewall backend. */
-export function firewallBackendArgs(): string[] {
-  return ['--firewall-backend', testFirewallBackend()];
-}
+export { testFirewallBackend, firewallBackendArgs } from './backend.js';
 
 export class TestDaemon {
   private child?: ChildProcess;
@@ -194,6 +182,9 @@ export async function kernelSnapshot(ns: TestNetns): Promise<Record<string, stri
       .split('\n')
       .filter((l) => l && !l.startsWith('#'))
       .map((l) => l.replace(/\[\d+:\d+\]/, '[0:0]')),
+    // On the nftables backend, netd's own tables too (test/helpers/firewall-state.ts; `rules` then holds what
+    // iptables shows, where netd must add nothing).
+    ...(testFirewallBackend() === 'nftables' ? { nftables: await nftNetdState(ns) } : {}),
   };
 }
 

@@ -13,7 +13,7 @@
  * masquerade`), generically: an expression this file does not know is still rendered (key and arguments), never
  * dropped, so that a "mentions" check cannot pass because a rule was not understood.
  */
-import { testFirewallBackend } from './daemon.js';
+import { testFirewallBackend } from './backend.js';
 import type { TestNetns } from './netns.js';
 
 export type FirewallBackend = 'iptables' | 'nftables';
@@ -277,4 +277,33 @@ export async function wipeNetdFirewall(ns: TestNetns, backend: FirewallBackend =
   if (argvs.length === 0) throw new Error('netd has no nftables table to delete');
   for (const argv of argvs) await ns.exec(argv);
   return argvs;
+}
+
+/**
+ * The lines of netd's state (`lines`, from netdFirewallState) that take `action` (masquerade, dnat, drop,
+ * accept, ...) on traffic named by every one of `needles`: an iptables rule (`-j MASQUERADE`), an nft rule, or an
+ * element of a set/map that a rule taking that action looks up (`ip saddr @masq4 masquerade`, `dnat ... map
+ * @ports`), or of a verdict map whose element carries the action itself (`netd0 : drop`).
+ */
+export function rulesThat(lines: readonly string[], action: string, ...needles: (string | number)[]): string[] {
+  const acts = (l: string) => mentionsToken(l.toLowerCase(), action.toLowerCase());
+  // Sets looked up by a rule that takes the action: `table-family table-name set-name`.
+  const looked = new Set<string>();
+  for (const l of lines) {
+    const m = /^rule (\S+ \S+) /.exec(l);
+    if (m && acts(l)) for (const ref of l.matchAll(/@([\w-]+)/g)) looked.add(`${m[1]} ${ref[1]}`);
+  }
+  return mentioning(lines, ...needles).filter((l) => {
+    if (l.startsWith('element ')) {
+      const m = /^element (\S+ \S+) ([\w-]+): /.exec(l);
+      return (m !== null && looked.has(`${m[1]} ${m[2]}`)) || acts(l.slice(l.indexOf(': ') + 2));
+    }
+    if (l.startsWith('set ') || l.startsWith('map ') || l.startsWith('chain ') || l.startsWith('table ') || l.startsWith(':')) return false;
+    return acts(l);
+  });
+}
+
+/** netd's lines in `ns` (suite's backend) that take `action` on traffic named by every one of `needles`. */
+export async function netdRulesThat(ns: TestNetns, action: string, ...needles: (string | number)[]): Promise<string[]> {
+  return rulesThat(await netdFirewallState(ns), action, ...needles);
 }

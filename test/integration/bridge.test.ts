@@ -6,7 +6,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { TestContainer, requireRoot } from '../helpers/netns.js';
-import { FIXTURES, TestDaemon, Topology, kernelSnapshot, startWhoami } from '../helpers/daemon.js';
+import { FIXTURES, TestDaemon, Topology, kernelSnapshot, startWhoami, testFirewallBackend } from '../helpers/daemon.js';
+import { mentioning, netdFirewallState, netdRulesThat } from '../helpers/firewall-state.js';
 
 interface AttachJson {
   network: string;
@@ -111,8 +112,12 @@ describe('bridge networks', () => {
     const seen = await tcpGet(c, Topology.OUTSIDE, 8080);
     assert.ok(seen.ok, 'the outside server answers');
     assert.equal(seen.text, Topology.HOST_EXT, 'the outside sees the host’s address');
-    const rules = (await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout;
-    assert.match(rules, /-s 172\.17\.0\.0\/16 ! -o netd0 .*-j MASQUERADE/);
+    if (testFirewallBackend() === 'iptables') {
+      const rules = (await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout;
+      assert.match(rules, /-s 172\.17\.0\.0\/16 ! -o netd0 .*-j MASQUERADE/);
+    } else {
+      assert.notDeepEqual(await netdRulesThat(topo.host, 'masquerade', '172.17.0.0/16'), [], 'netd masquerades the default network in its table');
+    }
 
     await topo.host.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=0']);
     try {
@@ -135,8 +140,15 @@ describe('bridge networks', () => {
     // Even with a route out, the firewall stops it.
     await a.exec(['ip', 'route', 'add', 'default', 'via', '192.0.2.1']);
     assert.equal((await tcpGet(a, Topology.OUTSIDE, 8080)).ok, false, 'internal traffic is dropped at the host');
-    const nat = (await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout;
-    assert.doesNotMatch(nat, /192\.0\.2\.0\/24.*MASQUERADE/);
+    if (testFirewallBackend() === 'iptables') {
+      const nat = (await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout;
+      assert.doesNotMatch(nat, /192\.0\.2\.0\/24.*MASQUERADE/);
+    } else {
+      const state = await netdFirewallState(topo.host);
+      assert.notDeepEqual(mentioning(state, '192.0.2.0/24'), [], 'the internal network has rules of its own (isolation)');
+      assert.notDeepEqual(await netdRulesThat(topo.host, 'masquerade', '172.17.0.0/16'), [], 'masquerading is there for the default network');
+      assert.deepEqual(await netdRulesThat(topo.host, 'masquerade', '192.0.2.0/24'), [], 'but not for the internal one');
+    }
     await daemon.cli(['detach', String(a.pid)]);
     await daemon.cli(['detach', String(b.pid)]);
     await daemon.cli(['rm-network', 'intern']);

@@ -10,7 +10,8 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { TestDaemon, Topology } from '../helpers/daemon.js';
+import { TestDaemon, Topology, testFirewallBackend } from '../helpers/daemon.js';
+import { netdFirewallEmpty, netdRulesThat } from '../helpers/firewall-state.js';
 import { TestNetns, requireRoot } from '../helpers/netns.js';
 import { PLUGINS, goJson, jsonOut, requirePlugins, runPlugin, type PluginBin, type PluginRun } from '../helpers/cni-plugin.js';
 
@@ -106,7 +107,12 @@ describe('netd-cni executables driven as cnitool does (JS plugin and native shim
     return out.map((l) => l.trim().split(/\s+/)).filter((c) => c[2] === network).map((c) => `${c[1]} ${c[3]}`).sort();
   }
 
-  const dnat = async (port: number) => new RegExp(`--dport ${port} .*-j DNAT`).test((await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout);
+  /** Whether netd DNATs `port` (iptables: a `--dport` DNAT rule; nftables: a DNAT rule or map element of netd's table). */
+  const dnat = async (port: number) => {
+    if (testFirewallBackend() === 'iptables') return new RegExp(`--dport ${port} .*-j DNAT`).test((await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout);
+    assert.equal(await netdFirewallEmpty(topo.host), false, 'netd has its nftables table');
+    return (await netdRulesThat(topo.host, 'dnat', port)).length > 0;
+  };
 
   PLUGINS.forEach((bin, i) => {
     test(`${bin.name}: ADD, CHECK, DEL, DEL again, VERSION, STATUS, GC — the kernel and netd's listing after each`, async () => {

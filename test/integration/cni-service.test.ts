@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { TestContainer, requireRoot } from '../helpers/netns.js';
-import { FIXTURES, TestDaemon, Topology } from '../helpers/daemon.js';
+import { FIXTURES, TestDaemon, Topology, testFirewallBackend } from '../helpers/daemon.js';
+import { netdFirewallEmpty, netdRulesThat } from '../helpers/firewall-state.js';
 import { serve } from '../helpers/traffic.js';
 import type { ChildProcess } from 'node:child_process';
 
@@ -337,14 +338,25 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
     const eth0 = await c.ipJson<Addr[]>(['addr', 'show', 'dev', 'eth0']);
     assert.equal(eth0[0].address, '02:00:00:00:00:aa');
     assert.equal(eth0[0].addr_info.find((a) => a.family === 'inet')?.local, '203.0.113.10');
-    const rules = (await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout;
-    assert.match(rules, /--dport 8080 .*--to-destination 203\.0\.113\.10:80/);
-    assert.match(rules, /--dport 8081 .*--to-destination 203\.0\.113\.10:81/);
+    if (testFirewallBackend() === 'iptables') {
+      const rules = (await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout;
+      assert.match(rules, /--dport 8080 .*--to-destination 203\.0\.113\.10:80/);
+      assert.match(rules, /--dport 8081 .*--to-destination 203\.0\.113\.10:81/);
+    } else {
+      assert.notDeepEqual(await netdRulesThat(topo.host, 'dnat', 8080, '203.0.113.10', 80), [], 'host 8080 → 203.0.113.10:80 in netd’s table');
+      assert.notDeepEqual(await netdRulesThat(topo.host, 'dnat', 8081, '203.0.113.10', 81), [], 'host 8081 → 203.0.113.10:81 in netd’s table');
+    }
     processes.push(await serve(['nsenter', '-t', String(c.pid), '-n', '--', 'node', join(FIXTURES, 'tcp-whoami.cjs'), '0.0.0.0', '80']));
     const got = await topo.outside.exec(['node', join(FIXTURES, 'tcp-get.cjs'), Topology.HOST_EXT, '8080', '2000']);
     assert.equal(got.stdout.trim(), Topology.OUTSIDE, 'outside → host:8080 → container:80');
     assert.equal((await cni(envOf('DEL', c, 'ctr-ports'), net)).status, 204);
-    assert.doesNotMatch((await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout, /--dport 808[01] /, 'DEL unpublishes');
+    if (testFirewallBackend() === 'iptables') {
+      assert.doesNotMatch((await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout, /--dport 808[01] /, 'DEL unpublishes');
+    } else {
+      assert.equal(await netdFirewallEmpty(topo.host), false, 'netd’s table is still there');
+      for (const port of [8080, 8081]) assert.deepEqual(await netdRulesThat(topo.host, 'dnat', port), [], `DEL unpublishes ${port}`);
+      assert.deepEqual(await netdRulesThat(topo.host, 'dnat', '203.0.113.10'), [], 'nothing DNATs to the container any more');
+    }
   });
 
   test('aliases (podman\'s map) and K8S_POD_NAME are answered by the network\'s DNS', async () => {

@@ -13,7 +13,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { FIXTURES, TestDaemon, Topology, startWhoami, uncaughtIn } from '../helpers/daemon.js';
+import { FIXTURES, TestDaemon, Topology, startWhoami, testFirewallBackend, uncaughtIn } from '../helpers/daemon.js';
+import { netdFirewallState, rulesThat } from '../helpers/firewall-state.js';
 import { TestNetns } from '../helpers/netns.js';
 import { callPlugin, type PluginAnswer } from '../helpers/plugin-client.js';
 import { settle } from '../helpers/settle.js';
@@ -98,6 +99,18 @@ test('dockerd 20.10 call sequence over the plugin socket: kernel state and netd 
   const endpoints = async (): Promise<EndpointJson[]> => JSON.parse((await d.cli(['endpoints', '--format', 'json'])).stdout) as EndpointJson[];
   const networks = async (): Promise<{ Id: string; Name: string }[]> => JSON.parse((await d.cli(['networks', '--format', 'json'])).stdout) as { Id: string; Name: string }[];
   const rules = async (): Promise<string> => (await host.exec(['iptables-save'])).stdout;
+  // On the nftables backend the same questions are asked of netd's table (test/helpers/firewall-state.ts).
+  const nft = testFirewallBackend() === 'nftables';
+  /** netd DNATs host port 8080 (from `from` when given) to 192.0.2.2:80. */
+  const published = async (from?: string): Promise<boolean> =>
+    nft ? rulesThat(await netdFirewallState(host), 'dnat', 8080, '192.0.2.2', 80, ...(from ? [from] : [])).length > 0 : (from ? /-d 127\.0\.0\.1\/32 .*--dport 8080 .*-j DNAT --to-destination 192\.0\.2\.2:80/ : /--dport 8080 .*-j DNAT --to-destination 192\.0\.2\.2:80/).test(await rules());
+  /** Anything of netd's about port 8080 (iptables: `--dport 8080`; nftables: a DNAT of 8080 in netd's table). */
+  const any8080 = async (): Promise<boolean> => {
+    if (!nft) return /--dport 8080/.test(await rules());
+    const state = await netdFirewallState(host);
+    assert.ok(state.some((l) => l.startsWith('table ')), 'netd’s table is there');
+    return rulesThat(state, 'dnat', 8080).length > 0;
+  };
 
   // ---------------------------------------------------------------- the socket
   const mode = statSync(sock).mode;
@@ -212,10 +225,10 @@ test('dockerd 20.10 call sequence over the plugin socket: kernel state and netd 
   const j1 = await call('NetworkDriver.Join', { NetworkID: N1, EndpointID: EP_C1, SandboxKey: sbC1.path, Options: PORTS });
   assert.deepEqual(j1.body.InterfaceName, { SrcName: 'netdc3969db0', DstPrefix: 'eth' });
   assert.equal(j1.body.Gateway, '192.0.2.1');
-  assert.doesNotMatch(await rules(), /--dport 8080/, 'nothing published at Join');
+  assert.equal(await any8080(), false, 'nothing published at Join');
   await moveIn(host, sbC1, 'netdc3969db0', 'eth0', '192.0.2.2/24', '192.0.2.1');
   await call('NetworkDriver.ProgramExternalConnectivity', { NetworkID: N1, EndpointID: EP_C1, Options: PORTS });
-  assert.match(await rules(), /-d 127\.0\.0\.1\/32 .*--dport 8080 .*-j DNAT --to-destination 192\.0\.2\.2:80/);
+  assert.ok(await published('127.0.0.1'), 'published on 127.0.0.1:8080');
   servers.push(await startWhoami(sbC1, '192.0.2.2', 80));
   const reach = async (): Promise<string> => (await host.exec(['node', join(FIXTURES, 'tcp-get.cjs'), '127.0.0.1', '8080', '3000'])).stdout;
   assert.match(await reach(), /\d+\.\d+\.\d+\.\d+/, 'the published port answers from the host (no docker-proxy)');
@@ -263,7 +276,7 @@ test('dockerd 20.10 call sequence over the plugin socket: kernel state and netd 
   await d.restart('SIGKILL');
   assert.ok(existsSync(sock), 'the plugin socket is back');
   assert.ok((await endpoints()).some((e) => e.id === EP_C1), 'the endpoint survives');
-  assert.match(await rules(), /--dport 8080 .*-j DNAT --to-destination 192\.0\.2\.2:80/, 'the published port survives');
+  assert.ok(await published(), 'the published port survives');
   assert.match(await reach(), /\d+\.\d+\.\d+\.\d+/);
   // The holds survive: the aux address is still held, the pools still dockerd's (the same request counts one more).
   const heldAgain = await call('IpamDriver.RequestAddress', { PoolID: pool2, Address: '203.0.113.9', Options: null }, 409);
@@ -278,7 +291,7 @@ test('dockerd 20.10 call sequence over the plugin socket: kernel state and netd 
 
   // ---------------------------------------------------------------- docker rm -f c1
   await call('NetworkDriver.RevokeExternalConnectivity', { NetworkID: N1, EndpointID: EP_C1 });
-  assert.doesNotMatch(await rules(), /--dport 8080/, 'RevokeExternalConnectivity removes the forward');
+  assert.equal(await any8080(), false, 'RevokeExternalConnectivity removes the forward');
   await call('NetworkDriver.Leave', { NetworkID: N1, EndpointID: EP_C1 });
   await moveOut(host, sbC1, 'eth0', 'netdc3969db0');
   await call('NetworkDriver.DeleteEndpoint', { NetworkID: N1, EndpointID: EP_C1 });
@@ -310,6 +323,11 @@ test('dockerd 20.10 call sequence over the plugin socket: kernel state and netd 
   assert.ok(!(await networks()).some((n) => n.Id === N1 || n.Id === N2));
   const left = (await rules()).split('\n').filter((l) => /192\.0\.2\.|203\.0\.113\.|dkn[12]/.test(l));
   assert.deepEqual(left, [], 'no rule of either network is left');
+  if (nft) {
+    const state = await netdFirewallState(host);
+    assert.ok(state.some((l) => l.startsWith('table ')), 'netd’s table is there (the default network)');
+    assert.deepEqual(state.filter((l) => /192\.0\.2\.|203\.0\.113\.|dkn[12]/.test(l)), [], 'nothing of either network is left in netd’s table');
+  }
   // The pool is free again for anyone; the other one goes with its last two releases.
   await d.cli(['create-network', 'after', '--subnet', POOL2]);
   await call('IpamDriver.ReleasePool', { PoolID: picked.body.PoolID });
@@ -378,9 +396,16 @@ test('IPv6 from netd\'s pools and --internal through the plugin: gateways in Joi
   await call('NetworkDriver.CreateEndpoint', { NetworkID: NI, EndpointID: EPI, Interface: { Address: '198.51.100.2/24', AddressIPv6: '', MacAddress: '' }, Options: {} });
   const internal = await call('NetworkDriver.Join', { NetworkID: NI, EndpointID: EPI, SandboxKey: sandbox.path, Options: {} });
   assert.deepEqual(internal, { InterfaceName: { SrcName: 'netdceeeeeee', DstPrefix: 'eth' }, DisableGatewayService: false }, 'no gateway on an internal network');
-  const rules = (await host.exec(['iptables-save'])).stdout;
-  assert.doesNotMatch(rules, /-s 198\.51\.100\.0\/24 .*MASQUERADE/, 'no NAT for an internal network');
-  assert.match(rules, /-A NETD-INTERNAL ! -d 198\.51\.100\.0\/24 -i dkni .*-j DROP/, 'nothing leaves an internal network');
+  if (testFirewallBackend() === 'iptables') {
+    const rules = (await host.exec(['iptables-save'])).stdout;
+    assert.doesNotMatch(rules, /-s 198\.51\.100\.0\/24 .*MASQUERADE/, 'no NAT for an internal network');
+    assert.match(rules, /-A NETD-INTERNAL ! -d 198\.51\.100\.0\/24 -i dkni .*-j DROP/, 'nothing leaves an internal network');
+  } else {
+    const state = await netdFirewallState(host);
+    assert.notDeepEqual(rulesThat(state, 'masquerade', '172.17.0.0/16'), [], 'the default network is masqueraded');
+    assert.deepEqual(rulesThat(state, 'masquerade', '198.51.100.0/24'), [], 'no NAT for an internal network');
+    assert.notDeepEqual(rulesThat(state, 'drop', '198.51.100.0/24'), [], 'nothing leaves an internal network');
+  }
   assert.deepEqual(uncaughtIn(daemon.logs), []);
 });
 

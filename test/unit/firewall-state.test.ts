@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES } from '../helpers/daemon.js';
-import { mentioning, mentionsToken, netdIptablesLines, nftForwardChains, nftTables, renderNftExpr, renderNftRuleset } from '../helpers/firewall-state.js';
+import { mentioning, mentionsToken, netdIptablesLines, nftForwardChains, nftTables, renderNftExpr, renderNftRuleset, rulesThat } from '../helpers/firewall-state.js';
 
 const ruleset = JSON.parse(readFileSync(join(FIXTURES, 'nft-ruleset-1.0.6.json'), 'utf8')) as { nftables: Record<string, unknown>[] };
 
@@ -80,4 +80,18 @@ test('iptables-save: netd’s chains and rules only, counters zeroed', () => {
     'COMMIT',
   ].join('\n');
   assert.deepEqual(netdIptablesLines(save), [':NETD-FORWARD - [0:0]', '-A FORWARD -j NETD-FORWARD', '-A NETD-FORWARD -o netd0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT']);
+});
+
+test('rulesThat: a rule taking the action, or an element of a set such a rule looks up, or a verdict map’s element', () => {
+  const lines = renderNftRuleset(ruleset);
+  assert.deepEqual(rulesThat(lines, 'masquerade', '172.17.0.0/16'), ['rule inet netd-abc postrouting: ip saddr 172.17.0.0/16 meta oifname != netd0 masquerade']);
+  assert.deepEqual(rulesThat(lines, 'masquerade', '192.0.2.0/24'), []);
+  assert.deepEqual(rulesThat(lines, 'dnat', 8080, '172.17.0.2', 80), ['element inet netd-abc pf4: tcp . 0.0.0.0 . 8080 : 172.17.0.2 . 80']);
+  assert.deepEqual(rulesThat(lines, 'dnat', 8081, '172.17.0.2'), [], 'another container');
+  assert.deepEqual(rulesThat(lines, 'masquerade', '172.17.0.2'), [], 'the DNAT map is not looked up by a masquerade');
+  assert.deepEqual(rulesThat(lines, 'jump', 'netd0'), ['element inet netd-abc br: netd0 : jump fwd-net0']);
+  assert.deepEqual(rulesThat(lines, 'drop', '127.0.0.0/8', 'lo'), ['rule inet netd-abc raw: meta iifname != lo ip daddr 127.0.0.0/8 drop']);
+  const ipt = ['-A NETD-POSTROUTING -s 172.17.0.0/16 ! -o netd0 -m comment --comment "netd:x:y" -j MASQUERADE', '-A NETD-PF -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80'];
+  assert.deepEqual(rulesThat(ipt, 'masquerade', '172.17.0.0/16'), [ipt[0]]);
+  assert.deepEqual(rulesThat(ipt, 'dnat', 8080, '172.17.0.2', 80), [ipt[1]]);
 });
