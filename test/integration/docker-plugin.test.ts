@@ -12,7 +12,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess } from 'node:child_process';
 import { requireRoot, type TestNetns } from '../helpers/netns.js';
-import { TestDaemon, Topology, kernelSnapshot, startWhoami, uncaughtIn } from '../helpers/daemon.js';
+import { TestDaemon, Topology, kernelSnapshot, startWhoami, testFirewallBackend, uncaughtIn } from '../helpers/daemon.js';
+import { mentioning, netdFirewallState, rulesThat } from '../helpers/firewall-state.js';
 import { listEndpoints, type EndpointJson } from '../helpers/endpoints.js';
 import { settle } from '../helpers/settle.js';
 import { INDEX, PLUGIN_ARGS, PLUGIN_SOCKET, PrivateDockerd, WHOAMI_PATH, dockerdSkip, requireDockerd } from '../helpers/dockerd.js';
@@ -102,6 +103,28 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
   /** netd's rules that name a network or endpoint (by the first 12 hex of its id). */
   async function rulesOf(id: string): Promise<string[]> {
     return (await rules()).filter((l) => l.includes(id.slice(0, 12)));
+  }
+
+  // On the nftables backend the same questions go to netd's table (test/helpers/firewall-state.ts), where a
+  // published port is a map element (no rule carrying the endpoint's id): its address stands for it.
+  const nft = testFirewallBackend() === 'nftables';
+  /** netd's state (nftables), checked to hold netd's table so that an absence means something. */
+  async function netdState(): Promise<string[]> {
+    const state = await netdFirewallState(host());
+    assert.ok(state.some((l) => l.startsWith('table ')), `netd’s nftables table is there:\n${state.join('\n')}`);
+    return state;
+  }
+  /** What netd has left of a network or endpoint: rules naming its id, and (nftables) anything naming `names` (its address, bridge). */
+  async function leftOf(id: string, ...names: string[]): Promise<string[]> {
+    if (!nft) return rulesOf(id);
+    const state = await netdState();
+    return [...new Set([...mentioning(state, id.slice(0, 12)), ...names.flatMap((n) => mentioning(state, n))])];
+  }
+  /** netd's DNATs of host port `port`, to any of `to` when given (iptables: `--dport P ... A:80` rules). */
+  async function dnats(port: number, ...to: string[]): Promise<string[]> {
+    if (!nft) return (await rules()).filter((l) => new RegExp(`--dport ${port}\\b`).test(l) && /DNAT/.test(l) && (to.length === 0 || to.some((a) => l.includes(`${a}:80`))));
+    const all = rulesThat(await netdState(), 'dnat', port);
+    return to.length === 0 ? all : all.filter((l) => to.some((a) => mentioning([l], a, 80).length > 0));
   }
 
   /** An HTTP GET from a namespace of the test (the host's busybox-static wget); '' when it fails. */
@@ -222,9 +245,13 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     await dockerd.runContainer('web', ['--network', 'n1', '-p', '8080:80']);
     const webIp = await addressOf('web', 'n1');
     const { docker: ep } = await endpointOf('web', 'n1');
-    const dnat = async () => (await rules()).filter((l) => /--dport 8080\b/.test(l) && l.includes(`${webIp}:80`));
-    assert.equal((await dnat()).length, 1, `one DNAT rule for 8080 → ${webIp}:80:\n${(await rules()).join('\n')}\n${pluginLog()}`);
-    assert.ok((await rulesOf(ep)).length > 0, 'the rule is marked with the endpoint id netd got from dockerd');
+    if (!nft) {
+      const dnat = async () => (await rules()).filter((l) => /--dport 8080\b/.test(l) && l.includes(`${webIp}:80`));
+      assert.equal((await dnat()).length, 1, `one DNAT rule for 8080 → ${webIp}:80:\n${(await rules()).join('\n')}\n${pluginLog()}`);
+      assert.ok((await rulesOf(ep)).length > 0, 'the rule is marked with the endpoint id netd got from dockerd');
+    } else {
+      assert.notDeepEqual(await dnats(8080, webIp), [], `a DNAT of 8080 → ${webIp}:80 in netd’s table:\n${(await netdState()).join('\n')}\n${pluginLog()}`);
+    }
     // dockerd 20.10 shows no binding of a remote driver (`docker port` is empty): netd's own listing has it.
     const sandbox = (await dockerd.inspect('web')).NetworkSettings.SandboxKey.split('/').pop()!;
     assert.equal((await daemon.cli(['port', sandbox])).stdout, '80/tcp -> 0.0.0.0:8080\n', 'netd port <sandbox>');
@@ -244,17 +271,24 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     const { docker: ep2 } = await endpointOf('web', 'n1');
     const webIp2 = await addressOf('web', 'n1');
     assert.equal((await endpoints()).find((e) => e.id === ep && ep !== ep2), undefined, 'the old endpoint is gone');
-    assert.deepEqual((await rules()).filter((l) => /--dport 8080\b/.test(l) && /DNAT/.test(l)).length, 1, 'one DNAT rule, not two');
+    if (!nft) assert.deepEqual((await rules()).filter((l) => /--dport 8080\b/.test(l) && /DNAT/.test(l)).length, 1, 'one DNAT rule, not two');
+    else {
+      // Map elements cannot be duplicated: every DNAT of 8080 goes to the new endpoint's address.
+      const all = await dnats(8080);
+      assert.notDeepEqual(all, [], 'port 8080 is published again');
+      assert.deepEqual(all.filter((l) => mentioning([l], webIp2).length === 0), [], `every DNAT of 8080 goes to ${webIp2}`);
+    }
     assert.equal(plain(await fetchFrom(topo.outside, `http://${HOST}:8080${WHOAMI_PATH}`)), OUTSIDE, 'outside → web after docker restart');
-    if (ep2 !== ep) assert.deepEqual(await rulesOf(ep), [], 'no rule of the old endpoint');
+    if (ep2 !== ep) assert.deepEqual(await leftOf(ep, ...(webIp2 !== webIp ? [webIp] : [])), [], 'no rule of the old endpoint');
 
     const hostIf = `veth${ep2.slice(0, 7)}`;
     assert.ok(await linkExists(hostIf));
     const rm = await docker(['rm', '-f', 'web']);
     assert.equal(rm.code, 0, rm.stderr);
     await settle(daemon);
-    assert.deepEqual((await rules()).filter((l) => /--dport 8080\b/.test(l) && (l.includes(webIp) || l.includes(webIp2))), [], 'docker rm -f removed the DNAT rule');
-    assert.deepEqual(await rulesOf(ep2), [], 'and every rule of the endpoint');
+    if (!nft) assert.deepEqual((await rules()).filter((l) => /--dport 8080\b/.test(l) && (l.includes(webIp) || l.includes(webIp2))), [], 'docker rm -f removed the DNAT rule');
+    else assert.deepEqual(await dnats(8080, webIp, webIp2), [], 'docker rm -f removed the DNAT');
+    assert.deepEqual(await leftOf(ep2, webIp2), [], 'and every rule of the endpoint');
     assert.equal(await fetchFrom(topo.outside, `http://${HOST}:8080/`), '', 'nothing answers on 8080 any more');
     assert.equal((await endpoints()).find((e) => e.id === ep2), undefined, 'netd has no endpoint for it');
     assert.equal(await linkExists(hostIf), false, `${hostIf} is gone`);
@@ -351,12 +385,12 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
       const id = ids[name];
       const bridge = name === 'nmtu' ? 'dkt-br0' : `br-${id.slice(0, 12)}`;
       assert.ok(await linkExists(bridge), `${bridge} exists before`);
-      assert.ok((await rulesOf(id)).length > 0, `${name} has rules before`);
+      assert.ok((await leftOf(id, bridge)).length > 0, `${name} has rules before`);
       const res = await docker(['network', 'rm', name]);
       assert.equal(res.code, 0, `${res.stderr}\ndockerd:\n${dockerd.tail(20)}`);
       await settle(daemon);
       assert.equal(await linkExists(bridge), false, `${bridge} is gone`);
-      assert.deepEqual(await rulesOf(id), [], `no rule of ${name} is left`);
+      assert.deepEqual(await leftOf(id, bridge), [], `no rule of ${name} is left`);
       assert.equal((await netdNetworks()).find((n) => n.Id === id), undefined, `netd no longer lists ${name}`);
     }
     // netd IPAM released the pool: the same subnet can be had again.
@@ -369,6 +403,7 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     await dockerd.runContainer('web2', ['--network', 'n1', '-p', '8090:80']);
     const before = (await endpoints()).map((e) => e.id).sort();
     const rulesBefore = (await rules()).filter((l) => !/DOCKER/.test(l)).sort();
+    const stateBefore = nft ? (await netdState()).sort() : [];
     const a2 = await addressOf('a2', 'n1');
     await daemon.stop('SIGKILL');
     assert.equal(await dockerd.fetchIn('a1', `http://${a2}/`), INDEX, 'while netd is down, the kernel still forwards');
@@ -376,6 +411,7 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     await settle(daemon);
     assert.deepEqual((await endpoints()).map((e) => e.id).sort(), before, 'netd still lists every endpoint dockerd made');
     assert.deepEqual((await rules()).filter((l) => !/DOCKER/.test(l)).sort(), rulesBefore, 'the same rules, no duplicate');
+    if (nft) assert.deepEqual((await netdState()).sort(), stateBefore, 'the same nftables state, no duplicate');
     assert.equal(await dockerd.fetchIn('a1', 'http://a2/'), INDEX, 'a1 → a2 by name after the restart');
     assert.equal(plain(await fetchFrom(topo.outside, `http://${HOST}:8090${WHOAMI_PATH}`)), OUTSIDE, 'outside → web2 after the restart');
     // The plugin serves again: a new container, and its removal.
@@ -399,7 +435,7 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     await waitFor('netd to drop the endpoint of the removed container', async () => !(await endpoints()).some((e) => e.id === ep), 30_000);
     await settle(daemon);
     assert.equal(await linkExists(hostIf), false, `${hostIf} is gone`);
-    assert.deepEqual(await rulesOf(ep), [], 'no rule of it is left');
+    assert.deepEqual(await leftOf(ep, ip), [], 'no rule of it is left');
     assert.equal(await fetchFrom(topo.outside, `http://${HOST}:${port}/`), '', `nothing answers on ${port}`);
     // Its address is free again: dockerd can hand it out by --ip.
     await dockerd.runContainer('reuse', ['--network', 'n1', '--ip', ip]).catch((err: Error) => {
@@ -450,8 +486,9 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     await settle(daemon);
     const veths = (await links()).filter((l) => l.linkinfo?.info_kind === 'veth' && l.ifname !== 'ext0');
     assert.deepEqual(veths.map((l) => l.ifname), [], 'no veth left');
-    for (const e of n1Eps) assert.deepEqual(await rulesOf(e.id), [], `no rule of ${e.name} left`);
+    for (const e of n1Eps) assert.deepEqual(await leftOf(e.id, e.ipv4!.split('/')[0]), [], `no rule of ${e.name} left`);
     assert.deepEqual((await rules()).filter((l) => /--dport 80[89]0\b/.test(l)), [], 'no published port left');
+    if (nft) assert.deepEqual([...(await dnats(8080)), ...(await dnats(8090))], [], 'no published port left in netd’s table');
     // Every address the containers held is free again: dockerd can hand out each one by --ip.
     for (const [i, ip] of addresses.entries()) {
       await dockerd.runContainer(`re${i}`, ['--network', 'n1', '--ip', ip]);
