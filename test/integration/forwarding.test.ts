@@ -15,7 +15,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { TestContainer, TestNetns, requireRoot } from '../helpers/netns.js';
-import { FIXTURES, TestDaemon, startWhoami } from '../helpers/daemon.js';
+import { FIXTURES, TestDaemon, startWhoami, testFirewallBackend } from '../helpers/daemon.js';
+import { forwardPolicy as netdForwardPolicy, resetForwardPolicy } from '../helpers/firewall-state.js';
 
 const RIGHT = '203.0.113.66';
 const LEFT = '203.0.113.2';
@@ -71,8 +72,14 @@ async function sysctl(ns: TestNetns, key: string): Promise<string> {
   return (await ns.exec(['sysctl', '-n', key])).stdout.trim();
 }
 
+/**
+ * The forward policy netd's routing is under, in iptables' words: `-P FORWARD DROP` (iptables: the first line of
+ * `iptables -S FORWARD`, as the suite always read it; nftables: the policy of netd's forward base chain for that
+ * family, test/helpers/firewall-state.ts).
+ */
 async function forwardPolicy(ns: TestNetns, cmd: 'iptables' | 'ip6tables'): Promise<string> {
-  return (await ns.exec([cmd, '-w', '-S', 'FORWARD'])).stdout.split('\n')[0];
+  if (testFirewallBackend() === 'iptables') return (await ns.exec([cmd, '-w', '-S', 'FORWARD'])).stdout.split('\n')[0];
+  return `-P FORWARD ${await netdForwardPolicy(ns, cmd === 'iptables' ? 4 : 6)}`;
 }
 
 const POOL = ['--default-address-pool', 'base=192.0.2.0/24,size=26'];
@@ -101,6 +108,10 @@ test('netd turns forwarding on with the FORWARD policy DROP: other interfaces st
     assert.equal(await sysctl(h.host, 'net.ipv4.ip_forward'), '1', 'netd turned forwarding on (the default network)');
     assert.equal(await forwardPolicy(h.host, 'iptables'), '-P FORWARD DROP');
     assert.equal(await routed(h), undefined, 'the host no longer routes between interfaces that are not netd’s');
+    if (testFirewallBackend() === 'nftables') {
+      // The drop is netd's own chain's: iptables' FORWARD chain (another table) is left as it was.
+      assert.equal((await h.host.exec(['iptables', '-w', '-S', 'FORWARD'])).stdout.split('\n')[0], '-P FORWARD ACCEPT', 'iptables untouched');
+    }
     assert.equal(await sysctl(h.host, 'net.ipv6.conf.all.forwarding'), '0', 'no IPv6 network, no IPv6 forwarding');
     assert.equal(await sysctl(h.host, 'net.ipv6.conf.hl0.accept_ra'), '1', 'untouched without IPv6 forwarding');
 
@@ -134,13 +145,13 @@ test('the FORWARD policy stays DROP: a reset is undone by a firewall reload and 
   try {
     daemon = await TestDaemon.start(h.host, [...POOL, '--firewall-check-interval', '0']);
     assert.equal(await forwardPolicy(h.host, 'iptables'), '-P FORWARD DROP');
-    await h.host.exec(['iptables', '-w', '-P', 'FORWARD', 'ACCEPT']);
+    await resetForwardPolicy(h.host, 4);
     assert.equal(await routed(h), LEFT, 'reset: the host routes again');
     await daemon.cli(['firewall-reload']);
     assert.equal(await forwardPolicy(h.host, 'iptables'), '-P FORWARD DROP', 'a reload sets it back');
     assert.equal(await routed(h), undefined);
 
-    await h.host.exec(['iptables', '-w', '-P', 'FORWARD', 'ACCEPT']);
+    await resetForwardPolicy(h.host, 4);
     await daemon.restart('SIGTERM');
     assert.equal(await sysctl(h.host, 'net.ipv4.ip_forward'), '1', 'forwarding was on already at this start');
     assert.equal(await forwardPolicy(h.host, 'iptables'), '-P FORWARD DROP', 'a restart sets it back (netd turned forwarding on)');

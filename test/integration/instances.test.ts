@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestContainer, requireRoot } from '../helpers/netns.js';
-import { CLI, FIXTURES, TestDaemon, Topology, kernelSnapshot, startWhoami } from '../helpers/daemon.js';
+import { CLI, FIXTURES, TestDaemon, Topology, kernelSnapshot, startWhoami, testFirewallBackend } from '../helpers/daemon.js';
+import { nftNetdState, rulesThat, wipeNetdFirewall } from '../helpers/firewall-state.js';
 
 const OUTSIDE_PORT = 9000;
 
@@ -87,10 +88,22 @@ test('two daemons on one host: restarts, crashes and reloads of one leave the ot
     }
     const vethMarks = [...links].filter(([n]) => n.startsWith('veth')).map(([, alias]) => alias.split(':')[1]).sort();
     assert.deepEqual(vethMarks, [ids[0], ids[0], ids[1], ids[1]].sort(), 'two veths per instance, each with its id');
-    const saved = (await topo.host.exec(['iptables-save'])).stdout;
-    for (const id of ids) {
-      assert.ok(saved.includes(`netd:${id}:pf:`), `port-forward rules of ${id}`);
-      assert.ok(saved.includes(`NETD-PF-${id}-`), `port-forward chain of ${id}`);
+    const nft = testFirewallBackend() === 'nftables';
+    if (!nft) {
+      const saved = (await topo.host.exec(['iptables-save'])).stdout;
+      for (const id of ids) {
+        assert.ok(saved.includes(`netd:${id}:pf:`), `port-forward rules of ${id}`);
+        assert.ok(saved.includes(`NETD-PF-${id}-`), `port-forward chain of ${id}`);
+      }
+    } else {
+      // One table per instance (`inet netd-<id>`), each holding its own port forward and not the other's.
+      const state = await nftNetdState(topo.host);
+      for (const [i, id] of ids.entries()) {
+        assert.ok(state.includes(`table inet netd-${id}`), `table inet netd-${id}:\n${state.join('\n')}`);
+        const own = state.filter((l) => l.split(' ')[2] === `netd-${id}`);
+        assert.notDeepEqual(rulesThat(own, 'dnat', sides[i].port), [], `port-forward of ${id} in its table`);
+        assert.deepEqual(rulesThat(own, 'dnat', sides[1 - i].port), [], `not the other instance's port-forward in ${id}'s table`);
+      }
     }
 
     const before = await kernelSnapshot(topo.host);
@@ -121,17 +134,24 @@ test('two daemons on one host: restarts, crashes and reloads of one leave the ot
     // Someone flushes every table: both watchdogs heal at once, each putting back its own rules and
     // the shared base, and neither one's healing undoes the other's (the order inside shared chains
     // may differ from before, so rules are compared as sets).
-    for (const table of ['filter', 'nat', 'raw']) {
-      await topo.host.exec(['iptables', '-w', '-t', table, '-F']);
-      await topo.host.exec(['iptables', '-w', '-t', table, '-X']);
+    // On nftables: someone deletes both instances' tables.
+    if (!nft) {
+      for (const table of ['filter', 'nat', 'raw']) {
+        await topo.host.exec(['iptables', '-w', '-t', table, '-F']);
+        await topo.host.exec(['iptables', '-w', '-t', table, '-X']);
+      }
+    } else {
+      assert.equal((await wipeNetdFirewall(topo.host)).length, 2, 'both instances’ tables deleted');
+      assert.deepEqual(await nftNetdState(topo.host), [], 'gone');
     }
+    const firewall = (snap: Record<string, string[]>) => [...snap.rules, ...(snap.nftables ?? [])];
     const ruleSet = (rules: string[]) => [...rules].sort();
-    let healed = (await kernelSnapshot(topo.host)).rules;
-    for (let i = 0; i < 40 && JSON.stringify(ruleSet(healed)) !== JSON.stringify(ruleSet(before.rules)); i++) {
+    let healed = firewall(await kernelSnapshot(topo.host));
+    for (let i = 0; i < 40 && JSON.stringify(ruleSet(healed)) !== JSON.stringify(ruleSet(firewall(before))); i++) {
       await new Promise((r) => setTimeout(r, 250));
-      healed = (await kernelSnapshot(topo.host)).rules;
+      healed = firewall(await kernelSnapshot(topo.host));
     }
-    assert.deepEqual(ruleSet(healed), ruleSet(before.rules), 'both instances healed their rules after a flush');
+    assert.deepEqual(ruleSet(healed), ruleSet(firewall(before)), 'both instances healed their rules after a flush');
     for (const s of sides) {
       await assertTraffic(s);
       await published(s);
@@ -184,7 +204,8 @@ test('a daemon refuses a socket or an exec root another daemon uses, and replace
 test('a data root from before instances: its objects keep working, their old marks are replaced', async () => {
   requireRoot();
   const topo = await Topology.create('up');
-  const daemon = await TestDaemon.start(topo.host, ['--firewall-check-interval', '0']);
+  // Data roots from before instances only ever had iptables rules: this upgrade is the iptables backend's.
+  const daemon = await TestDaemon.start(topo.host, ['--firewall-check-interval', '0', '--firewall-backend', 'iptables']);
   const web = await TestContainer.start();
   const processes = [await startWhoami(topo.outside, Topology.OUTSIDE, OUTSIDE_PORT)];
   try {
