@@ -307,3 +307,19 @@ export function rulesThat(lines: readonly string[], action: string, ...needles: 
 export async function netdRulesThat(ns: TestNetns, action: string, ...needles: (string | number)[]): Promise<string[]> {
   return rulesThat(await netdFirewallState(ns), action, ...needles);
 }
+
+/**
+ * Deletes the rules of netd's nf_tables tables whose rendered line (as renderNftRuleset prints it) `matches`, as
+ * someone else would (`nft delete rule <family> <table> <chain> handle <n>`). Returns the lines deleted.
+ */
+export async function deleteNetdNftRules(ns: TestNetns, matches: (line: string) => boolean): Promise<string[]> {
+  const deleted: string[] = [];
+  for (const [kind, b] of nftObjects(await nftRuleset(ns))) {
+    if (kind !== 'rule' || typeof b.table !== 'string' || !NETD_TABLE.test(b.table)) continue;
+    const line = renderNftRuleset({ nftables: [{ rule: b }] }, NETD_TABLE)[0];
+    if (!matches(line)) continue;
+    await ns.exec(['nft', 'delete', 'rule', String(b.family), b.table, String(b.chain), 'handle', String(b.handle)]);
+    deleted.push(line);
+  }
+  return deleted;
+}

@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireRoot } from '../helpers/netns.js';
-import { CLI, REPO, TestDaemon, Topology } from '../helpers/daemon.js';
+import { CLI, REPO, TestDaemon, Topology, testFirewallBackend } from '../helpers/daemon.js';
+import { netdFirewallEmpty, netdRulesThat } from '../helpers/firewall-state.js';
 import { IMAGE, INDEX, Podman, RecordingProxy, podmanMissing } from '../helpers/podman.js';
 import { listEndpoints, type EndpointJson } from '../helpers/endpoints.js';
 
@@ -165,6 +166,10 @@ describe('podman drives netd (CNI plugin and OCI hook)', () => {
     assert.ok(JSON.parse((await daemon.cli(['inspect', NET])).stdout), 'DEL never removes the network');
     const rules = (await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout;
     assert.doesNotMatch(rules, /dport 8080/, 'the port mapping is gone');
+    if (testFirewallBackend() === 'nftables') {
+      assert.equal(await netdFirewallEmpty(topo.host), false, 'netd’s table is still there (the network is)');
+      assert.deepEqual(await netdRulesThat(topo.host, 'dnat', 8080), [], 'the port mapping is gone from netd’s table');
+    }
     assert.match(await fetchFromOutside(`http://${Topology.HOST_EXT}:8080/`), /^wget exited/, 'nothing answers on 8080 any more');
   });
 

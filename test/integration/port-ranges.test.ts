@@ -11,7 +11,8 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestContainer, requireRoot, run } from '../helpers/netns.js';
-import { FIXTURES, TestDaemon, Topology, kernelSnapshot } from '../helpers/daemon.js';
+import { FIXTURES, TestDaemon, Topology, kernelSnapshot, testFirewallBackend } from '../helpers/daemon.js';
+import { mentioning, netdFirewallState, rulesThat } from '../helpers/firewall-state.js';
 import { UDP_CLIENT, serve, stopAll } from '../helpers/traffic.js';
 
 interface AttachJson {
@@ -64,12 +65,22 @@ describe('published port ranges', () => {
     return res.code === 0 ? unmap(res.stdout) : undefined;
   }
 
-  /** The rule lines (v4 and v6) that belong to one endpoint. */
-  async function rulesOf(endpointId: string): Promise<string[]> {
+  /**
+   * The rule lines (v4 and v6) that belong to one endpoint. On the nftables backend: the lines of netd's table
+   * naming its id or its `address` (a published port is a map element keyed to the container's address), with
+   * netd's table checked to be there.
+   */
+  async function rulesOf(endpointId: string, address?: string): Promise<string[]> {
     const id12 = endpointId.slice(0, 12);
+    if (nft) {
+      const state = await netdFirewallState(topo.host);
+      assert.ok(state.some((l) => l.startsWith('table ')), 'netd’s nftables table is there');
+      return state.filter((l) => mentioning([l], id12).length > 0 || (address !== undefined && mentioning([l], address).length > 0));
+    }
     const text = (await topo.host.exec(['iptables-save'])).stdout + (await topo.host.exec(['ip6tables-save'])).stdout;
     return text.split('\n').filter((l) => l.includes(id12));
   }
+  const nft = testFirewallBackend() === 'nftables';
 
   before(async () => {
     requireRoot();
@@ -91,13 +102,19 @@ describe('published port ranges', () => {
     assert.deepEqual(r.ports, [{ proto: 'udp', hostIp: HOST, hostPort: 1, hostPortEnd: 65535, containerPort: 1, containerPortEnd: 65535 }]);
 
     const id12 = r.endpointId.slice(0, 12);
-    const mine = await rulesOf(r.endpointId);
+    const mine = await rulesOf(r.endpointId, cip);
     t.diagnostic(mine.join('\n'));
-    assert.deepEqual(mine, [
-      `:NETD-PF-${daemon.instance}-${id12} - [0:0]`,
-      `-A NETD-PF-${daemon.instance}-${id12} -d ${HOST}/32 -p udp -m udp --dport 1:65535 -m comment --comment "netd:${daemon.instance}:pf:${id12}" -j DNAT --to-destination ${cip}`,
-      `-A NETD-PFB-${daemon.instance}-${id12.slice(0, 2)} -m comment --comment "netd:${daemon.instance}:pf:${id12}" -j NETD-PF-${daemon.instance}-${id12}`,
-    ]);
+    if (!nft) {
+      assert.deepEqual(mine, [
+        `:NETD-PF-${daemon.instance}-${id12} - [0:0]`,
+        `-A NETD-PF-${daemon.instance}-${id12} -d ${HOST}/32 -p udp -m udp --dport 1:65535 -m comment --comment "netd:${daemon.instance}:pf:${id12}" -j DNAT --to-destination ${cip}`,
+        `-A NETD-PFB-${daemon.instance}-${id12.slice(0, 2)} -m comment --comment "netd:${daemon.instance}:pf:${id12}" -j NETD-PF-${daemon.instance}-${id12}`,
+      ]);
+    } else {
+      // A handful of elements (a DNAT map's, maybe a filter set's), not one per port: the range is one key.
+      assert.ok(mine.length > 0 && mine.length <= 4, `a few lines for the whole range:\n${mine.join('\n')}`);
+      assert.notDeepEqual(rulesThat(mine, 'dnat', HOST, '1-65535', cip), [], 'one DNAT of HOST:1-65535/udp to the container');
+    }
 
     // The ends of the range, each reaching the same port in the container, from the client's real address.
     assert.equal(await udpFromOutside(1), `udp 1 ${OUTSIDE}`);
@@ -121,7 +138,7 @@ describe('published port ranges', () => {
       left = await flows();
     }
     assert.deepEqual(left, [], 'its conntrack entries are gone');
-    assert.deepEqual(await rulesOf(r.endpointId), []);
+    assert.deepEqual(await rulesOf(r.endpointId, cip), []);
     assert.equal(await udpFromOutside(1, 800), undefined, 'nothing is forwarded any more');
     const after = await kernelSnapshot(topo.host);
     // The bucket chain stays until a reconcile (as for one port); everything else is as before.
@@ -134,11 +151,18 @@ describe('published port ranges', () => {
     const r = await attach(c, ['--name', 'shifted', '-p', '20000-20009:30000-30009', '-p', '20000-20009:30000-30009/udp']);
     const cip = ip(r.ipv4);
     const id12 = r.endpointId.slice(0, 12);
-    const dnat = (await rulesOf(r.endpointId)).filter((l) => l.includes('DNAT'));
-    assert.deepEqual(dnat, [
-      `-A NETD-PF-${daemon.instance}-${id12} -p tcp -m tcp --dport 20000:20009 -m comment --comment "netd:${daemon.instance}:pf:${id12}" -j DNAT --to-destination ${cip}:30000-30009/20000`,
-      `-A NETD-PF-${daemon.instance}-${id12} -p udp -m udp --dport 20000:20009 -m comment --comment "netd:${daemon.instance}:pf:${id12}" -j DNAT --to-destination ${cip}:30000-30009/20000`,
-    ]);
+    if (!nft) {
+      const dnat = (await rulesOf(r.endpointId)).filter((l) => l.includes('DNAT'));
+      assert.deepEqual(dnat, [
+        `-A NETD-PF-${daemon.instance}-${id12} -p tcp -m tcp --dport 20000:20009 -m comment --comment "netd:${daemon.instance}:pf:${id12}" -j DNAT --to-destination ${cip}:30000-30009/20000`,
+        `-A NETD-PF-${daemon.instance}-${id12} -p udp -m udp --dport 20000:20009 -m comment --comment "netd:${daemon.instance}:pf:${id12}" -j DNAT --to-destination ${cip}:30000-30009/20000`,
+      ]);
+    } else {
+      const mine = await rulesOf(r.endpointId, cip);
+      for (const proto of ['tcp', 'udp']) {
+        assert.notDeepEqual(rulesThat(mine, 'dnat', proto, '20000-20009', cip), [], `${proto} 20000-20009 → ${cip} in netd’s table:\n${mine.join('\n')}`);
+      }
+    }
     assert.equal(await tcpFromOutside(20000), `tcp 30000 ${OUTSIDE}`);
     assert.equal(await tcpFromOutside(20009), `tcp 30009 ${OUTSIDE}`);
     assert.equal(await udpFromOutside(20000), `udp 30000 ${OUTSIDE}`);
@@ -153,7 +177,7 @@ describe('published port ranges', () => {
     assert.deepEqual(await kernelSnapshot(topo.host), kernel, 'reconcile after a restart changes nothing');
     assert.equal(await tcpFromOutside(20009), `tcp 30009 ${OUTSIDE}`, 'still forwarded after the restart');
     await daemon.cli(['detach', 'shifted']);
-    assert.deepEqual(await rulesOf(r.endpointId), []);
+    assert.deepEqual(await rulesOf(r.endpointId, cip), []);
   });
 
   test('a UDP flow to the host from before a long range was published is DNATed once it is (one conntrack sweep)', async () => {
@@ -249,9 +273,9 @@ describe('published port ranges', () => {
       lines.map((l) => l.replaceAll(id.slice(0, 12), 'ID').replace(/\d+(:\d+)?(\/\d+)?/g, 'N')).sort();
     const publish = async (spec: string) => {
       const started = performance.now();
-      const r = (await daemon.client.call('POST', '/netd/v1/attach', { target: c.pid, name: 'timed', ports: [spec] })) as { endpointId: string };
+      const r = (await daemon.client.call('POST', '/netd/v1/attach', { target: c.pid, name: 'timed', ports: [spec] })) as { endpointId: string; ipv4?: string };
       const attached = performance.now() - started;
-      const rules = shape(await rulesOf(r.endpointId), r.endpointId);
+      const rules = shape(await rulesOf(r.endpointId, nft ? ip(r.ipv4) : undefined), r.endpointId);
       const mid = performance.now();
       await daemon.client.call('POST', '/netd/v1/detach', { container: 'timed' });
       return { attached, detached: performance.now() - mid, rules };
