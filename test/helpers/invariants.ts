@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import type { TestDaemon } from './daemon.js';
+import { testFirewallBackend } from './backend.js';
+import { iptablesNetdState, mentioning, nftNetdState, rulesThat } from './firewall-state.js';
 import type { TestNetns } from './netns.js';
 import type { EndpointJson } from './endpoints.js';
 
@@ -42,6 +44,17 @@ export async function checkInvariants(daemon: TestDaemon, host: TestNetns): Prom
     assert.equal(link.ifalias, `${mark}${e.id.slice(0, 12)}`, `${link.ifname} carries its owner mark`);
   }
 
+  if (testFirewallBackend() === 'nftables') await checkNftInvariants(host, mark, bridgeOf, endpoints);
+  else await checkIptablesInvariants(host, mark, bridgeNets, endpoints);
+
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const used = endpoints.map((e) => e[family]).filter((a): a is string => Boolean(a));
+    assert.equal(new Set(used).size, used.length, `no ${family} address allocated twice`);
+  }
+}
+
+/** iptables: rules tagged with the instance's mark exist exactly for the recorded networks and endpoints. */
+async function checkIptablesInvariants(host: TestNetns, mark: string, bridgeNets: NetworkJson[], endpoints: EndpointJson[]): Promise<void> {
   const rules = (await host.exec(['iptables-save'])).stdout + (await host.exec(['ip6tables-save'])).stdout;
   const tags = new Set([...rules.matchAll(new RegExp(`${mark}([0-9a-f]{12})`, 'g'))].map((m) => m[1]));
   const endpointIds = new Set(endpoints.map((e) => e.id.slice(0, 12)));
@@ -50,9 +63,25 @@ export async function checkInvariants(daemon: TestDaemon, host: TestNetns): Prom
   const ids = new Set(bridgeNets.map((n) => n.Id.slice(0, 12)));
   for (const t of tags) assert.ok(ids.has(t), `rules tagged ${mark}${t} belong to a recorded network`);
   for (const id of ids) assert.ok(tags.has(id), `network ${id} has its rules`);
+}
 
-  for (const family of ['ipv4', 'ipv6'] as const) {
-    const used = endpoints.map((e) => e[family]).filter((a): a is string => Boolean(a));
-    assert.equal(new Set(used).size, used.length, `no ${family} address allocated twice`);
+/**
+ * nftables: netd's table names every recorded bridge and no `br-<id>` bridge of a network not recorded; every
+ * DNAT element/rule goes to a recorded endpoint's address; marks in comments (if any) are recorded networks' or
+ * endpoints'; iptables holds nothing of netd's.
+ */
+async function checkNftInvariants(host: TestNetns, mark: string, bridgeOf: Map<string, string>, endpoints: EndpointJson[]): Promise<void> {
+  const state = await nftNetdState(host);
+  assert.ok(state.some((l) => l.startsWith('table ')), 'netd’s nftables table is there');
+  for (const [id, bridge] of bridgeOf) assert.notDeepEqual(mentioning(state, bridge), [], `network ${id.slice(0, 12)} has its rules (bridge ${bridge})`);
+  const bridges = new Set(bridgeOf.values());
+  for (const m of state.join('\n').matchAll(/\bbr-[0-9a-f]{12}\b/g)) assert.ok(bridges.has(m[0]), `${m[0]} in netd's table belongs to a recorded network`);
+  const addresses = endpoints.flatMap((e) => [e.ipv4, e.ipv6]).filter((a): a is string => Boolean(a)).map((a) => a.split('/')[0]);
+  for (const l of rulesThat(state, 'dnat')) {
+    if (!l.startsWith('element ')) continue;
+    assert.ok(addresses.some((a) => mentioning([l], a).length > 0), `port forward ${l} goes to a recorded endpoint`);
   }
+  const known = new Set([...bridgeOf.keys(), ...endpoints.map((e) => e.id)].map((id) => id.slice(0, 12)));
+  for (const m of state.join('\n').matchAll(new RegExp(`${mark}(?:pf:)?([0-9a-f]{12})`, 'g'))) assert.ok(known.has(m[1]), `mark ${m[0]} belongs to a recorded network or endpoint`);
+  assert.deepEqual(await iptablesNetdState(host), [], 'nothing of netd’s in iptables');
 }

@@ -9,7 +9,8 @@ import { request } from 'node:http';
 import { statSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestContainer, requireRoot } from '../helpers/netns.js';
-import { FIXTURES, TestDaemon, Topology, kernelSnapshot, startWhoami } from '../helpers/daemon.js';
+import { FIXTURES, TestDaemon, Topology, kernelSnapshot, startWhoami, testFirewallBackend } from '../helpers/daemon.js';
+import { iptablesNetdState, nftNetdState, nftRuleset, nftTables } from '../helpers/firewall-state.js';
 import { checkInvariants } from '../helpers/invariants.js';
 
 /** A raw HTTP exchange on the daemon's socket, to send what no well-behaved client would. */
@@ -61,11 +62,31 @@ describe('resilience', () => {
     await topo?.destroy();
   });
 
-  test('rules flushed by someone else come back within 5 s (iptables -F, nft flush ruleset), and on request', async () => {
+  test(`rules flushed by someone else come back within 5 s (${testFirewallBackend() === 'nftables' ? 'nft delete table' : 'iptables -F'}, nft flush ruleset), and on request`, async () => {
     const c = await container();
     await daemon.cli(['attach', String(c.pid)]);
     assert.ok(await outsideOk(c));
     const healthy = (await kernelSnapshot(topo.host)).rules;
+    if (testFirewallBackend() === 'nftables') {
+      // The same on netd's own table: deleted, the whole ruleset flushed, flushed and reloaded on request;
+      // each time it comes back exactly as it was (rules, sets and their elements).
+      const healthyNft = [...(await nftNetdState(topo.host))].sort();
+      assert.ok(healthyNft.some((l) => l.startsWith('table ')), 'netd’s table is there');
+      const [table] = nftTables(await nftRuleset(topo.host));
+      const restored = async () => JSON.stringify([...(await nftNetdState(topo.host))].sort()) === JSON.stringify(healthyNft);
+      for (const flush of [[['nft', 'delete', 'table', table.family, table.name]], [['nft', 'flush', 'ruleset']]]) {
+        for (const argv of flush) await topo.host.exec(argv);
+        const took = await until(`netd's table restored after ${flush.map((a) => a.join(' ')).join('; ')}`, 5000, restored);
+        assert.ok(took < 5000);
+        assert.ok(await outsideOk(c), 'traffic flows again');
+      }
+      await topo.host.exec(['nft', 'flush', 'table', table.family, table.name]);
+      await daemon.cli(['firewall-reload']);
+      assert.deepEqual([...(await nftNetdState(topo.host))].sort(), healthyNft, 'a reload puts back the same state');
+      assert.deepEqual(await iptablesNetdState(topo.host), [], 'nothing of netd’s in iptables');
+      await daemon.cli(['detach', String(c.pid)]);
+      return;
+    }
 
     for (const flush of [
       [['iptables', '-F'], ['iptables', '-t', 'nat', '-F']],
