@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the suite needs (apt packages, npm dependencies, build) and runs the whole test suite.
+# Installs what the suite needs (apt packages, npm dependencies, build) and runs the whole test suite: the unit tests,
+# then the integration tests once per firewall backend (iptables, nftables; scripts/run-tests.js).
 # Needs root: the integration tests create throwaway network namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
