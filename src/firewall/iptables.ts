@@ -57,6 +57,9 @@ export class IptablesFirewall implements Firewall {
   /** This daemon's marks: what it may change and remove (marks.ts). */
   private readonly marks: FirewallMarks;
   readonly tools: Firewall['tools'];
+  get watchedTables(): Firewall['watchedTables'] {
+    return this.families.flatMap((f) => (['filter', 'nat', 'raw'] as const).map((name) => ({ family: f === 4 ? ('ip' as const) : ('ip6' as const), name })));
+  }
   /** Operations run one at a time: each plans from its own read, which a concurrent apply would stale. */
   private queue: Promise<unknown> = Promise.resolve();
   /** Port forwards this process applied (or reconciled), by endpoint id12: what the fast path relies on. */
