@@ -11,14 +11,15 @@
  * deleted is rebuilt whole, in one transaction, by whichever operation comes next.
  */
 import { performance } from 'node:perf_hooks';
-import { InvalidArgumentError, KernelError } from '../errors.js';
+import { KernelError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CommandRunner } from './exec.js';
 import type { Firewall, FirewallBackendOptions } from './firewall.js';
 import type { Family } from './model.js';
-import { normalizeNetwork, type FirewallNetwork, type NetworkFirewallSpec } from './spec.js';
+import type { FirewallNetwork, NetworkFirewallSpec } from './spec.js';
+import { BackendInput } from './backend-input.js';
 import { FirewallMarks } from './marks.js';
-import { normalizeForward, sameForward, type FirewallForward, type PortForwardSpec } from './port-forward.js';
+import { sameForward, type FirewallForward, type PortForwardSpec } from './port-forward.js';
 import { deleteConntrack, flowsToContainer, hostPortSweeps, type ConntrackSweep } from './conntrack.js';
 import { BASE_CHAINS, NETWORK_MAPS, forwardElements, networkPrefix, tableModel, type NftTableModel } from './nftables-layout.js';
 import { EVERYTHING, planTable, type PlanScope } from './nftables-plan.js';
@@ -40,7 +41,7 @@ export class NftablesFirewall implements Firewall {
   private readonly sweep: ConntrackSweep;
   private readonly elements: NftElementWriter;
   private readonly families: readonly Family[];
-  private readonly marks: FirewallMarks;
+  private readonly input: BackendInput;
   private queue: Promise<unknown> = Promise.resolve();
   /** Networks set up (or reconciled), by id12. */
   private readonly networks = new Map<string, FirewallNetwork>();
@@ -56,7 +57,7 @@ export class NftablesFirewall implements Firewall {
     this.sweep = opts.sweep;
     this.elements = opts.elements ?? new NftScriptElementWriter(opts.exec);
     this.families = opts.ipv6 ? [4, 6] : [4];
-    this.marks = opts.instance ? new FirewallMarks(opts.instance) : FirewallMarks.LEGACY;
+    this.input = new BackendInput(this.log, this.families, opts.instance ? new FirewallMarks(opts.instance) : FirewallMarks.LEGACY);
     this.table = opts.instance ? `netd-${opts.instance.id}` : 'netd';
     this.watchedTables = [{ family: 'inet', name: this.table }];
   }
@@ -69,7 +70,7 @@ export class NftablesFirewall implements Firewall {
   }
 
   setupNetwork(spec: NetworkFirewallSpec): Promise<void> {
-    const n = this.normalize(spec);
+    const n = this.input.network(spec);
     return this.serialize(async () => {
       const before = this.networks.get(n.id12);
       this.networks.set(n.id12, n);
@@ -84,7 +85,7 @@ export class NftablesFirewall implements Firewall {
   }
 
   teardownNetwork(spec: NetworkFirewallSpec): Promise<void> {
-    const n = this.normalize(spec);
+    const n = this.input.network(spec);
     return this.serialize(async () => {
       const before = this.networks.get(n.id12);
       this.networks.delete(n.id12);
@@ -98,25 +99,7 @@ export class NftablesFirewall implements Firewall {
   }
 
   async reconcile(specs: NetworkFirewallSpec[], forwardSpecs: PortForwardSpec[] = []): Promise<void> {
-    if (!Array.isArray(specs)) throw new InvalidArgumentError('reconcile needs a list of networks');
-    if (!Array.isArray(forwardSpecs)) throw new InvalidArgumentError('reconcile needs a list of port forwards');
-    const networks = new Map<string, FirewallNetwork>();
-    const bridges = new Map<string, string>();
-    for (const spec of specs) {
-      const n = this.normalize(spec);
-      const seen = networks.get(n.id12);
-      if (seen && JSON.stringify(seen) !== JSON.stringify(n)) throw new InvalidArgumentError(`two different networks share the id prefix ${n.id12}`);
-      const owner = bridges.get(n.bridge);
-      if (owner && owner !== n.id12) throw new InvalidArgumentError(`networks ${owner} and ${n.id12} both use bridge ${n.bridge}`);
-      networks.set(n.id12, n);
-      bridges.set(n.bridge, n.id12);
-    }
-    const forwards = new Map<string, FirewallForward>();
-    for (const spec of forwardSpecs) {
-      const f = this.normalizeForward(spec);
-      if (forwards.has(f.id12)) throw new InvalidArgumentError(`two port forwards share the endpoint id prefix ${f.id12}`);
-      forwards.set(f.id12, f);
-    }
+    const { networks, forwards } = this.input.lists(specs, forwardSpecs);
     return this.serialize(async () => {
       this.networks.clear();
       for (const [id, n] of networks) this.networks.set(id, n);
@@ -128,7 +111,7 @@ export class NftablesFirewall implements Firewall {
   }
 
   setupPortForward(spec: PortForwardSpec): Promise<void> {
-    const f = this.normalizeForward(spec);
+    const f = this.input.forward(spec);
     return this.serialize(async () => {
       const current = this.applied.get(f.id12);
       if (current && sameForward(current, f)) return;
@@ -139,7 +122,7 @@ export class NftablesFirewall implements Firewall {
   }
 
   teardownPortForward(spec: PortForwardSpec): Promise<void> {
-    const f = this.normalizeForward(spec);
+    const f = this.input.forward(spec);
     return this.serialize(async () => {
       const current = this.applied.get(f.id12);
       this.applied.delete(f.id12);
@@ -251,24 +234,6 @@ export class NftablesFirewall implements Firewall {
     } catch (err) {
       this.log.debug({ op: 'coexistence', err: (err as Error).message }, 'could not read the ruleset');
     }
-  }
-
-  private normalizeForward(spec: PortForwardSpec): FirewallForward {
-    return normalizeForward(
-      spec,
-      this.families,
-      (m) => this.log.warn({ endpoint: spec.endpointId?.slice?.(0, 12), hostIp: m.hostIp, hostPort: m.hostPort }, 'IPv6 firewalling is disabled: ignoring an IPv6 port mapping'),
-      this.marks,
-    );
-  }
-
-  private normalize(spec: NetworkFirewallSpec): FirewallNetwork {
-    const n = normalizeNetwork(spec, this.marks);
-    if (n.v6 && !this.families.includes(6)) {
-      this.log.warn({ network: n.id12, subnet: n.v6.toString() }, 'IPv6 firewalling is disabled: ignoring the IPv6 subnet');
-      return { ...n, v6: undefined };
-    }
-    return n;
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
