@@ -116,7 +116,14 @@ export class NftablesFirewall implements Firewall {
       const current = this.applied.get(f.id12);
       if (current && sameForward(current, f)) return;
       this.applied.set(f.id12, f);
-      await this.writeElements('port-forward setup', current, f);
+      try {
+        await this.writeElements('port-forward setup', current, f);
+      } catch (err) {
+        // Neither the transaction nor its repair went through: the kernel holds what it held.
+        if (current) this.applied.set(f.id12, current);
+        else this.applied.delete(f.id12);
+        throw err;
+      }
       await this.sweep(this.log, hostPortSweeps(f));
     });
   }
