@@ -8,10 +8,13 @@ import { spawnRunner, type CommandRunner } from './exec.js';
 import type { Firewall, FirewallBackendOptions } from './firewall.js';
 import type { InstanceIdentity } from './marks.js';
 import { IptablesFirewall } from './iptables.js';
+import { NftablesFirewall } from './nftables.js';
+import type { NftElementWriter } from './nft-elements.js';
 import type { ConntrackSweep } from './conntrack.js';
 
 const BACKENDS = {
   iptables: (opts: FirewallBackendOptions): Firewall => new IptablesFirewall(opts),
+  nftables: (opts: FirewallBackendOptions): Firewall => new NftablesFirewall(opts),
 } satisfies Record<string, (opts: FirewallBackendOptions) => Firewall>;
 
 export type FirewallBackendName = keyof typeof BACKENDS;
@@ -34,6 +37,8 @@ export interface FirewallOptions {
    * ctnetlink, in its own network namespace). Default: none.
    */
   sweep?: ConntrackSweep;
+  /** nftables: the element writer (the daemon's in-process nfnetlink one); default `nft -f -`. */
+  elements?: NftElementWriter;
 }
 
 export function createFirewall(opts: FirewallOptions): Firewall {
@@ -47,5 +52,6 @@ export function createFirewall(opts: FirewallOptions): Firewall {
     ipv6: opts.ipv6 ?? true,
     instance: opts.instance,
     sweep: opts.sweep ?? (async () => {}),
+    elements: opts.elements,
   });
 }

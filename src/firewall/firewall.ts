@@ -10,6 +10,7 @@ import type { NetworkFirewallSpec } from './spec.js';
 import type { PortForwardSpec } from './port-forward.js';
 import type { InstanceIdentity } from './marks.js';
 import type { Family } from './model.js';
+import type { NftElementWriter } from './nft-elements.js';
 
 export type { CommandRunner, CommandResult } from './exec.js';
 export type { NetworkFirewallSpec } from './spec.js';
@@ -19,6 +20,11 @@ export interface Firewall {
   readonly backend: string;
   /** Programs it runs: those it cannot work without (checked at start), and those it can (a warning). */
   readonly tools: { readonly required: readonly string[]; readonly optional: readonly string[] };
+  /**
+   * The nf_tables tables whose deletion or flush means netd's rules may be gone (iptables-nft: ip/ip6
+   * filter, nat, raw; nftables: netd's own table). The healing monitor watches them.
+   */
+  readonly watchedTables: readonly { family: 'ip' | 'ip6' | 'inet'; name: string }[];
   /** Base chains and jumps; idempotent; safe after a restart or after someone flushed the tables. */
   init(): Promise<void>;
   /** Idempotent and all-or-nothing: applying it twice leaves one copy of each rule. */
@@ -65,4 +71,6 @@ export interface FirewallBackendOptions {
   instance?: InstanceIdentity;
   /** Clears stale conntrack entries to newly published connectionless host ports (conntrack.ts). */
   sweep: ConntrackSweep;
+  /** nftables: how set/map elements (published ports) are written; default: `nft -f -` (NftScriptElementWriter). */
+  elements?: NftElementWriter;
 }

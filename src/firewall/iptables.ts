@@ -21,6 +21,7 @@ import type { CommandRunner } from './exec.js';
 import type { Firewall, FirewallBackendOptions } from './firewall.js';
 import type { Family, Table } from './model.js';
 import { RestoreScript } from './restore-script.js';
+import { BackendInput } from './backend-input.js';
 import { normalizeNetwork, type FirewallNetwork, type NetworkFirewallSpec } from './spec.js';
 import { BASE_TAG, FirewallMarks } from './marks.js';
 import {
@@ -56,7 +57,11 @@ export class IptablesFirewall implements Firewall {
   private readonly families: readonly Family[];
   /** This daemon's marks: what it may change and remove (marks.ts). */
   private readonly marks: FirewallMarks;
+  private readonly input: BackendInput;
   readonly tools: Firewall['tools'];
+  get watchedTables(): Firewall['watchedTables'] {
+    return this.families.flatMap((f) => (['filter', 'nat', 'raw'] as const).map((name) => ({ family: f === 4 ? ('ip' as const) : ('ip6' as const), name })));
+  }
   /** Operations run one at a time: each plans from its own read, which a concurrent apply would stale. */
   private queue: Promise<unknown> = Promise.resolve();
   /** Port forwards this process applied (or reconciled), by endpoint id12: what the fast path relies on. */
@@ -73,6 +78,7 @@ export class IptablesFirewall implements Firewall {
     this.commands = new IptablesCommands(opts.exec, this.log);
     this.families = opts.ipv6 ? [4, 6] : [4];
     this.marks = opts.instance ? new FirewallMarks(opts.instance) : FirewallMarks.LEGACY;
+    this.input = new BackendInput(this.log, this.families, this.marks);
     this.tools = iptablesTools(this.families);
   }
 
@@ -81,7 +87,7 @@ export class IptablesFirewall implements Firewall {
   }
 
   async setupNetwork(spec: NetworkFirewallSpec): Promise<void> {
-    const n = this.normalize(spec);
+    const n = this.input.network(spec);
     // Only the families the network has a subnet in: the other family has nothing of it to add.
     const families = this.families.filter((f) => subnetOf(n, f));
     return this.serialize(() =>
@@ -96,34 +102,14 @@ export class IptablesFirewall implements Firewall {
   }
 
   async teardownNetwork(spec: NetworkFirewallSpec): Promise<void> {
-    const n = this.normalize(spec);
+    const n = this.input.network(spec);
     // Every family, whatever the subnets: removal goes by tag, so nothing of the network is left behind.
     return this.serialize(() => this.converge('teardown', this.families, () => EMPTY_LAYOUT, (c) => c === n.tag, n));
   }
 
   async reconcile(specs: NetworkFirewallSpec[], forwardSpecs: PortForwardSpec[] = []): Promise<void> {
-    if (!Array.isArray(specs)) throw new InvalidArgumentError('reconcile needs a list of networks');
-    if (!Array.isArray(forwardSpecs)) throw new InvalidArgumentError('reconcile needs a list of port forwards');
-    const byId = new Map<string, FirewallNetwork>();
-    const bridges = new Map<string, string>();
-    for (const spec of specs) {
-      const n = this.normalize(spec);
-      const seen = byId.get(n.id12);
-      if (seen && JSON.stringify(seen) !== JSON.stringify(n)) {
-        throw new InvalidArgumentError(`two different networks share the id prefix ${n.id12}`);
-      }
-      const owner = bridges.get(n.bridge);
-      if (owner && owner !== n.id12) throw new InvalidArgumentError(`networks ${owner} and ${n.id12} both use bridge ${n.bridge}`);
-      byId.set(n.id12, n);
-      bridges.set(n.bridge, n.id12);
-    }
+    const { networks: byId, forwards } = this.input.lists(specs, forwardSpecs);
     const networks = [...byId.values()];
-    const forwards = new Map<string, FirewallForward>();
-    for (const spec of forwardSpecs) {
-      const f = this.normalizeForward(spec);
-      if (forwards.has(f.id12)) throw new InvalidArgumentError(`two port forwards share the endpoint id prefix ${f.id12}`);
-      forwards.set(f.id12, f);
-    }
     // The ids whose old marks (from before instances) an adopting instance owns: its own records'.
     const adopted = new Set([...byId.keys(), ...forwards.keys()]);
     return this.serialize(async () => {
@@ -152,7 +138,7 @@ export class IptablesFirewall implements Firewall {
   }
 
   async setupPortForward(spec: PortForwardSpec): Promise<void> {
-    const f = this.normalizeForward(spec);
+    const f = this.input.forward(spec);
     return this.serialize(async () => {
       const current = this.applied.get(f.id12);
       if (current && sameForward(current, f)) return;
@@ -167,7 +153,7 @@ export class IptablesFirewall implements Firewall {
   }
 
   async teardownPortForward(spec: PortForwardSpec): Promise<void> {
-    const f = this.normalizeForward(spec);
+    const f = this.input.forward(spec);
     return this.serialize(async () => {
       const current = this.applied.get(f.id12);
       if (current) await this.removeForward(current);
@@ -263,24 +249,6 @@ export class IptablesFirewall implements Firewall {
     }
     const counts = scripts.map((s) => ({ family: s.family, ...s.summary() }));
     this.log.info({ op, endpoint: f.id12, counts, ms: Math.round((performance.now() - started) * 10) / 10 }, `firewall ${op}`);
-  }
-
-  private normalizeForward(spec: PortForwardSpec): FirewallForward {
-    return normalizeForward(
-      spec,
-      this.families,
-      (m) => this.log.warn({ endpoint: spec.endpointId?.slice?.(0, 12), hostIp: m.hostIp, hostPort: m.hostPort }, 'IPv6 firewalling is disabled: ignoring an IPv6 port mapping'),
-      this.marks,
-    );
-  }
-
-  private normalize(spec: NetworkFirewallSpec): FirewallNetwork {
-    const n = normalizeNetwork(spec, this.marks);
-    if (n.v6 && !this.families.includes(6)) {
-      this.log.warn({ network: n.id12, subnet: n.v6.toString() }, 'IPv6 firewalling is disabled: ignoring the IPv6 subnet');
-      return { ...n, v6: undefined };
-    }
-    return n;
   }
 
   async dropForwardByDefault(families: readonly Family[]): Promise<Family[]> {
