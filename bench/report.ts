@@ -12,6 +12,8 @@ export interface RunInfo {
   date: string;
   mode: 'full' | 'quick';
   repeat: number;
+  /** netd's firewall backends measured (--backends), the first also used by the phases run once. */
+  backends?: string[];
   machine: string;
   versions: Record<string, string>;
   loadStart: number[];
