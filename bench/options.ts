@@ -144,21 +144,24 @@ export function baseConfig(o: Pick<Options, 'quick' | 'samples'>): BaseConfig {
   const few = o.samples ?? (o.quick ? 10 : 20);
   return o.quick
     ? { levels: [1, 10, 100], samples, portSamples: few, networkSamples: few, cliSamples: 5, networkLevels: [1, 10], portLevels: [0, 100, 1000], portsPerContainer: 100, fillBudgetS: 30, concurrency: 100, tputSeconds: 2, tputTrials: 1, runLevels: [1, 10], dnsSeconds: 2, dnsNames: 20 }
-    : { levels: [1, 100, 1000], samples, portSamples: few, networkSamples: few, cliSamples: 10, networkLevels: [1, 100], portLevels: [0, 1000, 10000], portsPerContainer: 100, fillBudgetS: 90, concurrency: 100, tputSeconds: 2, tputTrials: 5, runLevels: [1, 100], dnsSeconds: 4, dnsNames: 50 };
+    : { levels: [1, 100, 1000], samples, portSamples: few, networkSamples: few, cliSamples: 10, networkLevels: [1, 100], portLevels: [0, 1000, 10000], portsPerContainer: 100, fillBudgetS: 90, concurrency: 100, tputSeconds: 2, tputTrials: 3, runLevels: [1, 100], dnsSeconds: 4, dnsNames: 50 };
 }
 
 /**
  * Per-implementation adjustments, to keep a full run near 20 minutes with both backends, netavark and
- * DNS: the peers (tens of ms per operation, seconds per phase) get 20 attach cycles per level and 60 s
- * to fill ports unless --samples says otherwise, netd-cni 15 cycles (its rows are not goals), and dockerd
- * at most --docker-max containers.
+ * DNS: unless --samples says otherwise, the peers (tens of ms per operation, seconds per phase) get 15
+ * attach cycles per level and 75 s to fill ports, dockerd 10 create/rm-network cycles and 10 containers per
+ * level in `dockerrun`, netd-cni 15 cycles (its rows are not goals); dockerd at most --docker-max containers.
  */
-export function phaseConfig(o: Pick<Options, 'quick' | 'samples' | 'dockerMax'>, impl: ImplId, base: BaseConfig): BaseConfig {
+export function phaseConfig(o: Pick<Options, 'quick' | 'samples' | 'dockerMax'>, impl: ImplId, base: BaseConfig, item?: Item): BaseConfig {
   const docker = impl === 'docker' || impl === 'docker-netd';
   const peer = impl === 'cni' || impl === 'netavark' || docker;
   let cfg = base;
-  if (peer && o.samples === undefined) cfg = { ...cfg, samples: Math.min(cfg.samples, 20), fillBudgetS: Math.min(cfg.fillBudgetS, 60) };
-  if ((impl === 'netd-cni' || impl === 'netd-cni-shim') && o.samples === undefined) cfg = { ...cfg, samples: Math.min(cfg.samples, 15) };
+  if (o.samples === undefined && !o.quick) {
+    if (peer) cfg = { ...cfg, samples: Math.min(cfg.samples, 15), fillBudgetS: Math.min(cfg.fillBudgetS, 75), networkSamples: Math.min(cfg.networkSamples, 10) };
+    if (docker && item === 'dockerrun') cfg = { ...cfg, samples: Math.min(cfg.samples, 10) };
+    if (impl === 'netd-cni' || impl === 'netd-cni-shim') cfg = { ...cfg, samples: Math.min(cfg.samples, 15) };
+  }
   if (!docker) return cfg;
   // Every concurrent attach needs a running container (~0.5 s to make): a quick run gives dockerd 25.
   return { ...cfg, levels: cfg.levels.filter((l) => l <= o.dockerMax), runLevels: cfg.runLevels.filter((l) => l <= o.dockerMax), concurrency: Math.min(cfg.concurrency, o.dockerMax, o.quick ? 25 : Infinity) };

@@ -25,7 +25,7 @@ export function dnsSection(ctx: DnsContext): string[] {
   return [
     '## Embedded DNS (peak QPS, dnsperf, 100 queries outstanding)',
     '',
-    'From the DNS benchmark ([bench/dns](dns/README.md)), run as one phase: the same client container queries netd\'s embedded DNS, then aardvark-dns, then dnsmasq on the same gateway address, for names of containers on the network (local) and names answered by an upstream (forwarded). No server caches.',
+    'From the DNS benchmark ([bench/dns](../dns/README.md)), run as one phase: the same client container queries netd\'s embedded DNS, then aardvark-dns, then dnsmasq on the same gateway address, for names of containers on the network (local) and names answered by an upstream (forwarded). No server caches.',
     '',
     table(
       ['names', ...SERVERS, 'netd ÷ aardvark-dns', 'netd ÷ dnsmasq'],

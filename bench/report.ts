@@ -28,6 +28,8 @@ export interface RunInfo {
   dockerMax: number;
   /** Attach cycles per level given to the peers (fewer than netd's in a full run, to save time). */
   peerSamples: number;
+  /** Containers per level in the dockerrun item (default: peerSamples). */
+  dockerRunSamples?: number;
   /** Concurrent attaches given to dockerd (each needs a container). */
   dockerConcurrency: number;
 }
@@ -130,7 +132,7 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
   out.push(
     `- **firewall backends** (\`netd daemon --firewall-backend\`): ${backends.join(', ')}. Run once per backend: netd's attach/detach (with and without a published port), the cost of one more port, create/rm-network and the concurrent attaches (the "backend" column). ` +
       `Run once, with ${backends[0]}: the peers and floors (no netd), netd-cni (the same daemon behind a process per call), throughput (the kernel forwards either way), dockerd + netd and DNS (the firewall plays no part in answering).` +
-      (info.mode === 'full' ? ' To keep a full run near 20 minutes: the peers get 20 attach cycles per level and 60 s to fill ports, netd-cni 15 cycles, the CLI figure is taken with the first backend only, DNS runs 4 s per dnsperf run.' : ''),
+      (info.mode === 'full' ? ' To keep a full run near 20 minutes: the peers get 15 attach cycles per level and 75 s to fill ports, dockerd 10 create/rm-network cycles and 10 containers per dockerrun level, netd-cni 15 cycles, throughput 3 trials, the CLI figure is taken with the first backend only, DNS runs 4 s per dnsperf run.' : ''),
   );
   out.push('');
 
@@ -351,7 +353,7 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
       missing: (impl, key) => missing(impl, 'dockerrun', key),
       keys: (impl) => [...(phase(impl, 'dockerrun')?.summaries.keys() ?? [])],
       levels: cfg.runLevels,
-      samples: info.peerSamples,
+      samples: info.dockerRunSamples ?? info.peerSamples,
     }),
   );
 

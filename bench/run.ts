@@ -161,6 +161,7 @@ async function main(): Promise<number> {
   const base = baseConfig(o);
   info.peerSamples = phaseConfig(o, 'cni', base).samples;
   info.dockerConcurrency = phaseConfig(o, 'docker', base).concurrency;
+  info.dockerRunSamples = phaseConfig(o, 'docker', base, 'dockerrun').samples;
   const workRoot = mkdtempSync('/var/tmp/netd-bench-');
   const profileDir = o.profile ? join(REPO, 'bench/results/profiles') : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
@@ -189,7 +190,7 @@ async function main(): Promise<number> {
         const work = join(workRoot, `${r}-${impl}-${item}-${backend ?? ''}`);
         mkdirSync(work, { recursive: true });
         const cgroupParent = `netd-bench-${workRoot.split('-').pop()}-${r}`;
-        const per = phaseConfig(o, impl, base);
+        const per = phaseConfig(o, impl, base, item);
         // The CLI figure (node start-up) does not depend on the backend: only with the first.
         const cliSamples = backend && backend !== o.backends[0] ? 0 : per.cliSamples;
         const cfg: PhaseConfig = { ...per, cliSamples, work, resultPath: join(work, 'result.json'), profileDir, cgroupParent, trace: o.trace, firewallBackend: backend };

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { goalRows, middleLevel, type GoalsContext } from '../../bench/report-goals.js';
-import { parseArgs, plan } from '../../bench/options.js';
+import { baseConfig, parseArgs, phaseConfig, plan } from '../../bench/options.js';
 import { parseDnsTable } from '../../bench/dns-item.js';
 import { renderReport, type RunInfo } from '../../bench/report.js';
 import type { PhaseResult } from '../../bench/harness.js';
@@ -185,4 +185,20 @@ test('bench report: a backend column on netd\'s rows, and an unavailable backend
 test('bench report: results without a backend (older runs, one backend) still fill the netd columns', () => {
   const report = renderReport({ ...INFO, backends: undefined }, [result('netd:attach', { 'attach|noport|1': [5] })], CFG);
   assert.match(report, /\| attach, no port \| 1st \| iptables \| 5\.00 \/ 5\.00 \|/);
+});
+
+test('bench options: a full run gives the peers fewer cycles (to stay near 20 minutes), a quick run and --samples do not', () => {
+  const full = baseConfig({ quick: false });
+  const o = { quick: false, dockerMax: 100 };
+  assert.equal(phaseConfig(o, 'netd', full, 'attach').samples, 30);
+  assert.equal(phaseConfig(o, 'cni', full, 'attach').samples, 15);
+  assert.equal(phaseConfig(o, 'cni', full, 'ports').fillBudgetS, 75);
+  assert.equal(phaseConfig(o, 'netd', full, 'ports').fillBudgetS, 90);
+  assert.equal(phaseConfig(o, 'docker', full, 'dockerrun').samples, 10);
+  assert.equal(phaseConfig(o, 'docker', full, 'networks').networkSamples, 10);
+  assert.equal(phaseConfig(o, 'netd-cni', full, 'attach').samples, 15);
+  assert.equal(phaseConfig({ ...o, samples: 30 }, 'cni', baseConfig({ quick: false, samples: 30 }), 'attach').samples, 30);
+  const quick = baseConfig({ quick: true });
+  assert.equal(phaseConfig({ quick: true, dockerMax: 100 }, 'cni', quick, 'attach').samples, 10);
+  assert.equal(phaseConfig({ quick: true, dockerMax: 100 }, 'docker', quick, 'concurrency').concurrency, 25);
 });
