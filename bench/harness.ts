@@ -271,8 +271,11 @@ export async function portCost(impl: Impl, rec: Recorder, opts: PortCostOptions)
     }
     if (gaveUp) {
       const reason = `n/a (filling stopped at ${published} ports after ${opts.fillBudgetS} s)`;
-      rec.na(`portadd|port|${level}`, reason);
-      rec.na(`portadd|noport|${level}`, reason);
+      // This level and every higher one.
+      for (const l of opts.levels.filter((x) => x >= level)) {
+        rec.na(`portadd|port|${l}`, reason);
+        rec.na(`portadd|noport|${l}`, reason);
+      }
       log(`${impl.id}: ${reason}`);
       break;
     }
