@@ -42,6 +42,12 @@ export interface Impl {
   fill?(name: string, index: number, ports: PortMap[]): Promise<Ctr>;
   /** Fills in c.ip when attach does not learn it (dockerd's connect answers nothing): untimed. */
   resolveIp?(c: Ctr): Promise<void>;
+  /**
+   * For an implementation whose detach answers before its kernel work is done (netd): called before a
+   * detach; the function returned is called after it with the detach's start and gives the time from
+   * then until the kernel state has converged (the container's interface gone).
+   */
+  convergence?(c: Ctr): Promise<(start: bigint) => Promise<number>>;
   /** PID of the implementation's daemon, for memory figures. */
   daemonPid?(): number | undefined;
   /** Measurements the implementation adds itself (netd: the daemon's own durationMs per operation). */
@@ -53,6 +59,8 @@ export interface Impl {
 export interface PhaseResult {
   phase: string;
   impl: string;
+  /** netd's firewall backend in this phase (phases that start netd). */
+  backend?: string;
   loadavg: number[];
   durationS: number;
   samples: Record<string, number[]>;
@@ -207,7 +215,16 @@ export async function attachLevels(impl: Impl, rec: Recorder, opts: LevelOptions
           }
         }
         const dk = `detach|${variant}|${level}`;
-        rec.add(dk, await timedOp(() => impl.detach(c, dk)));
+        const converged = await impl.convergence?.(c);
+        const dstart = process.hrtime.bigint();
+        await impl.detach(c, dk);
+        rec.add(dk, msSince(dstart));
+        // Waiting for the kernel work also keeps it from overlapping the next probe's attach.
+        if (converged) {
+          const ms = await converged(dstart);
+          if (Number.isFinite(ms)) rec.add(`converged|${variant}|${level}`, ms);
+          else rec.note(`${c.name}'s interface still there 2 s after its detach`);
+        }
       }
     }
     log(`${impl.id}: level ${level} measured (load ${loadavg()[0].toFixed(2)})`);
@@ -254,8 +271,11 @@ export async function portCost(impl: Impl, rec: Recorder, opts: PortCostOptions)
     }
     if (gaveUp) {
       const reason = `n/a (filling stopped at ${published} ports after ${opts.fillBudgetS} s)`;
-      rec.na(`portadd|port|${level}`, reason);
-      rec.na(`portadd|noport|${level}`, reason);
+      // This level and every higher one.
+      for (const l of opts.levels.filter((x) => x >= level)) {
+        rec.na(`portadd|port|${l}`, reason);
+        rec.na(`portadd|noport|${l}`, reason);
+      }
       log(`${impl.id}: ${reason}`);
       break;
     }

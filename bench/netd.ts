@@ -8,7 +8,10 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI } from '../test/helpers/daemon.js';
 import { NET, Procs, log, newContainerNs, run, sleep, stopChild } from './env.js';
-import { checkPublishedPort, newIndex, type Ctr, type Impl, type PortMap, type Recorder } from './harness.js';
+import { Unavailable, checkPublishedPort, newIndex, type Ctr, type Impl, type PortMap, type Recorder } from './harness.js';
+import { FIREWALL_BACKEND_NAMES } from '../src/daemon/defaults.js';
+import { Netns } from '../src/kernel/netns.js';
+import { Rtnl } from '../src/kernel/rtnetlink.js';
 import { HttpError, UnixHttp } from './http.js';
 import { msSince } from './stats.js';
 
@@ -33,11 +36,29 @@ export interface NetdDaemonOptions {
   traceFile?: string;
   /** More `netd daemon` flags (e.g. `--docker-plugin unix:///run/docker/plugins/netd.sock`). */
   extraArgs?: string[];
+  /** `--firewall-backend` (default: the daemon's own default). */
+  firewallBackend?: string;
 }
+
+/**
+ * The daemon exited while starting with a firewall backend other than the default one: that backend is
+ * not available in this build (e.g. `nftables` before it is registered), so its rows are n/a, not a failure.
+ */
+export class BackendUnavailable extends Unavailable {
+  static readonly PREFIX = 'backend not available: ';
+  constructor(why: string) {
+    super(`${BackendUnavailable.PREFIX}${why}`);
+  }
+}
+
+/** The default backend (the first netd has): a start failure with it is a failure of the run. */
+const DEFAULT_BACKEND: string = FIREWALL_BACKEND_NAMES[0];
 
 /** The daemon process, its API client and its log. */
 export class NetdDaemon {
   readonly logLines: LogLine[] = [];
+  /** Lines that are not JSON log lines (the CLI's one-line error when the daemon cannot start). */
+  readonly otherLines: string[] = [];
   private partial = '';
 
   private constructor(
@@ -73,12 +94,18 @@ export class NetdDaemon {
       'info',
       '--bridge',
       'netdb0',
+      ...(opts.firewallBackend ? ['--firewall-backend', opts.firewallBackend] : []),
       ...(opts.extraArgs ?? []),
     ], { env });
     const d = new NetdDaemon(child, new UnixHttp(NetdDaemon.SOCKET));
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`netd exited with ${child.exitCode}: ${d.partial.slice(-500)}`);
+      if (child.exitCode !== null) {
+        await sleep(50); // the last output
+        const why = d.startError();
+        if (opts.firewallBackend && opts.firewallBackend !== DEFAULT_BACKEND) throw new BackendUnavailable(why);
+        throw new Error(`netd exited with ${child.exitCode}: ${why}`);
+      }
       if (existsSync(NetdDaemon.SOCKET)) {
         try {
           if ((await d.http.request('GET', '/_ping')).status === 200) return d;
@@ -91,6 +118,12 @@ export class NetdDaemon {
     throw new Error('netd did not come up within 20 s');
   }
 
+  /** The first line of what the daemon said when it would not start (its CLI error, else its last error log line). */
+  private startError(): string {
+    const text = this.otherLines.find((l) => l.trim()) ?? [...this.logLines].reverse().find((l) => (l as { level?: number }).level !== undefined && ((l as { level: number }).level ?? 0) >= 50)?.msg ?? this.partial;
+    return text.trim().split('\n')[0].replace(/^netd: /, '').slice(0, 300) || 'no output';
+  }
+
   private onLog(text: string): void {
     const lines = (this.partial + text).split('\n');
     this.partial = lines.pop() ?? '';
@@ -98,7 +131,7 @@ export class NetdDaemon {
       try {
         this.logLines.push(JSON.parse(l) as LogLine);
       } catch {
-        /* not a JSON log line */
+        if (this.otherLines.length < 100) this.otherLines.push(l);
       }
     }
   }
@@ -221,6 +254,33 @@ export class NetdImpl implements Impl {
   async detach(c: Ctr, key: string): Promise<void> {
     await this.http.call('POST', '/netd/v1/detach', { container: c.name, network: 'bench' });
     this.keys.detach.push(key);
+  }
+
+  /**
+   * Detach answers before the slow kernel work is done (the veth deletion goes on after): this waits, from
+   * `start` (when the detach request was sent), until the container's eth0 is gone, i.e. the veth pair is
+   * deleted. Polled every ~1 ms with a netlink socket in the container's namespace opened before the
+   * request; gives up after 2 s (NaN). Called before the detach; the function it returns, after it.
+   */
+  async convergence(c: Ctr): Promise<(start: bigint) => Promise<number>> {
+    const ns = Netns.open(c.ns);
+    let rtnl: Rtnl;
+    try {
+      rtnl = Rtnl.open(ns);
+    } finally {
+      ns.close();
+    }
+    return async (start) => {
+      try {
+        while (msSince(start) < 2000) {
+          if (!(await rtnl.linkByName('eth0'))) return msSince(start);
+          await sleep(1);
+        }
+        return NaN;
+      } finally {
+        rtnl.close();
+      }
+    };
   }
 
   /** An operation done behind the client's back (the CLI), so the daemon's log lines stay paired. */

@@ -13,6 +13,7 @@ import { NetavarkImpl } from './peers/netavark.js';
 import { DockerImpl } from './peers/docker.js';
 import { NetdCniImpl, pluginStartup } from './netd-cni.js';
 import { dockerRunLevels } from './docker-run.js';
+import { DnsBenchImpl, dnsItem } from './dns-item.js';
 
 /** What run.ts passes to every phase. */
 export interface PhaseConfig {
@@ -35,6 +36,11 @@ export interface PhaseConfig {
   tputTrials: number;
   /** dockerrun: the Nth containers measured (1st, 100th). */
   runLevels: number[];
+  /** dns: seconds per dnsperf run and local names (bench/dns/dns-bench.ts's --seconds, --names). */
+  dnsSeconds?: number;
+  dnsNames?: number;
+  /** netd's `--firewall-backend` (phases that start netd). */
+  firewallBackend?: string;
   profileDir?: string;
   /** Trace netd's daemon (trace-preload) in the attach and ports phases. */
   trace?: boolean;
@@ -43,25 +49,28 @@ export interface PhaseConfig {
 }
 
 export type ImplId = 'netd' | 'netd-cni' | 'netd-cni-shim' | 'ip' | 'rtnl' | 'cni' | 'netavark' | 'docker' | 'docker-netd';
-export type Item = 'attach' | 'networks' | 'ports' | 'concurrency' | 'throughput' | 'dockerrun';
+export type Item = 'attach' | 'networks' | 'ports' | 'concurrency' | 'throughput' | 'dockerrun' | 'dns';
 
 /** Runs of each executable for the start-up figures (hyperfine's habit: median of 30). */
 const STARTUP_SAMPLES = 30;
 
 function makeImpl(id: ImplId, item: Item, cfg: PhaseConfig, procs: Procs, outsideNs: string): Impl {
   const withNetwork = item !== 'networks';
+  // The DNS item starts its own daemon and peers (bench/dns/dns-bench.ts): nothing to set up here.
+  if (item === 'dns') return new DnsBenchImpl();
   switch (id) {
     case 'netd':
       return new NetdImpl(procs, {
         work: cfg.work,
         outsideNs,
         network: withNetwork,
+        firewallBackend: cfg.firewallBackend,
         profileDir: item === 'attach' ? cfg.profileDir : undefined,
         traceFile: cfg.trace && (item === 'attach' || item === 'ports') ? `${cfg.work}/trace.json` : undefined,
       });
     case 'netd-cni':
     case 'netd-cni-shim':
-      return new NetdCniImpl(id === 'netd-cni' ? 'js' : 'shim', procs, { work: cfg.work, outsideNs });
+      return new NetdCniImpl(id === 'netd-cni' ? 'js' : 'shim', procs, { work: cfg.work, outsideNs, firewallBackend: cfg.firewallBackend });
     case 'ip':
       return new IpBatchFloor();
     case 'rtnl':
@@ -72,7 +81,7 @@ function makeImpl(id: ImplId, item: Item, cfg: PhaseConfig, procs: Procs, outsid
       return new NetavarkImpl(cfg.work);
     case 'docker':
     case 'docker-netd':
-      return new DockerImpl(procs, cfg.work, cfg.cgroupParent, { network: withNetwork, netdPlugin: id === 'docker-netd' });
+      return new DockerImpl(procs, cfg.work, cfg.cgroupParent, { network: withNetwork, netdPlugin: id === 'docker-netd', firewallBackend: cfg.firewallBackend });
   }
 }
 
@@ -121,6 +130,9 @@ async function runItem(impl: Impl, item: Item, cfg: PhaseConfig, rec: Recorder, 
     case 'dockerrun':
       if (!(impl instanceof DockerImpl)) throw new Error(`${impl.id} is not dockerd`);
       await dockerRunLevels(impl, rec, { levels: cfg.runLevels, samples: cfg.samples });
+      return;
+    case 'dns':
+      await dnsItem(rec, { seconds: cfg.dnsSeconds ?? 4, names: cfg.dnsNames ?? 50, firewallBackend: cfg.firewallBackend });
       return;
   }
 }

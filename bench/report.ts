@@ -7,11 +7,19 @@ import type { PhaseResult } from './harness.js';
 import type { ImplId, PhaseConfig } from './phase.js';
 import { Notes, fmt, ordinal, table } from './report-format.js';
 import { dockerRunSection } from './report-docker.js';
+import { goalsSection } from './report-goals.js';
+import { dnsSection } from './report-dns.js';
+import { phaseKey } from './options.js';
+import { FIREWALL_BACKEND_NAMES } from '../src/daemon/defaults.js';
+
+const DEFAULT_BACKEND: string = FIREWALL_BACKEND_NAMES[0];
 
 export interface RunInfo {
   date: string;
   mode: 'full' | 'quick';
   repeat: number;
+  /** netd's firewall backends measured (--backends), the first also used by the phases run once. */
+  backends?: string[];
   machine: string;
   versions: Record<string, string>;
   loadStart: number[];
@@ -20,6 +28,8 @@ export interface RunInfo {
   dockerMax: number;
   /** Attach cycles per level given to the peers (fewer than netd's in a full run, to save time). */
   peerSamples: number;
+  /** Containers per level in the dockerrun item (default: peerSamples). */
+  dockerRunSamples?: number;
   /** Concurrent attaches given to dockerd (each needs a container). */
   dockerConcurrency: number;
 }
@@ -79,33 +89,36 @@ const NAMES: Record<ImplId, string> = {
 export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<PhaseConfig, 'work' | 'resultPath' | 'cgroupParent'>): string {
   const agg = aggregate(results);
   const notes = new Notes();
-  const phase = (impl: ImplId, item: string) => agg.get(`${impl}:${item}`);
+  const backends = info.backends?.length ? info.backends : [DEFAULT_BACKEND];
+  /** A phase's figures: netd's per-backend phases by backend (default: the first), the others run once. */
+  const phase = (impl: ImplId, item: string, backend = backends[0]) => agg.get(phaseKey(impl, item, backend)) ?? agg.get(phaseKey(impl, item));
+  const nameOf = (impl: ImplId, a: Agg) => `${NAMES[impl]}${a.runs[0]?.phase.includes('@') ? ` (${a.runs[0].backend})` : ''}`;
 
   /** Why a phase has no figure for `key` (as a footnote ref), or undefined when it has one. */
-  const missing = (impl: ImplId, item: string, key: string): string | undefined => {
-    const a = phase(impl, item);
+  const missing = (impl: ImplId, item: string, key: string, backend?: string): string | undefined => {
+    const a = phase(impl, item, backend);
     if (!a) return 'not run';
-    if (a.unavailable) return `n/a ${notes.ref(`${NAMES[impl]}: ${a.unavailable}`)}`;
+    if (a.unavailable) return `n/a ${notes.ref(`${nameOf(impl, a)}: ${a.unavailable}`)}`;
     const reason = a.na.get(key);
     // Short reasons ("n/a (not implemented)") go in the cell, long ones in a footnote.
     if (reason !== undefined) return /^n\/a \(.{1,25}\)$/.test(reason) ? reason : `n/a ${notes.ref(`${NAMES[impl]}: ${reason.replace(/^n\/a \((.*)\)$/, '$1')}`)}`;
     if (a.error && !a.summaries.has(key) && !a.values.has(key)) return `error ${notes.ref(`${NAMES[impl]} ${item}: ${a.error}`)}`;
     return undefined;
   };
-  const lat = (impl: ImplId, item: string, key: string): string => {
-    const s = phase(impl, item)?.summaries.get(key);
+  const lat = (impl: ImplId, item: string, key: string, backend?: string): string => {
+    const s = phase(impl, item, backend)?.summaries.get(key);
     if (s) return `${fmt(s.median)} / ${fmt(s.p95)}`;
     if (impl === 'docker' && item === 'attach') {
       const level = Number(key.split('|')[2]);
       if (level > info.dockerMax) return `not run ${notes.ref(`docker was given at most ${info.dockerMax} containers (--docker-max): each is a containerd shim (~13 MB) and takes ~0.3 s to start`)}`;
     }
-    return missing(impl, item, key) ?? '—';
+    return missing(impl, item, key, backend) ?? '—';
   };
-  const med = (impl: ImplId, item: string, key: string): number => phase(impl, item)?.summaries.get(key)?.median ?? NaN;
+  const med = (impl: ImplId, item: string, key: string, backend?: string): number => phase(impl, item, backend)?.summaries.get(key)?.median ?? NaN;
   const ratio = (a: number, b: number): string => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : '—');
-  const val = (impl: ImplId, item: string, key: string, f: (v: number) => string): string => {
-    const v = phase(impl, item)?.values.get(key);
-    return v !== undefined && Number.isFinite(v) ? f(v) : (missing(impl, item, key) ?? '—');
+  const val = (impl: ImplId, item: string, key: string, f: (v: number) => string, backend?: string): string => {
+    const v = phase(impl, item, backend)?.values.get(key);
+    return v !== undefined && Number.isFinite(v) ? f(v) : (missing(impl, item, key, backend) ?? '—');
   };
 
   const out: string[] = [];
@@ -116,6 +129,11 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
   out.push(`- **machine**: ${info.machine}`);
   out.push(`- **load average** (1/5/15 min): ${load(info.loadStart)} at the start, ${load(info.loadEnd)} at the end — the machine is shared, figures are noisy`);
   out.push(`- **versions**: ${Object.entries(info.versions).map(([k, v]) => `${k} ${v}`).join('; ')}`);
+  out.push(
+    `- **firewall backends** (\`netd daemon --firewall-backend\`): ${backends.join(', ')}. Run once per backend: netd's attach/detach (with and without a published port), the cost of one more port, create/rm-network and the concurrent attaches (the "backend" column). ` +
+      `Run once, with ${backends[0]}: the peers and floors (no netd), netd-cni (the same daemon behind a process per call), throughput (the kernel forwards either way), dockerd + netd and DNS (the firewall plays no part in answering).` +
+      (info.mode === 'full' ? ' To keep a full run near 20 minutes: the peers get 15 attach cycles per level and 75 s to fill ports, dockerd 10 create/rm-network cycles and 10 containers per dockerrun level, netd-cni 15 cycles, throughput 3 trials, the CLI figure is taken with the first backend only, DNS runs 4 s per dnsperf run.' : ''),
+  );
   out.push('');
 
   // ---- 1–3: attach/detach latency
@@ -124,20 +142,25 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
   out.push(
     `The Nth container on one network: N−1 containers are attached, then ${cfg.samples} probe containers${info.peerSamples !== cfg.samples ? ` (${info.peerSamples} for the peers)` : ''} are attached and detached one at a time. ` +
       'netd through its API on the unix socket (keep-alive HTTP client, as a runtime calls it); "netd daemon" is the daemon\'s own `durationMs` for the same operations (controller time, no HTTP). ' +
-      'Ratios are netd median ÷ peer median (below 1: netd is faster).',
+      'Ratios are netd median ÷ peer median (below 1: netd is faster). "backend" is netd\'s firewall backend (the other columns ran once and repeat on each backend\'s row). ' +
+      '"netd: kernel done" (detach rows): from the detach request until the container\'s interface is gone (the veth deleted), polled every ~1 ms; the next probe starts after it.',
   );
   out.push('');
   const attachRows: string[][] = [];
   for (const op of ['attach', 'detach']) {
     for (const variant of ['noport', 'port']) {
       for (const level of cfg.levels) {
+       for (const b of backends) {
         const key = `${op}|${variant}|${level}`;
-        const n = med('netd', 'attach', key);
+        const n = med('netd', 'attach', key, b);
+        const conv = `converged|${variant}|${level}`;
         attachRows.push([
           `${op}, ${variant === 'port' ? '1 published port' : 'no port'}`,
           ordinal(level),
-          lat('netd', 'attach', key),
-          phase('netd', 'attach')?.summaries.has(`daemon.${key}`) ? lat('netd', 'attach', `daemon.${key}`) : '—',
+          b,
+          lat('netd', 'attach', key, b),
+          phase('netd', 'attach', b)?.summaries.has(`daemon.${key}`) ? lat('netd', 'attach', `daemon.${key}`, b) : '—',
+          op === 'detach' && phase('netd', 'attach', b)?.summaries.has(conv) ? lat('netd', 'attach', conv, b) : '—',
           lat('cni', 'attach', key),
           ratio(n, med('cni', 'attach', key)),
           lat('netd-cni', 'attach', key),
@@ -150,14 +173,17 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
           variant === 'port' ? '—' : lat('ip', 'attach', key),
           variant === 'port' ? '—' : lat('rtnl', 'attach', key),
         ]);
+       }
       }
     }
   }
   attachRows.push([
     'attach, every filler container',
     `1st–${ordinal(Math.max(...cfg.levels) - 1)}`,
+    backends[0],
     lat('netd', 'attach', 'fill.attach'),
     phase('netd', 'attach')?.summaries.has('daemon.fill.attach') ? lat('netd', 'attach', 'daemon.fill.attach') : '—',
+    '—',
     lat('cni', 'attach', 'fill.attach'),
     ratio(med('netd', 'attach', 'fill.attach'), med('cni', 'attach', 'fill.attach')),
     `— ${notes.ref('netd-cni: filler containers are attached through the API; only the probes go through the plugin')}`,
@@ -170,7 +196,7 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
     lat('ip', 'attach', 'fill.attach'),
     lat('rtnl', 'attach', 'fill.attach'),
   ]);
-  out.push(table(['operation', 'container', 'netd', 'netd daemon', 'CNI', 'netd/CNI', 'netd-cni (JS)', 'netd-cni shim', 'shim/CNI', 'netavark', 'netd/netavark', 'docker', 'netd/docker', 'floor: ip -batch', 'floor: Rtnl'], attachRows));
+  out.push(table(['operation', 'container', 'backend', 'netd', 'netd daemon', 'netd: kernel done', 'CNI', 'netd/CNI', 'netd-cni (JS)', 'netd-cni shim', 'shim/CNI', 'netavark', 'netd/netavark', 'docker', 'netd/docker', 'floor: ip -batch', 'floor: Rtnl'], attachRows));
   out.push('');
   if (phase('netd-cni', 'attach') || phase('netd-cni-shim', 'attach')) {
     out.push(
@@ -239,11 +265,13 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
   const netRows: string[][] = [];
   for (const op of ['netcreate', 'netrm']) {
     for (const level of cfg.networkLevels) {
-      const key = `${op}|${level}`;
-      netRows.push([op === 'netcreate' ? 'create-network' : 'rm-network', String(level), lat('netd', 'networks', key), lat('docker', 'networks', key), ratio(med('netd', 'networks', key), med('docker', 'networks', key))]);
+      for (const b of backends) {
+        const key = `${op}|${level}`;
+        netRows.push([op === 'netcreate' ? 'create-network' : 'rm-network', String(level), b, lat('netd', 'networks', key, b), lat('docker', 'networks', key), ratio(med('netd', 'networks', key, b), med('docker', 'networks', key))]);
+      }
     }
   }
-  out.push(table(['operation', 'bridge networks existing', 'netd', 'docker', 'netd/docker'], netRows));
+  out.push(table(['operation', 'bridge networks existing', 'backend', 'netd', 'docker', 'netd/docker'], netRows));
   out.push('');
   out.push(`CNI and netavark have no network objects (a network is a configuration file; the bridge appears at the first attach): ${notes.ref('CNI, netavark: no create/rm-network operation to measure')}.`);
   out.push('');
@@ -254,35 +282,40 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
   out.push(`Attach of a container publishing one port, with N ports already published by filler containers (${cfg.portsPerContainer} each), next to an attach without a port at the same N.`);
   out.push('');
   const portImpls: ImplId[] = ['netd', 'cni', 'netavark', 'docker'];
-  const portRows: string[][] = cfg.portLevels.map((level) => [
-    String(level),
-    ...portImpls.flatMap((impl) => [lat(impl, 'ports', `portadd|port|${level}`), lat(impl, 'ports', `portadd|noport|${level}`)]),
-  ]);
+  const portRows: string[][] = cfg.portLevels.flatMap((level) =>
+    backends.map((b) => [String(level), b, ...portImpls.flatMap((impl) => [lat(impl, 'ports', `portadd|port|${level}`, b), lat(impl, 'ports', `portadd|noport|${level}`, b)])]),
+  );
   const lo = cfg.portLevels[0];
   const hi = cfg.portLevels[cfg.portLevels.length - 1];
-  portRows.push([
-    `median at ${hi} ÷ at ${lo}`,
-    ...portImpls.flatMap((impl) => [ratio(med(impl, 'ports', `portadd|port|${hi}`), med(impl, 'ports', `portadd|port|${lo}`)), ratio(med(impl, 'ports', `portadd|noport|${hi}`), med(impl, 'ports', `portadd|noport|${lo}`))]),
-  ]);
-  out.push(table(['ports existing', ...portImpls.flatMap((i) => [`${NAMES[i]}: attach + 1 port`, `${NAMES[i]}: attach, no port`])], portRows));
+  for (const b of backends) {
+    portRows.push([
+      `median at ${hi} ÷ at ${lo}`,
+      b,
+      ...portImpls.flatMap((impl) => [ratio(med(impl, 'ports', `portadd|port|${hi}`, b), med(impl, 'ports', `portadd|port|${lo}`, b)), ratio(med(impl, 'ports', `portadd|noport|${hi}`, b), med(impl, 'ports', `portadd|noport|${lo}`, b))]),
+    ]);
+  }
+  out.push(table(['ports existing', 'backend', ...portImpls.flatMap((i) => [`${NAMES[i]}: attach + 1 port`, `${NAMES[i]}: attach, no port`])], portRows));
   out.push('');
 
   // ---- 6: concurrency
   out.push(`## ${cfg.concurrency} concurrent attaches`);
   out.push('');
-  const concImpls: ImplId[] = ['netd', 'cni', 'netavark', 'docker'];
+  const concCols: { impl: ImplId; backend?: string; title: string }[] = [
+    ...backends.map((b) => ({ impl: 'netd' as ImplId, backend: b, title: `netd (${b})` })),
+    ...(['cni', 'netavark', 'docker'] as ImplId[]).map((impl) => ({ impl, title: NAMES[impl] })),
+  ];
   const kib = (v: number) => `${(v / 1024).toFixed(1)} MiB`;
   const msv = (v: number) => `${fmt(v)} ms`;
   const concCount = (impl: ImplId) => (impl === 'docker' ? info.dockerConcurrency : cfg.concurrency);
   out.push(
     table(
-      ['', ...concImpls.map((i) => NAMES[i])],
+      ['', ...concCols.map((c) => c.title)],
       [
-        ['attaches issued at once: wall time', ...concImpls.map((i) => val(i, 'concurrency', 'conc.attach.wall', msv))],
-        ['wall time ÷ attaches', ...concImpls.map((i) => val(i, 'concurrency', 'conc.attach.wall', (v) => msv(v / concCount(i))))],
-        ['detaches issued at once: wall time', ...concImpls.map((i) => val(i, 'concurrency', 'conc.detach.wall', msv))],
-        ['daemon RSS before', ...concImpls.map((i) => (i === 'cni' || i === 'netavark' ? '— (no daemon)' : val(i, 'concurrency', 'conc.rss.before', kib)))],
-        ['daemon peak RSS during the attaches (VmHWM)', ...concImpls.map((i) => (i === 'cni' || i === 'netavark' ? '— (no daemon)' : val(i, 'concurrency', 'conc.rss.peak', kib)))],
+        ['attaches issued at once: wall time', ...concCols.map((c) => val(c.impl, 'concurrency', 'conc.attach.wall', msv, c.backend))],
+        ['wall time ÷ attaches', ...concCols.map((c) => val(c.impl, 'concurrency', 'conc.attach.wall', (v) => msv(v / concCount(c.impl)), c.backend))],
+        ['detaches issued at once: wall time', ...concCols.map((c) => val(c.impl, 'concurrency', 'conc.detach.wall', msv, c.backend))],
+        ['daemon RSS before', ...concCols.map((c) => (c.impl === 'cni' || c.impl === 'netavark' ? '— (no daemon)' : val(c.impl, 'concurrency', 'conc.rss.before', kib, c.backend)))],
+        ['daemon peak RSS during the attaches (VmHWM)', ...concCols.map((c) => (c.impl === 'cni' || c.impl === 'netavark' ? '— (no daemon)' : val(c.impl, 'concurrency', 'conc.rss.peak', kib, c.backend)))],
       ],
     ),
   );
@@ -303,7 +336,7 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
   };
   out.push(
     table(
-      ['', ...tpImpls.map((i) => NAMES[i])],
+      ['', ...tpImpls.map((i) => (i === 'netd' ? `netd (${backends[0]})` : NAMES[i]))],
       [
         ['direct to the container', ...tpImpls.map((i) => gbit(i, 'tput.direct'))],
         ['through the published port', ...tpImpls.map((i) => gbit(i, 'tput.published'))],
@@ -320,12 +353,34 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
       missing: (impl, key) => missing(impl, 'dockerrun', key),
       keys: (impl) => [...(phase(impl, 'dockerrun')?.summaries.keys() ?? [])],
       levels: cfg.runLevels,
-      samples: info.peerSamples,
+      samples: info.dockerRunSamples ?? info.peerSamples,
+    }),
+  );
+
+  // ---- DNS (bench/dns/dns-bench.ts)
+  out.push(...dnsSection({ value: (key) => phase('netd', 'dns')?.values.get(key) ?? NaN, missing: (key) => missing('netd', 'dns', key) }));
+
+  // ---- issue 12's goals, per backend
+  out.push(
+    ...goalsSection({
+      backends,
+      levels: cfg.levels,
+      portLevels: cfg.portLevels,
+      median: (impl, item, key, backend) => med(impl as ImplId, item, key, backend),
+      value: (impl, item, key, backend) => phase(impl as ImplId, item, backend)?.values.get(key) ?? NaN,
+      missing: (impl, item, key, backend) => {
+        const a = phase(impl as ImplId, item, backend);
+        // A backend the daemon would not start with: said in the cell, as the goal rows are read alone.
+        if (a?.unavailable && a.runs[0]?.backend) return `n/a (${a.unavailable})`;
+        return missing(impl as ImplId, item, key, backend);
+      },
+      concurrency: (impl) => concCount(impl as ImplId),
+      quick: info.mode === 'quick',
     }),
   );
 
   // ---- goals
-  out.push('## Goals');
+  out.push(`## Goals (earlier issues; netd with ${backends[0]})`);
   out.push('');
   const top = Math.max(...cfg.levels);
   const first = Math.min(...cfg.levels);

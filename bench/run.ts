@@ -7,8 +7,9 @@
  * it does not start, are reported n/a. The table goes to stdout and to bench/results/latest.md.
  * Exit status: 0 unless something failed to work (thresholds never fail the run).
  *
- *   node dist/bench/run.js [--quick] [--repeat N] [--only LIST] [--skip LIST] [--samples N]
- *                          [--docker-max N] [--out FILE] [--profile]
+ *   node dist/bench/run.js [--quick] [--repeat N] [--only LIST] [--skip LIST] [--backends LIST]
+ *                          [--samples N] [--docker-max N] [--out FILE] [--install-peers] [--profile] [--trace]
+ * (options.ts has the options and the plan of phases.)
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,10 @@ import { TestNetns, requireRoot, run } from '../test/helpers/netns.js';
 import { ENV_MACHINE_MNTNS, ENV_MACHINE_NETNS, ENV_PHASE_NETNS, killProcessesInNetns, nsInode, removeCgroup, sleep } from './env.js';
 import type { PhaseResult } from './harness.js';
 import type { ImplId, Item, PhaseConfig } from './phase.js';
+import { USAGE, baseConfig, parseArgs, phaseConfig, plan, type Options } from './options.js';
+import { dnsMissing } from './dns-item.js';
+import { installPeers } from './peers/install.js';
+import { BackendUnavailable } from './netd.js';
 import { cniPluginDir } from './peers/cni.js';
 import { netavarkBinary } from './peers/netavark.js';
 import { dockerPluginMissing, which } from './peers/docker.js';
@@ -26,117 +31,24 @@ import { pluginMissing } from './netd-cni.js';
 import { renderReport, type RunInfo } from './report.js';
 
 const PHASE_JS = join(__dirname, 'phase.js');
-const USAGE = `usage: npm run bench -- [options]
-  --quick          smaller counts (1st/10th/100th container, 0/100/1000 ports): a few minutes
-  --repeat N       run every phase N times and report medians of the per-run figures (default 1)
-  --only LIST      only these implementations/items/phases, comma-separated
-                   (netd, netd-cni, netd-cni-shim, ip, rtnl, cni, netavark, docker, docker-netd; attach,
-                   networks, ports, concurrency, throughput, dockerrun;
-                   or IMPL:ITEM)
-  --skip LIST      the same, to leave out
-  --samples N      attach/detach cycles per level (default 30, quick 10)
-  --docker-max N   most containers dockerd is given (default 100: 1000 containers cost ~13 GB of shims)
-  --out FILE       where to write the table (default bench/results/latest.md, quick: latest-quick.md)
-  --profile        write a V8 CPU profile of netd's daemon during the attach phase to bench/results/profiles/
-  --trace          time what netd's attach/detach spend their time on (netlink, execs, state files) and
-                   add that breakdown to the report`;
-
-interface Options {
-  quick: boolean;
-  repeat: number;
-  only: string[];
-  skip: string[];
-  samples?: number;
-  dockerMax: number;
-  out?: string;
-  profile: boolean;
-  trace: boolean;
-}
-
-function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, repeat: 1, only: [], skip: [], dockerMax: 100, profile: false, trace: false };
-  const num = (v: string | undefined, flag: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} needs a positive integer`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--quick') o.quick = true;
-    else if (a === '--profile') o.profile = true;
-    else if (a === '--trace') o.trace = true;
-    else if (a === '--repeat') o.repeat = num(argv[++i], a);
-    else if (a === '--samples') o.samples = num(argv[++i], a);
-    else if (a === '--docker-max') o.dockerMax = num(argv[++i], a);
-    else if (a === '--only') o.only = (argv[++i] ?? '').split(',').filter(Boolean);
-    else if (a === '--skip') o.skip = (argv[++i] ?? '').split(',').filter(Boolean);
-    else if (a === '--out') o.out = argv[++i];
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE + '\n');
-      process.exit(0);
-    } else throw new Error(`unknown option ${a}\n${USAGE}`);
-  }
-  return o;
-}
-
-const ITEMS: Item[] = ['attach', 'networks', 'ports', 'concurrency', 'throughput', 'dockerrun'];
-const IMPLS_BY_ITEM: Record<Item, ImplId[]> = {
-  attach: ['netd', 'netd-cni', 'netd-cni-shim', 'rtnl', 'ip', 'cni', 'netavark', 'docker'],
-  networks: ['netd', 'docker'],
-  ports: ['netd', 'cni', 'netavark', 'docker'],
-  concurrency: ['netd', 'cni', 'netavark', 'docker'],
-  throughput: ['netd', 'cni', 'netavark', 'docker'],
-  // dockerd's own bridge driver beside dockerd driving netd through its remote plugin (issue 14).
-  dockerrun: ['docker', 'docker-netd'],
-};
-
-function selected(o: Options, impl: ImplId, item: Item): boolean {
-  const names = [impl, item, `${impl}:${item}`];
-  if (o.only.length > 0 && !names.some((n) => o.only.includes(n))) return false;
-  return !names.some((n) => o.skip.includes(n));
-}
-
-type BaseConfig = Omit<PhaseConfig, 'work' | 'resultPath' | 'cgroupParent'>;
-
-function baseConfig(o: Options): BaseConfig {
-  const samples = o.samples ?? (o.quick ? 10 : 30);
-  const few = o.samples ?? (o.quick ? 10 : 20);
-  return o.quick
-    ? { levels: [1, 10, 100], samples, portSamples: few, networkSamples: few, cliSamples: 5, networkLevels: [1, 10], portLevels: [0, 100, 1000], portsPerContainer: 100, fillBudgetS: 30, concurrency: 100, tputSeconds: 2, tputTrials: 1, runLevels: [1, 10] }
-    : { levels: [1, 100, 1000], samples, portSamples: few, networkSamples: few, cliSamples: 10, networkLevels: [1, 100], portLevels: [0, 1000, 10000], portsPerContainer: 100, fillBudgetS: 90, concurrency: 100, tputSeconds: 2, tputTrials: 5, runLevels: [1, 100] };
-}
-
-/**
- * Per-implementation adjustments, to keep a full run near 15 minutes: the peers (tens of ms per
- * operation, seconds per phase) get 20 attach cycles per level unless --samples says otherwise, and
- * dockerd at most --docker-max containers.
- */
-function phaseConfig(o: Options, impl: ImplId, base: BaseConfig): BaseConfig {
-  const docker = impl === 'docker' || impl === 'docker-netd';
-  const peer = impl === 'cni' || impl === 'netavark' || docker;
-  const cfg = peer && o.samples === undefined ? { ...base, samples: Math.min(base.samples, 20) } : base;
-  if (!docker) return cfg;
-  // Every concurrent attach needs a running container (~0.5 s to make): a quick run gives dockerd 25.
-  return { ...cfg, levels: cfg.levels.filter((l) => l <= o.dockerMax), runLevels: cfg.runLevels.filter((l) => l <= o.dockerMax), concurrency: Math.min(cfg.concurrency, o.dockerMax, o.quick ? 25 : Infinity) };
-}
 
 /** Why an implementation cannot run here at all (checked before a namespace is made), or undefined. */
 function precheck(impl: ImplId, item: Item): string | undefined {
+  if (item === 'dns') return dnsMissing();
   if (item === 'throughput' && !which('iperf3')) return 'iperf3 not installed (apt-get install iperf3)';
   if (impl === 'netd-cni' || impl === 'netd-cni-shim') return pluginMissing(impl === 'netd-cni' ? 'js' : 'shim');
   if (impl === 'cni' && !cniPluginDir()) return 'CNI plugins not installed (apt-get install containernetworking-plugins)';
-  if (impl === 'netavark' && !netavarkBinary()) return 'netavark not installed (apt-get install netavark)';
+  if (impl === 'netavark' && !netavarkBinary()) return 'netavark not installed (apt-get install netavark, or npm run bench -- --install-peers)';
   if ((impl === 'docker' || impl === 'docker-netd') && !(which('dockerd') && which('docker'))) return 'dockerd not installed (apt-get install docker.io)';
   if (impl === 'docker-netd') return dockerPluginMissing();
   return undefined;
 }
 
-
 let current: { ns: TestNetns; child: ReturnType<typeof spawn> } | undefined;
 
-async function runPhase(impl: ImplId, item: Item, cfg: PhaseConfig, machineIno: number): Promise<PhaseResult> {
+async function runPhase(impl: ImplId, item: Item, key: string, cfg: PhaseConfig, machineIno: number): Promise<PhaseResult> {
   const phase = `${impl}:${item}`;
-  const ns = await TestNetns.create(`b${impl}${item.slice(0, 3)}`);
+  const ns = await TestNetns.create(`b${impl}${item.slice(0, 3)}${cfg.firewallBackend?.slice(0, 2) ?? ''}`);
   const nsIno = nsInode(ns.path);
   const cfgPath = join(cfg.work, 'config.json');
   writeFileSync(cfgPath, JSON.stringify(cfg));
@@ -148,8 +60,8 @@ async function runPhase(impl: ImplId, item: Item, cfg: PhaseConfig, machineIno: 
     current = { ns, child };
     const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     current = undefined;
-    if (existsSync(cfg.resultPath)) return JSON.parse(readFileSync(cfg.resultPath, 'utf8')) as PhaseResult;
-    return { phase, impl, loadavg: [], durationS: 0, samples: {}, values: {}, na: {}, notes: [], error: `phase exited with ${code} without a result` };
+    if (existsSync(cfg.resultPath)) return { ...(JSON.parse(readFileSync(cfg.resultPath, 'utf8')) as PhaseResult), phase: key, backend: cfg.firewallBackend };
+    return { phase: key, impl, backend: cfg.firewallBackend, loadavg: [], durationS: 0, samples: {}, values: {}, na: {}, notes: [], error: `phase exited with ${code} without a result` };
   } finally {
     const killed = killProcessesInNetns(nsIno) + (await removeCgroup(cfg.cgroupParent, (m) => process.stderr.write(`[bench] ${m}\n`)));
     if (killed > 0) process.stderr.write(`[bench] ${phase}: killed ${killed} leftover process(es)\n`);
@@ -213,6 +125,7 @@ async function machineInfo(o: Options): Promise<RunInfo> {
     date: new Date().toISOString(),
     mode: o.quick ? 'quick' : 'full',
     repeat: o.repeat,
+    backends: o.backends,
     machine: `${osRelease ?? 'Linux'}, kernel ${release()}, ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM`,
     versions: {
       node: process.version,
@@ -234,8 +147,13 @@ async function machineInfo(o: Options): Promise<RunInfo> {
 }
 
 async function main(): Promise<number> {
-  const o = parseArgs(process.argv.slice(2));
+  const o: Options = parseArgs(process.argv.slice(2));
+  if (o.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
   requireRoot();
+  if (o.installPeers) await installPeers(plan(o).map((p) => p.impl), plan(o).map((p) => p.item), (m) => process.stderr.write(`[bench] ${m}\n`));
   if (!existsSync(PHASE_JS)) throw new Error(`${PHASE_JS} missing: run \`npm run build\` first`);
   const machineIno = nsInode('/proc/self/ns/net');
   const started = Date.now();
@@ -243,6 +161,7 @@ async function main(): Promise<number> {
   const base = baseConfig(o);
   info.peerSamples = phaseConfig(o, 'cni', base).samples;
   info.dockerConcurrency = phaseConfig(o, 'docker', base).concurrency;
+  info.dockerRunSamples = phaseConfig(o, 'docker', base, 'dockerrun').samples;
   const workRoot = mkdtempSync('/var/tmp/netd-bench-');
   const profileDir = o.profile ? join(REPO, 'bench/results/profiles') : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
@@ -256,31 +175,34 @@ async function main(): Promise<number> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
+  const phases = plan(o);
+  /** Backends found unavailable (the daemon would not start with them): their later phases are not started. */
+  const noBackend = new Map<string, string>();
   try {
     for (let r = 0; r < o.repeat; r++) {
-      for (const item of ITEMS) {
-        for (const impl of IMPLS_BY_ITEM[item]) {
-          if (!selected(o, impl, item)) continue;
-          const phase = `${impl}:${item}`;
-          const why = precheck(impl, item);
-          if (why) {
-            if (r === 0) process.stderr.write(`[bench] ${phase}: n/a (${why})\n`);
-            results.push({ phase, impl, loadavg: loadavg(), durationS: 0, samples: {}, values: {}, na: {}, notes: [], unavailable: why });
-            continue;
-          }
-          const work = join(workRoot, `${r}-${impl}-${item}`);
-          mkdirSync(work, { recursive: true });
-          const cgroupParent = `netd-bench-${workRoot.split('-').pop()}-${r}`;
-          const cfg: PhaseConfig = { ...phaseConfig(o, impl, base), work, resultPath: join(work, 'result.json'), profileDir, cgroupParent, trace: o.trace };
-          process.stderr.write(`[bench] ${phase} (run ${r + 1}/${o.repeat}), load ${loadavg()[0].toFixed(2)}\n`);
-          const res = await runPhase(impl, item, cfg, machineIno);
-          process.stderr.write(`[bench] ${phase}: ${res.error ? `FAILED: ${res.error}` : res.unavailable ? `n/a: ${res.unavailable}` : 'done'} in ${res.durationS.toFixed(1)} s\n`);
-          results.push(res);
-          rmSync(work, { recursive: true, force: true });
-          // Namespaces just dropped are torn down by the kernel in the background: let that finish.
-          const settled = await waitForNetnsCleanup();
-          process.stderr.write(`[bench] kernel teardown of the phase's namespaces: ${settled.toFixed(1)} s\n`);
+      for (const { impl, item, backend, key } of phases) {
+        const why = precheck(impl, item) ?? (backend ? noBackend.get(backend) : undefined);
+        if (why) {
+          if (r === 0) process.stderr.write(`[bench] ${key}: n/a (${why})\n`);
+          results.push({ phase: key, impl, backend, loadavg: loadavg(), durationS: 0, samples: {}, values: {}, na: {}, notes: [], unavailable: why });
+          continue;
         }
+        const work = join(workRoot, `${r}-${impl}-${item}-${backend ?? ''}`);
+        mkdirSync(work, { recursive: true });
+        const cgroupParent = `netd-bench-${workRoot.split('-').pop()}-${r}`;
+        const per = phaseConfig(o, impl, base, item);
+        // The CLI figure (node start-up) does not depend on the backend: only with the first.
+        const cliSamples = backend && backend !== o.backends[0] ? 0 : per.cliSamples;
+        const cfg: PhaseConfig = { ...per, cliSamples, work, resultPath: join(work, 'result.json'), profileDir, cgroupParent, trace: o.trace, firewallBackend: backend };
+        process.stderr.write(`[bench] ${key} (run ${r + 1}/${o.repeat}), load ${loadavg()[0].toFixed(2)}\n`);
+        const res = await runPhase(impl, item, key, cfg, machineIno);
+        process.stderr.write(`[bench] ${key}: ${res.error ? `FAILED: ${res.error}` : res.unavailable ? `n/a: ${res.unavailable}` : 'done'} in ${res.durationS.toFixed(1)} s\n`);
+        if (backend && res.unavailable?.startsWith(BackendUnavailable.PREFIX)) noBackend.set(backend, res.unavailable);
+        results.push(res);
+        rmSync(work, { recursive: true, force: true });
+        // Namespaces just dropped are torn down by the kernel in the background: let that finish.
+        const settled = await waitForNetnsCleanup();
+        process.stderr.write(`[bench] kernel teardown of the phase's namespaces: ${settled.toFixed(1)} s\n`);
       }
     }
   } finally {

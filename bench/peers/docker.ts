@@ -113,7 +113,7 @@ export class DockerImpl implements Impl {
     private readonly work: string,
     /** Containers go under this cgroup, in every hierarchy, so they can all be found and removed. */
     private readonly cgroupParent: string,
-    private readonly opts: { network?: boolean; netdPlugin?: boolean } = {},
+    private readonly opts: { network?: boolean; netdPlugin?: boolean; firewallBackend?: string } = {},
   ) {
     this.id = opts.netdPlugin ? 'docker-netd' : 'docker';
   }
@@ -125,7 +125,7 @@ export class DockerImpl implements Impl {
 
   /** The netd daemon behind the plugin (docker-netd), started before dockerd so the plugin is found. */
   private async startNetd(): Promise<void> {
-    this.netd = await NetdDaemon.start(this.procs, { work: this.work, extraArgs: ['--docker-plugin', `unix://${NETD_PLUGIN_SOCKET}`] });
+    this.netd = await NetdDaemon.start(this.procs, { work: this.work, firewallBackend: this.opts.firewallBackend, extraArgs: ['--docker-plugin', `unix://${NETD_PLUGIN_SOCKET}`] });
     const plugin = new UnixHttp(NETD_PLUGIN_SOCKET);
     try {
       const r = await plugin.request<{ Implements?: string[] }>('POST', '/Plugin.Activate');
