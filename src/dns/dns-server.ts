@@ -16,7 +16,7 @@
  * Dropped packets are counted and reported in one log line per interval, never one per packet.
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { IPAddress } from '../net/index.js';
 import type { Logger } from '../log.js';
 import type { NameDirectory } from './directory.js';
@@ -46,6 +46,14 @@ export interface BindOutcome {
   address: string;
   transport: 'udp' | 'tcp';
   error?: string;
+}
+
+/**
+ * The sockets' address look-up: every address they see is already literal (the listener's, a client's),
+ * so the answer is given at once, where dns.lookup would defer each send to the next tick.
+ */
+function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(null, address, isIP(address));
 }
 
 export class NetworkDnsServer {
@@ -107,7 +115,7 @@ export class NetworkDnsServer {
 
   private bindUdp(address: IPAddress): Promise<void> {
     return new Promise((resolve, reject) => {
-      const socket = createSocket({ type: address.family === 6 ? 'udp6' : 'udp4', reuseAddr: false });
+      const socket = createSocket({ type: address.family === 6 ? 'udp6' : 'udp4', reuseAddr: false, lookup: literalLookup });
       const onBindError = (err: Error): void => {
         socket.close();
         reject(err);
@@ -131,8 +139,10 @@ export class NetworkDnsServer {
 
   private onDatagram(socket: UdpSocket, msg: Buffer, rinfo: RemoteInfo): void {
     if (this.closed) return;
+    // No callback: node then sends at once (uv_udp_try_send) instead of queueing a request per answer;
+    // a failed send is an 'error' event, logged at debug.
     const send = (reply: Buffer | undefined): void => {
-      if (reply && !this.closed) socket.send(reply, rinfo.port, rinfo.address, () => undefined);
+      if (reply && !this.closed) socket.send(reply, rinfo.port, rinfo.address);
     };
     if (!this.opts.directory.isClient(this.opts.networkId, rinfo.address)) {
       this.dropped.foreign++;
