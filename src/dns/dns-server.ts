@@ -56,6 +56,11 @@ function literalLookup(address: string, family: unknown, callback: (err: Error |
   callback(null, address, isIP(address));
 }
 
+/** A UDP query being forwarded: its client's address, port and id. */
+function forwardingKey(address: string, port: number, msg: Buffer): string {
+  return `${address}|${port}|${messageId(msg)}`;
+}
+
 export class NetworkDnsServer {
   private readonly udp: UdpSocket[] = [];
   private readonly tcp: Server[] = [];
@@ -139,35 +144,41 @@ export class NetworkDnsServer {
 
   private onDatagram(socket: UdpSocket, msg: Buffer, rinfo: RemoteInfo): void {
     if (this.closed) return;
-    // No callback: node then sends at once (uv_udp_try_send) instead of queueing a request per answer;
-    // a failed send is an 'error' event, logged at debug.
-    const send = (reply: Buffer | undefined): void => {
-      if (reply && !this.closed) socket.send(reply, rinfo.port, rinfo.address);
-    };
-    if (!this.opts.directory.isClient(this.opts.networkId, rinfo.address)) {
+    const { address, port } = rinfo;
+    if (!this.opts.directory.isClient(this.opts.networkId, address)) {
       this.dropped.foreign++;
       // REFUSED is no larger than the query, so it cannot amplify; a garbled packet gets nothing.
       const decoded = decodeQuery(msg);
-      if (decoded.ok) send(encodeAnswer(decoded.query, { rcode: RCODE.REFUSED }));
+      if (decoded.ok) this.sendUdp(socket, encodeAnswer(decoded.query, { rcode: RCODE.REFUSED }), port, address);
       return;
     }
-    if (msg.length >= 2) {
-      const key = (): string => `${rinfo.address}|${rinfo.port}|${messageId(msg)}`;
-      if (this.forwarding.size > 0 && this.forwarding.has(key())) {
-        this.dropped.duplicate++;
-        return;
-      }
-      const reply = this.answer(msg, rinfo.address, 'udp');
-      if (reply instanceof Promise) {
-        const k = key();
-        this.forwarding.add(k);
-        reply.then(send, () => undefined).finally(() => this.forwarding.delete(k));
-      } else {
-        send(reply);
-      }
-    } else {
+    if (msg.length < 2) {
       this.dropped.malformed++;
+      return;
     }
+    if (this.forwarding.size > 0 && this.forwarding.has(forwardingKey(address, port, msg))) {
+      this.dropped.duplicate++;
+      return;
+    }
+    const reply = this.answer(msg, address, 'udp');
+    if (reply instanceof Promise) {
+      const key = forwardingKey(address, port, msg);
+      this.forwarding.add(key);
+      reply.then(
+        (r) => this.sendUdp(socket, r, port, address),
+        () => undefined,
+      ).finally(() => this.forwarding.delete(key));
+    } else {
+      this.sendUdp(socket, reply, port, address);
+    }
+  }
+
+  /**
+   * No callback: node then sends at once (uv_udp_try_send) instead of queueing a request per answer; a
+   * failed send is an 'error' event, logged at debug.
+   */
+  private sendUdp(socket: UdpSocket, reply: Buffer | undefined, port: number, address: string): void {
+    if (reply && !this.closed) socket.send(reply, port, address);
   }
 
   /** Asks the responder; anything it throws (it should not) is a dropped packet, never a dead listener. */
