@@ -10,19 +10,11 @@ import * as packet from 'dns-packet';
 import { Prefix } from '../../src/net/index.js';
 import { silentLogger } from '../../src/log.js';
 import { NameDirectory } from '../../src/dns/directory.js';
-import { namesOf, reverseName } from '../../src/dns/records.js';
+import { reverseName } from '../../src/dns/records.js';
 import { Forwarder } from '../../src/dns/forwarder.js';
 import { Responder, type QueryContext } from '../../src/dns/responder.js';
 import { readQuestion } from '../../src/dns/question.js';
-
-const EP = (id: string, sandboxId: string, name: string, ipv4?: string, ipv6?: string, aliases: string[] = []) => ({
-  endpointId: id,
-  sandboxId,
-  name,
-  ipv4,
-  ipv6,
-  names: namesOf({ id, name, sandboxId, aliases }),
-});
+import { EP } from './dns-endpoints.js';
 
 interface Setup {
   dir: NameDirectory;
