@@ -14,7 +14,7 @@
  *   npm run build && node dist/bench/dns/dns-bench.js [--seconds N] [--names N] [--rounds N]
  * Needs root and Debian's dnsperf, aardvark-dns and dnsmasq. Not part of the test suite.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestContainer, requireRoot, run } from '../../test/helpers/netns.js';
@@ -79,6 +79,8 @@ async function main(): Promise<void> {
   const peers: Peer[] = [];
   const rows: Row[] = [];
   const rounds = new Map<ServerName, DnsperfResult[]>(SERVERS.map((s) => [s.server, []]));
+  const cpu = new Map<ServerName, number[]>(SERVERS.map((s) => [s.server, []]));
+  const pids = new Map<ServerName, number | undefined>();
   const versions: Record<string, string> = {};
   try {
     upstream = await startDnsmasq(topo.outside, Topology.OUTSIDE, [`--address=/${FORWARDED_ZONE}/${FORWARDED_ANSWER}`, '--cache-size=0']);
@@ -104,8 +106,13 @@ async function main(): Promise<void> {
     // The peers beside netd, on the same gateway address, other ports.
     const aardvark = await startAardvark(topo.host, dir, NETWORK, GATEWAY, records, Topology.OUTSIDE, portOf('aardvark-dns'));
     peers.push(aardvark);
+    pids.set('netd', daemon.pid);
+    pids.set('aardvark-dns', aardvark.pid);
     versions['aardvark-dns'] = aardvark.version;
-    peers.push(await startDnsmasqFront(topo.host, dir, GATEWAY, records, Topology.OUTSIDE, portOf('dnsmasq')));
+    const front = await startDnsmasqFront(topo.host, dir, GATEWAY, records, Topology.OUTSIDE, portOf('dnsmasq'));
+    peers.push(front);
+    pids.set('dnsmasq', front.pid);
+    const tick = 1e6 / Number((await run(['getconf', 'CLK_TCK'])).stdout.trim() || 100);
 
     const localFile = join(dir, 'local.txt');
     const forwardedFile = join(dir, 'forwarded.txt');
@@ -139,7 +146,11 @@ async function main(): Promise<void> {
         const { server, port } = SERVERS[(r + k) % SERVERS.length];
         if (failed.has(`${server} local`)) continue;
         process.stderr.write(`dns-bench: round ${r + 1}/${opts.rounds}: ${server} local...\n`);
-        rounds.get(server)!.push(await dnsperf(client, { server: GATEWAY, port, file: localFile, seconds: opts.seconds, outstanding: 100 }));
+        const before = cpuTicks(pids.get(server));
+        const result = await dnsperf(client, { server: GATEWAY, port, file: localFile, seconds: opts.seconds, outstanding: 100 });
+        const after = cpuTicks(pids.get(server));
+        rounds.get(server)!.push(result);
+        if (before !== undefined && after !== undefined && result.completed > 0) cpu.get(server)!.push(((after - before) * tick) / result.completed);
       }
     }
     // Then per server: forwarded names at full speed once, and both kinds at light load.
@@ -160,7 +171,20 @@ async function main(): Promise<void> {
     await topo.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
-  process.stdout.write(report(rows, opts, versions, rounds));
+  process.stdout.write(report(rows, opts, versions, rounds, cpu));
+}
+
+/** A process's CPU time so far (user + system, clock ticks), or undefined when it cannot be read. */
+function cpuTicks(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // After the command: state is field 3, utime 14 and stime 15 (proc(5)).
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return undefined;
+  }
 }
 
 function portOf(server: ServerName): number {
@@ -179,7 +203,7 @@ function medianOf(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[Math.floor(mid)] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-function report(rows: Row[], opts: Options, versions: Record<string, string>, rounds: Map<ServerName, DnsperfResult[]>): string {
+function report(rows: Row[], opts: Options, versions: Record<string, string>, rounds: Map<ServerName, DnsperfResult[]>, cpu: Map<ServerName, number[]>): string {
   const ms = (v: number) => v.toFixed(3);
   const lines = [
     `## DNS: ${opts.names} local names, forwarded names to an upstream dnsmasq (${FORWARDED_ZONE}), dnsperf, ${opts.seconds} s per run`,
@@ -208,6 +232,9 @@ function report(rows: Row[], opts: Options, versions: Record<string, string>, ro
     const ratios = netd.map((q, i) => q / aardvark[i]);
     lines.push(`- netd ÷ aardvark-dns per round: ${ratios.map((r) => r.toFixed(2)).join(', ')}; median ${medianOf(ratios).toFixed(2)}`);
   }
+  // CPU time per answer hardly depends on how the 2 cores are shared at the moment: the steadier comparison.
+  const perQuery = SERVERS.filter(({ server }) => (cpu.get(server) ?? []).length > 0).map(({ server }) => `${server} ${medianOf(cpu.get(server)!).toFixed(1)} µs`);
+  if (perQuery.length > 0) lines.push(`- server CPU per answered query (user + system, median of rounds): ${perQuery.join(', ')}`);
   return lines.join('\n') + '\n';
 }
 

@@ -19,6 +19,8 @@ export interface NameRecord {
 
 export interface Peer {
   version: string;
+  /** The server's process (for its CPU time). */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -27,7 +29,7 @@ export async function startDnsmasq(ns: TestNetns, listen: string, args: string[]
   const child = ns.spawn([DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--bind-interfaces', `--listen-address=${listen}`, `--port=${port}`, '--pid-file=', '--user=root', '--log-facility=-', ...args]);
   await started(child, 'dnsmasq', /started, version/);
   const version = (await run([DNSMASQ, '--version'])).stdout.split('\n')[0].replace(/^Dnsmasq version (\S+).*/, '$1');
-  return { version, stop: () => kill(child) };
+  return { version, pid: child.pid, stop: () => kill(child) };
 }
 
 /** dnsmasq as the front server: the names from a hosts file, everything else to `upstream`, no cache. */
@@ -59,6 +61,7 @@ export async function startAardvark(ns: TestNetns, dir: string, network: string,
   const version = (await run([AARDVARK, '--version'], { allowFail: true })).stdout.trim().replace(/^aardvark-dns /, '');
   return {
     version,
+    pid,
     stop: async () => {
       try {
         process.kill(pid, 'SIGTERM');
