@@ -18,6 +18,7 @@ export interface DnsperfResult {
 
 export interface DnsperfOptions {
   server: string;
+  port?: number;
   /** Query file: "NAME TYPE" per line. */
   file: string;
   seconds: number;
@@ -31,6 +32,7 @@ export interface DnsperfOptions {
 
 export async function dnsperf(client: TestContainer, opts: DnsperfOptions): Promise<DnsperfResult> {
   const argv = ['dnsperf', '-s', opts.server, '-d', opts.file, '-l', String(opts.seconds), '-q', String(opts.outstanding ?? 100), '-t', String(opts.timeout ?? 5)];
+  if (opts.port !== undefined) argv.push('-p', String(opts.port));
   if (opts.maxQps !== undefined) argv.push('-Q', String(opts.maxQps));
   const res = await client.exec(argv, { timeoutMs: (opts.seconds + 30) * 1000, allowFail: true });
   if (res.code !== 0) throw new Error(`dnsperf failed (${res.code}): ${res.stderr.trim() || res.stdout.trim()}`);

@@ -19,23 +19,25 @@ export interface NameRecord {
 
 export interface Peer {
   version: string;
+  /** The server's process (for its CPU time). */
+  pid?: number;
   stop(): Promise<void>;
 }
 
 /** Starts dnsmasq in a namespace, in the foreground, with no configuration but the arguments given. */
-export async function startDnsmasq(ns: TestNetns, listen: string, args: string[]): Promise<Peer> {
-  const child = ns.spawn([DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--bind-interfaces', `--listen-address=${listen}`, '--port=53', '--pid-file=', '--user=root', '--log-facility=-', ...args]);
+export async function startDnsmasq(ns: TestNetns, listen: string, args: string[], port = 53): Promise<Peer> {
+  const child = ns.spawn([DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--bind-interfaces', `--listen-address=${listen}`, `--port=${port}`, '--pid-file=', '--user=root', '--log-facility=-', ...args]);
   await started(child, 'dnsmasq', /started, version/);
   const version = (await run([DNSMASQ, '--version'])).stdout.split('\n')[0].replace(/^Dnsmasq version (\S+).*/, '$1');
-  return { version, stop: () => kill(child) };
+  return { version, pid: child.pid, stop: () => kill(child) };
 }
 
 /** dnsmasq as the front server: the names from a hosts file, everything else to `upstream`, no cache. */
-export async function startDnsmasqFront(ns: TestNetns, dir: string, gateway: string, records: NameRecord[], upstream: string): Promise<Peer> {
+export async function startDnsmasqFront(ns: TestNetns, dir: string, gateway: string, records: NameRecord[], upstream: string, port = 53): Promise<Peer> {
   const hosts = join(dir, 'dnsmasq.hosts');
   writeFileSync(hosts, records.map((r) => `${r.ipv4} ${r.names.join(' ')}\n`).join(''));
   // No cache, like netd and aardvark-dns: forwarded names measure forwarding, not a cache.
-  return startDnsmasq(ns, gateway, [`--addn-hosts=${hosts}`, `--server=${upstream}`, '--cache-size=0', '--dns-forward-max=1024']);
+  return startDnsmasq(ns, gateway, [`--addn-hosts=${hosts}`, `--server=${upstream}`, '--cache-size=0', '--dns-forward-max=1024'], port);
 }
 
 /**
@@ -44,14 +46,14 @@ export async function startDnsmasqFront(ns: TestNetns, dir: string, gateway: str
  * private mount namespace where that file is bind-mounted over with one naming `upstream`.
  * aardvark-dns daemonizes itself; it is stopped through the pid file it writes.
  */
-export async function startAardvark(ns: TestNetns, dir: string, network: string, gateway: string, records: NameRecord[], upstream: string): Promise<Peer> {
+export async function startAardvark(ns: TestNetns, dir: string, network: string, gateway: string, records: NameRecord[], upstream: string, port = 53): Promise<Peer> {
   const config = join(dir, 'aardvark');
   mkdirSync(config, { recursive: true });
   writeFileSync(join(config, network), `${gateway}\n` + records.map((r) => `${r.id} ${r.ipv4}  ${r.names.join(',')}\n`).join(''));
   const resolv = join(dir, 'aardvark-resolv.conf');
   writeFileSync(resolv, `nameserver ${upstream}\n`);
-  const script = 'mount --bind "$1" /etc/resolv.conf && exec ip netns exec "$2" "$3" --config "$4" -p 53 run';
-  await run(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', resolv, ns.name, AARDVARK, config]);
+  const script = 'mount --bind "$1" /etc/resolv.conf && exec ip netns exec "$2" "$3" --config "$4" -p "$5" run';
+  await run(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', resolv, ns.name, AARDVARK, config, String(port)]);
   const pidFile = join(config, 'aardvark.pid');
   for (let i = 0; i < 100 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
   if (!existsSync(pidFile)) throw new Error('aardvark-dns did not start (no pid file)');
@@ -59,6 +61,7 @@ export async function startAardvark(ns: TestNetns, dir: string, network: string,
   const version = (await run([AARDVARK, '--version'], { allowFail: true })).stdout.trim().replace(/^aardvark-dns /, '');
   return {
     version,
+    pid,
     stop: async () => {
       try {
         process.kill(pid, 'SIGTERM');

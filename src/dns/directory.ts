@@ -34,21 +34,51 @@ export type Resolution =
 
 interface NetworkState {
   info: NetworkInfo;
+  /** A short number naming the network in scope keys. */
+  serial: number;
   lowerName: string;
   table: NameTable;
   subnets: BlockList;
+  /** Memo of isClient by source address (subnets only change with a new state). */
+  clients: Map<string, boolean>;
+  /** Memo of scopeKey by source address, for the current generation. */
+  scopes: Map<string, string>;
 }
+
+/** Entries each memo keeps at most (a spoofing flood of sources only restarts it). */
+const MAX_MEMO = 4096;
 
 export class NameDirectory {
   private readonly networks = new Map<string, NetworkState>();
   /** sandbox id → ids of the networks it has endpoints on. */
   private readonly sandboxNetworks = new Map<string, Set<string>>();
+  private serials = 0;
+  private changes = 0;
+
+  /** Moves on every change that can change an answer (the answer cache follows it). */
+  get generation(): number {
+    return this.changes;
+  }
+
+  private changed(): void {
+    this.changes++;
+    for (const s of this.networks.values()) s.scopes.clear();
+  }
 
   addNetwork(info: NetworkInfo): void {
     const subnets = new BlockList();
     for (const p of info.subnets) subnets.addSubnet(p.address.toString(), p.length, blockFamily(p.address));
     const existing = this.networks.get(info.id);
-    this.networks.set(info.id, { info, lowerName: info.name.toLowerCase(), table: existing?.table ?? new NameTable(), subnets });
+    this.networks.set(info.id, {
+      info,
+      serial: existing?.serial ?? ++this.serials,
+      lowerName: info.name.toLowerCase(),
+      table: existing?.table ?? new NameTable(),
+      subnets,
+      clients: new Map(),
+      scopes: new Map(),
+    });
+    this.changed();
   }
 
   removeNetwork(id: string): void {
@@ -56,6 +86,7 @@ export class NameDirectory {
     if (!state) return;
     for (const networks of this.sandboxNetworks.values()) networks.delete(id);
     this.networks.delete(id);
+    this.changed();
   }
 
   network(id: string): NetworkInfo | undefined {
@@ -69,6 +100,7 @@ export class NameDirectory {
     let set = this.sandboxNetworks.get(ep.sandboxId);
     if (!set) this.sandboxNetworks.set(ep.sandboxId, (set = new Set()));
     set.add(networkId);
+    this.changed();
   }
 
   leave(networkId: string, endpointId: string): void {
@@ -79,15 +111,39 @@ export class NameDirectory {
     const set = this.sandboxNetworks.get(ep.sandboxId);
     set?.delete(networkId);
     if (set && set.size === 0) this.sandboxNetworks.delete(ep.sandboxId);
+    this.changed();
   }
 
   /** Whether a source address belongs to the network (the only clients its listeners serve). */
   isClient(networkId: string, address: string): boolean {
     const state = this.networks.get(networkId);
     if (!state) return false;
+    const known = state.clients.get(address);
+    if (known !== undefined) return known;
     // A v4-mapped source (dual-stack socket) is checked as the IPv4 address it is.
     const a = IPAddress.tryParse(address)?.unmapped();
-    return a !== undefined && state.subnets.check(a.toString(), blockFamily(a));
+    const inside = a !== undefined && state.subnets.check(a.toString(), blockFamily(a));
+    if (state.clients.size >= MAX_MEMO) state.clients.clear();
+    state.clients.set(address, inside);
+    return inside;
+  }
+
+  /**
+   * What a client asking through `networkId` may see, as a short key (the networks of `scope`, in order):
+   * equal keys resolve every name alike. Undefined when the client sees no names at all.
+   */
+  scopeKey(networkId: string, client: string): string | undefined {
+    const own = this.networks.get(networkId);
+    if (!own) return undefined;
+    let key = own.scopes.get(client);
+    if (key === undefined) {
+      key = this.scope(networkId, client)
+        .map((s) => s.serial)
+        .join(',');
+      if (own.scopes.size >= MAX_MEMO) own.scopes.clear();
+      own.scopes.set(client, key);
+    }
+    return key === '' ? undefined : key;
   }
 
   /** The endpoint of a network holding a name (container name, not alias), e.g. for `--link`. */

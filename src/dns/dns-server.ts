@@ -16,7 +16,7 @@
  * Dropped packets are counted and reported in one log line per interval, never one per packet.
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { IPAddress } from '../net/index.js';
 import type { Logger } from '../log.js';
 import type { NameDirectory } from './directory.js';
@@ -46,6 +46,19 @@ export interface BindOutcome {
   address: string;
   transport: 'udp' | 'tcp';
   error?: string;
+}
+
+/**
+ * The sockets' address look-up: every address they see is already literal (the listener's, a client's),
+ * so the answer is given at once, where dns.lookup would defer each send to the next tick.
+ */
+function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(null, address, isIP(address));
+}
+
+/** A UDP query being forwarded: its client's address, port and id. */
+function forwardingKey(address: string, port: number, msg: Buffer): string {
+  return `${address}|${port}|${messageId(msg)}`;
 }
 
 export class NetworkDnsServer {
@@ -107,7 +120,7 @@ export class NetworkDnsServer {
 
   private bindUdp(address: IPAddress): Promise<void> {
     return new Promise((resolve, reject) => {
-      const socket = createSocket({ type: address.family === 6 ? 'udp6' : 'udp4', reuseAddr: false });
+      const socket = createSocket({ type: address.family === 6 ? 'udp6' : 'udp4', reuseAddr: false, lookup: literalLookup });
       const onBindError = (err: Error): void => {
         socket.close();
         reject(err);
@@ -131,33 +144,41 @@ export class NetworkDnsServer {
 
   private onDatagram(socket: UdpSocket, msg: Buffer, rinfo: RemoteInfo): void {
     if (this.closed) return;
-    const send = (reply: Buffer | undefined): void => {
-      if (reply && !this.closed) socket.send(reply, rinfo.port, rinfo.address, () => undefined);
-    };
-    if (!this.opts.directory.isClient(this.opts.networkId, rinfo.address)) {
+    const { address, port } = rinfo;
+    if (!this.opts.directory.isClient(this.opts.networkId, address)) {
       this.dropped.foreign++;
       // REFUSED is no larger than the query, so it cannot amplify; a garbled packet gets nothing.
       const decoded = decodeQuery(msg);
-      if (decoded.ok) send(encodeAnswer(decoded.query, { rcode: RCODE.REFUSED }));
+      if (decoded.ok) this.sendUdp(socket, encodeAnswer(decoded.query, { rcode: RCODE.REFUSED }), port, address);
       return;
     }
-    if (msg.length >= 2) {
-      const key = (): string => `${rinfo.address}|${rinfo.port}|${messageId(msg)}`;
-      if (this.forwarding.size > 0 && this.forwarding.has(key())) {
-        this.dropped.duplicate++;
-        return;
-      }
-      const reply = this.answer(msg, rinfo.address, 'udp');
-      if (reply instanceof Promise) {
-        const k = key();
-        this.forwarding.add(k);
-        reply.then(send, () => undefined).finally(() => this.forwarding.delete(k));
-      } else {
-        send(reply);
-      }
-    } else {
+    if (msg.length < 2) {
       this.dropped.malformed++;
+      return;
     }
+    if (this.forwarding.size > 0 && this.forwarding.has(forwardingKey(address, port, msg))) {
+      this.dropped.duplicate++;
+      return;
+    }
+    const reply = this.answer(msg, address, 'udp');
+    if (reply instanceof Promise) {
+      const key = forwardingKey(address, port, msg);
+      this.forwarding.add(key);
+      reply.then(
+        (r) => this.sendUdp(socket, r, port, address),
+        () => undefined,
+      ).finally(() => this.forwarding.delete(key));
+    } else {
+      this.sendUdp(socket, reply, port, address);
+    }
+  }
+
+  /**
+   * No callback: node then sends at once (uv_udp_try_send) instead of queueing a request per answer; a
+   * failed send is an 'error' event, logged at debug.
+   */
+  private sendUdp(socket: UdpSocket, reply: Buffer | undefined, port: number, address: string): void {
+    if (reply && !this.closed) socket.send(reply, port, address);
   }
 
   /** Asks the responder; anything it throws (it should not) is a dropped packet, never a dead listener. */

@@ -9,6 +9,10 @@ import type { NameDirectory, Resolution } from './directory.js';
 import type { Forwarder } from './forwarder.js';
 import type { Upstream } from './resolv-conf.js';
 import { RCODE, decodeQuery, encodeAnswer, encodeError, encodeTruncated, udpLimit, type Query } from './wire.js';
+import { dottedName, readQuestion, udpLimitOf, wireNameKey } from './question.js';
+import { AnswerCache, answerKey } from './answer-cache.js';
+import { EncodedAnswer, wireName, type LocalRecord } from './local-answer.js';
+import { IPAddress } from '../net/index.js';
 
 /** Time to live of netd's own records: short, since names come and go with containers. */
 export const LOCAL_TTL = 60;
@@ -31,10 +35,45 @@ export interface ResponderOptions {
 /** A response to send, nothing (drop the packet), or a forward under way. */
 export type Reply = Buffer | undefined | Promise<Buffer | undefined>;
 
+const TYPE = { A: 1, PTR: 12, AAAA: 28, ANY: 255 } as const;
+const CLASS_IN = 1;
+
 export class Responder {
-  constructor(private readonly opts: ResponderOptions) {}
+  private readonly cache: AnswerCache;
+
+  constructor(private readonly opts: ResponderOptions) {
+    this.cache = new AnswerCache(opts.directory);
+  }
 
   respond(raw: Buffer, ctx: QueryContext): Reply {
+    return this.respondLocal(raw, ctx) ?? this.respondDecoded(raw, ctx);
+  }
+
+  /**
+   * The fast path: an ordinary question about one of netd's own names, answered from the cache or
+   * encoded by hand (and cached). Undefined for anything else: the full decoder takes it.
+   */
+  private respondLocal(raw: Buffer, ctx: QueryContext): Buffer | undefined {
+    const q = readQuestion(raw);
+    if (!q || q.qclass !== CLASS_IN) return undefined;
+    const scope = this.opts.directory.scopeKey(ctx.networkId, ctx.client);
+    if (scope === undefined) return undefined;
+    const limit = ctx.transport === 'udp' ? udpLimitOf(q) : undefined;
+    const key = answerKey(scope, q, wireNameKey(raw, q));
+    const cached = this.cache.get(key);
+    if (cached) return cached.reply(raw, q, limit);
+    const name = dottedName(raw, q);
+    const resolution = this.opts.directory.resolve(ctx.networkId, ctx.client, name, /\.arpa$/.test(name));
+    if (resolution.kind === 'miss') return undefined;
+    const records = localRecords(resolution, q.qtype);
+    if (!records) return undefined;
+    const answer = EncodedAnswer.build(raw, q, resolution.kind === 'nxdomain' ? RCODE.NXDOMAIN : RCODE.NOERROR, records, LOCAL_TTL);
+    // Several records come in a random order (round robin): those answers are made afresh each time.
+    if (records.length <= 1) this.cache.set(key, answer);
+    return answer.reply(raw, q, limit);
+  }
+
+  private respondDecoded(raw: Buffer, ctx: QueryContext): Reply {
     const decoded = decodeQuery(raw);
     if (!decoded.ok) return decoded.id === undefined ? undefined : encodeError(decoded.id, decoded.rcode);
     const query = decoded.query;
@@ -80,6 +119,25 @@ function local(query: Query, resolution: Exclude<Resolution, { kind: 'miss' }>, 
   }
   // No record of the asked type for a name that exists: NOERROR with no answer (NODATA).
   return encodeAnswer(query, { rcode: RCODE.NOERROR, answers, authoritative: true, limit });
+}
+
+/** The records answering `qtype` for a local resolution, shuffled; undefined when one cannot be encoded here. */
+function localRecords(resolution: Exclude<Resolution, { kind: 'miss' }>, qtype: number): LocalRecord[] | undefined {
+  const records: LocalRecord[] = [];
+  if (resolution.kind === 'ptr') {
+    if (qtype !== TYPE.PTR && qtype !== TYPE.ANY) return records;
+    const target = wireName(resolution.target);
+    return target ? [{ type: TYPE.PTR, rdata: target }] : undefined;
+  }
+  if (resolution.kind !== 'found') return records;
+  const entries = shuffled(resolution.entries);
+  if (qtype === TYPE.A || qtype === TYPE.ANY) {
+    for (const e of entries) if (e.ipv4) records.push({ type: TYPE.A, rdata: IPAddress.parse(e.ipv4).bytes });
+  }
+  if (qtype === TYPE.AAAA || qtype === TYPE.ANY) {
+    for (const e of entries) if (e.ipv6) records.push({ type: TYPE.AAAA, rdata: IPAddress.parse(e.ipv6).bytes });
+  }
+  return records;
 }
 
 function shuffled<T>(list: readonly T[]): T[] {

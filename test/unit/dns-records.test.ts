@@ -3,15 +3,7 @@ import { Prefix } from '../../src/net/index.js';
 import assert from 'node:assert/strict';
 import { NameTable, namesOf, reverseName } from '../../src/dns/records.js';
 import { NameDirectory, addressOfReverseName } from '../../src/dns/directory.js';
-
-const EP = (id: string, sandboxId: string, name: string, ipv4?: string, ipv6?: string, aliases: string[] = []) => ({
-  endpointId: id,
-  sandboxId,
-  name,
-  ipv4,
-  ipv6,
-  names: namesOf({ id, name, sandboxId, aliases }),
-});
+import { EP } from './dns-endpoints.js';
 
 test('an endpoint answers to its name, aliases and short ids, case-insensitively', () => {
   const names = namesOf({ id: 'a'.repeat(64), name: 'Web', sandboxId: 'b'.repeat(64), aliases: ['www', 'front.end'] });
