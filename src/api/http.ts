@@ -159,16 +159,50 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-/** The request body as text (whitespace trimmed), refused (413) past the API's limit. */
-export async function readBodyText(req: IncomingMessage): Promise<string> {
+/**
+ * The request body as text (whitespace trimmed), refused (413) past the API's limit.
+ *
+ * A small body arrives with its headers, and node's parser has buffered all of it by the time a handler
+ * asks: it is taken at once (no stream iterator, no turn of the event loop). A body still arriving is read
+ * as it comes.
+ */
+export function readBodyText(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
+  const take = (chunk: Buffer): void => {
+    size += chunk.length;
     if (size > MAX_BODY) throw new PayloadTooLargeError();
-    chunks.push(chunk as Buffer);
+    chunks.push(chunk);
+  };
+  const text = () => (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8').trim();
+  if (req.complete && !req.readableFlowing) {
+    try {
+      for (let chunk = req.read() as Buffer | null; chunk !== null; chunk = req.read() as Buffer | null) take(chunk);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return Promise.resolve(text());
   }
-  return Buffer.concat(chunks).toString('utf8').trim();
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error) => {
+      req.off('data', onData).off('end', onEnd).off('error', done).off('close', onClose);
+      if (err) reject(err);
+      else resolve(text());
+    };
+    const onData = (chunk: Buffer) => {
+      try {
+        take(chunk);
+      } catch (err) {
+        // Nothing more is read: the answer (413) closes the connection.
+        req.pause();
+        done(err as Error);
+      }
+    };
+    const onEnd = () => done();
+    // Closed before the end (the client went away): no body to act on.
+    const onClose = () => done(new InvalidArgumentError('request body incomplete: the connection closed before its end'));
+    req.on('data', onData).on('end', onEnd).on('error', done).on('close', onClose);
+  });
 }
 
 class PayloadTooLargeError extends NetdError {

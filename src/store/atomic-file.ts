@@ -16,7 +16,7 @@
  */
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { basename, dirname, isAbsolute } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 
 export interface WriteOptions {
   /** The new file's mode (before the umask). Default 0644. */
@@ -48,23 +48,43 @@ export function fsyncDirectory(dir: string): void {
   }
 }
 
+/**
+ * Temporary names: the process id and a counter (from a random start, drawn once), not fresh random bytes
+ * per write (a call into the CSPRNG on every state write). A name may still be taken (a leftover of a
+ * crashed process that had the same pid): O_EXCL refuses it and the next number is tried.
+ */
+let nextTemp = randomBytes(4).readUInt32BE(0);
+const TEMP_ATTEMPTS = 16;
+
 /** A temporary name for a write of `name`, unique to this process and this write. */
 export function tempNameFor(name: string): string {
-  return `.${name}.${process.pid}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
+  nextTemp = (nextTemp + 1) >>> 0;
+  return `.${name}.${process.pid}.${nextTemp.toString(16)}${TEMP_SUFFIX}`;
 }
 
-export function writeFileAtomicIn(dirFd: number, name: string, content: string, opts: WriteOptions = {}): void {
-  const durable = opts.durable ?? false;
-  const tmp = inDirFd(dirFd, tempNameFor(name));
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, opts.mode ?? 0o644);
+/** Creates a new temporary file for `name` (through `at`, which makes a name a path); its fd and path. */
+function createTemp(at: (name: string) => string, name: string, mode: number): { fd: number; tmp: string } {
+  for (let attempt = 1; ; attempt++) {
+    const tmp = at(tempNameFor(name));
+    try {
+      return { fd: openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode), tmp };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= TEMP_ATTEMPTS) throw err;
+    }
+  }
+}
+
+/** Writes `content` to a new temporary file and renames it to `target`; the temporary file is removed on failure. */
+function writeAndRename(at: (name: string) => string, name: string, content: string, opts: WriteOptions): void {
+  const { fd, tmp } = createTemp(at, name, opts.mode ?? 0o644);
   try {
     try {
       writeSync(fd, content);
-      if (durable) fsyncSync(fd);
+      if (opts.durable) fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
-    renameSync(tmp, inDirFd(dirFd, name));
+    renameSync(tmp, at(name));
   } catch (err) {
     try {
       unlinkSync(tmp);
@@ -73,12 +93,25 @@ export function writeFileAtomicIn(dirFd: number, name: string, content: string, 
     }
     throw err;
   }
-  if (durable) fsyncSync(dirFd); // the rename itself
 }
 
-/** Writes `path` atomically; its directory is taken as it is (a path netd chose, not a client). */
+export function writeFileAtomicIn(dirFd: number, name: string, content: string, opts: WriteOptions = {}): void {
+  writeAndRename((n) => inDirFd(dirFd, n), name, content, opts);
+  if (opts.durable) fsyncSync(dirFd); // the rename itself
+}
+
+/**
+ * Writes `path` atomically; its directory is taken as it is (a path netd chose, not a client). A volatile
+ * write works on the path (three system calls and a rename, as on every state write of an attach); a durable
+ * one opens the directory, to fsync the rename.
+ */
 export function writeFileAtomic(path: string, content: string, opts: WriteOptions = {}): void {
   if (!isAbsolute(path)) throw new Error(`${JSON.stringify(path)} is not an absolute path`);
+  if (!opts.durable) {
+    const dir = dirname(path);
+    writeAndRename((n) => join(dir, n), basename(path), content, opts);
+    return;
+  }
   const dirFd = openSync(dirname(path), constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     writeFileAtomicIn(dirFd, basename(path), content, opts);

@@ -9,7 +9,9 @@ import fs = require('node:fs');
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../src/store/atomic-file.js';
+import { tempNameFor, writeFileAtomic } from '../../src/store/atomic-file.js';
+import crypto = require('node:crypto');
+import { Store } from '../../src/store/store.js';
 import { loadInstance } from '../../src/daemon/instance.js';
 import { ULA_FILE, hostUlaPrefix } from '../../src/ipam/ula.js';
 
@@ -89,6 +91,55 @@ test('instance.json and the ULA prefix are written durably (file and data-root d
     const prefix = hostUlaPrefix(dir);
     assert.deepEqual(calls, [`fsync /${ULA_FILE}.tmp`, `rename /${ULA_FILE}`, 'fsync .']);
     assert.equal(readFileSync(join(dir, ULA_FILE), 'utf8'), `${prefix}\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('state writes on the attach path: a volatile write opens no directory and draws no random bytes; a delete is one unlink', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'netd-atomic-'));
+  try {
+    const store = new Store(dir);
+    const calls: string[] = [];
+    const real = { openSync: fs.openSync, rmSync: fs.rmSync, unlinkSync: fs.unlinkSync, randomBytes: crypto.randomBytes };
+    t.mock.method(fs, 'openSync', (...a: Parameters<typeof fs.openSync>) => {
+      if (typeof a[1] === 'number' && a[1] & fs.constants.O_DIRECTORY) calls.push('open directory');
+      return real.openSync(...a);
+    });
+    t.mock.method(fs, 'rmSync', (...a: Parameters<typeof fs.rmSync>) => {
+      calls.push('rm');
+      return real.rmSync(...a);
+    });
+    t.mock.method(fs, 'unlinkSync', (p: string) => {
+      calls.push('unlink');
+      return real.unlinkSync(p);
+    });
+    t.mock.method(crypto, 'randomBytes', (n: number) => {
+      calls.push('randomBytes');
+      return real.randomBytes(n);
+    });
+    const id = 'e'.repeat(64);
+    for (const kind of ['intents', 'endpoints', 'sandboxes'] as const) store.put(kind, id, { kind });
+    for (const kind of ['intents', 'endpoints', 'sandboxes'] as const) store.delete(kind, id);
+    store.delete('endpoints', id); // already gone: fine
+    assert.deepEqual(calls, ['unlink', 'unlink', 'unlink', 'unlink']);
+    assert.deepEqual(readdirSync(join(dir, 'endpoints')), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('atomic file: a temporary name already taken (a crashed process with the same pid) is skipped', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'netd-atomic-'));
+  try {
+    // The next names this process would use, planted (one as a symlink, which must not be followed).
+    const probe = tempNameFor('a');
+    const next = Number.parseInt(probe.split('.')[3], 16);
+    for (let i = 1; i <= 3; i++) mkdirSync(join(dir, `.a.${process.pid}.${((next + i) >>> 0).toString(16)}.tmp`));
+    symlinkSync('/etc/passwd', join(dir, `.a.${process.pid}.${((next + 4) >>> 0).toString(16)}.tmp`));
+    writeFileAtomic(join(dir, 'a'), 'new');
+    assert.equal(readFileSync(join(dir, 'a'), 'utf8'), 'new');
+    assert.equal(readdirSync(dir).length, 5, 'the planted names are left alone');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

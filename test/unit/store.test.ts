@@ -69,7 +69,7 @@ test('store: a network record is fsync\'d, then its directory after the rename (
   try {
     const s = new Store(dir);
     // Spy on the fs calls the store makes (through the module object, as compiled CommonJS does).
-    const real = { openSync: fs.openSync, fsyncSync: fs.fsyncSync, renameSync: fs.renameSync, rmSync: fs.rmSync };
+    const real = { openSync: fs.openSync, fsyncSync: fs.fsyncSync, renameSync: fs.renameSync, rmSync: fs.rmSync, unlinkSync: fs.unlinkSync };
     const fds = new Map<number, string>();
     const calls: string[] = [];
     // Paths through an open directory (/proc/self/fd/N/name) are shown as that directory's path; a
@@ -96,6 +96,11 @@ test('store: a network record is fsync\'d, then its directory after the rename (
     t.mock.method(fs, 'rmSync', (p: string, o?: fs.RmOptions) => {
       calls.push(`rm ${rel(p)}`);
       real.rmSync(p, o);
+    });
+    // A record is removed with unlink (no lstat first): shown as rm too.
+    t.mock.method(fs, 'unlinkSync', (p: string) => {
+      calls.push(`rm ${rel(p)}`);
+      real.unlinkSync(p);
     });
     s.put('networks', id('a'), { name: 'n' });
     assert.deepEqual(calls, ['fsync networks/ID.json.tmp', 'rename networks/ID.json', 'fsync networks']);
