@@ -13,7 +13,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { IPAddress } from '../net/index.js';
-import { nla } from '../kernel/nlattr.js';
+import { nla, NLA_F_NESTED, NLA_HDRLEN, nlaAlign, writeAttrHeader } from '../kernel/nlattr.js';
 import { NFPROTO, NFT_MSG, NLM_F_CREATE, NfnetlinkBatches, type NftMessage } from '../kernel/nfnetlink.js';
 import type { NftElement, NftElementWriter, NftField, NftSetChange } from './nft-elements.js';
 
@@ -72,34 +72,53 @@ function checkElement(e: unknown, where: string): NftElement {
   return { key, keyEnd, data };
 }
 
-function fieldBytes(f: NftField, padded: boolean): Buffer {
-  switch (f.type) {
-    case 'ipv4_addr':
-    case 'ipv6_addr':
-      return Buffer.from(f.value.bytes);
-    case 'inet_proto':
-      return padded ? Buffer.from([f.value, 0, 0, 0]) : Buffer.from([f.value]);
-    case 'inet_service': {
-      const b = Buffer.alloc(padded ? 4 : 2);
-      b.writeUInt16BE(f.value, 0);
-      return b;
-    }
+/** Bytes of one field: padded to 4 in a concatenation. */
+function fieldLen(f: NftField, padded: boolean): number {
+  if (f.type === 'ipv6_addr') return 16;
+  if (padded || f.type === 'ipv4_addr') return 4;
+  return f.type === 'inet_proto' ? 1 : 2;
+}
+
+function valueLen(fields: readonly NftField[]): number {
+  let n = 0;
+  for (const f of fields) n += fieldLen(f, fields.length > 1);
+  return n;
+}
+
+/** Writes the fields at `off` (the buffer is zero-filled: padding stays zero). */
+function writeValue(b: Buffer, off: number, fields: readonly NftField[]): void {
+  const padded = fields.length > 1;
+  for (const f of fields) {
+    if (f.type === 'inet_proto') b[off] = f.value;
+    else if (f.type === 'inet_service') b.writeUInt16BE(f.value, off);
+    else b.set(f.value.bytes, off);
+    off += fieldLen(f, padded);
   }
 }
 
 /** A key or value as the kernel takes it: the fields in order, each padded to 4 bytes in a concatenation. */
 export function encodeValue(fields: readonly NftField[]): Buffer {
-  return Buffer.concat(fields.map((f) => fieldBytes(f, fields.length > 1)));
+  const b = Buffer.alloc(valueLen(fields));
+  writeValue(b, 0, fields);
+  return b;
 }
 
-const data = (type: number, fields: readonly NftField[]) => nla.nested(type, [nla.binary(NFTA_DATA_VALUE, encodeValue(fields))]);
-
-/** One NFTA_LIST_ELEM. */
+/** One NFTA_LIST_ELEM { KEY { DATA_VALUE }, [KEY_END { DATA_VALUE }], [DATA { DATA_VALUE }] }, in one buffer. */
 export function encodeElement(e: NftElement): Buffer {
-  const parts = [data(NFTA_SET_ELEM_KEY, e.key)];
-  if (e.keyEnd) parts.push(data(NFTA_SET_ELEM_KEY_END, e.keyEnd));
-  if (e.data) parts.push(data(NFTA_SET_ELEM_DATA, e.data));
-  return nla.nested(NFTA_LIST_ELEM, parts);
+  const parts: [number, readonly NftField[]][] = [[NFTA_SET_ELEM_KEY, e.key]];
+  if (e.keyEnd) parts.push([NFTA_SET_ELEM_KEY_END, e.keyEnd]);
+  if (e.data) parts.push([NFTA_SET_ELEM_DATA, e.data]);
+  const lens = parts.map(([, fields]) => valueLen(fields));
+  const total = NLA_HDRLEN + lens.reduce((n, len) => n + 2 * NLA_HDRLEN + nlaAlign(len), 0);
+  const b = Buffer.alloc(total);
+  let off = writeAttrHeader(b, 0, total, NFTA_LIST_ELEM | NLA_F_NESTED);
+  parts.forEach(([type, fields], i) => {
+    off = writeAttrHeader(b, off, 2 * NLA_HDRLEN + lens[i], type | NLA_F_NESTED);
+    off = writeAttrHeader(b, off, NLA_HDRLEN + lens[i], NFTA_DATA_VALUE);
+    writeValue(b, off, fields);
+    off += nlaAlign(lens[i]);
+  });
+  return b;
 }
 
 /** The messages of one change of one kind, each holding as many elements as fit in its list attribute. */
