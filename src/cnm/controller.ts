@@ -128,7 +128,7 @@ export class Controller {
    * Background checks while the daemon runs (monitors.ts): the dead-container sweep and the firewall
    * watch. Returns a stop function. An interval of 0 disables that check.
    */
-  startMonitors(opts: MonitorIntervals = {}): () => void {
+  startMonitors(opts: MonitorIntervals = {}): () => Promise<void> {
     return startMonitors({ sweepDeadContainers: () => this.sweep(), reloadFirewall: (reason) => this.reloadFirewall(reason) }, this.log, opts);
   }
 

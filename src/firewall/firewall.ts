@@ -19,6 +19,11 @@ export interface Firewall {
   readonly backend: string;
   /** Programs it runs: those it cannot work without (checked at start), and those it can (a warning). */
   readonly tools: { readonly required: readonly string[]; readonly optional: readonly string[] };
+  /**
+   * The nf_tables tables whose deletion or flush means netd's rules may be gone (iptables-nft: ip/ip6
+   * filter, nat, raw): the daemon watches their change notifications and reloads.
+   */
+  readonly watchedTables: readonly { family: 'ip' | 'ip6' | 'inet'; name: string }[];
   /** Base chains and jumps; idempotent; safe after a restart or after someone flushed the tables. */
   init(): Promise<void>;
   /** Idempotent and all-or-nothing: applying it twice leaves one copy of each rule. */

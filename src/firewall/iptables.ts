@@ -76,6 +76,10 @@ export class IptablesFirewall implements Firewall {
     this.tools = iptablesTools(this.families);
   }
 
+  get watchedTables(): Firewall['watchedTables'] {
+    return this.families.flatMap((f) => (['filter', 'nat', 'raw'] as const).map((name) => ({ family: f === 6 ? ('ip6' as const) : ('ip' as const), name })));
+  }
+
   init(): Promise<void> {
     return this.serialize(() => this.converge('init', this.families, baseLayout, (c) => c === BASE_TAG));
   }

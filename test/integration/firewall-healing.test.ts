@@ -1,0 +1,102 @@
+/**
+ * Healing without polling: with the timed firewall check off (--firewall-check-interval 0), the daemon's
+ * nf_tables monitor alone puts its rules back when another process flushes the ruleset, flushes one of its
+ * chains or deletes a table it uses, and NAT traffic works again; netd's own changes (50 attaches and
+ * detaches with published ports) trigger no reload. The iptables backend (iptables-nft on this machine).
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { TestContainer, requireRoot } from '../helpers/netns.js';
+import { FIXTURES, TestDaemon, Topology, startWhoami } from '../helpers/daemon.js';
+
+interface LogEvent {
+  time: number;
+  op?: string;
+  reason?: string;
+  msg?: string;
+}
+
+function events(daemon: TestDaemon): LogEvent[] {
+  return daemon.logs
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogEvent);
+}
+
+const kernelReloads = (daemon: TestDaemon) => events(daemon).filter((e) => e.op === 'firewall-reload' && e.reason === 'kernel-event');
+
+async function until(what: string, deadlineMs: number, check: () => Promise<boolean>): Promise<void> {
+  const start = Date.now();
+  while (Date.now() - start < deadlineMs) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`${what} did not happen within ${deadlineMs} ms`);
+}
+
+describe('firewall healing from nf_tables notifications', () => {
+  let topo: Topology;
+  let daemon: TestDaemon;
+  const containers: TestContainer[] = [];
+  let outsideServer: Awaited<ReturnType<typeof startWhoami>>;
+
+  const outsideOk = async (c: TestContainer) => (await c.exec(['node', join(FIXTURES, 'tcp-get.cjs'), Topology.OUTSIDE, '8080', '1500'], { allowFail: true })).code === 0;
+  const rulesBack = async () => {
+    const [filter, nat] = await Promise.all([topo.host.exec(['iptables-save', '-t', 'filter'], { allowFail: true }), topo.host.exec(['iptables-save', '-t', 'nat'], { allowFail: true })]);
+    return filter.stdout.includes('-j NETD-FORWARD') && /-A NETD-POSTROUTING .*-j MASQUERADE/.test(nat.stdout);
+  };
+
+  before(async () => {
+    requireRoot();
+    topo = await Topology.create('heal');
+    daemon = await TestDaemon.start(topo.host, ['--firewall-backend', 'iptables', '--firewall-check-interval', '0']);
+    outsideServer = await startWhoami(topo.outside, Topology.OUTSIDE, 8080);
+  });
+
+  after(async () => {
+    outsideServer?.kill('SIGKILL');
+    for (const c of containers) await c.stop();
+    await daemon?.destroy();
+    await topo?.destroy();
+  });
+
+  test('nft flush ruleset, a flushed NETD-POSTROUTING, a deleted ip nat table: rules back, NAT works again', async () => {
+    const c = await TestContainer.start();
+    containers.push(c);
+    await daemon.cli(['attach', String(c.pid)]);
+    assert.ok(await outsideOk(c), 'NAT to the outside works before');
+    for (const argv of [
+      ['nft', 'flush', 'ruleset'],
+      ['iptables', '-t', 'nat', '-F', 'NETD-POSTROUTING'],
+      ['nft', 'delete', 'table', 'ip', 'nat'],
+    ]) {
+      const reloadsBefore = kernelReloads(daemon).length;
+      const started = Date.now();
+      await topo.host.exec(argv);
+      await until(`rules back after ${argv.join(' ')}`, 5000, rulesBack);
+      const polled = Date.now() - started;
+      await until('the reload logged', 2000, async () => kernelReloads(daemon).length > reloadsBefore);
+      const reload = kernelReloads(daemon)[reloadsBefore];
+      const seen = events(daemon).filter((e) => e.op === 'firewall-watch' && e.time >= started)[0];
+      assert.ok(seen, 'the foreign change was reported');
+      console.log(`# ${argv.join(' ')}: seen ${seen.time - started} ms after the command started (ip netns exec + the command), rules back ${reload.time - seen.time} ms later (reload: debounce + iptables-save + restore); ${polled} ms polled through iptables-save`);
+      assert.ok(await outsideOk(c), `NAT traffic works again after ${argv.join(' ')}`);
+    }
+    await daemon.cli(['detach', String(c.pid)]);
+  });
+
+  test("netd's own changes (50 attaches and detaches with published ports) trigger no kernel-event reload", async () => {
+    const c = await TestContainer.start();
+    containers.push(c);
+    const before = kernelReloads(daemon).length;
+    const watchBefore = events(daemon).filter((e) => e.op === 'firewall-watch').length;
+    for (let i = 0; i < 50; i++) {
+      await daemon.client.call('POST', '/netd/v1/attach', { target: { pid: c.pid }, ports: [{ Proto: 6, Port: 80, HostIP: '', HostPort: 18_000 + i, HostPortEnd: 18_000 + i }, { Proto: 17, Port: 53, HostIP: '', HostPort: 19_000 + i, HostPortEnd: 19_000 + i }] });
+      await daemon.client.call('POST', '/netd/v1/detach', { container: String(c.pid) });
+    }
+    await new Promise((r) => setTimeout(r, 300)); // later than the 20 ms debounce
+    assert.equal(kernelReloads(daemon).length, before, 'no reload from netd-made transactions');
+    assert.equal(events(daemon).filter((e) => e.op === 'firewall-watch').length, watchBefore, 'no foreign change reported');
+  });
+});
