@@ -100,3 +100,36 @@ describe('firewall healing from nf_tables notifications', () => {
     assert.equal(events(daemon).filter((e) => e.op === 'firewall-watch').length, watchBefore, 'no foreign change reported');
   });
 });
+
+describe('the timed firewall check, where nf_tables cannot be watched', () => {
+  let topo: Topology;
+  let daemon: TestDaemon;
+  let c: TestContainer | undefined;
+
+  before(async () => {
+    requireRoot();
+    topo = await Topology.create('fwchk');
+    // NETD_TEST_NO_FIREWALL_WATCH: as with iptables-legacy (no notifications), the timed check runs.
+    daemon = await TestDaemon.start(topo.host, ['--firewall-backend', 'iptables', '--firewall-check-interval', '200'], { NETD_TEST_NO_FIREWALL_WATCH: '1' });
+  });
+
+  after(async () => {
+    await c?.stop();
+    await daemon?.destroy();
+    await topo?.destroy();
+  });
+
+  test('reads without reconciling while nothing is missing; reconciles once something is', async () => {
+    c = await TestContainer.start();
+    await daemon.client.call('POST', '/netd/v1/attach', { target: { pid: c.pid }, ports: [{ Proto: 6, Port: 80, HostIP: '', HostPort: 18_080, HostPortEnd: 18_080 }] });
+    const reconciles = () => events(daemon).filter((e) => e.op === 'reconcile').length;
+    await new Promise((r) => setTimeout(r, 300));
+    const settled = reconciles();
+    await new Promise((r) => setTimeout(r, 2000)); // ~10 checks
+    assert.equal(reconciles(), settled, 'no reconcile (no controller lock, no restore) while the rules are all there');
+    await topo.host.exec(['iptables', '-t', 'nat', '-F', 'NETD-POSTROUTING']);
+    await until('rules back through the timed check', 5000, async () => /-A NETD-POSTROUTING .*-j MASQUERADE/.test((await topo.host.exec(['iptables-save', '-t', 'nat'])).stdout));
+    assert.ok(reconciles() > settled, 'the check reconciled');
+    assert.ok(!events(daemon).some((e) => e.op === 'firewall-watch'), 'no nf_tables monitor here');
+  });
+});
