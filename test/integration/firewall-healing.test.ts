@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { TestContainer, requireRoot } from '../helpers/netns.js';
 import { FIXTURES, TestDaemon, Topology, startWhoami } from '../helpers/daemon.js';
+import { stopAll } from '../helpers/traffic.js';
 
 interface LogEvent {
   time: number;
@@ -26,13 +27,11 @@ function events(daemon: TestDaemon): LogEvent[] {
 
 const kernelReloads = (daemon: TestDaemon) => events(daemon).filter((e) => e.op === 'firewall-reload' && e.reason === 'kernel-event');
 
-async function until(what: string, deadlineMs: number, check: () => Promise<boolean>): Promise<void> {
-  const start = Date.now();
-  while (Date.now() - start < deadlineMs) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
+/** Polls `check` every 20 ms until it holds; fails after `ms`. */
+async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
+  for (const deadline = Date.now() + ms; !(await check()); await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms`);
   }
-  throw new Error(`${what} did not happen within ${deadlineMs} ms`);
 }
 
 describe('firewall healing from nf_tables notifications', () => {
@@ -54,12 +53,7 @@ describe('firewall healing from nf_tables notifications', () => {
     outsideServer = await startWhoami(topo.outside, Topology.OUTSIDE, 8080);
   });
 
-  after(async () => {
-    outsideServer?.kill('SIGKILL');
-    for (const c of containers) await c.stop();
-    await daemon?.destroy();
-    await topo?.destroy();
-  });
+  after(() => stopAll(outsideServer ? [outsideServer] : [], containers, daemon, topo));
 
   test('nft flush ruleset, a flushed NETD-POSTROUTING, a deleted ip nat table: rules back, NAT works again', async () => {
     const c = await TestContainer.start();
