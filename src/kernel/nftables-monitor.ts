@@ -14,6 +14,7 @@ import { RawNetlinkSocket } from 'netlink';
 import { KernelError } from '../errors.js';
 import { attrMap, read } from './nlattr.js';
 import { replies } from './netlink-exchange.js';
+import { Netns } from './netns.js';
 import { NETLINK_NETFILTER, NFNL_SUBSYS_NFTABLES, NFNLGRP_NFTABLES, NFPROTO, NFT_MSG } from './nfnetlink.js';
 
 const NFTA_GEN_ID = 1;
@@ -90,15 +91,27 @@ export class NftablesMonitor {
   private sock: RawNetlinkSocket;
   private pending: NftChange[] = [];
   private closed = false;
+  /** The namespace it watches: a socket reopened after an overrun is opened there again. */
+  private readonly ns: Netns;
 
-  constructor(private readonly handlers: NftablesMonitorHandlers) {
-    this.sock = this.open();
+  /** `recvBufferBytes`: the socket's receive buffer (tests make it small to overrun it). */
+  constructor(
+    private readonly handlers: NftablesMonitorHandlers,
+    private readonly recvBufferBytes = RECV_BUFFER,
+  ) {
+    this.ns = Netns.current();
+    try {
+      this.sock = this.open();
+    } catch (err) {
+      this.ns.close();
+      throw err;
+    }
   }
 
   private open(): RawNetlinkSocket {
     let sock: RawNetlinkSocket;
     try {
-      sock = new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: RECV_BUFFER, sendBufferSize: 4096, messagePeeking: false, msgBufferSize: 64 << 10 });
+      sock = new RawNetlinkSocket(NETLINK_NETFILTER, { recvBufferSize: this.recvBufferBytes, sendBufferSize: 4096, messagePeeking: false, msgBufferSize: 64 << 10 });
     } catch (err) {
       throw new KernelError('nftables monitor', (err as { code?: string }).code ?? 'EIO', `cannot open netlink socket: ${(err as Error).message}`);
     }
@@ -110,8 +123,10 @@ export class NftablesMonitor {
     }
     sock.unref();
     // Handled outside the addon's native callback (see rtnl-socket.ts on exceptions thrown inside it).
-    sock.on('message', (buf) => setImmediate(() => this.take(buf)));
-    sock.on('error', (err) => setImmediate(() => this.overrun(err.code ?? 'EIO')));
+    // A socket replaced after an overrun may still report: only the current one counts. The addon reports a
+    // POLLERR (the kernel's ENOBUFS on an overrun) through libuv, whose code for it is not the errno (EBADF).
+    sock.on('message', (buf) => setImmediate(() => sock === this.sock && this.take(buf)));
+    sock.on('error', (err) => setImmediate(() => sock === this.sock && this.overrun(`receive queue overrun (poll error ${err.code ?? 'EIO'})`)));
     return sock;
   }
 
@@ -133,7 +148,7 @@ export class NftablesMonitor {
     }
   }
 
-  private overrun(code: string): void {
+  private overrun(reason: string): void {
     if (this.closed) return;
     this.pending = [];
     try {
@@ -141,21 +156,23 @@ export class NftablesMonitor {
     } catch {
       /* already closed */
     }
-    this.handlers.lost(code);
+    this.handlers.lost(reason);
     this.reopen();
   }
 
   private reopen(): void {
     if (this.closed) return;
     try {
-      this.sock = this.open();
+      this.sock = this.ns.run(() => this.open());
     } catch {
       setTimeout(() => this.reopen(), 1000).unref();
     }
   }
 
   close(): void {
+    if (this.closed) return;
     this.closed = true;
+    this.ns.close();
     try {
       this.sock.close();
     } catch {

@@ -47,3 +47,30 @@ test('transactions arrive grouped, with the pid and name of the process that mad
     writer.close();
   }
 });
+
+test('an overrun receive queue is reported as lost notifications, and the monitor keeps working after it', async () => {
+  const lossNs = await TestNetns.create('nftlost');
+  try {
+    const seen: NftTransaction[] = [];
+    const lost: string[] = [];
+    const handle = Netns.open(lossNs.path);
+    const monitor = handle.run(() => new NftablesMonitor({ transaction: (tx) => seen.push(tx), lost: (why) => lost.push(why) }, 1024));
+    handle.close();
+    try {
+      // One transaction of 3000 rules: far more notifications than a 1 KiB queue holds.
+      const rules = Array.from({ length: 3000 }, (_, i) => `add rule inet big c tcp dport ${i + 1} accept`).join('\n');
+      await lossNs.exec(['nft', '-f', '-'], { input: `add table inet big\nadd chain inet big c\n${rules}\n` });
+      for (let i = 0; i < 500 && lost.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.match(lost[0] ?? 'nothing reported', /receive queue overrun/);
+      await new Promise((r) => setTimeout(r, 100));
+      seen.length = 0;
+      await lossNs.exec(['nft', 'add', 'table', 'inet', 'after']);
+      for (let i = 0; i < 300 && !seen.some((tx) => tx.changes.some((c) => c.table === 'after')); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(seen.some((tx) => tx.changes.some((c) => c.table === 'after' && c.object === 'table')), 'a change after the overrun is seen');
+    } finally {
+      monitor.close();
+    }
+  } finally {
+    await lossNs.destroy();
+  }
+});
