@@ -1,8 +1,9 @@
 /**
  * Healing without polling: the kernel's nf_tables notifications (kernel/nftables-monitor.ts) tell when a
  * transaction deleted something in one of the firewall's watched tables (a flushed ruleset, a deleted table,
- * a flushed chain). Unless netd made that transaction itself (its own pid, or a command it spawned:
- * exec.ts), the firewall's rules may be gone and the caller is told to reload. A lost notification
+ * a flushed chain) or created or updated a chain there (a FORWARD policy reset). Unless netd made that
+ * transaction itself (its own pid, or a command it spawned: exec.ts), the firewall's rules may be gone or
+ * overridden and the caller is told to reload. A lost notification
  * (receive queue overrun) is an unknown change: reload too.
  *
  * iptables-legacy changes no nf_tables state (no notifications): there the timed check stays.
@@ -18,7 +19,8 @@ import { findTool } from './tools.js';
 /** The change of `tx` that can have removed netd's rules, or undefined (nothing deleted there, or netd's own). */
 export function harmfulChange(tx: NftTransaction, watched: Firewall['watchedTables'], isOwn: (pid: number) => boolean = isOwnProcess): NftChange | undefined {
   if (tx.pid !== 0 && isOwn(tx.pid)) return undefined;
-  return tx.changes.find((c) => c.deleted && watched.some((w) => w.family === c.family && w.name === c.table));
+  // A chain "created" may be an existing one updated: its policy reset (FORWARD back to ACCEPT) comes so.
+  return tx.changes.find((c) => (c.deleted || c.object === 'chain') && watched.some((w) => w.family === c.family && w.name === c.table));
 }
 
 /** Why the firewall's changes cannot be watched through nf_tables notifications, or undefined when they can. */
@@ -51,7 +53,7 @@ export function watchFirewallTables(firewall: Firewall, log: Logger, notify: (re
       transaction(tx) {
         const c = harmfulChange(tx, firewall.watchedTables);
         if (!c) return;
-        log.warn({ op: 'firewall-watch', pid: tx.pid, process: tx.procName, generation: tx.genId, object: c.object, family: c.family, table: c.table, changes: tx.changes.length }, `another process (${tx.procName || 'unknown'}, pid ${tx.pid}) deleted netd's firewall state; re-applying`);
+        log.warn({ op: 'firewall-watch', pid: tx.pid, process: tx.procName, generation: tx.genId, object: c.object, family: c.family, table: c.table, changes: tx.changes.length }, `another process (${tx.procName || 'unknown'}, pid ${tx.pid}) changed netd's firewall tables; re-applying`);
         notify('kernel-event');
       },
       lost(reason) {

@@ -77,6 +77,11 @@ describe('firewall healing from nf_tables notifications', () => {
       console.log(`# ${argv.join(' ')}: seen ${seen.time - started} ms after the command started (ip netns exec + the command), rules back ${reload.time - seen.time} ms later (reload: debounce + iptables-save + restore); ${polled} ms polled through iptables-save`);
       assert.ok(await outsideOk(c), `NAT traffic works again after ${argv.join(' ')}`);
     }
+    // A FORWARD policy reset (netd turned forwarding on, so it keeps DROP) is a chain update: put back too.
+    if (/-P FORWARD DROP/.test((await topo.host.exec(['iptables', '-S', 'FORWARD'])).stdout)) {
+      await topo.host.exec(['iptables', '-w', '-P', 'FORWARD', 'ACCEPT']);
+      await until('FORWARD policy DROP again', 5000, async () => /-P FORWARD DROP/.test((await topo.host.exec(['iptables', '-S', 'FORWARD'])).stdout));
+    } else console.log('# FORWARD policy not DROP here (forwarding was on already): policy reset not exercised');
     await daemon.cli(['detach', String(c.pid)]);
   });
 

@@ -41,7 +41,9 @@ test('a reload is called for by deletes in a watched table made by another proce
   const del = { object: 'rule' as const, deleted: true, family: 'ip', table: 'nat' };
   assert.deepEqual(harmfulChange(tx(7, del), watched, own), del);
   assert.equal(harmfulChange(tx(100, del), watched, own), undefined, "netd's own");
-  assert.equal(harmfulChange(tx(7, { ...del, deleted: false }), watched, own), undefined, 'only additions');
+  assert.equal(harmfulChange(tx(7, { ...del, deleted: false }), watched, own), undefined, 'only rules added');
+  const chain = { object: 'chain' as const, deleted: false, family: 'ip', table: 'filter' };
+  assert.deepEqual(harmfulChange(tx(7, chain), watched, own), chain, 'a chain updated (e.g. its policy reset)');
   assert.equal(harmfulChange(tx(7, { ...del, family: 'ip6' }), watched, own), undefined, 'another family');
   assert.equal(harmfulChange(tx(7, { ...del, table: 'mangle' }), watched, own), undefined, 'a table not watched');
   assert.deepEqual(harmfulChange(tx(0, del), watched, own), del, 'no pid given: not known to be netd');
