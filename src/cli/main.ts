@@ -62,7 +62,7 @@ export function buildProgram(): Command {
     .option('--bridge <name>', 'bridge of the default network', DEFAULTS.bridge)
     .option('--default-address-pool <base=CIDR,size=N>', 'default address pool (repeatable; replaces the built-in pools)', collect, [])
     .option('--group <gid>', 'group allowed to use the socket (numeric gid)')
-    .option('--firewall-check-interval <ms>', 'how often to check that netd\'s firewall rules are still there (0: never)', '3000')
+    .option('--firewall-check-interval <ms>', 'how often to check that netd\'s firewall rules are still there, where nf_tables changes cannot be watched (0: never)', '3000')
     .option('--ip-forward-no-drop', 'when netd turns IP forwarding on, leave the FORWARD policy as it is (default: set it to DROP)')
     .option('--dns <address>', 'upstream DNS server for the embedded DNS: IP, IPv4:PORT or [IPv6]:PORT (repeatable; default: the host resolv.conf nameservers)', collect, [])
     .option('--files-root <dir>', 'let clients name files for netd to write (attach --resolv-conf/--hosts) under this directory only (default: nowhere)')

@@ -128,8 +128,8 @@ export class Controller {
    * Background checks while the daemon runs (monitors.ts): the dead-container sweep and the firewall
    * watch. Returns a stop function. An interval of 0 disables that check.
    */
-  startMonitors(opts: MonitorIntervals = {}): () => void {
-    return startMonitors({ sweepDeadContainers: () => this.sweep(), reloadFirewall: (reason) => this.reloadFirewall(reason) }, this.log, opts);
+  startMonitors(opts: MonitorIntervals = {}): () => Promise<void> {
+    return startMonitors({ sweepDeadContainers: () => this.sweep(), reloadFirewall: (reason) => this.reloadFirewall(reason), checkFirewall: () => this.checkFirewall() }, this.log, opts);
   }
 
   private get sweepDeps(): SweepDeps {
@@ -143,6 +143,17 @@ export class Controller {
   /** Sweeps now when the container named `name`, or the one recorded at namespace `path`, is gone (monitors.ts). */
   sweepIfGone(name: string, path?: string): Promise<void> {
     return sweepIfGone(this.sweepDeps, name, path);
+  }
+
+  /**
+   * The timed firewall check: reads the kernel without the lock, and reloads (under it) only when a driver
+   * finds something missing or extra. A change racing the read at worst causes one needless reload.
+   */
+  async checkFirewall(): Promise<void> {
+    for (const [driver, nets, eps] of [...this.registry.byDriver()]) {
+      if (!driver.reloadFirewall) continue;
+      if (!driver.firewallIntact || !(await driver.firewallIntact(nets, eps))) return this.reloadFirewall('watchdog');
+    }
   }
 
   /** `netd firewall-reload` and the watchdog: every driver re-applies its rules. */

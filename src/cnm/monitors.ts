@@ -10,17 +10,71 @@ import type { Sandboxes } from './sandboxes.js';
 export interface MonitorIntervals {
   /** Dead-container sweep (ms; default 1000; 0: never). */
   sweepMs?: number;
-  /** Firewall watch (ms; default 3000; 0: never). */
+  /** Timed firewall check (ms; default 3000; 0: never), when the kernel's firewall changes cannot be watched. */
   firewallMs?: number;
+  /**
+   * Watches the kernel for changes that may have removed the firewall's rules (nf_tables notifications),
+   * calling `notify` for each; returns a stop function, or undefined when it cannot watch.
+   */
+  watchFirewall?: (notify: (reason: string) => void) => (() => void) | undefined;
 }
+
+/** After a kernel event, the reload waits this long for more (one flush is many notifications). */
+export const FIREWALL_EVENT_DEBOUNCE_MS = 20;
 
 export interface MonitorTasks {
   sweepDeadContainers(): Promise<void>;
   reloadFirewall(reason: string): Promise<void>;
+  /** The timed check: reloads only when something is missing (default: reloadFirewall('watchdog')). */
+  checkFirewall?(): Promise<void>;
 }
 
-/** Runs the checks at their intervals, never two runs of one at once. Returns a stop function. */
-export function startMonitors(tasks: MonitorTasks, log: Logger, opts: MonitorIntervals = {}): () => void {
+/**
+ * Runs `fn` `delayMs` after a trigger, never two runs at once: triggers during the wait join it, and a
+ * trigger during a run schedules one more run after it.
+ */
+export function debounced(fn: () => Promise<void>, delayMs: number, log: Logger): { trigger(): void; stop(): Promise<void> } {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let stopped = false;
+  const schedule = () => {
+    if (timer || stopped) return;
+    timer = setTimeout(start, delayMs);
+  };
+  const start = () => {
+    timer = undefined;
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = fn()
+      .catch((err) => log.error({ op: 'monitor', err }, 'monitor failed'))
+      .finally(() => {
+        running = undefined;
+        if (again) {
+          again = false;
+          schedule();
+        }
+      });
+  };
+  return {
+    trigger: schedule,
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
+
+/**
+ * Runs the checks at their intervals, never two runs of one at once; firewall changes are watched in the
+ * kernel where possible (the timed check is the fallback). Returns a stop function, which waits for a
+ * firewall reload under way.
+ */
+export function startMonitors(tasks: MonitorTasks, log: Logger, opts: MonitorIntervals = {}): () => Promise<void> {
   const timers: NodeJS.Timeout[] = [];
   const every = (ms: number, fn: () => Promise<unknown>) => {
     if (ms <= 0) return;
@@ -36,8 +90,14 @@ export function startMonitors(tasks: MonitorTasks, log: Logger, opts: MonitorInt
     timers.push(t);
   };
   every(opts.sweepMs ?? 1000, () => tasks.sweepDeadContainers());
-  every(opts.firewallMs ?? 3000, () => tasks.reloadFirewall('watchdog'));
-  return () => timers.forEach((t) => clearInterval(t));
+  const heal = debounced(() => tasks.reloadFirewall('kernel-event'), FIREWALL_EVENT_DEBOUNCE_MS, log);
+  const stopWatch = opts.watchFirewall?.(() => heal.trigger());
+  if (!stopWatch) every(opts.firewallMs ?? 3000, () => (tasks.checkFirewall ? tasks.checkFirewall() : tasks.reloadFirewall('watchdog')));
+  return async () => {
+    timers.forEach((t) => clearInterval(t));
+    stopWatch?.();
+    await heal.stop();
+  };
 }
 
 export interface SweepDeps {

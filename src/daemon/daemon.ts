@@ -18,6 +18,7 @@ import { Rtnl } from '../kernel/rtnetlink.js';
 import { createFirewall, type FirewallBackendName } from '../firewall/factory.js';
 import { hostPortSweeper } from '../firewall/conntrack.js';
 import { findTool, missingTool, requireTools } from '../firewall/tools.js';
+import { watchFirewallTables } from '../firewall/nft-netlink-watch.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host.js';
 import { NullDriver } from '../drivers/null.js';
@@ -122,7 +123,12 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     instance.adopted(); // the marks netd used before instances are replaced by now
     dns.removeOrphanFiles();
     await plugin?.ready(controller);
-    const stopMonitors = controller.startMonitors({ sweepMs: testSweepMs() ?? config.sweepIntervalMs, firewallMs: config.firewallCheckIntervalMs });
+    const stopMonitors = controller.startMonitors({
+      sweepMs: testSweepMs() ?? config.sweepIntervalMs,
+      firewallMs: config.firewallCheckIntervalMs,
+      // NETD_TEST_NO_FIREWALL_WATCH=1 (tests only): the timed check instead, as where nf_tables cannot be watched.
+      watchFirewall: process.env.NETD_TEST_NO_FIREWALL_WATCH === '1' ? undefined : (notify) => watchFirewallTables(firewall, log, notify),
+    });
     server = await startApiServer({ host: config.host, controller, log, group: config.group });
     log.info({ op: 'start', host: config.host, dockerPlugin: pluginPath, dataRoot: config.dataRoot, instance: instance.id, adoptedLegacyMarks: instance.adoptLegacy, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
     const srv = server;
@@ -132,7 +138,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       controller,
       log,
       stop: async () => {
-        stopMonitors();
+        await stopMonitors();
         await new Promise<void>((resolve) => srv.close(() => resolve()));
         if (pluginSrv) await new Promise<void>((resolve) => pluginSrv.close(() => resolve()));
         await firewall.settled(); // e.g. conntrack deletions that follow a detach

@@ -79,6 +79,9 @@ export interface Driver {
    */
   reloadFirewall?(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<void>;
 
+  /** True when reloadFirewall would change nothing (reads the kernel only). Without it, the check always reloads. */
+  firewallIntact?(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<boolean>;
+
   /**
    * After a restart: make the kernel match the persisted networks and endpoints again. Records an older
    * version of the driver wrote may be upgraded here, in memory (their options and driverState).

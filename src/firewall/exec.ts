@@ -17,6 +17,22 @@ export interface CommandResult {
 export type CommandRunner = (argv: string[], stdin?: string) => Promise<CommandResult>;
 
 const DEFAULT_TIMEOUT_MS = 60_000;
+/** How long a child is remembered after it exited: its nf_tables notifications may still be on their way. */
+const REMEMBER_EXITED_MS = 60_000;
+/** Children this process spawned: pid → when it exited (0: running). */
+const children = new Map<number, number>();
+
+function forgetOldChildren(now: number): void {
+  for (const [pid, exited] of children) if (exited !== 0 && now - exited > REMEMBER_EXITED_MS) children.delete(pid);
+}
+
+/**
+ * True for this process and the commands it ran recently (iptables-restore, nft, …): a firewall change
+ * the kernel reports as made by one of them is netd's own.
+ */
+export function isOwnProcess(pid: number): boolean {
+  return pid === process.pid || children.has(pid);
+}
 
 /** Spawns argv directly (no shell), feeds stdin, collects output. Never rejects: failures are a result. */
 export const spawnRunner: CommandRunner = (argv, stdin) =>
@@ -31,6 +47,11 @@ export const spawnRunner: CommandRunner = (argv, stdin) =>
       resolve({ code, stdout, stderr: stderr + extra, ...(missing ? { missing } : {}) });
     };
     const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const pid = child.pid;
+    if (pid !== undefined) {
+      forgetOldChildren(Date.now());
+      children.set(pid, 0);
+    }
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       finish(null, `\n${argv[0]}: killed after ${DEFAULT_TIMEOUT_MS} ms`);
@@ -41,7 +62,10 @@ export const spawnRunner: CommandRunner = (argv, stdin) =>
       const missing = err.code === 'ENOENT';
       finish(null, missing ? missingTool(argv[0]).message : `${argv[0]}: ${err.message}`, missing);
     });
-    child.on('close', (code) => finish(code));
+    child.on('close', (code) => {
+      if (pid !== undefined) children.set(pid, Date.now());
+      finish(code);
+    });
     // A child that exits before reading all of stdin makes the write fail with EPIPE: its exit status
     // and stderr tell the story, so the write error itself is ignored.
     child.stdin.on('error', () => undefined);

@@ -51,6 +51,11 @@ export interface Firewall {
    */
   reconcile(networks: NetworkFirewallSpec[], forwards?: PortForwardSpec[]): Promise<void>;
   /**
+   * True when `reconcile` with the same lists would change nothing. Reads only, without waiting for
+   * changes under way: the timed check calls it, and reconciles (under the controller's lock) only when false.
+   */
+  intact?(networks: NetworkFirewallSpec[], forwards?: PortForwardSpec[]): Promise<boolean>;
+  /**
    * Sets the policy of the FORWARD chain to DROP in these families (as Docker does when it had to turn
    * forwarding on): the host then routes only what netd's rules (or the administrator's) accept. The
    * policy is kept: every later convergence (init, reconcile, the watchdog) sets it back if it changed.

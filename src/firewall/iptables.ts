@@ -107,21 +107,38 @@ export class IptablesFirewall implements Firewall {
     return this.serialize(() => this.converge('teardown', this.families, () => EMPTY_LAYOUT, (c) => c === n.tag, n));
   }
 
-  async reconcile(specs: NetworkFirewallSpec[], forwardSpecs: PortForwardSpec[] = []): Promise<void> {
+  /** What reconcile converges to: the checked inputs, the layout per family, and what is netd's to change. */
+  private reconcileTarget(specs: NetworkFirewallSpec[], forwardSpecs: PortForwardSpec[]) {
     const { networks: byId, forwards } = this.input.lists(specs, forwardSpecs);
     const networks = [...byId.values()];
     // The ids whose old marks (from before instances) an adopting instance owns: its own records'.
     const adopted = new Set([...byId.keys(), ...forwards.keys()]);
+    return {
+      forwards,
+      layoutFor: (f: Family) => withForwards(mergeLayouts(baseLayout(f), networks.flatMap((n) => networkRules(n, f))), [...forwards.values()], f),
+      inScope: (c: string | undefined) => this.marks.owns(c, adopted),
+      chainInScope: ((t, c, rules) => this.marks.ownsChain(t, c, adopted, rules)) satisfies ChainScope,
+    };
+  }
+
+  /**
+   * True when reconcile with these would change nothing: one iptables-save per family, outside the queue
+   * of changes (a read is atomic per table), nothing applied.
+   */
+  async intact(specs: NetworkFirewallSpec[], forwardSpecs: PortForwardSpec[] = []): Promise<boolean> {
+    const target = this.reconcileTarget(specs, forwardSpecs);
+    const states = await Promise.all(this.families.map((f) => this.commands.read(f)));
+    return this.families.every((f, i) => {
+      const script = planFamily(f, states[i], target.layoutFor(f), target.inScope, target.chainInScope);
+      return script.isEmpty && !this.keepForwardDrop(script, states[i]);
+    });
+  }
+
+  async reconcile(specs: NetworkFirewallSpec[], forwardSpecs: PortForwardSpec[] = []): Promise<void> {
+    const { forwards, layoutFor, inScope, chainInScope } = this.reconcileTarget(specs, forwardSpecs);
     return this.serialize(async () => {
       try {
-        await this.converge(
-          'reconcile',
-          this.families,
-          (f) => withForwards(mergeLayouts(baseLayout(f), networks.flatMap((n) => networkRules(n, f))), [...forwards.values()], f),
-          (c) => this.marks.owns(c, adopted),
-          undefined,
-          (t, c, rules) => this.marks.ownsChain(t, c, adopted, rules),
-        );
+        await this.converge('reconcile', this.families, layoutFor, inScope, undefined, chainInScope);
       } catch (err) {
         // The kernel is in an unknown state: forget what the fast path knew, so it reads before it writes.
         this.applied.clear();

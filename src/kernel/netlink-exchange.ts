@@ -48,19 +48,19 @@ function header(len: number, type: number, flags: number, seq: number): Buffer {
 }
 
 /** One message, padded to 4 bytes. */
-function message(type: number, flags: number, seq: number, payload: Buffer): Buffer {
+export function message(type: number, flags: number, seq: number, payload: Buffer): Buffer {
   const len = NLMSG_HDRLEN + payload.length;
   return Buffer.concat([header(len, type, flags, seq), payload, Buffer.alloc((4 - (len % 4)) % 4)]);
 }
 
-interface Reply {
+export interface Reply {
   type: number;
   seq: number;
   payload: Buffer;
 }
 
 /** Splits one datagram into its messages. */
-function replies(buf: Buffer): Reply[] {
+export function replies(buf: Buffer): Reply[] {
   const out: Reply[] = [];
   let off = 0;
   while (off + NLMSG_HDRLEN <= buf.length) {
@@ -74,7 +74,7 @@ function replies(buf: Buffer): Reply[] {
 }
 
 /** The errno of an NLMSG_ERROR or NLMSG_DONE payload (0: success). */
-function errnoOf(r: Reply): number {
+export function errnoOf(r: Reply): number {
   if (r.payload.length < 4) return 0;
   return -(LE ? r.payload.readInt32LE(0) : r.payload.readInt32BE(0));
 }
@@ -159,7 +159,16 @@ export class NetlinkExchange {
     return result;
   }
 
-  private exchange(msgs: Buffer[], take: (r: Reply) => boolean): Promise<void> {
+  /** The send buffer the kernel granted: one send (e.g. an nfnetlink batch) must stay below it. */
+  sendBufferBytes(): number {
+    return this.sock.getSendBufferSize();
+  }
+
+  /**
+   * Sends `msgs` in one datagram and gives every reply to `take` until it returns true (done) or throws
+   * (the error rejects). One exchange at a time per socket.
+   */
+  exchange(msgs: Buffer[], take: (r: Reply) => boolean): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => finish(new KernelError(this.op, 'ETIMEDOUT', `no complete answer within ${this.timeoutMs} ms`)), this.timeoutMs);
       const finish = (err?: Error) => {

@@ -65,6 +65,13 @@ export function encodeAttr(type: number, payload: Uint8Array, flags = 0): Buffer
   return out;
 }
 
+/** Writes an attribute header (nla_len, nla_type with its flags) at `offset`; returns the offset after it. */
+export function writeAttrHeader(buf: Buffer, offset: number, len: number, type: number): number {
+  writeUint(buf, len, offset, 2);
+  writeUint(buf, type, offset + 2, 2);
+  return offset + NLA_HDRLEN;
+}
+
 /** Builders for the attribute payload types netd uses. Each returns the encoded, padded attribute. */
 export const nla = {
   u8(type: number, value: number): Buffer {

@@ -98,7 +98,8 @@ describe('published ports', () => {
     await topo.outside.exec(['ip', '-6', 'addr', 'add', `${OUTSIDE6}/64`, 'dev', 'ext1', 'nodad']);
     // No firewall watchdog here: a test removes one of netd's rules on purpose (to show the hole it
     // closes) and must not race a repair; the watchdog has its own tests (resilience.test).
-    daemon = await TestDaemon.start(topo.host, ['--firewall-check-interval', '0']);
+    // Nor the nf_tables monitor (NETD_TEST_NO_FIREWALL_WATCH), which would put that rule back at once.
+    daemon = await TestDaemon.start(topo.host, ['--firewall-check-interval', '0'], { NETD_TEST_NO_FIREWALL_WATCH: '1' });
   });
 
   after(() => stopAll(processes, containers, daemon, topo));

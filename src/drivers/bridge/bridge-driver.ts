@@ -323,6 +323,11 @@ export class BridgeDriver implements Driver {
     );
   }
 
+  async firewallIntact(networks: DriverNetwork[]): Promise<boolean> {
+    const fw = this.deps.firewall;
+    return fw.intact ? fw.intact(networks.map((n) => firewallSpec(n, this.optionsOf(n))), this.ports.forwards()) : false;
+  }
+
   // ---------------------------------------------------------------- restart
 
   async restore(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<void> {
