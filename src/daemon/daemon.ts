@@ -19,6 +19,8 @@ import { createFirewall, type FirewallBackendName } from '../firewall/factory.js
 import { hostPortSweeper } from '../firewall/conntrack.js';
 import { findTool, missingTool, requireTools } from '../firewall/tools.js';
 import { watchFirewallTables } from '../firewall/nft-netlink-watch.js';
+import { NfnetlinkElementWriter } from '../firewall/nft-netlink-elements.js';
+import type { NftElementWriter } from '../firewall/nft-elements.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host.js';
 import { NullDriver } from '../drivers/null.js';
@@ -65,6 +67,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   if (pluginPath !== undefined && listen.kind === 'unix' && resolvePath(pluginPath) === resolvePath(listen.path)) throw new InvalidArgumentError(`--docker-plugin ${config.dockerPlugin} is the API's socket (--host): give it a path of its own`);
   const lock = DataRootLock.acquire(config.dataRoot);
   let rtnl: Rtnl | undefined;
+  let elements: NftElementWriter | undefined;
   let server: Server | undefined;
   let pluginServer: Server | undefined;
   let dns: DnsService | undefined;
@@ -96,9 +99,11 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     });
     rtnl = Rtnl.open();
     const hostRtnl = rtnl;
+    elements = config.firewallBackend === 'nftables' ? openElementWriter(log) : undefined;
     const firewall = createFirewall({
       logger: log,
       backend: config.firewallBackend as FirewallBackendName | undefined,
+      elements,
       instance,
       sweep: hostPortSweeper(async () => (await hostRtnl.addresses()).map((a) => a.cidr.address)),
     });
@@ -143,6 +148,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         if (pluginSrv) await new Promise<void>((resolve) => pluginSrv.close(() => resolve()));
         await firewall.settled(); // e.g. conntrack deletions that follow a detach
         await dnsService.close();
+        elements?.close();
         hostRtnl.close();
         execLock?.release();
         lock.release();
@@ -154,8 +160,22 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     pluginServer?.close();
     await dns?.close();
     rtnl?.close();
+    elements?.close();
     execLock?.release();
     lock.release();
     throw err;
+  }
+}
+
+/**
+ * The nftables backend's element writer: in-process over nfnetlink (published ports cost no process); where
+ * that socket cannot open, the backend's default (`nft -f -` per change), with a warning.
+ */
+function openElementWriter(log: Logger): NftElementWriter | undefined {
+  try {
+    return new NfnetlinkElementWriter();
+  } catch (err) {
+    log.warn({ op: 'start', err }, 'nfnetlink socket unavailable: published ports are written with nft -f');
+    return undefined;
   }
 }
