@@ -11,8 +11,8 @@
  */
 import { FlagsGet, FlagsNew, rt, type RtNetlinkSocket } from 'netlink';
 import { InvalidArgumentError, KernelError } from '../errors.js';
-import { parseIfName, type Family, type InterfaceAddress } from '../net/index.js';
-import { AF_INET6 } from './af.js';
+import { parseIfName, type Family, type IPAddress, type InterfaceAddress } from '../net/index.js';
+import { AF_INET6, afOf } from './af.js';
 import { addAddress, deleteAddress, listAddresses, type AddressInfo } from './addresses.js';
 import {
   IFLA_EXT_MASK,
@@ -207,6 +207,19 @@ export class Rtnl extends RtnlSocket {
     } catch (err) {
       if (err instanceof KernelError && err.errno === 'ENODEV') return false;
       throw err;
+    }
+  }
+
+  /**
+   * Removes the neighbour (ARP/NDP) entry for `address` on link `index`, if there is one: an address given
+   * to a new interface must not be sent to the MAC that held it before.
+   */
+  async forgetNeighbour(index: number, address: IPAddress): Promise<void> {
+    checkIndex(index);
+    try {
+      await this.call(`forget neighbour ${address} on link #${index}`, (s, timeout) => s.delNeighbor({ family: afOf(address.family), ifindex: index }, { dst: address.toNetlink() }, { timeout }));
+    } catch (err) {
+      if (!(err instanceof KernelError && err.errno === 'ENOENT')) throw err;
     }
   }
 

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { TestDaemon } from './daemon.js';
 import type { TestNetns } from './netns.js';
 import type { EndpointJson } from './endpoints.js';
+import { converged } from './settle.js';
 
 interface NetworkJson {
   Id: string;
@@ -23,6 +24,7 @@ interface LinkJson {
 }
 
 export async function checkInvariants(daemon: TestDaemon, host: TestNetns): Promise<void> {
+  await converged(daemon); // detaches' deferred teardowns done
   const networks = await daemon.client.call<NetworkJson[]>('GET', '/networks');
   const endpoints = await daemon.client.call<EndpointJson[]>('GET', '/netd/v1/endpoints');
   const links = JSON.parse((await host.exec(['ip', '-j', '-d', 'link', 'show'])).stdout) as LinkJson[];

@@ -272,6 +272,14 @@ export class BridgeDriver implements Driver {
     const rules = this.ports.unpublish(bridgeName(network, opts), opts, endpoint);
     const link = this.deleteHostEnd(endpoint);
     await allDone([rules, link]);
+    await this.forgetNeighbours(network, endpoint);
+  }
+
+  /** The bridge's ARP/NDP entries for the endpoint's addresses go with it: a later holder has another MAC. */
+  private async forgetNeighbours(network: DriverNetwork, endpoint: DriverEndpoint): Promise<void> {
+    const bridge = await this.bridgeOf(network).catch(() => undefined);
+    if (bridge === undefined) return;
+    for (const a of [endpoint.ipv4, endpoint.ipv6]) if (a) await this.rtnl.forgetNeighbour(bridge, a.address);
   }
 
   /** The endpoint's host end, when it is there and this endpoint's (gone already when its namespace died: the kernel removes both ends). */
