@@ -155,9 +155,10 @@ export class Controller {
     });
   }
 
-  /** Waits for the detaches' deferred work (teardown-queue.ts): the daemon's stop calls it. */
+  /** Waits for the detaches' deferred work (teardown-queue.ts), then lets the drivers go: the daemon's stop calls it. */
   async stop(): Promise<void> {
     await this.ctx.teardowns.drain();
+    for (const driver of this.registry.drivers.values()) await driver.close?.();
   }
 
   // ---------------------------------------------------------------- queries

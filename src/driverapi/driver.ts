@@ -85,6 +85,9 @@ export interface Driver {
    */
   reloadFirewall?(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<void>;
 
+  /** The daemon stops (nothing is pending any more): release what the driver holds, e.g. threads. */
+  close?(): Promise<void>;
+
   /**
    * After a restart: make the kernel match the persisted networks and endpoints again. Records an older
    * version of the driver wrote may be upgraded here, in memory (their options and driverState).

@@ -342,6 +342,10 @@ export class BridgeDriver implements Driver {
     return link !== undefined && link.up && link.master === (await this.bridgeOf(network).catch(() => -1));
   }
 
+  close(): Promise<void> {
+    return this.reaper.close();
+  }
+
   // ---------------------------------------------------------------- firewall reload
 
   /** reconcile lays out the base chains too. */
@@ -356,6 +360,7 @@ export class BridgeDriver implements Driver {
 
   async restore(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<void> {
     for (const endpoint of endpoints) upgradeLegacyEndpoint(endpoint);
+    this.reaper.warm();
     await this.forwarding.resume();
     const links = await this.rtnl.links();
     for (const network of networks) {

@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import { KernelError } from '../../errors.js';
 import type { Rtnl } from '../../kernel/rtnetlink.js';
+import { LinkDeleter } from '../../kernel/link-deleter.js';
 
 interface Waiter {
   index: number;
@@ -31,11 +32,25 @@ export function reapGroup(instanceId: string | undefined): number {
 export class LinkReaper {
   private waiting: Waiter[] = [];
   private running = false;
+  /** Deletions go from a thread of their own: the kernel's wait would freeze the event loop (link-deleter.ts). */
+  private readonly deleter: LinkDeleter;
 
   constructor(
     private readonly rtnl: Rtnl,
     readonly group: number,
-  ) {}
+  ) {
+    this.deleter = new LinkDeleter(rtnl);
+  }
+
+  /** Starts the deletion thread ahead of the first detach. */
+  warm(): void {
+    this.deleter.warm();
+  }
+
+  /** Stops the deletion thread (the daemon's stop, once nothing is pending). */
+  close(): Promise<void> {
+    return this.deleter.close();
+  }
 
   /** The link goes down, out of its bridge, into the reaper's group: one request. */
   cutOff(index: number): Promise<void> {
@@ -62,7 +77,7 @@ export class LinkReaper {
 
   private async deleteAll(batch: Waiter[]): Promise<void> {
     try {
-      await this.rtnl.deleteLinkGroup(this.group);
+      await this.deleter.deleteGroup(this.group);
       for (const w of batch) w.resolve();
     } catch (err) {
       if (!(err instanceof KernelError && err.errno === 'EOPNOTSUPP')) {
@@ -72,7 +87,7 @@ export class LinkReaper {
       // Something else is in the group: each of ours by its index (gone already is fine).
       await Promise.all(
         batch.map((w) =>
-          this.rtnl.deleteLink(w.index).then(w.resolve, (e: unknown) => {
+          this.deleter.deleteLink(w.index).then(w.resolve, (e: unknown) => {
             if (e instanceof KernelError && e.errno === 'ENODEV') w.resolve();
             else w.reject(e as Error);
           }),
