@@ -198,6 +198,23 @@ describe('detach answers once the container is cut off; the kernel work follows'
     assert.ok(!existsSync(hold));
   });
 
+  test('20 detaches at once: all answered, their teardowns share deletions without a failure, state converges', async () => {
+    const cs: TestContainer[] = [];
+    for (let i = 0; i < 20; i++) {
+      const c = await TestContainer.start();
+      containers.push(c);
+      cs.push(c);
+    }
+    const attached = await Promise.all(cs.map((c, i) => attach(c, `burst${i}`, i % 4 === 0 ? { ports: [`${8100 + i}:80`] } : {})));
+    const answers = await Promise.all(cs.map((_c, i) => detach(`burst${i}`)));
+    assert.deepEqual(answers.map((a) => (a as unknown as { removed: string[] }).removed[0]), attached.map((r) => r.endpointId));
+    await converged(daemon);
+    const failed = daemon.logs.split('\n').filter((l) => l.includes('"op":"teardown"') && l.includes('"outcome":"error"'));
+    assert.deepEqual(failed, [], 'no teardown failed');
+    for (const r of attached) assert.equal(await hostLink(`veth${r.endpointId.slice(0, 7)}`), undefined);
+    await checkInvariants(daemon, topo.host);
+  });
+
   test('stop waits for pending teardowns: nothing of a detached container is left after the daemon stops', async () => {
     const c = await container();
     const r = await attach(c, 'stopper', { ports: ['8093:80'] });

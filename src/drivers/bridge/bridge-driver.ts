@@ -292,8 +292,7 @@ export class BridgeDriver implements Driver {
   private async deleteHostEnd(endpoint: DriverEndpoint): Promise<void> {
     const link = await this.hostEnd(endpoint);
     if (!link) return;
-    await this.reaper.cutOff(link.index);
-    await this.reaper.reap(link.index);
+    if (await this.reaper.cutOff(link.index)) await this.reaper.reap(link.index);
   }
 
   /**

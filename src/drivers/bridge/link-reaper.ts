@@ -52,9 +52,18 @@ export class LinkReaper {
     return this.deleter.close();
   }
 
-  /** The link goes down, out of its bridge, into the reaper's group: one request. */
-  cutOff(index: number): Promise<void> {
-    return this.rtnl.setLink(index, { up: false, master: 0, group: this.group });
+  /**
+   * The link goes down, out of its bridge, into the reaper's group: one request. False when the link is gone
+   * already (a deletion of the group, or its namespace's end, took it meanwhile).
+   */
+  async cutOff(index: number): Promise<boolean> {
+    try {
+      await this.rtnl.setLink(index, { up: false, master: 0, group: this.group });
+      return true;
+    } catch (err) {
+      if (err instanceof KernelError && err.errno === 'ENODEV') return false;
+      throw err;
+    }
   }
 
   /** Deletes the cut-off link `index` (with every other cut-off link); resolves once it is gone. */
