@@ -41,11 +41,6 @@ export class LinkDeleter {
     await this.send(`delete link #${index}`, (id) => ({ id, op: 'link', index }));
   }
 
-  /** Starts the thread now, so that the first deletion does not wait for it. */
-  warm(): void {
-    void this.start();
-  }
-
   /** Stops the thread (its socket closed first); later deletions start it again. */
   async close(): Promise<void> {
     const started = this.started;

@@ -359,7 +359,6 @@ export class BridgeDriver implements Driver {
 
   async restore(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<void> {
     for (const endpoint of endpoints) upgradeLegacyEndpoint(endpoint);
-    this.reaper.warm();
     await this.forwarding.resume();
     const links = await this.rtnl.links();
     for (const network of networks) {

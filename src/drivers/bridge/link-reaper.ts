@@ -42,11 +42,6 @@ export class LinkReaper {
     this.deleter = new LinkDeleter(rtnl);
   }
 
-  /** Starts the deletion thread ahead of the first detach. */
-  warm(): void {
-    this.deleter.warm();
-  }
-
   /** Stops the deletion thread (the daemon's stop, once nothing is pending). */
   close(): Promise<void> {
     return this.deleter.close();
