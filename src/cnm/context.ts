@@ -8,6 +8,7 @@ import type { Journal } from './journal.js';
 import type { Observers } from './observers.js';
 import type { Targets } from './targets.js';
 import type { NamespaceResolver } from './sandbox.js';
+import type { TeardownQueue } from './teardown-queue.js';
 
 export interface CoreContext {
   registry: Registry;
@@ -17,6 +18,8 @@ export interface CoreContext {
   observers: Observers;
   targets: Targets;
   resolver: NamespaceResolver;
+  /** Detaches' deferred halves, and what they still hold (teardown-queue.ts). */
+  teardowns: TeardownQueue;
   log: Logger;
 }
 

@@ -35,6 +35,7 @@ import { Recovery } from './recovery.js';
 import { startMonitors, sweepDeadContainers, sweepIfGone, type MonitorIntervals, type SweepDeps } from './monitors.js';
 import { checkManager, isValidContainerName, parseMode } from './validation.js';
 import { HeldPools } from './held-pools.js';
+import { TeardownQueue } from './teardown-queue.js';
 
 export type { AttachRequest } from './endpoint.js';
 
@@ -88,6 +89,7 @@ export class Controller {
       targets: new Targets(this.registry, opts.resolver),
       resolver: opts.resolver,
       log: opts.log,
+      teardowns: new TeardownQueue(opts.log),
     };
     this.networkOps = new Networks(this.ctx, opts.hostSubnets, opts.predefined[0].driver);
     this.endpointOps = new Endpoints(this.ctx);
@@ -162,6 +164,12 @@ export class Controller {
       for (const [driver, nets, eps] of this.registry.byDriver()) await driver.reloadFirewall?.(nets, eps);
       if (reason !== 'watchdog') this.log.info({ op: 'firewall-reload', reason }, 'firewall rules re-applied');
     });
+  }
+
+  /** Waits for the detaches' deferred work (teardown-queue.ts), then lets the drivers go: the daemon's stop calls it. */
+  async stop(): Promise<void> {
+    await this.ctx.teardowns.drain();
+    for (const driver of this.registry.drivers.values()) await driver.close?.();
   }
 
   // ---------------------------------------------------------------- queries
@@ -275,6 +283,7 @@ export class Controller {
     return this.exclusive('rm-network', { network: ref }, async () => {
       const network = this.registry.findNetwork(ref);
       if (!network) throw new NotFoundError(`network ${ref} not found`);
+      await this.ctx.teardowns.settle((t) => t.networkId === network.id);
       await this.networkOps.delete(network, managedBy);
     });
   }
@@ -285,6 +294,7 @@ export class Controller {
       const removed: string[] = [];
       for (const network of [...this.registry.networksById.values()]) {
         if (network.record.predefined || network.record.managedBy !== undefined || network.endpoints.size > 0) continue;
+        await this.ctx.teardowns.settle((t) => t.networkId === network.id);
         await this.networkOps.delete(network);
         removed.push(network.name);
       }
@@ -374,6 +384,8 @@ export class Controller {
       const ep = this.registry.endpointsById.get(endpointId);
       if (!ep) throw new NotFoundError(`no endpoint ${endpointId}`);
       checkManager(ep.managedBy, managedBy, `endpoint ${endpointId}`);
+      // Host ports a detach not yet torn down still holds are waited for.
+      await this.ctx.teardowns.settle((t) => t.ports);
       return this.endpointOps.programExternal(this.registry.networkOf(ep), ep, options);
     });
   }

@@ -4,7 +4,7 @@
  * what is reported of an endpoint.
  */
 import { ConflictError, ForbiddenError, InvalidArgumentError } from '../errors.js';
-import { optionPurpose } from '../driverapi/labels.js';
+import { PORT_MAP, optionPurpose } from '../driverapi/labels.js';
 import type { Driver } from '../driverapi/driver.js';
 import { Transaction } from '../transaction/transaction.js';
 import { operation, type StepOf } from '../transaction/fault.js';
@@ -19,7 +19,9 @@ import { PENDING_NAMESPACE, type SandboxRecord } from './sandbox.js';
 const MAX_INTERFACES = 64;
 
 const ATTACH = operation('attach', ['allocate IPv4 address', 'allocate IPv6 address', 'journal', 'driver join', 'persist endpoint']);
-const DETACH = operation('detach', ['journal', 'driver leave', 'delete record']);
+const DETACH = operation('detach', ['journal', 'cut off', 'delete record']);
+/** A detach's deferred half (teardown-queue.ts). */
+const TEARDOWN = operation('teardown', ['driver leave', 'release addresses']);
 
 export class Endpoints {
   constructor(private readonly ctx: CoreContext) {}
@@ -51,6 +53,11 @@ export class Endpoints {
     if (onHost && !ns.host) {
       throw new InvalidArgumentError(`the ${network.name} network is for processes in the host's network namespace; this one has a namespace of its own`);
     }
+    // What a detach not yet torn down still holds (its namespace's interface, the address or host ports asked for) is waited for.
+    const asked = [req.ip, req.ip6].filter((a) => a !== undefined).map(String);
+    await this.ctx.teardowns.settle(
+      (t) => t.nsId === ns.nsId || t.endpointId === req.endpointId || (t.networkId === network.id && t.addresses.some((a) => asked.includes(a))) || (t.ports && publishes(req.options)),
+    );
     const tx = new Transaction(ATTACH, this.ctx.log);
 
     // The sandbox: found again by namespace identity, or new. In the host's namespace every container is a
@@ -171,18 +178,36 @@ export class Endpoints {
     }
   }
 
-  /** Removes an endpoint's kernel state, then its record. Journaled: a crash midway is completed at start. */
-  async remove(network: Network, ep: EndpointRecord, sandbox: SandboxRecord | undefined, reason: string): Promise<void> {
-    const { ipam, journal } = this.ctx;
+  /**
+   * Detaches an endpoint: journaled, cut off (the driver's cutOff: no more traffic), record deleted, the
+   * observers told; then the driver's leave and the release of its addresses, right after the answer on
+   * the teardown queue (`now`: before returning, as at start). A crash in between is completed at start.
+   */
+  async remove(network: Network, ep: EndpointRecord, sandbox: SandboxRecord | undefined, reason: string, now = false): Promise<void> {
+    const { journal, registry } = this.ctx;
+    const driver = registry.driverOf(network.record);
     const tx = new Transaction(DETACH, this.ctx.log);
-    await tx.step('journal', () => journal.write(ep.id, { op: 'detach', endpointId: ep.id }));
-    await tx.step('driver leave', () => this.ctx.registry.driverOf(network.record).leave(network.record, ep, sandbox));
-    if (ep.ipv4 && network.record.ipv4[0]) ipam.release(network.record.ipv4[0].subnet, ep.ipv4);
-    if (ep.ipv6 && network.record.ipv6[0]) ipam.release(network.record.ipv6[0].subnet, ep.ipv6);
+    await tx.step('journal', () => journal.write(ep.id, { op: 'detach', endpointId: ep.id, endpoint: ep }));
+    await tx.step('cut off', () => driver.cutOff?.(network.record, ep));
     await tx.step('delete record', () => this.ctx.store.delete('endpoints', ep.id));
-    this.ctx.registry.removeEndpoint(network, ep, sandbox);
-    journal.done(ep.id);
+    registry.removeEndpoint(network, ep, sandbox);
     await this.ctx.observers.endpointLeft(network.record, ep, reason);
+    const finish = () => this.finishRemove(network.record, ep, sandbox);
+    if (now) return finish();
+    const addresses = [ep.ipv4, ep.ipv6].filter((a) => a !== undefined).map((a) => a.address.toString());
+    this.ctx.teardowns.enqueue({ endpointId: ep.id, networkId: network.id, nsId: sandbox?.nsId ?? '', addresses, ports: publishes(ep.options) }, finish);
+  }
+
+  /** The deferred half of remove: the driver removes the endpoint's kernel objects, then its addresses are free. */
+  private async finishRemove(network: NetworkRecord, ep: EndpointRecord, sandbox: SandboxRecord | undefined): Promise<void> {
+    const { ipam, journal } = this.ctx;
+    const tx = new Transaction(TEARDOWN, this.ctx.log);
+    await tx.step('driver leave', () => this.ctx.registry.driverOf(network).leave(network, ep, sandbox));
+    await tx.step('release addresses', () => {
+      if (ep.ipv4 && network.ipv4[0]) ipam.release(network.ipv4[0].subnet, ep.ipv4);
+      if (ep.ipv6 && network.ipv6[0]) ipam.release(network.ipv6[0].subnet, ep.ipv6);
+    });
+    journal.done(ep.id);
   }
 
   /**
@@ -274,6 +299,12 @@ function checkOptionsAccepted(network: NetworkRecord, driver: Driver, options: R
   const accepted = driver.capabilities.endpointOptions ?? [];
   const refused = Object.keys(options).find((k) => !accepted.includes(k));
   if (refused !== undefined) throw new InvalidArgumentError(`network ${network.name} (driver ${network.driver}) cannot ${optionPurpose(refused)}`);
+}
+
+/** Whether endpoint options publish ports (the PORT_MAP option with at least one mapping). */
+function publishes(options: Record<string, unknown> | undefined): boolean {
+  const map = options?.[PORT_MAP];
+  return Array.isArray(map) ? map.length > 0 : map !== undefined && map !== null;
 }
 
 function nextInterfaceName(others: EndpointRecord[]): string {

@@ -15,7 +15,8 @@ export type Intent =
   | { op: 'attach'; endpoint: EndpointRecord }
   | { op: 'create-network'; network: NetworkRecord }
   | { op: 'rm-network'; networkId: string }
-  | { op: 'detach'; endpointId: string }
+  /** `endpoint`: the record, deleted before the deferred teardown is done (teardown-queue.ts); absent in old journals. */
+  | { op: 'detach'; endpointId: string; endpoint?: EndpointRecord }
   /** `netd sandbox create`: the namespace kept at `key` is made before the sandbox's record is written. */
   | { op: 'sandbox-create'; sandboxId: string; key: string }
   /** `netd sandbox rm`, once its endpoints are gone: the namespace is removed before the record. */
@@ -40,6 +41,7 @@ export class Journal {
 
 function fromStored(intent: Intent): Intent {
   if (intent.op === 'attach') return { ...intent, endpoint: endpointFromStored(intent.endpoint) };
+  if (intent.op === 'detach' && intent.endpoint) return { ...intent, endpoint: endpointFromStored(intent.endpoint) };
   if (intent.op === 'create-network') return { ...intent, network: networkFromStored(intent.network) };
   return intent;
 }

@@ -101,8 +101,10 @@ export class Recovery {
           const ep = registry.endpointsById.get(intent.endpointId);
           if (ep) {
             const sandbox = registry.sandboxesById.get(ep.sandboxId);
-            await this.endpoints.remove(registry.networkOf(ep), ep, sandbox, 'recovery');
+            await this.endpoints.remove(registry.networkOf(ep), ep, sandbox, 'recovery', true);
             if (sandbox && sandbox.endpoints.length === 0 && !sandbox.persistent) registry.forgetSandbox(sandbox);
+          } else if (intent.endpoint) {
+            await this.finishTeardown(intent.endpoint);
           }
           journal.done(intent.endpointId);
           log.warn({ op: 'start', endpoint: intent.endpointId }, 'completed a detach interrupted by a crash');
@@ -129,6 +131,24 @@ export class Recovery {
         log.error({ op: 'start', intent, err }, 'could not replay an interrupted operation; it stays journaled');
       }
     }
+  }
+
+  /**
+   * A detach that answered but whose deferred teardown (teardown-queue.ts) a crash interrupted: its record
+   * is gone, its kernel objects may not be. The driver's leave removes them; should it fail, the endpoint's
+   * addresses stay reserved (nothing may get them while something could deliver to it) and it stays journaled.
+   */
+  private async finishTeardown(ep: EndpointRecord): Promise<void> {
+    const network = this.ctx.registry.networksById.get(ep.networkId);
+    if (!network) return;
+    try {
+      await this.ctx.registry.driverOf(network.record).leave(network.record, ep, undefined);
+    } catch (err) {
+      if (ep.ipv4 && network.record.ipv4[0]) this.ctx.ipam.reserve(network.record.ipv4[0].subnet, ep.ipv4);
+      if (ep.ipv6 && network.record.ipv6[0]) this.ctx.ipam.reserve(network.record.ipv6[0].subnet, ep.ipv6);
+      throw err;
+    }
+    this.ctx.log.warn({ op: 'start', endpoint: ep.id }, 'completed the teardown of a detach interrupted by a crash');
   }
 
   /** Endpoints of live containers whose kernel objects went missing (e.g. a veth deleted by hand) are plumbed again. */

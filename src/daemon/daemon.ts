@@ -146,6 +146,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         await stopMonitors();
         await new Promise<void>((resolve) => srv.close(() => resolve()));
         if (pluginSrv) await new Promise<void>((resolve) => pluginSrv.close(() => resolve()));
+        await controller.stop(); // detaches' deferred teardowns
         await firewall.settled(); // e.g. conntrack deletions that follow a detach
         await dnsService.close();
         elements?.close();

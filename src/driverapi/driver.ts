@@ -46,7 +46,13 @@ export interface Driver {
 
   /** Plumbs an endpoint into a sandbox. */
   join(network: DriverNetwork, endpoint: DriverEndpoint, sandbox: DriverSandbox): Promise<JoinResult>;
-  /** Undoes join; tolerates a sandbox that is already gone. */
+  /**
+   * The quick first half of a detach: the endpoint stops carrying traffic (bridge: its host end down and out
+   * of the bridge), in about one kernel request. Its objects stay, as do its addresses and host ports, until
+   * `leave` (which the controller calls soon after, off the answer path) removes them. Idempotent.
+   */
+  cutOff?(network: DriverNetwork, endpoint: DriverEndpoint): Promise<void>;
+  /** Undoes join (also after cutOff); tolerates a sandbox that is already gone. */
   leave(network: DriverNetwork, endpoint: DriverEndpoint, sandbox: DriverSandbox | undefined): Promise<void>;
 
   /**
@@ -81,6 +87,9 @@ export interface Driver {
 
   /** True when reloadFirewall would change nothing (reads the kernel only). Without it, the check always reloads. */
   firewallIntact?(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<boolean>;
+
+  /** The daemon stops (nothing is pending any more): release what the driver holds, e.g. threads. */
+  close?(): Promise<void>;
 
   /**
    * After a restart: make the kernel match the persisted networks and endpoints again. Records an older

@@ -108,6 +108,16 @@ export interface LinkChanges {
    * the default (EUI-64). Addresses added explicitly still work.
    */
   ipv6LinkLocal?: boolean;
+  /** The link's device group (IFLA_GROUP; 0 is the default group): links of one group can be deleted in one request. */
+  group?: number;
+}
+
+/** A device group a link can be put in and deleted by (0, the default group, cannot be deleted as a group). */
+export function checkGroup(group: unknown): number {
+  if (typeof group !== 'number' || !Number.isInteger(group) || group < 0 || group > 0xffffffff) {
+    throw new InvalidArgumentError(`invalid device group ${JSON.stringify(group)}: must be an integer 0-4294967295`);
+  }
+  return group;
 }
 
 export function checkMtu(mtu: unknown): number {

@@ -11,8 +11,8 @@
  */
 import { FlagsGet, FlagsNew, rt, type RtNetlinkSocket } from 'netlink';
 import { InvalidArgumentError, KernelError } from '../errors.js';
-import { parseIfName, type Family, type InterfaceAddress } from '../net/index.js';
-import { AF_INET6 } from './af.js';
+import { parseIfName, type Family, type IPAddress, type InterfaceAddress } from '../net/index.js';
+import { AF_INET6, afOf } from './af.js';
 import { addAddress, deleteAddress, listAddresses, type AddressInfo } from './addresses.js';
 import {
   IFLA_EXT_MASK,
@@ -23,6 +23,7 @@ import {
   RTEXT_FILTER_SKIP_STATS,
   bridgeCreatePayload,
   checkAlias,
+  checkGroup,
   checkMtu,
   hairpinPayload,
   toLink,
@@ -168,6 +169,10 @@ export class Rtnl extends RtnlSocket {
       attrs.afSpec = new Map([[AF_INET6, nla.u8(IFLA_INET6_ADDR_GEN_MODE, changes.ipv6LinkLocal ? IN6_ADDR_GEN_MODE_EUI64 : IN6_ADDR_GEN_MODE_NONE)]]);
       what.push(`addrgenmode ${changes.ipv6LinkLocal ? 'eui64' : 'none'}`);
     }
+    if (changes.group !== undefined) {
+      attrs.group = checkGroup(changes.group);
+      what.push(`group ${changes.group}`);
+    }
     if (what.length === 0) return;
     await this.call(`set link ${byName ? link : `#${index}`} ${what.join(' ')}`, (s, timeout) => s.setLink(data, attrs, { timeout }));
   }
@@ -185,6 +190,37 @@ export class Rtnl extends RtnlSocket {
   async deleteLink(index: number): Promise<void> {
     checkIndex(index);
     await this.call(`delete link #${index}`, (s, timeout) => s.delLink({ index }, undefined, { timeout }));
+  }
+
+  /**
+   * Deletes every link of a device group in ONE request (RTM_DELLINK with IFLA_GROUP): the kernel
+   * unregisters them together, so they share one RCU grace period instead of waiting for one each. Resolves
+   * with false when the group holds no link (ENODEV). KernelError 'EOPNOTSUPP' when a link of the group
+   * cannot be deleted (nothing is deleted then); 'EPERM' for group 0.
+   */
+  async deleteLinkGroup(group: number): Promise<boolean> {
+    const g = checkGroup(group);
+    if (g === 0) throw new InvalidArgumentError('the default device group (0) cannot be deleted as a group');
+    try {
+      await this.call(`delete link group ${g}`, (s, timeout) => s.delLink({ index: 0 }, { group: g }, { timeout }));
+      return true;
+    } catch (err) {
+      if (err instanceof KernelError && err.errno === 'ENODEV') return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Removes the neighbour (ARP/NDP) entry for `address` on link `index`, if there is one: an address given
+   * to a new interface must not be sent to the MAC that held it before.
+   */
+  async forgetNeighbour(index: number, address: IPAddress): Promise<void> {
+    checkIndex(index);
+    try {
+      await this.call(`forget neighbour ${address} on link #${index}`, (s, timeout) => s.delNeighbor({ family: afOf(address.family), ifindex: index }, { dst: address.toNetlink() }, { timeout }));
+    } catch (err) {
+      if (!(err instanceof KernelError && err.errno === 'ENOENT')) throw err;
+    }
   }
 
   // ---- addresses ----

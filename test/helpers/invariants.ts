@@ -9,6 +9,7 @@ import { testFirewallBackend } from './backend.js';
 import { iptablesNetdState, mentioning, nftNetdState, rulesThat } from './firewall-state.js';
 import type { TestNetns } from './netns.js';
 import type { EndpointJson } from './endpoints.js';
+import { converged } from './settle.js';
 
 interface NetworkJson {
   Id: string;
@@ -25,6 +26,7 @@ interface LinkJson {
 }
 
 export async function checkInvariants(daemon: TestDaemon, host: TestNetns): Promise<void> {
+  await converged(daemon); // detaches' deferred teardowns done
   const networks = await daemon.client.call<NetworkJson[]>('GET', '/networks');
   const endpoints = await daemon.client.call<EndpointJson[]>('GET', '/netd/v1/endpoints');
   const links = JSON.parse((await host.exec(['ip', '-j', '-d', 'link', 'show'])).stdout) as LinkJson[];

@@ -4,6 +4,8 @@
  * state against records made while such operations are still queued sees a veth whose attach has not
  * recorded it yet (or a record whose detach is under way). `settle` waits until they are all done.
  */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { ApiError } from '../../src/cli/client.js';
 import type { TestDaemon } from './daemon.js';
 
@@ -25,6 +27,35 @@ function operationsLogged(daemon: TestDaemon): number {
 }
 
 /**
+ * A detach answers once its container is cut off; its veth and rules are removed right after, each pending
+ * teardown journaled (src/cnm/teardown-queue.ts) until done. Returns once the journal holds no detach —
+ * every answered detach's kernel work is done — polling; throws after `timeoutMs`.
+ */
+export async function converged(daemon: TestDaemon, timeoutMs = 15_000): Promise<void> {
+  const dir = join(daemon.dataRoot, 'intents');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let left: string[] = [];
+    try {
+      left = readdirSync(dir).filter((f) => isDetach(join(dir, f)));
+    } catch {
+      return; // no journal yet
+    }
+    if (left.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`operations still journaled after ${timeoutMs} ms: ${left.join(', ')}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function isDetach(file: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { op?: string }).op === 'detach';
+  } catch {
+    return false; // removed meanwhile
+  }
+}
+
+/**
  * Returns once no operation ran between two barriers `quietMs` apart: everything the clients sent has been
  * done (requests still being read reach the lock within that time). Throws after `timeoutMs`.
  */
@@ -36,7 +67,7 @@ export async function settle(daemon: TestDaemon, { quietMs = 300, timeoutMs = 60
     await new Promise((r) => setTimeout(r, quietMs));
     await barrier(daemon);
     const now = operationsLogged(daemon);
-    if (now === seen) return;
+    if (now === seen) return converged(daemon, Math.max(1, deadline - Date.now()));
     seen = now;
   }
   throw new Error(`the daemon did not become idle within ${timeoutMs} ms`);

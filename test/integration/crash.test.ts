@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { TestContainer, requireRoot } from '../helpers/netns.js';
 import { TestDaemon, Topology } from '../helpers/daemon.js';
 import { checkInvariants } from '../helpers/invariants.js';
+import { converged } from '../helpers/settle.js';
 import { FAULT_POINTS } from '../helpers/fault-points.js';
 
 interface Scenario {
@@ -138,8 +139,14 @@ describe('crash at every fault point, restart, invariants hold', () => {
     },
     {
       name: 'detach',
-      setup: async () => void (await daemon.cli(['attach', String(container.pid), '--network', 'base', '--name', 'ctr'])),
-      act: () => cli(['detach', 'ctr']),
+      // With a published port: a crash in the deferred teardown must leave neither the veth nor its forward.
+      setup: async () => void (await daemon.cli(['attach', String(container.pid), '--network', 'base', '--name', 'ctr', '-p', '8089:80'])),
+      // The answer comes once the container is cut off; its teardown follows (and may be where the daemon dies).
+      act: async () => {
+        const res = await cli(['detach', 'ctr']);
+        if (res.code === 0) await converged(daemon, 5000).catch(() => undefined);
+        return res;
+      },
       finish: async () => {
         ok(await cli(['detach', 'ctr']), /no attached container ctr/, 'retry');
         await checkInvariants(daemon, topo.host);
@@ -231,6 +238,7 @@ describe('crash at every fault point, restart, invariants hold', () => {
         if (s.atLaunch) await daemon.launch();
         for (const point of readFileSync(trace, 'utf8').split('\n').filter(Boolean)) if (!reachedBy.has(point)) reachedBy.set(point, s);
         await s.finish();
+        await converged(daemon); // no deferred teardown of this scenario lands in the next one's trace
       }
     } finally {
       await daemon.stop();

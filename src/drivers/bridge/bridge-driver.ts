@@ -21,6 +21,7 @@ import { IPAddress, InterfaceAddress, MAC, Prefix } from '../../net/index.js';
 import { writeSysctl } from '../../kernel/sysctl.js';
 import type { InstanceIdentity } from '../../firewall/marks.js';
 import { LinkOwner } from './link-owner.js';
+import { LinkReaper, reapGroup } from './link-reaper.js';
 import { HostForwarding } from './forwarding.js';
 import { parseBridgeOptions, type BridgeOptions } from './options.js';
 import { PortPublisher, bindingsOf } from './port-publisher.js';
@@ -66,11 +67,14 @@ export class BridgeDriver implements Driver {
   /** Published ports of this driver's endpoints. */
   private readonly ports: PortPublisher;
   private readonly owner: LinkOwner;
+  /** Host ends cut off by a detach, deleted together (link-reaper.ts). */
+  private readonly reaper: LinkReaper;
   private readonly forwarding: HostForwarding;
 
   constructor(private readonly deps: BridgeDriverDeps) {
     this.ports = new PortPublisher(deps);
     this.owner = new LinkOwner(deps.instance);
+    this.reaper = new LinkReaper(deps.rtnl, reapGroup(deps.instance?.id));
     this.forwarding = new HostForwarding({
       firewall: deps.firewall,
       log: deps.log,
@@ -249,6 +253,16 @@ export class BridgeDriver implements Driver {
     return err;
   }
 
+  /**
+   * A detach's answer waits only for this: the host end goes down and leaves the bridge (one request), so
+   * nothing reaches the container or leaves it any more. Its forwards, the link and its host ports stay
+   * until leave.
+   */
+  async cutOff(_network: DriverNetwork, endpoint: DriverEndpoint): Promise<void> {
+    const link = await this.hostEnd(endpoint);
+    if (link) await this.reaper.cutOff(link.index);
+  }
+
   async leave(network: DriverNetwork, endpoint: DriverEndpoint): Promise<void> {
     // The published ports' rules and the veth go at the same time: both removals wait in the kernel for
     // an RCU grace period (nf_tables for deleted rules, unregister_netdevice for the link), and the
@@ -258,13 +272,27 @@ export class BridgeDriver implements Driver {
     const rules = this.ports.unpublish(bridgeName(network, opts), opts, endpoint);
     const link = this.deleteHostEnd(endpoint);
     await allDone([rules, link]);
+    await this.forgetNeighbours(network, endpoint);
   }
 
+  /** The bridge's ARP/NDP entries for the endpoint's addresses go with it: a later holder has another MAC. */
+  private async forgetNeighbours(network: DriverNetwork, endpoint: DriverEndpoint): Promise<void> {
+    const bridge = await this.bridgeOf(network).catch(() => undefined);
+    if (bridge === undefined) return;
+    for (const a of [endpoint.ipv4, endpoint.ipv6]) if (a) await this.rtnl.forgetNeighbour(bridge, a.address);
+  }
+
+  /** The endpoint's host end, when it is there and this endpoint's (gone already when its namespace died: the kernel removes both ends). */
+  private async hostEnd(endpoint: DriverEndpoint): Promise<Link | undefined> {
+    const link = await this.rtnl.linkByName(hostIfnameOf(endpoint));
+    return link && link.kind === 'veth' && this.owner.isOf(link.alias, endpoint.id) ? link : undefined;
+  }
+
+  /** Cut off (if it was not yet) and deleted together with the other host ends being deleted. */
   private async deleteHostEnd(endpoint: DriverEndpoint): Promise<void> {
-    const name = hostIfnameOf(endpoint);
-    const link = await this.rtnl.linkByName(name);
-    // Gone already when the container's namespace died: the kernel removes both ends.
-    if (link && link.kind === 'veth' && this.owner.isOf(link.alias, endpoint.id)) await this.rtnl.deleteLink(link.index);
+    const link = await this.hostEnd(endpoint);
+    if (!link) return;
+    if (await this.reaper.cutOff(link.index)) await this.reaper.reap(link.index);
   }
 
   /**
@@ -311,6 +339,10 @@ export class BridgeDriver implements Driver {
     const name = hostIfnameOf(endpoint);
     const link = await this.rtnl.linkByName(name);
     return link !== undefined && link.up && link.master === (await this.bridgeOf(network).catch(() => -1));
+  }
+
+  close(): Promise<void> {
+    return this.reaper.close();
   }
 
   // ---------------------------------------------------------------- firewall reload

@@ -136,8 +136,9 @@ export class PortPublisher {
   /** Removes an endpoint's rules and conntrack entries and frees its host ports. */
   async unpublish(bridge: string, opts: BridgeOptions, endpoint: DriverEndpoint): Promise<void> {
     const bindings = bindingsOf(endpoint);
-    if (bindings.length > 0) await this.deps.firewall.teardownPortForward(forwardSpec(bridge, opts, endpoint, bindings));
+    // Forgotten first: a firewall reload that starts meanwhile must not put the forward back.
     this.published.delete(endpoint.id);
+    if (bindings.length > 0) await this.deps.firewall.teardownPortForward(forwardSpec(bridge, opts, endpoint, bindings));
     this.allocator.release(endpoint.id);
   }
 
