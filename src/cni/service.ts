@@ -187,7 +187,11 @@ export class CniService {
   private async del(env: CniEnv, id: CniIdentity): Promise<CniReply> {
     if (!isSupported(id.cniVersion)) this.log.warn({ op: 'cni', command: 'DEL', cniVersion: id.cniVersion }, 'cni DEL with an unsupported cniVersion: releasing anyway');
     const ep = this.attachmentOf(id, env);
-    if (ep) await this.controller.removeEndpoint(ep.id, 'cni del');
+    if (ep) {
+      await this.controller.removeEndpoint(ep.id, 'cni del');
+      // A runtime reads DEL's answer as "the interface is gone" (it may reuse the namespace at once).
+      await this.controller.endpointGone(ep.id);
+    }
     return { status: 204 };
   }
 

@@ -166,6 +166,14 @@ export class Controller {
     });
   }
 
+  /**
+   * Resolves once a removed endpoint's deferred teardown (its veth, rules, then its addresses) is done: for
+   * front ends whose callers expect the kernel state gone when they get the answer (CNI DEL, the Docker plugin).
+   */
+  endpointGone(id: string): Promise<void> {
+    return this.ctx.teardowns.settle((t) => t.endpointId === id);
+  }
+
   /** Waits for the detaches' deferred work (teardown-queue.ts), then lets the drivers go: the daemon's stop calls it. */
   async stop(): Promise<void> {
     await this.ctx.teardowns.drain();

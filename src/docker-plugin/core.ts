@@ -40,6 +40,8 @@ export interface PluginCore {
   deleteNetwork(ref: string, managedBy?: string): Promise<void>;
   attach(req: PluginAttachRequest): Promise<AttachResult | SharedAttachResult>;
   removeEndpoint(id: string, reason?: string, managedBy?: string): Promise<boolean>;
+  /** Resolves once a removed endpoint's deferred teardown is done (its address and ports free again). */
+  endpointGone(id: string): Promise<void>;
   endpoint(id: string): EndpointRecord | undefined;
   /** The endpoints on a network (none for an unknown one). */
   endpointsOf(networkId: string): EndpointRecord[];

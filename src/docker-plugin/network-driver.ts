@@ -109,6 +109,7 @@ export class NetworkDriver {
       for (const ep of this.core().endpointsOf(networkId)) {
         if (ep.managedBy !== MANAGED_BY) continue;
         await this.core().removeEndpoint(ep.id, MANAGED_BY, MANAGED_BY);
+        await this.core().endpointGone(ep.id);
         this.log.info({ op: 'docker-plugin', network: networkId, endpoint: ep.id }, 'endpoint dockerd no longer has removed with its network');
       }
       for (const entry of [...this.state.endpoints.values()]) if (entry.networkId === networkId) await this.forgetOrphan(entry.id);
@@ -202,7 +203,11 @@ export class NetworkDriver {
 
   async deleteEndpoint(raw: unknown): Promise<Answer> {
     const { endpointId } = parseEndpointRef(raw);
-    if (this.findEndpoint(endpointId)) await this.core().removeEndpoint(endpointId, MANAGED_BY, MANAGED_BY);
+    if (this.findEndpoint(endpointId)) {
+      await this.core().removeEndpoint(endpointId, MANAGED_BY, MANAGED_BY);
+      // dockerd releases the address next: it must be free in netd's IPAM by then, and the veth gone.
+      await this.core().endpointGone(endpointId);
+    }
     await this.forgetEndpoint(endpointId);
     return {};
   }

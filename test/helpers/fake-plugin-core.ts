@@ -95,6 +95,8 @@ export class FakePluginCore implements PluginCore {
     return { network: n.name, networkId: n.id, endpointId: ep.id, sandboxId: 'sb', name: ep.name, interface: ep.ifname };
   }
 
+  async endpointGone(_id: string): Promise<void> {}
+
   async removeEndpoint(id: string, reason?: string, managedBy?: string): Promise<boolean> {
     this.calls.push(`removeEndpoint ${id} ${reason} ${managedBy}`);
     const ep = this.eps.get(id);
