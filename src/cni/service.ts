@@ -234,14 +234,18 @@ export class CniService {
     if (!network) return { status: 204 };
     const keep = new Set(config.validAttachments.map((a) => `${a.containerId}\0${a.ifname}`));
     const failures: { ep: EndpointRecord; err: CniError }[] = [];
+    const removed: string[] = [];
     for (const ep of this.controller.endpointsOf(network.id)) {
       if (!isOurs(ep, config.name) || keep.has(`${ep.name}\0${ep.ifname}`)) continue;
       try {
         await this.controller.removeEndpoint(ep.id, 'cni gc');
+        removed.push(ep.id);
       } catch (err) {
         failures.push({ ep, err: toCniError(err) });
       }
     }
+    // As DEL: released means gone from the kernel when GC answers (their teardowns run together).
+    await Promise.all(removed.map((id) => this.controller.endpointGone(id)));
     if (failures.length > 0) {
       const details = failures.map(({ ep, err }) => `${ep.name} (${ep.ifname}): ${err.message}`).join('; ');
       throw new CniError(failures[0].err.cniCode, `GC could not release ${failures.length} attachment(s) of ${config.name}`, details);
