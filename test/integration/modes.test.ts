@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { TestContainer, requireRoot } from '../helpers/netns.js';
 import { FIXTURES, TestDaemon, Topology, kernelSnapshot, startWhoami } from '../helpers/daemon.js';
+import { converged } from '../helpers/settle.js';
 
 interface AttachJson {
   network: string;
@@ -105,6 +106,7 @@ describe('modes, networks and isolation', () => {
     assert.ok(await reaches(second, r.gateway!), 'the second container still has the network');
     assert.ok(await reaches(second, ip(r.ipv4!)), 'and its address');
     await daemon.cli(['detach', 'sidecar']);
+    await converged(daemon); // a detach answers once cut off; the veth is deleted right after (teardown queue)
     assert.deepEqual((await second.ipJson<{ ifname: string }[]>(['link', 'show'])).map((l) => l.ifname), ['lo'], 'the last one out takes eth0 away');
   });
 
