@@ -16,6 +16,8 @@
  *   filter-forward   filter hook forward priority filter: `oifname vmap @fwd_out`, `iifname vmap @fwd_in`
  *   forward-drop     filter hook forward priority 10, only when dropForwardByDefault asked for it:
  *                    `meta nfproto ipv4 meta mark & MARK != MARK drop` per family
+ *   forward-unmark   filter hook forward priority 20: `meta mark set meta mark & ~MARK`, so that nothing after
+ *                    netd's forward decision (policy routing, tc, other tables' postrouting) sees netd's bit
  * Per network (chains `nw-<id12>-out|in|hairpin|masq`, each reached through one vmap element keyed by its
  * bridge or subnet, so its removal is exact): out = what may reach the bridge (established, DNATed,
  * routed-mode published ports, nothing else from another interface; internal: only the subnet), in = what
@@ -33,6 +35,8 @@ import { mappingSpan, type FirewallForward } from './port-forward.js';
 
 /** The packet mark bit a netd accept in the forward hook sets (see the file comment). */
 export const ACCEPT_MARK = '0x00200000';
+/** Every bit but ACCEPT_MARK: forward-unmark clears netd's bit with it. */
+export const UNMARK_MASK = '0xffdfffff';
 const ACCEPT = `meta mark set meta mark | ${ACCEPT_MARK} accept`;
 
 export interface NftBaseSpec {
@@ -89,7 +93,7 @@ export function setDecls(families: readonly Family[]): NftSetDecl[] {
 }
 
 /** The base chains: fixed names, always netd's. */
-export const BASE_CHAINS = ['raw-prerouting', 'nat-prerouting', 'nat-output', 'pf', 'nat-postrouting', 'filter-forward', 'forward-drop'] as const;
+export const BASE_CHAINS = ['raw-prerouting', 'nat-prerouting', 'nat-output', 'pf', 'nat-postrouting', 'filter-forward', 'forward-drop', 'forward-unmark'] as const;
 
 export function baseChains(families: readonly Family[], forwardDrop: readonly Family[]): NftChain[] {
   const key = (f: Family) => `${IP[f]} daddr . meta l4proto . th dport`;
@@ -119,6 +123,7 @@ export function baseChains(families: readonly Family[], forwardDrop: readonly Fa
       rules: drop.map((f) => `meta nfproto ${NFPROTO[f]} meta mark & ${ACCEPT_MARK} != ${ACCEPT_MARK} drop`),
     });
   }
+  chains.push({ name: 'forward-unmark', base: { type: 'filter', hook: 'forward', priority: 20 }, rules: [`meta mark set meta mark & ${UNMARK_MASK}`] });
   return chains;
 }
 

@@ -226,11 +226,27 @@ export function nftForwardChains(ruleset: unknown): { family: string; table: str
     .map(([, b]) => ({ family: String(b.family), table: String(b.table), chain: String(b.name), policy: String(b.policy ?? 'accept') }));
 }
 
+/** The mark bit every netd accept in the forward hook sets (src/firewall/nftables-layout.ts ACCEPT_MARK). */
+export const NFT_ACCEPT_MARK = 0x00200000;
+
+/**
+ * Whether a rendered rule line (renderNftRuleset) is netd's "FORWARD policy DROP" for `family`: in a forward base
+ * chain of netd's table, `meta nfproto ipvF meta mark & MARK != MARK drop` (drop what no netd instance accepted).
+ */
+function isForwardDropRule(line: string, forwardChains: ReadonlySet<string>, family: IpFamily): boolean {
+  const m = /^rule (\S+) (\S+) ([^:]+): (.*)$/.exec(line);
+  if (!m || !forwardChains.has(`${m[1]} ${m[2]} ${m[3]}`)) return false;
+  const mark = `(${NFT_ACCEPT_MARK}|0x${NFT_ACCEPT_MARK.toString(16).padStart(8, '0')})`;
+  return new RegExp(`^meta nfproto ipv${family} \\(?meta mark & ${mark}\\)? != ${mark} drop( comment "[^"]*")?$`).test(m[4]);
+}
+
 /**
  * The forward policy that applies to netd's routing, `ACCEPT` or `DROP`: iptables → the filter table's FORWARD
- * policy of that family (`iptables -S FORWARD` / `ip6tables`); nftables → the policy of netd's forward base chain
- * covering that family (an `inet` table's covers both). Throws when netd has no forward base chain on nftables
- * (its table is missing: the check must not pass by default).
+ * policy of that family (`iptables -S FORWARD` / `ip6tables`); nftables → DROP iff a forward base chain of netd's
+ * table covering that family has policy drop or holds netd's drop rule for it (`meta nfproto ipvF meta mark &
+ * 0x00200000 != 0x00200000 drop`: the backend's `forward-drop` chain, which lets through what any netd instance
+ * accepted). Throws when netd has no forward base chain on nftables (its table is missing: the check must not
+ * pass by default).
  */
 export async function forwardPolicy(ns: TestNetns, family: IpFamily, backend: FirewallBackend = testFirewallBackend()): Promise<'ACCEPT' | 'DROP'> {
   if (backend === 'iptables') {
@@ -240,29 +256,28 @@ export async function forwardPolicy(ns: TestNetns, family: IpFamily, backend: Fi
     return m[1] as 'ACCEPT' | 'DROP';
   }
   const fam = family === 4 ? 'ip' : 'ip6';
-  const chains = nftForwardChains(await nftRuleset(ns)).filter((c) => c.family === 'inet' || c.family === fam);
+  const ruleset = await nftRuleset(ns);
+  const chains = nftForwardChains(ruleset).filter((c) => c.family === 'inet' || c.family === fam);
   if (chains.length === 0) throw new Error(`netd has no forward base chain for IPv${family} in nftables`);
-  const policies = new Set(chains.map((c) => c.policy));
-  if (policies.size !== 1) throw new Error(`netd's forward chains disagree: ${JSON.stringify(chains)}`);
-  return [...policies][0] === 'drop' ? 'DROP' : 'ACCEPT';
+  if (chains.some((c) => c.policy === 'drop')) return 'DROP';
+  const names = new Set(chains.map((c) => `${c.family} ${c.table} ${c.chain}`));
+  return renderNftRuleset(ruleset).some((l) => isForwardDropRule(l, names, family)) ? 'DROP' : 'ACCEPT';
 }
 
 /**
  * What an administrator's reset of the forward policy looks like on `backend`: `iptables -P FORWARD ACCEPT`, or
- * netd's forward base chain(s) redefined with `policy accept` (`nft add chain` with the chain's own hook).
+ * netd's drop rule(s) for that family deleted from its forward base chains (`nft delete rule ... handle N`).
+ * Returns what it removed on nftables (throws when there was nothing: the reset must not be a no-op).
  */
-export async function resetForwardPolicy(ns: TestNetns, family: IpFamily, backend: FirewallBackend = testFirewallBackend()): Promise<void> {
+export async function resetForwardPolicy(ns: TestNetns, family: IpFamily, backend: FirewallBackend = testFirewallBackend()): Promise<string[]> {
   if (backend === 'iptables') {
     await ns.exec([family === 4 ? 'iptables' : 'ip6tables', '-w', '-P', 'FORWARD', 'ACCEPT']);
-    return;
+    return [];
   }
-  const ruleset = await nftRuleset(ns);
-  const chains = nftObjects(ruleset).filter(([kind, b]) => kind === 'chain' && b.hook === 'forward' && typeof b.table === 'string' && NETD_TABLE.test(b.table));
-  if (chains.length === 0) throw new Error('netd has no forward base chain in nftables');
-  for (const [, b] of chains) {
-    const spec = `{ type ${String(b.type)} hook forward priority ${String(b.prio)}; policy accept; }`;
-    await ns.exec(['nft', 'add', 'chain', String(b.family), String(b.table), String(b.name), spec]);
-  }
+  const names = new Set(nftForwardChains(await nftRuleset(ns)).map((c) => `${c.family} ${c.table} ${c.chain}`));
+  const deleted = await deleteNetdNftRules(ns, (l) => isForwardDropRule(l, names, family));
+  if (deleted.length === 0) throw new Error(`netd has no forward drop rule for IPv${family} in nftables`);
+  return deleted;
 }
 
 /**

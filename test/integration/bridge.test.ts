@@ -187,7 +187,9 @@ describe('bridge networks', () => {
     await attach(c, ['--network', 'tidy', '--name', 'tidy-c']);
     const during = await kernelSnapshot(topo.host);
     assert.ok(during.links.some((l) => l.startsWith('tidy0 bridge')));
-    assert.ok(during.rules.some((l) => l.includes('tidy0')));
+    // netd's firewall names the bridge: iptables-save's lines, or (nftables) netd's table (vmap elements).
+    const firewall = testFirewallBackend() === 'nftables' ? during.nftables : during.rules;
+    assert.ok(firewall.some((l) => l.includes('tidy0')), `netd's firewall names tidy0: ${firewall.join('\n')}`);
 
     const busy = await daemon.cli(['rm-network', 'tidy'], true);
     assert.notEqual(busy.code, 0);

@@ -92,7 +92,7 @@ describe('crash at every fault point, restart, invariants hold', () => {
         assert.ok((await containerLinks()).includes('eth0'), 'the shared namespace keeps its interface');
         await checkInvariants(daemon, topo.host);
         await daemon.cli(['detach', stays]);
-        await converged(daemon); // the detach answers once cut off; its veth goes right after
+        await converged(daemon); // the veth goes in the deferred teardown, right after the answer
         assert.deepEqual(await containerLinks(), ['lo']);
       },
     };

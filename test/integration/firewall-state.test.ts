@@ -28,10 +28,12 @@ test('firewall-state on a real nf_tables table: state, forward policy and its re
     assert.notDeepEqual(rulesThat(state, 'masquerade', '172.17.0.0/16'), []);
     assert.notDeepEqual(rulesThat(state, 'dnat', 8080, '172.17.0.2', 80), []);
     assert.equal(await forwardPolicy(ns, 4, 'nftables'), 'DROP');
-    assert.equal(await forwardPolicy(ns, 6, 'nftables'), 'DROP', 'an inet chain covers IPv6 too');
+    assert.equal(await forwardPolicy(ns, 6, 'nftables'), 'DROP', 'the drop rule of each family counts');
 
-    await resetForwardPolicy(ns, 4, 'nftables');
+    assert.equal((await resetForwardPolicy(ns, 4, 'nftables')).length, 1, 'the IPv4 drop rule deleted');
     assert.equal(await forwardPolicy(ns, 4, 'nftables'), 'ACCEPT');
+    assert.equal(await forwardPolicy(ns, 6, 'nftables'), 'DROP', 'the IPv6 drop rule stays');
+    await assert.rejects(resetForwardPolicy(ns, 4, 'nftables'), /no forward drop rule/, 'a reset with nothing to reset is an error');
     assert.equal(await forwardPolicy(ns, 4, 'iptables'), 'ACCEPT', 'iptables’ FORWARD untouched throughout');
 
     const gone = await deleteNetdNftRules(ns, (l) => rulesThat([l], 'drop', '127.0.0.0/8', 'lo').length > 0);

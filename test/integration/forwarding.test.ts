@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { TestContainer, TestNetns, requireRoot } from '../helpers/netns.js';
 import { FIXTURES, TestDaemon, startWhoami, testFirewallBackend } from '../helpers/daemon.js';
-import { forwardPolicy as netdForwardPolicy, resetForwardPolicy } from '../helpers/firewall-state.js';
+import { forwardPolicy as netdForwardPolicy, nftRuleset, nftTables, resetForwardPolicy } from '../helpers/firewall-state.js';
 
 const RIGHT = '203.0.113.66';
 const LEFT = '203.0.113.2';
@@ -157,6 +157,16 @@ test('the FORWARD policy stays DROP: a reset is undone by a firewall reload and 
     assert.equal(await sysctl(h.host, 'net.ipv4.ip_forward'), '1', 'forwarding was on already at this start');
     assert.equal(await forwardPolicy(h.host, 'iptables'), '-P FORWARD DROP', 'a restart sets it back (netd turned forwarding on)');
     assert.equal(await routed(h), undefined);
+    if (testFirewallBackend() === 'nftables') {
+      // The whole drop chain deleted (not only its rule): a reload puts it back too.
+      const [t] = nftTables(await nftRuleset(h.host));
+      await h.host.exec(['nft', 'delete', 'chain', t.family, t.name, 'forward-drop']);
+      assert.equal(await forwardPolicy(h.host, 'iptables'), '-P FORWARD ACCEPT', 'chain deleted: nothing drops');
+      assert.equal(await routed(h), LEFT);
+      await daemon.cli(['firewall-reload']);
+      assert.equal(await forwardPolicy(h.host, 'iptables'), '-P FORWARD DROP', 'a reload restores the chain');
+      assert.equal(await routed(h), undefined);
+    }
   } finally {
     await daemon?.destroy();
     await h.destroy();

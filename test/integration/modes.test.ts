@@ -106,7 +106,7 @@ describe('modes, networks and isolation', () => {
     assert.ok(await reaches(second, r.gateway!), 'the second container still has the network');
     assert.ok(await reaches(second, ip(r.ipv4!)), 'and its address');
     await daemon.cli(['detach', 'sidecar']);
-    await converged(daemon); // the detach answers once cut off; eth0 goes right after
+    await converged(daemon); // a detach answers once cut off; the veth is deleted right after (teardown queue)
     assert.deepEqual((await second.ipJson<{ ifname: string }[]>(['link', 'show'])).map((l) => l.ifname), ['lo'], 'the last one out takes eth0 away');
   });
 

@@ -256,4 +256,25 @@ describe('nftables backend, convergence', () => {
       assert.equal(await probe(C2, '198.51.100.2', 8080), 'TIMEOUT', 'the drop is kept by every convergence');
     });
   });
+
+  test("netd's accept bit is cleared after its forward decision: later hooks and tables never see it", async () => {
+    await withTopology(async ({ H, C1, O }) => {
+      const a = firewallIn(H).fw;
+      await a.reconcile([net()], []);
+      await a.dropForwardByDefault([4]);
+      // Someone else's table counts packets carrying netd's bit between netd's accept and drop (5) and after
+      // both (30), and at postrouting.
+      const count = 'meta mark & 0x00200000 == 0x00200000 counter';
+      for (const [chain, hook, prio] of [['mid', 'forward', '5'], ['late', 'forward', '30'], ['post', 'postrouting', '0']]) {
+        await sh(H, ['nft', 'add', 'table', 'inet', 'watch']);
+        await sh(H, ['nft', 'add', 'chain', 'inet', 'watch', chain, `{ type filter hook ${hook} priority ${prio}; policy accept; }`]);
+        await sh(H, ['nft', 'add', 'rule', 'inet', 'watch', chain, ...count.split(' ')]);
+      }
+      assert.equal(await probe(C1, '198.51.100.2', 8080), '8080 198.51.100.1', 'forwarded (and masqueraded)');
+      const packets = async (chain: string) => Number(/counter packets (\d+)/.exec((await sh(H, ['nft', 'list', 'chain', 'inet', 'watch', chain])).stdout)?.[1]);
+      assert.ok((await packets('mid')) > 0, 'netd marks what it accepts (its drop chain relies on it)');
+      assert.equal(await packets('late'), 0, 'nothing after netd\'s forward decision sees the bit');
+      assert.equal(await packets('post'), 0, 'nor postrouting');
+    });
+  });
 });

@@ -113,7 +113,8 @@ describe('published port ranges', () => {
     } else {
       // A handful of elements (a DNAT map's, maybe a filter set's), not one per port: the range is one key.
       assert.ok(mine.length > 0 && mine.length <= 4, `a few lines for the whole range:\n${mine.join('\n')}`);
-      assert.notDeepEqual(rulesThat(mine, 'dnat', HOST, '1-65535', cip), [], 'one DNAT of HOST:1-65535/udp to the container');
+      // The element is DNAT's through the rule that looks its map up: read against netd's whole table.
+      assert.notDeepEqual(rulesThat(await netdFirewallState(topo.host), 'dnat', HOST, '1-65535', cip), [], 'one DNAT of HOST:1-65535/udp to the container');
     }
 
     // The ends of the range, each reaching the same port in the container, from the client's real address.
@@ -158,9 +159,13 @@ describe('published port ranges', () => {
         `-A NETD-PF-${daemon.instance}-${id12} -p udp -m udp --dport 20000:20009 -m comment --comment "netd:${daemon.instance}:pf:${id12}" -j DNAT --to-destination ${cip}:30000-30009/20000`,
       ]);
     } else {
-      const mine = await rulesOf(r.endpointId, cip);
+      // nft has no port offset: a shifted range is one DNAT map element per port (host port → container port).
+      const state = await netdFirewallState(topo.host);
       for (const proto of ['tcp', 'udp']) {
-        assert.notDeepEqual(rulesThat(mine, 'dnat', proto, '20000-20009', cip), [], `${proto} 20000-20009 → ${cip} in netd’s table:\n${mine.join('\n')}`);
+        for (let i = 0; i < 10; i++) {
+          assert.equal(rulesThat(state, 'dnat', proto, 20000 + i, cip, 30000 + i).length, 1, `${proto} ${20000 + i} → ${cip}:${30000 + i} in netd’s table:\n${state.join('\n')}`);
+        }
+        assert.deepEqual(rulesThat(state, 'dnat', proto, 20010, cip), [], 'nothing past the range');
       }
     }
     assert.equal(await tcpFromOutside(20000), `tcp 30000 ${OUTSIDE}`);
