@@ -6,6 +6,7 @@
  * documents). Pure parsing here; the backend logs each finding once.
  */
 import { NFT_TABLE_RE } from './nft-elements.js';
+import { ACCEPT_MARK } from './nftables-layout.js';
 
 type Json = unknown;
 const obj = (v: Json): Record<string, Json> => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, Json>) : {});
@@ -34,13 +35,17 @@ function interfaces(expr: readonly Json[]): string[] {
   return out;
 }
 
+/**
+ * The one rule that lets through what netd accepted: netd's forward chain runs at priority filter - 1, before
+ * other tables' filter chains, and marks what it accepts (ACCEPT_MARK), so the other chain can accept by mark.
+ */
 function fixFor(family: string, table: string, chain: string, bridges: readonly string[]): string {
-  const br = bridges.length > 0 ? bridges.join(', ') : '<bridge>';
+  const br = bridges.length > 0 ? ` (netd's bridges: ${bridges.join(', ')})` : '';
   if ((family === 'ip' || family === 'ip6') && table === 'filter' && chain === 'FORWARD') {
     const cmd = family === 'ip' ? 'iptables' : 'ip6tables';
-    return `for each netd bridge (${br}): ${cmd} -I FORWARD -i BRIDGE -j ACCEPT; ${cmd} -I FORWARD -o BRIDGE -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT`;
+    return `accept what netd accepted${br}: ${cmd} -I FORWARD -m mark --mark ${ACCEPT_MARK}/${ACCEPT_MARK} -j ACCEPT (with dockerd: in DOCKER-USER instead of FORWARD)`;
   }
-  return `for each netd bridge (${br}): nft insert rule ${family} ${table} ${chain} iifname BRIDGE accept; nft insert rule ${family} ${table} ${chain} oifname BRIDGE ct state established,related accept; nft insert rule ${family} ${table} ${chain} oifname BRIDGE ct status dnat accept`;
+  return `accept what netd accepted${br}: nft insert rule ${family} ${table} ${chain} meta mark and ${ACCEPT_MARK} == ${ACCEPT_MARK} accept`;
 }
 
 /** What in other tables drops forwarded traffic of netd's bridges. */

@@ -13,7 +13,8 @@
  *                    ports differ is one element per port (nft has no port offset).
  *   nat-postrouting  `oifname vmap @post_out` (hairpin and 127/8 masquerade into a bridge),
  *                    `ip saddr vmap @post_src4`, `ip6 saddr vmap @post_src6` (masquerade out of a subnet)
- *   filter-forward   filter hook forward priority filter: `oifname vmap @fwd_out`, `iifname vmap @fwd_in`
+ *   filter-forward   filter hook forward priority filter - 1 (before iptables' FORWARD and other filter
+ *                    chains, so they can accept by netd's mark): `oifname vmap @fwd_out`, `iifname vmap @fwd_in`
  *   forward-drop     filter hook forward priority 10, only when dropForwardByDefault asked for it:
  *                    `meta nfproto ipv4 meta mark & MARK != MARK drop` per family
  *   forward-unmark   filter hook forward priority 20: `meta mark set meta mark & ~MARK`, so that nothing after
@@ -113,7 +114,7 @@ export function baseChains(families: readonly Family[], forwardDrop: readonly Fa
       base: { type: 'nat', hook: 'postrouting', priority: 100 },
       rules: ['oifname vmap @post_out', ...families.map((f) => `${IP[f]} saddr vmap @post_src${f}`)],
     },
-    { name: 'filter-forward', base: { type: 'filter', hook: 'forward', priority: 0 }, rules: ['oifname vmap @fwd_out', 'iifname vmap @fwd_in'] },
+    { name: 'filter-forward', base: { type: 'filter', hook: 'forward', priority: -1 }, rules: ['oifname vmap @fwd_out', 'iifname vmap @fwd_in'] },
   ];
   const drop = families.filter((f) => forwardDrop.includes(f));
   if (drop.length > 0) {

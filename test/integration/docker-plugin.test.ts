@@ -166,6 +166,16 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     // A quick dead-container sweep: one that took a container whose namespace dockerd has not made yet (it
     // calls Join before runc creates it) for a dead one would show at once.
     daemon = await TestDaemon.start(dockerd.ns, PLUGIN_ARGS, { NETD_TEST_SWEEP_MS: '100' });
+    if (testFirewallBackend() === 'nftables') {
+      // dockerd (iptables) turned forwarding on and set iptables' FORWARD policy to DROP, which drops what
+      // netd's own table accepts: netd must say so, and the one rule it names (accept by netd's mark, in
+      // DOCKER-USER) is what an administrator adds.
+      const warning = daemon.logs.split('\n').find((l) => l.includes('"op":"coexistence"') && l.includes('ip filter FORWARD'));
+      assert.ok(warning, 'netd says that iptables\' FORWARD drops its traffic');
+      assert.match(warning, /policy drop/);
+      assert.match(warning, /-m mark --mark 0x00200000\/0x00200000 -j ACCEPT/, 'and names the rule to add');
+      await dockerd.ns.exec(['iptables', '-w', '-I', 'DOCKER-USER', '-m', 'mark', '--mark', '0x00200000/0x00200000', '-j', 'ACCEPT']);
+    }
     baseline = await kernelSnapshot(topo.host);
   });
 
@@ -531,8 +541,13 @@ describe('dockerd drives netd: remote network and IPAM driver (issue 14)', { ski
     assert.deepEqual((await netdNetworks()).filter((n) => Object.values(ids).includes(n.Id)), []);
     const now = await kernelSnapshot(topo.host);
     // dockerd re-lays its own chains at each start: compare netd's side only. The FORWARD policies are not
-    // compared: netd keeps forwarding on, with policy DROP, once it turned it on (IPv6 with the --ipv6 network).
-    const notDockers = (s: Record<string, string[]>) => ({ ...s, rules: s.rules.filter((l) => !/DOCKER|^:FORWARD /.test(l)) });
+    // compared: netd keeps forwarding on, with policy DROP, once it turned it on (IPv6 with the --ipv6 network);
+    // with nftables that is netd's forward-drop chain.
+    const notDockers = (s: Record<string, string[]>) => ({
+      ...s,
+      rules: s.rules.filter((l) => !/DOCKER|^:FORWARD /.test(l)),
+      ...(s.nftables ? { nftables: s.nftables.filter((l) => !/ forward-drop\b/.test(l)) } : {}),
+    });
     assert.deepEqual(notDockers(now), notDockers(baseline));
   });
 });

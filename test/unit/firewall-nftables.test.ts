@@ -182,7 +182,7 @@ describe('coexistence', () => {
     });
     const f = coexistenceFindings(json, ['br-t1']);
     assert.deepEqual(f.map((x) => x.where), ['ip filter FORWARD', 'inet fw fwd']);
-    assert.match(f[0].fix, /iptables -I FORWARD -i BRIDGE -j ACCEPT/);
+    assert.match(f[0].fix, /iptables -I FORWARD -m mark --mark 0x00200000\/0x00200000 -j ACCEPT/);
     assert.match(f[1].problem, /handle 7 .*br-t1/);
   });
 });
