@@ -11,7 +11,6 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { TestDaemon, Topology, testFirewallBackend } from '../helpers/daemon.js';
-import { converged } from '../helpers/settle.js';
 import { netdFirewallEmpty, netdRulesThat } from '../helpers/firewall-state.js';
 import { TestNetns, requireRoot } from '../helpers/netns.js';
 import { PLUGINS, goJson, jsonOut, requirePlugins, runPlugin, type PluginBin, type PluginRun } from '../helpers/cni-plugin.js';
@@ -87,7 +86,6 @@ describe('netd-cni executables driven as cnitool does (JS plugin and native shim
   }
 
   async function links(ns: TestNetns): Promise<string[]> {
-    await converged(daemon); // a DEL answers once the container is cut off; its veth goes right after
     return (JSON.parse((await ns.exec(['ip', '-j', 'link', 'show'])).stdout) as { ifname: string }[]).map((l) => l.ifname).sort();
   }
 

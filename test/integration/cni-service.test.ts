@@ -10,7 +10,6 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { TestContainer, requireRoot } from '../helpers/netns.js';
 import { FIXTURES, TestDaemon, Topology, testFirewallBackend } from '../helpers/daemon.js';
-import { converged } from '../helpers/settle.js';
 import { netdFirewallEmpty, netdRulesThat } from '../helpers/firewall-state.js';
 import { serve } from '../helpers/traffic.js';
 import type { ChildProcess } from 'node:child_process';
@@ -63,7 +62,6 @@ describe('CNI on the daemon: POST /netd/v1/cni', () => {
   }
 
   async function links(c: TestContainer): Promise<{ ifname: string; address: string }[]> {
-    await converged(daemon); // a DEL answers once the container is cut off; its veth goes right after
     return c.ipJson(['link', 'show']);
   }
 
