@@ -27,6 +27,7 @@ function scripted(eps: EndpointRecord[], failing = new Set<string>()) {
       removed.push(id);
       return true;
     },
+    endpointGone: async () => undefined,
   } as unknown as Controller;
   return { service: new CniService(controller, silentLogger()), removed };
 }
@@ -127,6 +128,7 @@ describe('CniService with a scripted controller', () => {
         removed.push(id);
         return true;
       },
+      endpointGone: async () => undefined,
     } as unknown as Controller;
     const service = new CniService(controller, silentLogger());
     for (const ips of [[null], [{ address: 5 }]]) {
