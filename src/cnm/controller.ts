@@ -36,6 +36,7 @@ import { startMonitors, sweepDeadContainers, sweepIfGone, type MonitorIntervals,
 import { checkManager, isValidContainerName, parseMode } from './validation.js';
 import { HeldPools } from './held-pools.js';
 import { TeardownQueue } from './teardown-queue.js';
+import { askedHostPorts, portsOverlap } from './host-ports.js';
 
 export type { AttachRequest } from './endpoint.js';
 
@@ -393,7 +394,8 @@ export class Controller {
       if (!ep) throw new NotFoundError(`no endpoint ${endpointId}`);
       checkManager(ep.managedBy, managedBy, `endpoint ${endpointId}`);
       // Host ports a detach not yet torn down still holds are waited for.
-      await this.ctx.teardowns.settle((t) => t.ports);
+      const asked = askedHostPorts(options);
+      await this.ctx.teardowns.settle((t) => portsOverlap(t.hostPorts, asked));
       return this.endpointOps.programExternal(this.registry.networkOf(ep), ep, options);
     });
   }

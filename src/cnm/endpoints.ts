@@ -4,7 +4,7 @@
  * what is reported of an endpoint.
  */
 import { ConflictError, ForbiddenError, InvalidArgumentError } from '../errors.js';
-import { PORT_MAP, optionPurpose } from '../driverapi/labels.js';
+import { optionPurpose } from '../driverapi/labels.js';
 import type { Driver } from '../driverapi/driver.js';
 import { Transaction } from '../transaction/transaction.js';
 import { operation, type StepOf } from '../transaction/fault.js';
@@ -15,6 +15,7 @@ import type { Family } from '../net/index.js';
 import type { Network, NetworkRecord } from './network.js';
 import type { AttachRequest, AttachResult, EndpointRecord } from './endpoint.js';
 import { PENDING_NAMESPACE, type SandboxRecord } from './sandbox.js';
+import { askedHostPorts, heldHostPorts, portsOverlap } from './host-ports.js';
 
 const MAX_INTERFACES = 64;
 
@@ -55,8 +56,9 @@ export class Endpoints {
     }
     // What a detach not yet torn down still holds (its namespace's interface, the address or host ports asked for) is waited for.
     const asked = [req.ip, req.ip6].filter((a) => a !== undefined).map(String);
+    const askedPorts = askedHostPorts(options);
     await this.ctx.teardowns.settle(
-      (t) => t.nsId === ns.nsId || t.endpointId === req.endpointId || (t.networkId === network.id && t.addresses.some((a) => asked.includes(a))) || (t.ports && publishes(req.options)),
+      (t) => t.nsId === ns.nsId || t.endpointId === req.endpointId || (t.networkId === network.id && t.addresses.some((a) => asked.includes(a))) || portsOverlap(t.hostPorts, askedPorts),
     );
     const tx = new Transaction(ATTACH, this.ctx.log);
 
@@ -195,7 +197,8 @@ export class Endpoints {
     const finish = () => this.finishRemove(network.record, ep, sandbox);
     if (now) return finish();
     const addresses = [ep.ipv4, ep.ipv6].filter((a) => a !== undefined).map((a) => a.address.toString());
-    this.ctx.teardowns.enqueue({ endpointId: ep.id, networkId: network.id, nsId: sandbox?.nsId ?? '', addresses, ports: publishes(ep.options) }, finish);
+    const hostPorts = heldHostPorts(this.info(network.record, ep));
+    this.ctx.teardowns.enqueue({ endpointId: ep.id, networkId: network.id, nsId: sandbox?.nsId ?? '', addresses, hostPorts }, finish);
   }
 
   /** The deferred half of remove: the driver removes the endpoint's kernel objects, then its addresses are free. */
@@ -299,12 +302,6 @@ function checkOptionsAccepted(network: NetworkRecord, driver: Driver, options: R
   const accepted = driver.capabilities.endpointOptions ?? [];
   const refused = Object.keys(options).find((k) => !accepted.includes(k));
   if (refused !== undefined) throw new InvalidArgumentError(`network ${network.name} (driver ${network.driver}) cannot ${optionPurpose(refused)}`);
-}
-
-/** Whether endpoint options publish ports (the PORT_MAP option with at least one mapping). */
-function publishes(options: Record<string, unknown> | undefined): boolean {
-  const map = options?.[PORT_MAP];
-  return Array.isArray(map) ? map.length > 0 : map !== undefined && map !== null;
 }
 
 function nextInterfaceName(others: EndpointRecord[]): string {

@@ -16,6 +16,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
+import type { HostPortClaim } from './host-ports.js';
 
 /** What a pending teardown holds. */
 export interface TeardownClaims {
@@ -25,8 +26,8 @@ export interface TeardownClaims {
   nsId: string;
   /** `address` strings of the endpoint on its network. */
   addresses: string[];
-  /** Whether it published host ports. */
-  ports: boolean;
+  /** The host ports it published (host-ports.ts). */
+  hostPorts: HostPortClaim[];
 }
 
 interface Pending {

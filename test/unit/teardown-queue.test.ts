@@ -143,3 +143,40 @@ test('a failed teardown is kept: its address stays held, and the next start comp
   assert.ok(next.calls.includes('leave eth0'), 'the start completed the teardown');
   assert.deepEqual(intents(dir), []);
 }));
+
+/** The GatedDriver, reporting the host ports its endpoints asked for as the ports they hold. */
+class PortsDriver extends GatedDriver {
+  endpointInfo(_n: unknown, e: { options?: Record<string, unknown> }): Record<string, unknown> {
+    const asked = (e.options?.[PORT_MAP] ?? []) as { proto: string; hostPort: number }[];
+    return { ports: asked.map((p) => ({ proto: p.proto, hostIp: '0.0.0.0', hostPort: p.hostPort, containerPort: 80 })) };
+  }
+}
+
+const publish = (hostPort: number, proto = 'tcp') => ({ [PORT_MAP]: [{ proto, containerPort: 80, hostPort, hostPortEnd: 0 }] });
+
+test('a pending teardown holds its host ports only: an attach asking for another port, or any free one, does not wait', withDir(async (dir) => {
+  const driver = new PortsDriver();
+  const controller = setup(dir, driver);
+  await controller.start();
+  await controller.createNetwork({ name: 'a', subnet: Prefix.parse('10.73.0.0/24') });
+  await att(controller, { target: { pid: 100 }, network: 'a', name: 'c1', options: publish(8080) });
+  driver.close();
+  await controller.detach('c1');
+
+  // Not held by the pending teardown: another host port, the same port of another protocol, any free port.
+  await att(controller, { target: { pid: 200 }, network: 'a', name: 'c2', options: publish(8081) });
+  await att(controller, { target: { pid: 201 }, network: 'a', name: 'c3', options: publish(8080, 'udp') });
+  await att(controller, { target: { pid: 202 }, network: 'a', name: 'c4', options: publish(0) });
+  assert.ok(!driver.calls.includes('leave eth0'), 'none of them waited for the teardown');
+
+  // The same host port: waits until the old endpoint is torn down.
+  let attached = false;
+  const again = att(controller, { target: { pid: 300 }, network: 'a', name: 'c5', options: publish(8080) }).then(() => (attached = true));
+  await tick();
+  assert.equal(attached, false, 'an attach asking for a held host port waits');
+  driver.open();
+  await again;
+  const calls = driver.calls;
+  assert.ok(calls.indexOf('leave eth0') < calls.lastIndexOf('join eth0 10.73.0.6/24'), `torn down before the port was published again: ${calls.join(', ')}`);
+  await controller.stop();
+}));

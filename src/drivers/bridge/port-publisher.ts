@@ -18,6 +18,7 @@ import { tcpListenProbe } from '../../portmap/bind-probe.js';
 import { HostSockets } from '../../portmap/host-sockets.js';
 import { PROTOS, familyOf, isWildcard, type PortBinding, type PortRequest } from '../../portmap/types.js';
 import type { BridgeOptions } from './options.js';
+import { allDone } from './container-side.js';
 
 export interface PortPublisherDeps {
   rtnl: Rtnl;
@@ -73,9 +74,9 @@ export class PortPublisher {
       return ip !== undefined && !isWildcard(ip);
     });
     const local = specific ? await this.localAddresses() : new Set<string>();
-    // UDP and SCTP from /proc (cheap); one TCP port by trying to listen (see bind-probe.ts), TCP ranges
-    // from /proc too (read once, whatever the range's length).
-    const others = HostSockets.read(['udp', 'sctp']);
+    // UDP and SCTP from /proc, read once and only when asked for; one TCP port by trying to listen (see
+    // bind-probe.ts), TCP ranges from /proc too (read once, whatever the range's length).
+    let others: HostSockets | undefined;
     let tcpSockets: HostSockets | undefined;
     return this.allocator.allocate(
       { endpointId: endpoint.id, name: endpoint.name },
@@ -89,7 +90,7 @@ export class PortPublisher {
             if (errno === undefined) return [];
             return [{ port: range.start, why: errno === 'EADDRINUSE' ? `listening on ${range.start}/tcp` : `cannot listen on ${describeAddress(hostIp)}:${range.start}: ${errno}` }];
           }
-          const sockets = proto === 'tcp' ? (tcpSockets ??= HostSockets.read(['tcp'])) : others;
+          const sockets = proto === 'tcp' ? (tcpSockets ??= HostSockets.read(['tcp'])) : (others ??= HostSockets.read(['udp', 'sctp']));
           return sockets.conflicts(proto, hostIp, range).map((s) => ({
             port: s.port,
             why: proto === 'tcp' ? `listening on ${s.port}/tcp` : `bound to ${describeAddress(s.address)}:${s.port}/${s.proto}`,
@@ -111,9 +112,9 @@ export class PortPublisher {
     if (bindings.length === 0) return;
     // A container reaching its own published port through a host address is answered through the same
     // bridge port its packet came in by; a bridge only does that on ports in hairpin mode.
-    await this.deps.rtnl.setBridgePortHairpin(hostIfIndex, true);
+    // Both at once: they are independent requests (rtnetlink and the firewall's).
     const spec = forwardSpec(bridge, opts, endpoint, bindings);
-    await this.deps.firewall.setupPortForward(spec);
+    await allDone([this.deps.rtnl.setBridgePortHairpin(hostIfIndex, true), this.deps.firewall.setupPortForward(spec)]);
     this.published.set(endpoint.id, spec);
   }
 
