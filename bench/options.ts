@@ -81,7 +81,8 @@ export const IMPLS_BY_ITEM: Record<Item, ImplId[]> = {
   attach: ['netd', 'netd-cni', 'netd-cni-shim', 'rtnl', 'ip', 'cni', 'netavark', 'docker'],
   networks: ['netd', 'docker'],
   ports: ['netd', 'cni', 'netavark', 'docker'],
-  concurrency: ['netd', 'cni', 'netavark', 'docker'],
+  // The Rtnl floor too: the same kernel requests issued at once in one process, no daemon (what the wall time can reach).
+  concurrency: ['netd', 'rtnl', 'cni', 'netavark', 'docker'],
   throughput: ['netd', 'cni', 'netavark', 'docker'],
   // dockerd's own bridge driver beside dockerd driving netd through its remote plugin (issue 14).
   dockerrun: ['docker', 'docker-netd'],
