@@ -9,6 +9,7 @@ import type { Observers } from './observers.js';
 import type { Targets } from './targets.js';
 import type { NamespaceResolver } from './sandbox.js';
 import type { TeardownQueue } from './teardown-queue.js';
+import type { Joins } from './joins.js';
 
 export interface CoreContext {
   registry: Registry;
@@ -20,6 +21,8 @@ export interface CoreContext {
   resolver: NamespaceResolver;
   /** Detaches' deferred halves, and what they still hold (teardown-queue.ts). */
   teardowns: TeardownQueue;
+  /** Attaches whose driver join runs outside the controller's lock (joins.ts). */
+  joins: Joins;
   log: Logger;
 }
 

@@ -10,16 +10,16 @@
  * networks and endpoints (their lifecycles), sandboxes (persistent and shared ones), recovery (start-up),
  * monitors (background checks), observers (fan-out), validation (request checks).
  */
-import { performance } from 'node:perf_hooks';
-import { InvalidArgumentError, NetdError, NotFoundError } from '../errors.js';
+import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Driver } from '../driverapi/driver.js';
 import { optionPurpose } from '../driverapi/labels.js';
 import type { Ipam } from '../ipam/ipam.js';
 import type { Prefix } from '../net/index.js';
 import type { Store, LoadProblem } from '../store/store.js';
-import { Mutex } from './mutex.js';
-import type { IpamConfig, Network, NetworkCreateRequest, NetworkRecord } from './network.js';
+import { ControllerLock, type Continued } from './lock.js';
+import { Joins } from './joins.js';
+import type { Network, NetworkCreateRequest, NetworkRecord } from './network.js';
 import type { AttachRequest, AttachResult, EndpointRecord, SharedAttachResult } from './endpoint.js';
 import type { NamespaceResolver, ResolvedNamespace, SandboxRecord, SandboxTarget } from './sandbox.js';
 import type { NetworkObserver } from './observer.js';
@@ -65,7 +65,7 @@ export interface ControllerOptions {
 }
 
 export class Controller {
-  private readonly mutex = new Mutex();
+  private readonly lock: ControllerLock;
   private readonly log: Logger;
   private readonly registry: Registry;
   private readonly ctx: CoreContext;
@@ -91,7 +91,9 @@ export class Controller {
       resolver: opts.resolver,
       log: opts.log,
       teardowns: new TeardownQueue(opts.log),
+      joins: new Joins(),
     };
+    this.lock = new ControllerLock(this.ctx.joins, opts.log);
     this.networkOps = new Networks(this.ctx, opts.hostSubnets, opts.predefined[0].driver);
     this.endpointOps = new Endpoints(this.ctx);
     this.held = new HeldPools(opts.ipam, opts.hostSubnets, (op, fields, fn) => this.exclusive(op, fields, fn));
@@ -161,7 +163,7 @@ export class Controller {
 
   /** `netd firewall-reload` and the watchdog: every driver re-applies its rules. */
   reloadFirewall(reason = 'request'): Promise<void> {
-    return this.mutex.run(async () => {
+    return this.lock.run(async () => {
       for (const [driver, nets, eps] of this.registry.byDriver()) await driver.reloadFirewall?.(nets, eps);
       if (reason !== 'watchdog') this.log.info({ op: 'firewall-reload', reason }, 'firewall rules re-applied');
     });
@@ -177,6 +179,7 @@ export class Controller {
 
   /** Waits for the detaches' deferred work (teardown-queue.ts), then lets the drivers go: the daemon's stop calls it. */
   async stop(): Promise<void> {
+    await this.ctx.joins.drain();
     await this.ctx.teardowns.drain();
     for (const driver of this.registry.drivers.values()) await driver.close?.();
   }
@@ -250,7 +253,7 @@ export class Controller {
    * differences, each a sentence; none when all is as recorded. NotFoundError when there is no such endpoint.
    */
   checkEndpoint(id: string): Promise<string[]> {
-    return this.mutex.run(async () => {
+    return this.lock.run(async () => {
       const ep = this.registry.endpointsById.get(id);
       const sandbox = ep && this.registry.sandboxesById.get(ep.sandboxId);
       if (!ep || !sandbox) throw new NotFoundError(`no endpoint ${id}`);
@@ -313,8 +316,12 @@ export class Controller {
 
   // ---------------------------------------------------------------- attach / detach
 
+  /**
+   * Attaches a container. Prepared under the lock; a driver that allows it joins after the lock is
+   * released, so attaches of different containers do their kernel work at once (joins.ts).
+   */
   attach(req: AttachRequest): Promise<AttachResult | SharedAttachResult> {
-    return this.exclusive('attach', { network: req?.network ?? this.defaultNetwork, target: req?.target }, async () => {
+    return this.lock.continued('attach', { network: req?.network ?? this.defaultNetwork, target: req?.target }, async (): Promise<Continued<AttachResult | SharedAttachResult>> => {
       if (!req || !req.target) throw new InvalidArgumentError('attach needs a target: a container PID, a namespace path or a sandbox name');
       const mode = parseMode(req.mode, this.predefinedNames);
       if (req.name !== undefined && !isValidContainerName(req.name)) throw new InvalidArgumentError(`invalid container name ${JSON.stringify(req.name)}`);
@@ -322,7 +329,8 @@ export class Controller {
         const option = Object.keys(req.options ?? {})[0];
         if (option !== undefined) throw new InvalidArgumentError(`a container sharing another's namespace cannot ${optionPurpose(option)} of its own; do so on ${mode.ref}`);
         if (Object.keys(req.extras ?? {}).length > 0) throw new InvalidArgumentError(`a container sharing another's namespace uses its resolv.conf, hosts and links; set them on ${mode.ref}`);
-        return this.sandboxOps.joinShared(req, mode.ref);
+        await this.ctx.joins.drain();
+        return { rest: Promise.resolve(await this.sandboxOps.joinShared(req, mode.ref)) };
       }
       const networkRef = mode.kind === 'network' ? (req.network ?? this.defaultNetwork) : mode.network;
       if (mode.kind === 'predefined' && req.network !== undefined && this.registry.findNetwork(req.network)?.name !== mode.network) {
@@ -330,7 +338,9 @@ export class Controller {
       }
       const network = this.registry.findNetwork(networkRef);
       if (!network) throw new NotFoundError(`network ${networkRef} not found`);
-      return this.endpointOps.attach(network, req);
+      const prepared = await this.endpointOps.attach(network, req);
+      if (!prepared.parallel) return { rest: Promise.resolve(await prepared.complete()) };
+      return { rest: this.ctx.joins.run(prepared.claims, prepared.complete) };
     });
   }
 
@@ -410,31 +420,8 @@ export class Controller {
     });
   }
 
-  // ---------------------------------------------------------------- the lock
-
-  /** Serialises an operation and logs one structured event for it: ids, duration, outcome. */
+  /** Serialises an operation (lock.ts) and logs one structured event for it: ids, duration, outcome. */
   private exclusive<T>(op: string, fields: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
-    return this.mutex.run(async () => {
-      const started = performance.now();
-      try {
-        const result = await fn();
-        const ms = Math.round((performance.now() - started) * 1000) / 1000;
-        this.log.info({ op, ...fields, ...summarise(result), durationMs: ms, outcome: 'ok' }, op);
-        return result;
-      } catch (err) {
-        const ms = Math.round((performance.now() - started) * 1000) / 1000;
-        const e = err as NetdError;
-        this.log.warn({ op, ...fields, durationMs: ms, outcome: 'error', error: e.message, code: e.code, step: (e as { step?: string }).step }, op);
-        throw err;
-      }
-    });
+    return this.lock.exclusive(op, fields, fn);
   }
-}
-
-function summarise(result: unknown): Record<string, unknown> {
-  if (!result || typeof result !== 'object') return {};
-  const r = result as Record<string, unknown>;
-  if ('endpointId' in r) return { endpoint: r.endpointId, sandbox: r.sandboxId, networkId: r.networkId, ipv4: r.ipv4 };
-  if ('id' in r && 'driver' in r) return { networkId: r.id, driver: r.driver, subnet: (r.ipv4 as IpamConfig[] | undefined)?.[0]?.subnet };
-  return {};
 }

@@ -16,8 +16,17 @@ import type { Network, NetworkRecord } from './network.js';
 import type { AttachRequest, AttachResult, EndpointRecord } from './endpoint.js';
 import { PENDING_NAMESPACE, type SandboxRecord } from './sandbox.js';
 import { askedHostPorts, heldHostPorts, portsOverlap } from './host-ports.js';
+import type { JoinClaims } from './joins.js';
 
 const MAX_INTERFACES = 64;
+
+/** An attach prepared under the controller's lock; `complete` joins and commits it (joins.ts). */
+export interface PreparedAttach {
+  claims: JoinClaims;
+  /** Whether the driver's join may run outside the lock. */
+  parallel: boolean;
+  complete: () => Promise<AttachResult>;
+}
 
 const ATTACH = operation('attach', ['allocate IPv4 address', 'allocate IPv6 address', 'journal', 'driver join', 'persist endpoint']);
 const DETACH = operation('detach', ['journal', 'cut off', 'delete record']);
@@ -27,8 +36,12 @@ const TEARDOWN = operation('teardown', ['driver leave', 'release addresses']);
 export class Endpoints {
   constructor(private readonly ctx: CoreContext) {}
 
-  /** Attaches the target of `req` to `network`: its sandbox found again by namespace, or a new one. */
-  async attach(network: Network, req: AttachRequest): Promise<AttachResult> {
+  /**
+   * Prepares the attach of the target of `req` to `network` (its sandbox found again by namespace, or a new
+   * one): checks, addresses, the journal's intent. The caller holds the controller's lock; `complete` (the
+   * driver's join, then the commit) may run after it is released when the driver allows (joins.ts).
+   */
+  async attach(network: Network, req: AttachRequest): Promise<PreparedAttach> {
     const { registry, targets } = this.ctx;
     const driver = registry.driverOf(network.record);
     const caps = driver.capabilities;
@@ -55,6 +68,8 @@ export class Endpoints {
       throw new InvalidArgumentError(`the ${network.name} network is for processes in the host's network namespace; this one has a namespace of its own`);
     }
     // What a detach not yet torn down still holds (its namespace's interface, the address or host ports asked for) is waited for.
+    // An attach in flight for the same namespace, name or endpoint is waited for: it may be making the sandbox.
+    await this.ctx.joins.settle((j) => j.nsId === ns.nsId || j.endpointId === req.endpointId || (req.name !== undefined && j.name === req.name));
     const asked = [req.ip, req.ip6].filter((a) => a !== undefined).map(String);
     const askedPorts = askedHostPorts(options);
     await this.ctx.teardowns.settle(
@@ -124,24 +139,32 @@ export class Endpoints {
       () => this.ctx.journal.write(endpoint.id, { op: 'attach', endpoint }),
       () => this.ctx.journal.done(endpoint.id),
     );
-    const joined = await tx.step(
-      'driver join',
-      () => driver.join(network.record, endpoint, sb),
-      () => driver.leave(network.record, endpoint, sb),
-    );
-    endpoint.driverState = joined.state;
-    if (joined.mac !== undefined) endpoint.mac = joined.mac;
-
-    await tx.step('persist endpoint', () => {
-      this.ctx.store.put('endpoints', endpoint.id, endpoint);
-      // An existing sandbox's file does not change: its endpoint list is derived from the endpoints' records.
-      if (newSandbox) registry.persistSandbox(sb);
-    });
-    this.ctx.journal.done(endpoint.id);
-    if (newSandbox) registry.sandboxesById.set(sb.id, sb);
-    registry.addEndpoint(network, sb, endpoint);
-    await this.ctx.observers.endpointJoined(network.record, endpoint, sb, req.extras ?? {});
-    return this.describe(network.record, endpoint);
+    const complete = async (): Promise<AttachResult> => {
+      const joined = await tx.step(
+        'driver join',
+        () => driver.join(network.record, endpoint, sb),
+        () => driver.leave(network.record, endpoint, sb),
+      );
+      endpoint.driverState = joined.state;
+      if (joined.mac !== undefined) endpoint.mac = joined.mac;
+      return this.ctx.joins.commit(async () => {
+        await tx.step('persist endpoint', () => {
+          this.ctx.store.put('endpoints', endpoint.id, endpoint);
+          // An existing sandbox's file does not change: its endpoint list is derived from the endpoints' records.
+          if (newSandbox) registry.persistSandbox(sb);
+        });
+        this.ctx.journal.done(endpoint.id);
+        if (newSandbox) registry.sandboxesById.set(sb.id, sb);
+        registry.addEndpoint(network, sb, endpoint);
+        await this.ctx.observers.endpointJoined(network.record, endpoint, sb, req.extras ?? {});
+        return this.describe(network.record, endpoint);
+      });
+    };
+    return {
+      claims: { endpointId: endpoint.id, networkId: network.id, nsId: sb.nsId, name: sb.name },
+      parallel: caps.parallelJoin === true,
+      complete,
+    };
   }
 
   /**

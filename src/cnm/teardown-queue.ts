@@ -17,6 +17,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
 import type { HostPortClaim } from './host-ports.js';
+import { InFlight } from './in-flight.js';
 
 /** What a pending teardown holds. */
 export interface TeardownClaims {
@@ -30,13 +31,8 @@ export interface TeardownClaims {
   hostPorts: HostPortClaim[];
 }
 
-interface Pending {
-  claims: TeardownClaims;
-  done: Promise<void>;
-}
-
 export class TeardownQueue {
-  private readonly pending = new Set<Pending>();
+  private readonly pending = new InFlight<TeardownClaims>();
 
   constructor(private readonly log: Logger) {}
 
@@ -51,8 +47,7 @@ export class TeardownQueue {
    */
   enqueue(claims: TeardownClaims, work: () => Promise<void>): void {
     const started = performance.now();
-    const entry: Pending = { claims, done: Promise.resolve() };
-    entry.done = new Promise<void>((resolve) => setImmediate(resolve))
+    const done = new Promise<void>((resolve) => setImmediate(resolve))
       .then(work)
       .then(
         () => this.log.debug({ op: 'teardown', endpoint: claims.endpointId, network: claims.networkId, durationMs: elapsed(started), outcome: 'ok' }, 'teardown'),
@@ -63,20 +58,18 @@ export class TeardownQueue {
             'teardown failed; it stays journaled and is completed at the next start',
           );
         },
-      )
-      .finally(() => this.pending.delete(entry));
-    this.pending.add(entry);
+      );
+    void this.pending.add(claims, done);
   }
 
   /** Waits until every pending teardown that `holds` matches is done (none: returns at once). */
-  async settle(holds: (c: TeardownClaims) => boolean): Promise<void> {
-    const waits = [...this.pending].filter((p) => holds(p.claims)).map((p) => p.done);
-    if (waits.length > 0) await Promise.all(waits);
+  settle(holds: (c: TeardownClaims) => boolean): Promise<void> {
+    return this.pending.settle(holds);
   }
 
   /** Waits until no teardown is pending, including those enqueued meanwhile (daemon and controller stop). */
-  async drain(): Promise<void> {
-    while (this.pending.size > 0) await Promise.all([...this.pending].map((p) => p.done));
+  drain(): Promise<void> {
+    return this.pending.drain();
   }
 }
 

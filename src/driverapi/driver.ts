@@ -26,6 +26,11 @@ export interface Capabilities {
   readonly singleInstance?: boolean;
   /** Endpoint option keys the driver interprets (labels.ts), e.g. PORT_MAP for publishing ports. */
   readonly endpointOptions?: readonly string[];
+  /**
+   * join may run while other operations go on (outside the controller's lock): it touches only objects of
+   * its own endpoint and container, and keeps its shared state (host ports, the firewall) consistent itself.
+   */
+  readonly parallelJoin?: boolean;
 }
 
 /** What a join reports back. */

@@ -168,7 +168,7 @@ test('bench report: a backend column on netd\'s rows, and an unavailable backend
   assert.match(report, /\d+\. netd \(nftables\): backend not available: unknown firewall backend "nftables"/);
   assert.match(report, /\| detach, no port \| 100th \| iptables \| 3\.00 \/ 3\.00 \| — \| 24\.0 \/ 24\.0 \|/);
   // Concurrency: a netd column per backend.
-  assert.match(report, /\|  \| netd \(iptables\) \| netd \(nftables\) \| CNI \| netavark \| docker \|/);
+  assert.match(report, /\|  \| netd \(iptables\) \| netd \(nftables\) \| floor: Rtnl \| CNI \| netavark \| docker \|/);
   assert.match(report, /\| attaches issued at once: wall time \| 300 ms \| 200 ms \|/);
   // The goals table.
   const goals = report.slice(report.indexOf('## Goals (issue 12)'), report.indexOf('## Goals (earlier'));

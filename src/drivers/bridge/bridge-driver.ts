@@ -59,7 +59,9 @@ const RESTORE = operation('restore', ['create bridge', ...CONFIGURE]);
 
 export class BridgeDriver implements Driver {
   readonly type = 'bridge';
-  readonly capabilities: Capabilities = { interface: true, dnsNames: true, endpointOptions: [PORT_MAP] };
+  // Joins of different endpoints may run at once: each makes its own veth and container side; host ports
+  // are reserved one join at a time (PortPublisher) and the firewall serialises its changes.
+  readonly capabilities: Capabilities = { interface: true, dnsNames: true, endpointOptions: [PORT_MAP], parallelJoin: true };
   /** Bridge ifindex by network id, looked up once. */
   private readonly bridgeIndex = new Map<string, number>();
   /** Parsed options by network id: a network's options never change, so they are parsed once. */

@@ -56,6 +56,8 @@ export class PortPublisher {
   private readonly allocator = new PortAllocator();
   /** The port forwards in place, by endpoint id: what a firewall reload must put back. */
   private readonly published = new Map<string, PortForwardSpec>();
+  /** The reservation under way, if any (reserve). */
+  private reserving: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: PortPublisherDeps) {}
 
@@ -63,8 +65,16 @@ export class PortPublisher {
    * Chooses and reserves the host ports of an endpoint that is about to join. Throws (and reserves
    * nothing) on a conflict or bad request; touches nothing in the kernel.
    */
-  async reserve(network: DriverNetwork, opts: BridgeOptions, endpoint: DriverEndpoint, requests: readonly PortRequest[]): Promise<PortBinding[]> {
-    if (requests.length === 0) return [];
+  reserve(network: DriverNetwork, opts: BridgeOptions, endpoint: DriverEndpoint, requests: readonly PortRequest[]): Promise<PortBinding[]> {
+    if (requests.length === 0) return Promise.resolve([]);
+    // One reservation at a time: choosing a port and recording it are separated by host checks that wait
+    // (joins run at once), and two joins must not choose the same free port.
+    const reserved = this.reserving.then(() => this.reserveNow(network, opts, endpoint, requests));
+    this.reserving = reserved.catch(() => undefined);
+    return reserved;
+  }
+
+  private async reserveNow(network: DriverNetwork, opts: BridgeOptions, endpoint: DriverEndpoint, requests: readonly PortRequest[]): Promise<PortBinding[]> {
     if (network.internal) throw new InvalidArgumentError(`network ${network.name} is internal: it cannot publish ports`);
     const families: Family[] = [];
     if (endpoint.ipv4) families.push(4);
