@@ -21,13 +21,13 @@ import { ControllerLock, type Continued } from './lock.js';
 import { Joins } from './joins.js';
 import type { Network, NetworkCreateRequest, NetworkRecord } from './network.js';
 import type { AttachRequest, AttachResult, EndpointRecord, SharedAttachResult } from './endpoint.js';
-import type { NamespaceResolver, ResolvedNamespace, SandboxRecord, SandboxTarget } from './sandbox.js';
+import type { NamespaceResolver, SandboxRecord } from './sandbox.js';
 import type { NetworkObserver } from './observer.js';
 import type { CoreContext } from './context.js';
 import { Registry } from './registry.js';
 import { Journal } from './journal.js';
 import { Observers } from './observers.js';
-import { Targets } from './targets.js';
+import { ModelView } from './model-view.js';
 import { Networks } from './networks.js';
 import { Endpoints } from './endpoints.js';
 import { Sandboxes } from './sandboxes.js';
@@ -64,10 +64,9 @@ export interface ControllerOptions {
   observers?: NetworkObserver[];
 }
 
-export class Controller {
+export class Controller extends ModelView {
   private readonly lock: ControllerLock;
   private readonly log: Logger;
-  private readonly registry: Registry;
   private readonly ctx: CoreContext;
   private readonly networkOps: Networks;
   private readonly endpointOps: Endpoints;
@@ -77,17 +76,17 @@ export class Controller {
   private readonly predefinedNames: string[];
 
   constructor(private readonly opts: ControllerOptions) {
+    super(new Registry(opts.drivers, opts.store), opts.resolver);
     if (opts.predefined.length === 0) throw new InvalidArgumentError('the controller needs a default network');
     this.log = opts.log;
     this.predefinedNames = opts.predefined.map((p) => p.name);
-    this.registry = new Registry(opts.drivers, opts.store);
     this.ctx = {
       registry: this.registry,
       store: opts.store,
       journal: new Journal(opts.store),
       ipam: opts.ipam,
       observers: new Observers(opts.observers ?? [], this.registry, opts.log),
-      targets: new Targets(this.registry, opts.resolver),
+      targets: this.targets,
       resolver: opts.resolver,
       log: opts.log,
       teardowns: new TeardownQueue(opts.log),
@@ -186,58 +185,10 @@ export class Controller {
 
   // ---------------------------------------------------------------- queries
 
-  networks(): NetworkRecord[] {
-    return [...this.registry.networksById.values()].map((n) => n.record);
-  }
-
-  /** Finds a network by full id, exact name, or unique id prefix. */
-  network(ref: string): NetworkRecord {
-    const n = this.registry.findNetwork(ref);
-    if (!n) throw new NotFoundError(`network ${ref} not found`);
-    return n.record;
-  }
-
-  endpoints(): EndpointRecord[] {
-    return [...this.registry.endpointsById.values()];
-  }
-
-  endpoint(id: string): EndpointRecord | undefined {
-    return this.registry.endpointsById.get(id);
-  }
-
-  endpointsOf(networkId: string): EndpointRecord[] {
-    const network = this.registry.networksById.get(networkId);
-    return network ? [...network.endpoints].map((id) => this.registry.endpointsById.get(id)!) : [];
-  }
-
   /** What the endpoint's driver reports of it (libnetwork's EndpointOperInfo), e.g. `{ ports }`. */
   endpointInfo(ep: EndpointRecord): Record<string, unknown> {
     const network = this.registry.networksById.get(ep.networkId);
     return network ? this.endpointOps.info(network.record, ep) : {};
-  }
-
-  sandboxes(): SandboxRecord[] {
-    return [...this.registry.sandboxesById.values()];
-  }
-
-  sandbox(id: string): SandboxRecord | undefined {
-    return this.registry.sandboxesById.get(id);
-  }
-
-  /** Finds an attached container's sandbox by PID, name, sandbox id (or unique prefix) or namespace path. */
-  findSandbox(ref: string): SandboxRecord | undefined {
-    return this.ctx.targets.findSandbox(ref);
-  }
-
-  /** The endpoint on the network named exactly `networkName` of the container (sandbox) named `container` with interface `ifname`. */
-  endpointByInterface(networkName: string, container: string, ifname: string): EndpointRecord | undefined {
-    const network = this.registry.findNetworkByName(networkName);
-    return network ? this.registry.endpointByInterface(network, container, ifname) : undefined;
-  }
-
-  /** Locates a namespace as an attach would (throws when it cannot be opened), without attaching. */
-  namespaceOf(target: SandboxTarget): ResolvedNamespace {
-    return this.ctx.targets.resolve(target, false);
   }
 
   /**

@@ -7,17 +7,17 @@
  * (network or endpoint id; link-owner.ts) and firewall rules carry the instance's marks (firewall/marks.ts),
  * so a restart removes its own leftovers and nothing else — not another netd instance's objects either.
  */
-import { InvalidArgumentError, ConflictError, KernelError } from '../../errors.js';
+import { ConflictError, KernelError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Capabilities, Driver, JoinResult } from '../../driverapi/driver.js';
 import { PORT_MAP } from '../../driverapi/labels.js';
 import type { DriverEndpoint, DriverNetwork, DriverSandbox } from '../../driverapi/model.js';
 import { Transaction } from '../../transaction/transaction.js';
 import { operation } from '../../transaction/fault.js';
-import type { Firewall, NetworkFirewallSpec } from '../../firewall/firewall.js';
+import type { Firewall } from '../../firewall/firewall.js';
 import { Netns } from '../../kernel/netns.js';
 import { Rtnl, type Link } from '../../kernel/rtnetlink.js';
-import { IPAddress, InterfaceAddress, MAC, Prefix } from '../../net/index.js';
+import { InterfaceAddress, MAC } from '../../net/index.js';
 import { writeSysctl } from '../../kernel/sysctl.js';
 import type { InstanceIdentity } from '../../firewall/marks.js';
 import { LinkOwner } from './link-owner.js';
@@ -26,7 +26,9 @@ import { HostForwarding } from './forwarding.js';
 import { parseBridgeOptions, type BridgeOptions } from './options.js';
 import { PortPublisher, bindingsOf } from './port-publisher.js';
 import { portRequestsOf, upgradeLegacyEndpoint } from './endpoint-options.js';
-import { allDone, checkContainerSide, checkHostSide, configureContainerSide } from './container-side.js';
+import { allDone, checkContainerSide, checkHostSide, configureContainerSide, nameTaken } from './container-side.js';
+import { bridgeName, firewallSpec, hostIfnameOf, hostInterfaceName, type BridgeState } from './names.js';
+import { remark, sweepStrayVeths, type StrayLinkDeps } from './stray-links.js';
 import type { PortBinding } from '../../portmap/types.js';
 
 export interface BridgeDriverDeps {
@@ -40,11 +42,6 @@ export interface BridgeDriverDeps {
   ipForwardNoDrop?: boolean;
   /** Where to record that netd turned IP forwarding on (in the data root), to keep the FORWARD policy after restarts. */
   forwardingFile?: string;
-}
-
-interface BridgeState {
-  bridge: string;
-  [key: string]: unknown;
 }
 
 /** A Linux bridge numbers its ports in 10 bits, port 0 unused (BR_MAX_PORTS): adding one more is EXFULL. */
@@ -85,6 +82,10 @@ export class BridgeDriver implements Driver {
       routes6: () => this.rtnl.routes(6),
       recordFile: deps.forwardingFile,
     });
+  }
+
+  private get strayDeps(): StrayLinkDeps {
+    return { rtnl: this.rtnl, owner: this.owner, log: this.deps.log };
   }
 
   private get rtnl(): Rtnl {
@@ -218,7 +219,7 @@ export class BridgeDriver implements Driver {
         if (err instanceof KernelError && err.errno === 'EXFULL') {
           throw new ConflictError(`network ${network.name} is full: its bridge ${bridgeName(network, opts)} has the ${MAX_BRIDGE_PORTS} ports a Linux bridge can have`);
         }
-        if (err instanceof KernelError && err.errno === 'EEXIST') throw await this.nameTaken(ns, endpoint.ifname, hostIfname, err);
+        if (err instanceof KernelError && err.errno === 'EEXIST') throw await nameTaken(this.rtnl, ns, endpoint.ifname, hostIfname, err);
         // A bridge recreated behind our back has a new index: look it up once more.
         if (!(err instanceof KernelError) || err.errno !== 'ENODEV') throw err;
         this.bridgeIndex.delete(network.id);
@@ -238,21 +239,6 @@ export class BridgeDriver implements Driver {
       ns.close();
     }
     return { hostIfname, hostMac, mac };
-  }
-
-  /**
-   * The kernel refused the veth pair with EEXIST: one of its names is taken, either inside the container
-   * (an interface of its own, say `eth0`) or on the host. Says which; nothing was created.
-   */
-  private async nameTaken(ns: Netns, ifname: string, hostIfname: string, err: KernelError): Promise<Error> {
-    const inside = Rtnl.open(ns);
-    try {
-      if (await inside.linkByName(ifname)) return new ConflictError(`container already has an interface named ${ifname}`, { cause: err });
-    } finally {
-      inside.close();
-    }
-    if (await this.rtnl.linkByName(hostIfname)) return new ConflictError(`the host already has an interface named ${hostIfname}`, { cause: err });
-    return err;
   }
 
   /**
@@ -379,7 +365,7 @@ export class BridgeDriver implements Driver {
         await this.configureBridge(tx, network, link.index);
         this.deps.log.warn({ op: 'restore', network: network.id, bridge: name }, 'bridge was missing; recreated');
       } else {
-        await this.remark(link, network.id);
+        await remark(this.strayDeps, link, network.id);
         if (!link.up) await this.rtnl.setLink(link.index, { up: true });
       }
       this.bridgeIndex.set(network.id, link.index);
@@ -401,54 +387,7 @@ export class BridgeDriver implements Driver {
       forwards,
     );
 
-    // Host ends this instance made but has no record of (an attach interrupted by a crash): remove them.
-    // Those of another netd instance are not this one's business, nor are old-marked ones whose id is not
-    // one of this data root's (another old data root's).
-    const known = new Map(endpoints.map((e) => [hostIfnameOf(e), e.id]));
-    const adopted = new Set([...networks, ...endpoints].map((o) => o.id.slice(0, 12)));
-    for (const l of links) {
-      if (l.kind !== 'veth') continue;
-      const id = known.get(l.name);
-      if (id !== undefined && this.owner.isOf(l.alias, id)) {
-        await this.remark(l, id);
-      } else if (this.owner.isMine(l.alias, adopted)) {
-        this.deps.log.warn({ op: 'restore', link: l.name, alias: l.alias }, 'removing a veth this netd has no record of');
-        await this.rtnl.deleteLink(l.index).catch(() => undefined);
-      }
-    }
+    // Host ends of known endpoints remarked, this instance's unknown ones removed (stray-links.ts).
+    await sweepStrayVeths(this.strayDeps, links, networks, endpoints);
   }
-
-  /** A link of this instance still marked the way netd did before instances gets this instance's mark. */
-  private async remark(link: Link, id: string): Promise<void> {
-    const mark = this.owner.mark(id);
-    if (link.alias === mark || !this.owner.isOf(link.alias, id)) return;
-    await this.rtnl.setLink(link.index, { alias: mark });
-    this.deps.log.info({ op: 'restore', link: link.name, from: link.alias, to: mark }, 'link marked as this instance\'s');
-  }
-}
-
-/** `veth` + 7 hex characters of the endpoint id. */
-export function hostInterfaceName(endpointId: string): string {
-  if (!/^[0-9a-f]{7}/.test(endpointId)) throw new InvalidArgumentError(`invalid endpoint id ${endpointId}`);
-  return `veth${endpointId.slice(0, 7)}`;
-}
-
-/** The host end's name as join recorded it (endpoints from before it did: derived from the id). */
-function hostIfnameOf(endpoint: DriverEndpoint): string {
-  return (endpoint.driverState.hostIfname as string | undefined) ?? hostInterfaceName(endpoint.id);
-}
-
-function bridgeName(network: DriverNetwork, opts: BridgeOptions): string {
-  return (network.driverState as Partial<BridgeState>).bridge ?? opts.bridgeName;
-}
-
-function firewallSpec(network: DriverNetwork, opts: BridgeOptions): NetworkFirewallSpec {
-  return {
-    id: network.id,
-    bridge: bridgeName(network, opts),
-    subnets: [...network.ipv4, ...network.ipv6].map((c) => c.subnet),
-    internal: network.internal,
-    masquerade: opts.masquerade,
-    icc: opts.icc,
-  };
 }

@@ -7,7 +7,7 @@
  */
 import type { DriverEndpoint, DriverSandbox } from '../../driverapi/model.js';
 import { Netns } from '../../kernel/netns.js';
-import { KernelError } from '../../errors.js';
+import { ConflictError, KernelError } from '../../errors.js';
 import { Rtnl, LOOPBACK_IFINDEX, type Link } from '../../kernel/rtnetlink.js';
 import type { IPAddress } from '../../net/index.js';
 
@@ -92,4 +92,20 @@ export function checkHostSide(name: string, link: Link | undefined, bridgeIndex:
   if (!link.up) problems.push(`the host end ${name} of the veth pair is down`);
   if (link.master !== bridgeIndex) problems.push(`the host end ${name} of the veth pair is not on the network's bridge`);
   return problems;
+}
+
+/**
+ * The kernel refused a veth pair with EEXIST: one of its names is taken, either inside the container
+ * (an interface of its own, say `eth0`) or on the host (`host`: the daemon's socket). Says which; nothing
+ * was created.
+ */
+export async function nameTaken(host: Rtnl, ns: Netns, ifname: string, hostIfname: string, err: KernelError): Promise<Error> {
+  const inside = Rtnl.open(ns);
+  try {
+    if (await inside.linkByName(ifname)) return new ConflictError(`container already has an interface named ${ifname}`, { cause: err });
+  } finally {
+    inside.close();
+  }
+  if (await host.linkByName(hostIfname)) return new ConflictError(`the host already has an interface named ${hostIfname}`, { cause: err });
+  return err;
 }
