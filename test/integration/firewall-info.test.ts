@@ -21,6 +21,13 @@ const nextLook = () => new Promise((r) => setTimeout(r, 1100));
 
 describe('netd info: firewall backend and coexistence warnings', () => {
   let daemon: TestDaemon | undefined;
+  /** Every daemon started, destroyed at the end even when a test failed half-way. */
+  const daemons: TestDaemon[] = [];
+  const start = async (topo: Topology, backend: string) => {
+    daemon = await TestDaemon.start(topo.host, ['--firewall-backend', backend]);
+    daemons.push(daemon);
+    return daemon;
+  };
   const topologies: Topology[] = [];
   const servers: ChildProcess[] = [];
   const containers: TestContainer[] = [];
@@ -40,13 +47,14 @@ describe('netd info: firewall backend and coexistence warnings', () => {
   before(() => requireRoot());
 
   after(async () => {
-    await stopAll(servers, containers, daemon);
+    await stopAll(servers, containers);
+    for (const d of daemons) await d.destroy();
     for (const t of topologies) await t.destroy();
   });
 
   test('nftables: a FORWARD policy DROP of iptables-nft, and another table\'s drop chain, are named with their fix; gone once fixed or removed', async () => {
     const topo = await topology('infon');
-    daemon = await TestDaemon.start(topo.host, ['--firewall-backend', 'nftables']);
+    daemon = await start(topo, 'nftables');
     const c = await TestContainer.start();
     containers.push(c);
     await daemon.cli(['attach', String(c.pid)]);
@@ -103,13 +111,12 @@ describe('netd info: firewall backend and coexistence warnings', () => {
     assert.deepEqual((await info()).firewall.warnings, [], 'no warning once the nft fix is in');
     await topo.host.exec(['nft', 'delete table inet other']);
     await daemon.cli(['detach', String(c.pid)]);
-    await daemon.destroy();
-    daemon = undefined;
+    await daemon.stop();
   });
 
   test('iptables: info names the backend, with no warnings (its accepts are in iptables\' own FORWARD chain)', async () => {
     const topo = await topology('infoi');
-    daemon = await TestDaemon.start(topo.host, ['--firewall-backend', 'iptables']);
+    daemon = await start(topo, 'iptables');
     const c = await TestContainer.start();
     containers.push(c);
     await daemon.cli(['attach', String(c.pid)]);
