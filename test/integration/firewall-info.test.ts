@@ -23,11 +23,6 @@ describe('netd info: firewall backend and coexistence warnings', () => {
   let daemon: TestDaemon | undefined;
   /** Every daemon started, destroyed at the end even when a test failed half-way. */
   const daemons: TestDaemon[] = [];
-  const start = async (topo: Topology, backend: string) => {
-    daemon = await TestDaemon.start(topo.host, ['--firewall-backend', backend]);
-    daemons.push(daemon);
-    return daemon;
-  };
   const topologies: Topology[] = [];
   const servers: ChildProcess[] = [];
   const containers: TestContainer[] = [];
@@ -36,12 +31,20 @@ describe('netd info: firewall backend and coexistence warnings', () => {
   const infoText = async () => (await daemon!.cli(['info'])).stdout;
   const outsideOk = async (c: TestContainer) => (await c.exec(['node', join(FIXTURES, 'tcp-get.cjs'), Topology.OUTSIDE, '8080', '1500'], { allowFail: true })).code === 0;
 
-  /** A host namespace of its own per backend (a killed daemon's tables and bridge stay in it), a server outside. */
-  const topology = async (tag: string) => {
+  /**
+   * A host namespace of its own per backend (a killed daemon's tables and bridge stay in it), a server
+   * outside, a daemon with `backend`, and a container attached to its default network.
+   */
+  const setUp = async (tag: string, backend: string) => {
     const topo = await Topology.create(tag);
     topologies.push(topo);
     servers.push(await startWhoami(topo.outside, Topology.OUTSIDE, 8080));
-    return topo;
+    daemon = await TestDaemon.start(topo.host, ['--firewall-backend', backend]);
+    daemons.push(daemon);
+    const c = await TestContainer.start();
+    containers.push(c);
+    await daemon.cli(['attach', String(c.pid)]);
+    return { topo, daemon, c };
   };
 
   before(() => requireRoot());
@@ -53,11 +56,7 @@ describe('netd info: firewall backend and coexistence warnings', () => {
   });
 
   test('nftables: a FORWARD policy DROP of iptables-nft, and another table\'s drop chain, are named with their fix; gone once fixed or removed', async () => {
-    const topo = await topology('infon');
-    daemon = await start(topo, 'nftables');
-    const c = await TestContainer.start();
-    containers.push(c);
-    await daemon.cli(['attach', String(c.pid)]);
+    const { topo, daemon, c } = await setUp('infon', 'nftables');
     const clean = await info();
     assert.equal(clean.firewall.backend, 'nftables');
     assert.deepEqual(clean.firewall.warnings, [], 'nothing drops netd\'s traffic yet');
@@ -115,11 +114,7 @@ describe('netd info: firewall backend and coexistence warnings', () => {
   });
 
   test('iptables: info names the backend, with no warnings (its accepts are in iptables\' own FORWARD chain)', async () => {
-    const topo = await topology('infoi');
-    daemon = await start(topo, 'iptables');
-    const c = await TestContainer.start();
-    containers.push(c);
-    await daemon.cli(['attach', String(c.pid)]);
+    const { topo, daemon, c } = await setUp('infoi', 'iptables');
     await topo.host.exec(['iptables', '-w', '-P', 'FORWARD', 'DROP']);
     assert.ok(await outsideOk(c), 'iptables\' FORWARD policy DROP does not drop what netd accepts there');
     const got = await info();
