@@ -6,7 +6,8 @@
 import { resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
 import { Client } from './client.js';
-import { labelsText, table } from './format.js';
+import { infoText, labelsText, table } from './format.js';
+import type { DaemonInfo } from '../api/info-api.js';
 import { addOciHookCommand } from './oci-hook.js';
 import { DEFAULTS, FIREWALL_BACKEND_NAMES } from '../daemon/defaults.js';
 import { parsePublishSpec } from '../portmap/parse.js';
@@ -279,6 +280,16 @@ export function buildProgram(): Command {
     .description('re-apply netd\'s firewall rules now (after a firewall flush or reload)')
     .action(async (_opts, cmd: Command) => {
       await client(cmd).call('POST', '/netd/v1/firewall/reload');
+    });
+
+  program
+    .command('info')
+    .description('the daemon\'s instance, firewall backend, and what in the host\'s firewall drops netd\'s traffic (with the rule to add)')
+    .option('--format <format>', 'text or json', 'text')
+    .action(async (opts, cmd: Command) => {
+      const info = await client(cmd).call<DaemonInfo>('GET', '/netd/v1/info');
+      if (opts.format === 'json') return print(info);
+      process.stdout.write(infoText(info) + '\n');
     });
 
   program

@@ -95,7 +95,7 @@ export class Controller extends ModelView {
     this.lock = new ControllerLock(this.ctx.joins, opts.log);
     this.networkOps = new Networks(this.ctx, opts.hostSubnets, opts.predefined[0].driver);
     this.endpointOps = new Endpoints(this.ctx);
-    this.held = new HeldPools(opts.ipam, opts.hostSubnets, (op, fields, fn) => this.exclusive(op, fields, fn));
+    this.held = new HeldPools(opts.ipam, opts.hostSubnets, (op, fields, fn) => this.exclusive(op, fields, fn), this.ctx.teardowns);
     this.sandboxOps = new Sandboxes(
       this.ctx,
       (n, ep) => this.endpointOps.describe(n, ep),

@@ -5,10 +5,12 @@
  * avoids them; the client persists what it holds and re-applies it at start (`restore`).
  *
  * The controller offers this as `controller.held`: each call runs under the controller's lock and logs one
- * event, like every other operation.
+ * event, like every other operation. An address asked for that a detach's pending teardown still holds
+ * (teardown-queue.ts) is held once that teardown is done, as an attach asking for it would be.
  */
 import type { Ipam, PoolInfo } from '../ipam/ipam.js';
 import type { Family, IPAddress, InterfaceAddress, Prefix } from '../net/index.js';
+import type { TeardownQueue } from './teardown-queue.js';
 
 export interface HeldPoolRequest {
   family: Family;
@@ -33,6 +35,8 @@ export class HeldPools {
     /** The host's own subnets, which a pool picked from the defaults avoids. */
     private readonly hostSubnets: () => Promise<Prefix[]>,
     private readonly exclusive: Exclusive,
+    /** Detaches' pending teardowns, which an address asked for waits for. */
+    private readonly teardowns?: Pick<TeardownQueue, 'settle'>,
   ) {}
 
   /** Holds `subnet` exactly, or the first free default one; the same subnet again returns it (the client counts). */
@@ -49,7 +53,10 @@ export class HeldPools {
   }
 
   /** Holds `address` (or the next free one; `gateway`: the pool's gateway) in a network's or a held pool. */
-  holdAddress(subnet: Prefix, address?: IPAddress, opts: { gateway?: boolean } = {}): Promise<InterfaceAddress> {
+  async holdAddress(subnet: Prefix, address?: IPAddress, opts: { gateway?: boolean } = {}): Promise<InterfaceAddress> {
+    // Waited for outside the lock: the teardown releases the address without it. IPAM's subnets do not
+    // overlap, so the address alone says which teardown holds it.
+    if (address !== undefined) await this.teardowns?.settle((t) => subnet.contains(address) && t.addresses.includes(address.toString()));
     return this.exclusive('hold-address', { subnet: subnet.toString(), address: address?.toString() }, async () => this.ipam.hold(subnet, address, opts));
   }
 

@@ -134,7 +134,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       // NETD_TEST_NO_FIREWALL_WATCH=1 (tests only): the timed check instead, as where nf_tables cannot be watched.
       watchFirewall: process.env.NETD_TEST_NO_FIREWALL_WATCH === '1' ? undefined : (notify) => watchFirewallTables(firewall, log, notify),
     });
-    server = await startApiServer({ host: config.host, controller, log, group: config.group });
+    const info = async () => ({ instance: instance.id, firewall: { backend: firewall.backend, warnings: await firewall.warnings() } });
+    server = await startApiServer({ host: config.host, controller, log, group: config.group, info });
     log.info({ op: 'start', host: config.host, dockerPlugin: pluginPath, dataRoot: config.dataRoot, instance: instance.id, adoptedLegacyMarks: instance.adoptLegacy, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
     const srv = server;
     const pluginSrv = pluginServer;

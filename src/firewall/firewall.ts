@@ -63,6 +63,24 @@ export interface Firewall {
    * is left out, with a warning, so the caller does not turn its forwarding on unprotected.
    */
   dropForwardByDefault(families: readonly Family[]): Promise<Family[]>;
+  /**
+   * What keeps netd's rules from working that is not netd's to change, each with its fix (nftables: another
+   * table's chain that drops the forwarded traffic netd accepts); none: []. Looks again when its last look
+   * is older than a second (start and reloads look too). Plain data, for `netd info`.
+   */
+  warnings(): Promise<FirewallWarning[]>;
+}
+
+/** Something in the host's firewall, outside netd's rules, that drops what netd lets through. */
+export interface FirewallWarning {
+  /** Where: the nf_tables family, table and chain (e.g. `ip`, `filter`, `FORWARD`: iptables-nft's). */
+  readonly family: string;
+  readonly table: string;
+  readonly chain: string;
+  /** What it does to netd's traffic. */
+  readonly problem: string;
+  /** The one rule that lets netd's traffic through. */
+  readonly fix: string;
 }
 
 /** What a backend is made with (factory.ts fills in the defaults). */

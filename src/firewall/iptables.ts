@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { CommandError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CommandRunner } from './exec.js';
-import type { Firewall, FirewallBackendOptions } from './firewall.js';
+import type { Firewall, FirewallWarning, FirewallBackendOptions } from './firewall.js';
 import type { Family, Table } from './model.js';
 import { RestoreScript } from './restore-script.js';
 import { BackendInput } from './backend-input.js';
@@ -297,6 +297,14 @@ export class IptablesFirewall implements Firewall {
 
   settled(): Promise<void> {
     return this.serialize(async () => undefined);
+  }
+
+  /**
+   * None looked for: netd's accepts are rules of iptables' own FORWARD chain, before its policy. (Another
+   * nf_tables table's drop would still drop; only the nftables backend reads other tables so far.)
+   */
+  async warnings(): Promise<FirewallWarning[]> {
+    return [];
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {

@@ -3,20 +3,40 @@
  * netd's table does not stop a drop in another one (iptables-nft's `FORWARD` with policy DROP, Docker's
  * tables, firewalld). netd never changes another table; it reads `nft -j list ruleset` and says what
  * would drop its bridges' forwarded traffic, and what rule lets it through (as Docker's nftables mode
- * documents). Pure parsing here; the backend logs each finding once.
+ * documents). A chain that already accepts by netd's mark (itself, or in a chain it jumps to, as DOCKER-USER),
+ * before what drops, is no finding. Pure parsing here; the backend logs each finding once and reports the
+ * last check's findings (`Firewall.warnings`, `netd info`).
  */
 import { NFT_TABLE_RE } from './nft-elements.js';
 import { ACCEPT_MARK } from './nftables-layout.js';
+import type { FirewallWarning } from './firewall.js';
 
 type Json = unknown;
 const obj = (v: Json): Record<string, Json> => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, Json>) : {});
 
-export interface CoexistenceFinding {
+export interface CoexistenceFinding extends FirewallWarning {
   /** `family table chain`. */
   readonly where: string;
-  readonly problem: string;
-  /** What lets netd's traffic through. */
-  readonly fix: string;
+}
+
+const MARK = Number(ACCEPT_MARK);
+
+/** `meta mark & ACCEPT_MARK == ACCEPT_MARK ... accept`: the fix (iptables' `-m mark --mark M/M -j ACCEPT` reads the same). */
+function acceptsMark(expr: readonly Json[]): boolean {
+  const marked = expr.some((e) => {
+    const m = obj(obj(e).match);
+    const and = obj(m.left)['&'];
+    return m.op === '==' && m.right === MARK && Array.isArray(and) && obj(obj(and[0]).meta).key === 'mark' && and[1] === MARK;
+  });
+  return marked && expr.some((e) => 'accept' in obj(e));
+}
+
+/** The chain a rule jumps to (or goes to), if that is all it does besides counting. */
+function jumpTarget(expr: readonly Json[]): string | undefined {
+  const rest = expr.filter((e) => !('counter' in obj(e)));
+  if (rest.length !== 1) return undefined;
+  const verdict = obj(obj(rest[0]).jump).target ?? obj(obj(rest[0]).goto).target;
+  return typeof verdict === 'string' ? verdict : undefined;
 }
 
 /** Whether a rule's expressions end in drop or reject. */
@@ -52,31 +72,41 @@ function fixFor(family: string, table: string, chain: string, bridges: readonly 
 export function coexistenceFindings(rulesetJson: string, bridges: readonly string[]): CoexistenceFinding[] {
   const list = obj(JSON.parse(rulesetJson)).nftables;
   const items = (Array.isArray(list) ? list : []).map(obj);
-  const forwardChains = new Set<string>();
+  const forwardChains = new Map<string, { family: string; table: string; chain: string; policyDrop: boolean }>();
   const findings: CoexistenceFinding[] = [];
   const ours = (family: Json, table: Json) => family === 'inet' && typeof table === 'string' && NFT_TABLE_RE.test(table);
+  const rules = items.map((i) => obj(i.rule)).filter((r) => Array.isArray(r.expr)) as (Record<string, Json> & { expr: Json[] })[];
+  const chainOf = (r: Record<string, Json>) => `${String(r.family)} ${String(r.table)} ${String(r.chain)}`;
+  // Chains with a rule accepting by netd's mark (a forward chain's jump to one counts as that rule).
+  const accepting = new Set(rules.filter((r) => acceptsMark(r.expr)).map(chainOf));
   for (const item of items) {
     const c = obj(item.chain);
     if (c.hook !== 'forward' || ours(c.family, c.table)) continue;
     const [family, table, chain] = [String(c.family), String(c.table), String(c.name)];
-    forwardChains.add(`${family} ${table} ${chain}`);
-    if (c.policy === 'drop') {
-      findings.push({ where: `${family} ${table} ${chain}`, problem: 'base chain at the forward hook with policy drop: it drops forwarded traffic it does not accept itself, netd\'s included', fix: fixFor(family, table, chain, bridges) });
-    }
+    forwardChains.set(`${family} ${table} ${chain}`, { family, table, chain, policyDrop: c.policy === 'drop' });
   }
-  for (const item of items) {
-    const r = obj(item.rule);
-    const where = `${String(r.family)} ${String(r.table)} ${String(r.chain)}`;
-    if (!forwardChains.has(where) || !Array.isArray(r.expr) || !drops(r.expr)) continue;
-    const names = interfaces(r.expr);
-    const hit = names.filter((n) => bridges.includes(n));
+  const fixed = new Set<string>();
+  for (const r of rules) {
+    const where = chainOf(r);
+    const c = forwardChains.get(where);
+    if (!c || fixed.has(where)) continue;
+    const target = jumpTarget(r.expr);
+    if (acceptsMark(r.expr) || (target !== undefined && accepting.has(`${c.family} ${c.table} ${target}`))) {
+      fixed.add(where); // what drops after it no longer drops netd's traffic
+      continue;
+    }
+    if (!drops(r.expr)) continue;
+    const hit = interfaces(r.expr).filter((n) => bridges.includes(n));
     const unconditional = r.expr.length === 1 || (r.expr.length === 2 && 'counter' in obj(r.expr[0]));
     if (hit.length === 0 && !unconditional) continue;
-    findings.push({
-      where,
-      problem: `rule handle ${String(r.handle)} drops ${hit.length > 0 ? `traffic of netd's bridge ${hit.join(', ')}` : 'every forwarded packet that reaches it'}`,
-      fix: fixFor(String(r.family), String(r.table), String(r.chain), bridges),
-    });
+    const problem = `rule handle ${String(r.handle)} drops ${hit.length > 0 ? `traffic of netd's bridge ${hit.join(', ')}` : 'every forwarded packet that reaches it'}`;
+    findings.push({ where, family: c.family, table: c.table, chain: c.chain, problem, fix: fixFor(c.family, c.table, c.chain, bridges) });
   }
-  return findings;
+  const policies: CoexistenceFinding[] = [];
+  for (const [where, c] of forwardChains) {
+    if (!c.policyDrop || fixed.has(where)) continue;
+    const problem = 'base chain at the forward hook with policy drop: it drops forwarded traffic it does not accept itself, netd\'s included';
+    policies.push({ where, family: c.family, table: c.table, chain: c.chain, problem, fix: fixFor(c.family, c.table, c.chain, bridges) });
+  }
+  return [...policies, ...findings];
 }

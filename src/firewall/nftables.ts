@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { KernelError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CommandRunner } from './exec.js';
-import type { Firewall, FirewallBackendOptions } from './firewall.js';
+import type { Firewall, FirewallBackendOptions, FirewallWarning } from './firewall.js';
 import type { Family } from './model.js';
 import type { FirewallNetwork, NetworkFirewallSpec } from './spec.js';
 import { BackendInput } from './backend-input.js';
@@ -24,11 +24,13 @@ import { deleteConntrack, flowsToContainer, hostPortSweeps, type ConntrackSweep 
 import { BASE_CHAINS, NETWORK_MAPS, forwardElements, networkPrefix, tableModel, type NftTableModel } from './nftables-layout.js';
 import { EVERYTHING, planTable, type PlanScope } from './nftables-plan.js';
 import { readTable } from './nftables-ruleset.js';
-import { coexistenceFindings } from './nftables-coexistence.js';
+import { coexistenceFindings, type CoexistenceFinding } from './nftables-coexistence.js';
 import { elementKeyText, NftScriptElementWriter, runNftScript, type NftElementWriter, type NftSetChange } from './nft-elements.js';
 
 /** How often (at most) reconcile reads the whole ruleset for coexistence problems. */
 const COEXISTENCE_EVERY_MS = 60_000;
+/** How old (at most) the look `warnings()` (netd info) answers with is. */
+const WARNINGS_FRESH_MS = 1000;
 
 export class NftablesFirewall implements Firewall {
   readonly backend = 'nftables';
@@ -48,8 +50,10 @@ export class NftablesFirewall implements Firewall {
   /** Port forwards applied (or reconciled), by endpoint id12. */
   private readonly applied = new Map<string, FirewallForward>();
   private readonly forwardDrop = new Set<Family>();
-  private readonly warned = new Set<string>();
+  /** The last coexistence check's findings (logged once each while they last). */
+  private findings: CoexistenceFinding[] = [];
   private coexistenceCheckedAt = -Infinity;
+  private coexistenceRead: Promise<void> = Promise.resolve();
 
   constructor(opts: FirewallBackendOptions) {
     this.log = opts.logger.child({ component: 'firewall', backend: this.backend });
@@ -65,7 +69,7 @@ export class NftablesFirewall implements Firewall {
   init(): Promise<void> {
     return this.serialize(async () => {
       await this.converge('init', { chain: (c) => isBase(c), element: () => false });
-      await this.checkCoexistence(true);
+      await this.checkCoexistence(0);
     });
   }
 
@@ -106,7 +110,7 @@ export class NftablesFirewall implements Firewall {
       this.applied.clear();
       for (const [id, f] of forwards) this.applied.set(id, f);
       await this.converge('reconcile', EVERYTHING);
-      await this.checkCoexistence(false);
+      await this.checkCoexistence(COEXISTENCE_EVERY_MS);
     });
   }
 
@@ -223,20 +227,35 @@ export class NftablesFirewall implements Firewall {
     this.log.info({ op, endpoint: (after ?? before)?.id12, elements: count, ms: Math.round((performance.now() - started) * 10) / 10 }, `firewall ${op}`);
   }
 
-  /** Warns, once per finding, about other tables that drop netd's forwarded traffic. */
-  private async checkCoexistence(force: boolean): Promise<void> {
+  async warnings(): Promise<FirewallWarning[]> {
+    await this.checkCoexistence(WARNINGS_FRESH_MS);
+    return this.findings.map(({ family, table, chain, problem, fix }) => ({ family, table, chain, problem, fix }));
+  }
+
+  /**
+   * Reads the ruleset for other tables that drop netd's forwarded traffic, unless the last read is younger
+   * than `maxAgeMs` (a read under way is waited for); warns once about each finding not there at the last read.
+   */
+  private checkCoexistence(maxAgeMs: number): Promise<void> {
     const now = performance.now();
-    if (!force && now - this.coexistenceCheckedAt < COEXISTENCE_EVERY_MS) return;
-    this.coexistenceCheckedAt = now;
+    if (now - this.coexistenceCheckedAt >= maxAgeMs) {
+      this.coexistenceCheckedAt = now;
+      this.coexistenceRead = this.readCoexistence();
+    }
+    return this.coexistenceRead;
+  }
+
+  private async readCoexistence(): Promise<void> {
     const res = await this.exec(['nft', '-j', 'list', 'ruleset']);
     if (res.code !== 0) return;
     const bridges = [...this.networks.values()].map((n) => n.bridge);
     try {
-      for (const f of coexistenceFindings(res.stdout, bridges)) {
-        const key = `${f.where}: ${f.problem}`;
-        if (this.warned.has(key)) continue;
-        this.warned.add(key);
-        this.log.warn({ op: 'coexistence', where: f.where, fix: f.fix }, `another table may drop netd's traffic: ${key}`);
+      const found = coexistenceFindings(res.stdout, bridges);
+      const key = (f: CoexistenceFinding) => `${f.where}: ${f.problem}`;
+      const before = new Set(this.findings.map(key));
+      this.findings = found;
+      for (const f of found.filter((x) => !before.has(key(x)))) {
+        this.log.warn({ op: 'coexistence', where: f.where, fix: f.fix }, `another table may drop netd's traffic: ${key(f)}`);
       }
     } catch (err) {
       this.log.debug({ op: 'coexistence', err: (err as Error).message }, 'could not read the ruleset');

@@ -186,3 +186,26 @@ describe('coexistence', () => {
     assert.match(f[1].problem, /handle 7 .*br-t1/);
   });
 });
+
+describe('coexistence: the fix applied', () => {
+  const MARK = { match: { op: '==', left: { '&': [{ meta: { key: 'mark' } }, 0x00200000] }, right: 0x00200000 } };
+  const forward = (policy: string) => ({ chain: { family: 'ip', table: 'filter', name: 'FORWARD', type: 'filter', hook: 'forward', prio: 0, policy } });
+  const rule = (chain: string, handle: number, expr: unknown[]) => ({ rule: { family: 'ip', table: 'filter', chain, handle, expr } });
+  const findings = (...items: unknown[]) => coexistenceFindings(JSON.stringify({ nftables: items }), ['br-t1']);
+
+  test('a policy drop is no finding once the chain accepts by netd\'s mark, itself or in a chain it jumps to (DOCKER-USER)', () => {
+    assert.equal(findings(forward('drop')).length, 1);
+    assert.deepEqual(findings(forward('drop'), rule('FORWARD', 5, [MARK, { counter: null }, { accept: null }])), []);
+    const dockerUser = { chain: { family: 'ip', table: 'filter', name: 'DOCKER-USER' } };
+    assert.deepEqual(findings(forward('drop'), dockerUser, rule('FORWARD', 3, [{ counter: null }, { jump: { target: 'DOCKER-USER' } }]), rule('DOCKER-USER', 4, [MARK, { accept: null }])), []);
+    // The mark matched but not accepted, or another bit: still a finding.
+    assert.equal(findings(forward('drop'), rule('FORWARD', 5, [MARK, { counter: null }])).length, 1);
+    assert.equal(findings(forward('drop'), rule('FORWARD', 5, [{ match: { op: '==', left: { '&': [{ meta: { key: 'mark' } }, 1] }, right: 1 } }, { accept: null }])).length, 1);
+  });
+
+  test('a drop rule before the mark accept is still named; one after it is not', () => {
+    const drop = (handle: number) => rule('FORWARD', handle, [{ match: { op: '==', left: { meta: { key: 'oifname' } }, right: 'br-t1' } }, { drop: null }]);
+    const f = findings(forward('accept'), drop(2), rule('FORWARD', 5, [MARK, { accept: null }]), drop(9));
+    assert.deepEqual(f.map((x) => [x.family, x.table, x.chain, x.problem.slice(0, 13)]), [['ip', 'filter', 'FORWARD', 'rule handle 2']]);
+  });
+});

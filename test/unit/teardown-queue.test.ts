@@ -180,3 +180,30 @@ test('a pending teardown holds its host ports only: an attach asking for another
   assert.ok(calls.indexOf('leave eth0') < calls.lastIndexOf('join eth0 10.73.0.6/24'), `torn down before the port was published again: ${calls.join(', ')}`);
   await controller.stop();
 }));
+
+test('an IPAM client asking for an address a pending teardown holds (the Docker plugin\'s RequestAddress) waits, then gets it', withDir(async (dir) => {
+  const driver = new GatedDriver();
+  const controller = setup(dir, driver);
+  await controller.start();
+  const subnet = Prefix.parse('10.74.0.0/24');
+  await controller.createNetwork({ name: 'a', subnet });
+  const first = await att(controller, { target: { pid: 100 }, network: 'a', name: 'c1' });
+  const address = IPAddress.parse(first.ipv4!.split('/')[0]);
+  driver.close();
+  await controller.detach('c1');
+
+  // Another address is held at once, the teardown still pending.
+  const other = await controller.held.holdAddress(subnet, IPAddress.parse('10.74.0.200'));
+  assert.equal(other.toString(), '10.74.0.200/24');
+  assert.ok(!driver.calls.includes('leave eth0'), 'holding another address did not wait');
+
+  let held: string | undefined;
+  const pending = controller.held.holdAddress(subnet, address).then((a) => (held = a.toString()));
+  await tick();
+  assert.equal(held, undefined, 'the request for the address being torn down waits');
+  driver.open();
+  await pending;
+  assert.equal(held, first.ipv4, 'held once the teardown released it');
+  assert.ok(controller.held.addressHeld(subnet, address));
+  await controller.stop();
+}));
