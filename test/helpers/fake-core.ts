@@ -6,7 +6,11 @@ import { MAC, type InterfaceAddress } from '../../src/net/index.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AttachRequest, Controller } from '../../src/cnm/controller.js';
+import { Controller, type AttachRequest } from '../../src/cnm/controller.js';
+import { Ipam } from '../../src/ipam/ipam.js';
+import { DEFAULT_ADDRESS_POOLS, parseAddressPool } from '../../src/ipam/default-pools.js';
+import { Store } from '../../src/store/store.js';
+import { silentLogger } from '../../src/log.js';
 import type { Capabilities, Driver } from '../../src/driverapi/driver.js';
 import type { NamespaceResolver, SandboxRecord, SandboxTarget } from '../../src/cnm/sandbox.js';
 import type { AttachResult } from '../../src/cnm/endpoint.js';
@@ -80,4 +84,20 @@ export function withDir(fn: (dir: string) => Promise<void>) {
       rmSync(dir, { recursive: true, force: true });
     }
   };
+}
+
+/** A controller on a fresh store in `dir` with `driver` for its default `bridge` network and a `none` network. */
+export function controllerWith(dir: string, driver: RecordingDriver): Controller {
+  return new Controller({
+    store: new Store(dir),
+    ipam: new Ipam(DEFAULT_ADDRESS_POOLS.map(parseAddressPool)),
+    drivers: [driver, new RecordingDriver('null', { interface: false, exclusive: true, singleInstance: true })],
+    resolver: new FakeNamespaces(),
+    log: silentLogger(),
+    hostSubnets: async () => [],
+    predefined: [
+      { name: 'bridge', driver: 'bridge' },
+      { name: 'none', driver: 'null' },
+    ],
+  });
 }

@@ -8,14 +8,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Controller } from '../../src/cnm/controller.js';
-import { Ipam } from '../../src/ipam/ipam.js';
-import { DEFAULT_ADDRESS_POOLS, parseAddressPool } from '../../src/ipam/default-pools.js';
-import { Store } from '../../src/store/store.js';
-import { silentLogger } from '../../src/log.js';
 import { Prefix, type InterfaceAddress } from '../../src/net/index.js';
 import { ConflictError } from '../../src/errors.js';
-import { FakeNamespaces, RecordingDriver, att, withDir } from '../helpers/fake-core.js';
+import { RecordingDriver, att, controllerWith, withDir } from '../helpers/fake-core.js';
 
 /** A driver whose joins wait for `open()` while closed; records when each starts and ends. */
 class GatedJoinDriver extends RecordingDriver {
@@ -37,20 +32,7 @@ class GatedJoinDriver extends RecordingDriver {
   }
 }
 
-function setup(dir: string, driver: RecordingDriver) {
-  return new Controller({
-    store: new Store(dir),
-    ipam: new Ipam(DEFAULT_ADDRESS_POOLS.map(parseAddressPool)),
-    drivers: [driver, new RecordingDriver('null', { interface: false, exclusive: true, singleInstance: true })],
-    resolver: new FakeNamespaces(),
-    log: silentLogger(),
-    hostSubnets: async () => [],
-    predefined: [
-      { name: 'bridge', driver: 'bridge' },
-      { name: 'none', driver: 'null' },
-    ],
-  });
-}
+const setup = controllerWith;
 
 const tick = () => new Promise((r) => setTimeout(r, 20));
 const intents = (dir: string) => readdirSync(join(dir, 'intents'));
