@@ -10,6 +10,7 @@ import { MAC, parseIfName } from '../net/index.js';
 import type { Netns } from './netns.js';
 import { checkIndex } from './rtnl-socket.js';
 import { attrMap, encodeIfinfomsg, nla, read } from './nlattr.js';
+import { decodeVxlanInfo, type VxlanInfo } from './vxlan-info.js';
 
 // ---- kernel constants (include/uapi/linux/if_link.h, rtnetlink.h, if_addr.h, veth.h, if.h) ----
 export const IFF_UP = 0x1;
@@ -52,6 +53,8 @@ export interface Link {
    */
   mac: string;
   alias?: string;
+  /** For kind 'vxlan': the device's VNI, port, local address, learning flag... (see vxlan-info.ts). */
+  vxlan?: VxlanInfo;
 }
 
 export interface BridgeSpec {
@@ -135,19 +138,20 @@ export function checkAlias(alias: unknown): string {
 }
 
 /** A MAC given in code: the typed value, nothing else. */
-function checkMac(mac: unknown): MAC {
+export function checkMac(mac: unknown): MAC {
   if (!(mac instanceof MAC)) throw new InvalidArgumentError(`invalid MAC address ${typeof mac === 'string' ? JSON.stringify(mac) : typeof mac}: expected a MAC value`);
   return mac;
 }
 
-/** IFLA_INFO_KIND out of a raw IFLA_LINKINFO payload. */
-function linkKind(linkinfo: Buffer | undefined): string | undefined {
-  if (!linkinfo) return undefined;
+/** IFLA_INFO_KIND and IFLA_INFO_DATA out of a raw IFLA_LINKINFO payload. */
+function linkInfo(linkinfo: Buffer | undefined): { kind?: string; data?: Buffer } {
+  if (!linkinfo) return {};
   try {
-    const kind = attrMap(linkinfo).get(IFLA_INFO_KIND);
-    return kind ? read.string(kind) : undefined;
+    const a = attrMap(linkinfo);
+    const kind = a.get(IFLA_INFO_KIND);
+    return { kind: kind ? read.string(kind) : undefined, data: a.get(IFLA_INFO_DATA) };
   } catch {
-    return undefined; // malformed linkinfo: report the link without a kind rather than fail the dump
+    return {}; // malformed linkinfo: report the link without a kind rather than fail the dump
   }
 }
 
@@ -160,10 +164,14 @@ export function toLink(m: rt.LinkMessage): Link {
     mtu: a.mtu ?? 0,
     mac: a.address ? MAC.formatBytes(a.address) : '',
   };
-  const kind = linkKind(a.linkinfo);
+  const { kind, data } = linkInfo(a.linkinfo);
   if (kind !== undefined) link.kind = kind;
   if (a.master) link.master = a.master;
   if (a.ifalias) link.alias = a.ifalias;
+  if (kind === 'vxlan' && data) {
+    const vxlan = decodeVxlanInfo(data);
+    if (vxlan) link.vxlan = vxlan;
+  }
   return link;
 }
 

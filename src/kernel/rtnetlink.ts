@@ -1,8 +1,10 @@
 /**
- * Rtnl: netd's one handle on rtnetlink in a network namespace: links, addresses and routes.
+ * Rtnl: netd's one handle on rtnetlink in a network namespace: links, addresses, routes, and an overlay's
+ * FDB and neighbour entries.
  *
  * The socket, its scheduling and its error mapping are in rtnl-socket.ts; link messages in
- * link-messages.ts, addresses in addresses.ts, routes in routes.ts. Bad input is refused with
+ * link-messages.ts (vxlan links: vxlan-messages.ts, vxlan-info.ts), addresses in addresses.ts, routes in
+ * routes.ts, FDB and neighbour entries in neighbours.ts (messages: neigh-messages.ts). Bad input is refused with
  * InvalidArgumentError before anything is sent; kernel refusals are KernelError(op, errno). Only
  * IFLA_NET_NS_FD moves a new veth peer to another namespace.
  *
@@ -11,7 +13,7 @@
  */
 import { FlagsGet, FlagsNew, rt, type RtNetlinkSocket } from 'netlink';
 import { InvalidArgumentError, KernelError } from '../errors.js';
-import { parseIfName, type Family, type IPAddress, type InterfaceAddress } from '../net/index.js';
+import { parseIfName, type Family, type IPAddress, type InterfaceAddress, type MAC } from '../net/index.js';
 import { AF_INET6, afOf } from './af.js';
 import { addAddress, deleteAddress, listAddresses, type AddressInfo } from './addresses.js';
 import {
@@ -33,16 +35,22 @@ import {
   type LinkChanges,
   type VethSpec,
 } from './link-messages.js';
+import type { FdbEntry, FdbInfo, NeighbourEntry, NeighbourInfo } from './neigh-messages.js';
+import { deleteFdb, deleteNeighbour, listFdb, listNeighbours, replaceFdb, replaceNeighbour } from './neighbours.js';
 import { Netns } from './netns.js';
 import { encodeIfinfomsg, nla } from './nlattr.js';
 import { addRoute, deleteRoute, listRoutes, type RouteInfo, type RouteSpec } from './routes.js';
 import { RtnlSocket, checkIndex, type RtnlOptions } from './rtnl-socket.js';
+import { vxlanCreatePayload, type VxlanSpec } from './vxlan-messages.js';
 
 export { LOOPBACK_IFINDEX, bridgeCreatePayload, hairpinPayload, vethCreatePayload } from './link-messages.js';
 export type { BridgeSpec, Link, LinkChanges, VethPayloadSpec, VethSpec } from './link-messages.js';
 export type { AddressInfo } from './addresses.js';
 export type { RouteInfo, RouteSpec } from './routes.js';
 export { toKernelError, type RtnlOptions } from './rtnl-socket.js';
+export { VXLAN_IANA_PORT, VXLAN_OVERHEAD_V4, VXLAN_OVERHEAD_V6, vxlanCreatePayload, type VxlanSpec } from './vxlan-messages.js';
+export type { VxlanInfo } from './vxlan-info.js';
+export { fdbPayload, neighbourPayload, type FdbEntry, type FdbInfo, type NeighbourEntry, type NeighbourInfo } from './neigh-messages.js';
 
 export class Rtnl extends RtnlSocket {
   /**
@@ -127,6 +135,20 @@ export class Rtnl extends RtnlSocket {
     const op = `create veth ${spec.name}`;
     await this.raw(op, rt.MessageType.NEWLINK, [payload], FlagsNew.CREATE | FlagsNew.EXCL);
     return this.finishCreate(op, spec.name, { alias, ipv6LinkLocal: spec.ipv6LinkLocal });
+  }
+
+  /**
+   * Creates a vxlan device in ONE request (enslaved to `master` and up if asked): VNI, UDP port, local
+   * address, learning off unless asked. Returns it read back, with its settings in `link.vxlan`. Fails with
+   * KernelError 'EEXIST' if the name is taken, also when another device of this namespace already has
+   * the same VNI, port and local address (the kernel refuses a duplicate).
+   */
+  async createVxlan(spec: VxlanSpec): Promise<Link> {
+    const payload = vxlanCreatePayload(spec);
+    const alias = spec.alias === undefined ? undefined : checkAlias(spec.alias);
+    const op = `create vxlan ${spec.name}`;
+    await this.raw(op, rt.MessageType.NEWLINK, [payload], FlagsNew.CREATE | FlagsNew.EXCL);
+    return this.finishCreate(op, spec.name, { alias });
   }
 
   /**
@@ -221,6 +243,38 @@ export class Rtnl extends RtnlSocket {
     } catch (err) {
       if (!(err instanceof KernelError && err.errno === 'ENOENT')) throw err;
     }
+  }
+
+  // ---- an overlay's FDB and neighbour entries (neighbours.ts) ----
+
+  /** Creates or rewrites the FDB entry MAC → remote VTEP on a vxlan device (NTF_SELF, permanent). */
+  replaceFdb(entry: FdbEntry): Promise<void> {
+    return replaceFdb(this, entry);
+  }
+
+  /** Deletes a vxlan device's FDB entry for a MAC (with `dst`: only that remote); false if there was none. */
+  deleteFdb(entry: { ifindex: number; mac: MAC; dst?: IPAddress }): Promise<boolean> {
+    return deleteFdb(this, entry);
+  }
+
+  /** The FDB entries of one device (its own, self: true, and the bridge's for it, self: false). */
+  fdb(ifindex: number): Promise<FdbInfo[]> {
+    return listFdb(this, ifindex);
+  }
+
+  /** Creates or rewrites a permanent neighbour entry IP → MAC on a link. */
+  replaceNeighbour(entry: NeighbourEntry): Promise<void> {
+    return replaceNeighbour(this, entry);
+  }
+
+  /** Deletes the neighbour entry for an address on a link; false if there was none. */
+  deleteNeighbour(entry: { ifindex: number; address: IPAddress }): Promise<boolean> {
+    return deleteNeighbour(this, entry);
+  }
+
+  /** The neighbour entries of one family on one link. */
+  neighbours(family: Family, ifindex: number): Promise<NeighbourInfo[]> {
+    return listNeighbours(this, family, ifindex);
   }
 
   // ---- addresses ----
