@@ -31,7 +31,9 @@ export async function replaceFdb(sock: RtnlSocket, entry: FdbEntry): Promise<voi
 
 /**
  * Deletes the FDB entry for `mac` on a vxlan device: the whole entry, or, with `dst`, only that remote.
- * Resolves false when there was nothing to delete (ENOENT).
+ * Resolves false when the device has no entry for the MAC (ENOENT). Careful: when the MAC is there but
+ * `dst` is not one of its remotes, the kernel deletes nothing and still answers success (true), so a
+ * delete that must not miss (a reconcile) leaves `dst` out.
  */
 export async function deleteFdb(sock: RtnlSocket, entry: { ifindex: number; mac: MAC; dst?: IPAddress }): Promise<boolean> {
   const payload = fdbPayload(entry);

@@ -46,7 +46,11 @@ export interface VxlanSpec {
   proxy?: boolean;
   /** ifindex of the underlay device. The kernel then defaults the MTU to the underlay's MTU minus the overhead. */
   underlay?: number;
-  /** Default: the underlay's MTU − overhead with `underlay`, else 1500 − overhead. */
+  /**
+   * Default: the underlay's MTU − overhead with `underlay`; without `underlay` the kernel leaves 1500,
+   * too big for a 1500-byte underlay, so set it then. With `underlay`, a larger value is clamped to
+   * underlay MTU − 50 silently at creation (a later change above it is EINVAL).
+   */
   mtu?: number;
   /** Pin the device's MAC (else the kernel draws a random one). */
   mac?: MAC;
