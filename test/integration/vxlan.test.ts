@@ -14,18 +14,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { KernelError } from '../../src/errors.js';
 import { IPAddress, MAC } from '../../src/net/index.js';
-import { Netns } from '../../src/kernel/netns.js';
-import { Rtnl, VXLAN_OVERHEAD_V4, type Link } from '../../src/kernel/rtnetlink.js';
-import { MACHINE_NETNS_INODE, requireRoot, TestNetns } from '../helpers/netns.js';
+import { VXLAN_OVERHEAD_V4, type Link, type Rtnl } from '../../src/kernel/rtnetlink.js';
+import { requireRoot, type TestNetns } from '../helpers/netns.js';
 import { serve } from '../helpers/traffic.js';
+import { FIXTURES, Lab, addContainer, json, ping, tcpGet, underlayHosts } from '../helpers/underlay.js';
 
 requireRoot();
 
-const FIXTURES = join(__dirname, '../../../test/fixtures');
 const VNI = 42;
 const PORT = 4789;
 const BR = 'br-ov';
@@ -58,46 +56,6 @@ interface NeighJson {
   state: string[];
 }
 
-async function json<T>(ns: TestNetns, argv: string[]): Promise<T> {
-  return JSON.parse((await ns.exec(argv)).stdout) as T;
-}
-
-/** An Rtnl in a test namespace, never the machine's own. */
-function openRtnl(ns: TestNetns): Rtnl {
-  const h = Netns.open(ns.path);
-  try {
-    assert.notEqual(h.ino, MACHINE_NETNS_INODE);
-    return Rtnl.open(h);
-  } finally {
-    h.close();
-  }
-}
-
-/** Everything a test made, torn down in reverse whatever happened. */
-class Lab {
-  readonly namespaces: TestNetns[] = [];
-  readonly rtnls: Rtnl[] = [];
-  readonly processes: ChildProcess[] = [];
-
-  async ns(tag: string): Promise<TestNetns> {
-    const ns = await TestNetns.create(tag);
-    this.namespaces.push(ns);
-    return ns;
-  }
-
-  rtnl(ns: TestNetns): Rtnl {
-    const r = openRtnl(ns);
-    this.rtnls.push(r);
-    return r;
-  }
-
-  async destroy(): Promise<void> {
-    for (const p of this.processes) p.kill('SIGKILL');
-    for (const r of this.rtnls) r.close();
-    for (const ns of this.namespaces.reverse()) await ns.destroy();
-  }
-}
-
 interface Host {
   ns: TestNetns;
   rtnl: Rtnl;
@@ -107,30 +65,20 @@ interface Host {
   vxlan?: Link;
 }
 
-/** Two hosts joined by a veth pair (u0, 192.0.2.1/24 and 192.0.2.2/24), each with a bridge and one container on it. */
+/** Two hosts joined by the underlay (u0, 192.0.2.1/24 and 192.0.2.2/24), each with a bridge and one container on it. */
 async function twoHosts(lab: Lab): Promise<[Host, Host]> {
-  const h1 = await lab.ns('vxh1');
-  const h2 = await lab.ns('vxh2');
-  await h1.exec(['ip', 'link', 'add', 'u0', 'mtu', String(UNDERLAY_MTU), 'type', 'veth', 'peer', 'name', 'u0', 'mtu', String(UNDERLAY_MTU), 'netns', h2.name]);
   const hosts: Host[] = [];
-  for (const [i, ns] of [h1, h2].entries()) {
-    await ns.exec(['ip', 'addr', 'add', `192.0.2.${i + 1}/24`, 'dev', 'u0']);
-    await ns.exec(['ip', 'link', 'set', 'u0', 'up']);
-    const rtnl = lab.rtnl(ns);
-    const container = await lab.ns(`vxc${i + 1}`);
-    const bridge = await rtnl.createBridge({ name: BR, mtu: OVERLAY_MTU, up: true });
-    const peerNs = Netns.open(container.path);
-    try {
-      assert.notEqual(peerNs.ino, MACHINE_NETNS_INODE);
-      await rtnl.createVeth({ name: `vc${i + 1}`, mtu: OVERLAY_MTU, master: bridge.index, up: true, peer: { name: 'eth0', netns: peerNs, mac: i === 0 ? MAC_C1 : MAC_C2 } });
-    } finally {
-      peerNs.close();
-    }
-    await container.exec(['ip', 'addr', 'add', `${i === 0 ? IP_C1 : IP_C2}/24`, 'dev', 'eth0']);
-    await container.exec(['ip', 'link', 'set', 'eth0', 'up']);
-    const underlay = await rtnl.linkByName('u0');
-    assert.ok(underlay);
-    hosts.push({ ns, rtnl, container, bridge, underlay });
+  for (const [i, h] of (await underlayHosts(lab, 'vx', UNDERLAY_MTU)).entries()) {
+    const bridge = await h.rtnl.createBridge({ name: BR, mtu: OVERLAY_MTU, up: true });
+    const container = await addContainer(lab, h, {
+      tag: `vxc${i + 1}`,
+      veth: `vc${i + 1}`,
+      bridge: bridge.index,
+      mtu: OVERLAY_MTU,
+      mac: i === 0 ? MAC_C1 : MAC_C2,
+      cidr: `${i === 0 ? IP_C1 : IP_C2}/24`,
+    });
+    hosts.push({ ...h, container, bridge });
   }
   return hosts as [Host, Host];
 }
@@ -158,15 +106,6 @@ async function program(host: Host, remote: { mac: MAC; ip: IPAddress; vtep: stri
   const ifindex = host.vxlan!.index;
   await host.rtnl.replaceFdb({ ifindex, mac: remote.mac, dst: IPAddress.parse(remote.vtep) });
   await host.rtnl.replaceNeighbour({ ifindex, address: remote.ip, mac: remote.mac });
-}
-
-async function ping(from: TestNetns, to: IPAddress, extra: string[] = []): Promise<boolean> {
-  const r = await from.exec(['ping', '-c', '1', '-W', '2', ...extra, String(to)], { allowFail: true });
-  return r.code === 0;
-}
-
-async function tcpGet(from: TestNetns, to: IPAddress, port: number): Promise<string> {
-  return (await from.exec(['node', join(FIXTURES, 'tcp-get.cjs'), String(to), String(port), '3000'])).stdout.trim();
 }
 
 async function vxlanJson(host: Host): Promise<IpLinkJson> {
