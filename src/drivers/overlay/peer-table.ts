@@ -58,7 +58,7 @@ export class PeerTable {
   }
 
   /** Programs a remote endpoint (or its new MAC, addresses or VTEP). */
-  set(peer: Peer): Promise<void> {
+  async set(peer: Peer): Promise<void> {
     const p = checkPeer(peer);
     return this.mutex.run(async () => {
       const old = this.peers.get(p.endpointId);
@@ -79,7 +79,7 @@ export class PeerTable {
   }
 
   /** Makes the table `peers` and the device's entries exactly those (see planResync). */
-  resync(peers: readonly Peer[]): Promise<ResyncReport> {
+  async resync(peers: readonly Peer[]): Promise<ResyncReport> {
     const checked = peers.map(checkPeer);
     return this.mutex.run(async () => {
       this.peers.clear();
