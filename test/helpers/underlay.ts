@@ -81,6 +81,17 @@ export async function underlayHosts(lab: Lab, tag: string, mtu = 1500): Promise<
   return hosts as [UnderlayHost, UnderlayHost];
 }
 
+/** One host namespace with an underlay veth u0 (192.0.2.1/24, down; its peer u1 beside it) of MTU `mtu`. */
+export async function oneHost(lab: Lab, tag: string, mtu: number): Promise<UnderlayHost> {
+  const ns = await lab.ns(tag);
+  const rtnl = lab.rtnl(ns);
+  await ns.exec(['ip', 'link', 'add', 'u0', 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', 'u1']);
+  await ns.exec(['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'u0']);
+  const underlay = await rtnl.linkByName('u0');
+  assert.ok(underlay);
+  return { ns, rtnl, underlay };
+}
+
 export interface ContainerSpec {
   tag: string;
   /** Host end's name. */

@@ -17,7 +17,7 @@ import { PeerTable, type Peer } from '../../src/drivers/overlay/peer-table.js';
 import { VXLAN_PORT, ensureSegment, removeSegment, underlayMtu, vxlanName, type SegmentSpec } from '../../src/drivers/overlay/vxlan-segment.js';
 import { requireRoot, type TestNetns } from '../helpers/netns.js';
 import { serve } from '../helpers/traffic.js';
-import { FIXTURES, Lab, addContainer, json, ping, tcpGet, underlayHosts } from '../helpers/underlay.js';
+import { FIXTURES, Lab, addContainer, json, oneHost, ping, tcpGet, underlayHosts } from '../helpers/underlay.js';
 
 requireRoot();
 
@@ -197,10 +197,7 @@ test('overlay data plane: vxlan segment per network and a peer table per device;
 test('ensureSegment refuses what cannot work, with a clear message, and creates nothing', async () => {
   const lab = new Lab();
   try {
-    const ns = await lab.ns('opseg');
-    const rtnl = lab.rtnl(ns);
-    await ns.exec(['ip', 'link', 'add', 'u0', 'mtu', '9000', 'type', 'veth', 'peer', 'name', 'u1']);
-    await ns.exec(['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'u0']);
+    const { rtnl } = await oneHost(lab, 'opseg', 9000);
     const bridge = await rtnl.createBridge({ name: 'br-ov', up: true });
     const links = async () => (await rtnl.links()).map((l) => l.name).sort();
     const before = await links();

@@ -20,7 +20,7 @@ import { IPAddress, MAC } from '../../src/net/index.js';
 import { VXLAN_OVERHEAD_V4, type Link, type Rtnl } from '../../src/kernel/rtnetlink.js';
 import { requireRoot, type TestNetns } from '../helpers/netns.js';
 import { serve } from '../helpers/traffic.js';
-import { FIXTURES, Lab, addContainer, json, ping, tcpGet, underlayHosts } from '../helpers/underlay.js';
+import { FIXTURES, Lab, addContainer, json, oneHost, ping, tcpGet, underlayHosts } from '../helpers/underlay.js';
 
 requireRoot();
 
@@ -221,11 +221,7 @@ test('overlay over vxlan: two hosts, static FDB + permanent neighbour entries, l
 test('FDB and neighbour entries: replace is idempotent and overwrites, delete reports absence, lists are per device', async () => {
   const lab = new Lab();
   try {
-    const ns = await lab.ns('vxapi');
-    const rtnl = lab.rtnl(ns);
-    await ns.exec(['ip', 'link', 'add', 'u0', 'mtu', '9000', 'type', 'veth', 'peer', 'name', 'u1']);
-    await ns.exec(['ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'u0']);
-    const u0 = (await rtnl.linkByName('u0'))!;
+    const { ns, rtnl, underlay: u0 } = await oneHost(lab, 'vxapi', 9000);
     const br = await rtnl.createBridge({ name: BR, up: true });
 
     // Without an MTU, with an underlay device: the kernel gives underlay MTU − 50. Without one it leaves

@@ -20,13 +20,13 @@
  */
 import { ConflictError, InvalidArgumentError, KernelError } from '../../errors.js';
 import type { IPAddress } from '../../net/index.js';
-import { VXLAN_OVERHEAD_V6, type Link, type Rtnl } from '../../kernel/rtnetlink.js';
+import { VXLAN_IANA_PORT, VXLAN_OVERHEAD_V4, VXLAN_OVERHEAD_V6, type Link, type Rtnl } from '../../kernel/rtnetlink.js';
 import { checkVni } from '../../kernel/vxlan-messages.js';
 
-/** IANA's VXLAN port (RFC 7348); every host of a cluster must use the same. */
-export const VXLAN_PORT = 4789;
-/** Bytes VXLAN adds over an IPv4 underlay: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
-export const VXLAN_OVERHEAD = 50;
+/** The overlay's UDP port: IANA's 4789, the same on every host of a cluster. */
+export const VXLAN_PORT: number = VXLAN_IANA_PORT;
+/** VXLAN's bytes per packet over an IPv4 underlay (50). */
+export const VXLAN_OVERHEAD: number = VXLAN_OVERHEAD_V4;
 
 export interface SegmentSpec {
   /** The overlay network's id (at least 12 lowercase hex characters). */
