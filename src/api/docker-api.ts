@@ -28,7 +28,7 @@ export function networkJson(controller: Controller, n: NetworkRecord): Record<st
     Name: n.name,
     Id: n.id,
     Created: n.created,
-    Scope: 'local',
+    Scope: n.scope ?? 'local',
     Driver: n.driver,
     EnableIPv4: n.ipv4.length > 0,
     EnableIPv6: n.enableIPv6,

@@ -12,15 +12,18 @@ import { addDockerRoutes } from './docker-api.js';
 import { addNetdRoutes } from './netd-api.js';
 import { addCniRoutes } from './cni-api.js';
 import { addInfoRoutes, type DaemonInfo } from './info-api.js';
+import { addClusterRoutes } from './cluster-api.js';
+import type { ClusterStatus } from '../cluster/cluster.js';
 import { parseHost } from './listen.js';
 import { SERVER_OPTIONS, applyLimits } from './limits.js';
 
-export async function startApiServer(opts: { host: string; controller: Controller; log: Logger; group?: number; info?: () => Promise<DaemonInfo> }): Promise<Server> {
+export async function startApiServer(opts: { host: string; controller: Controller; log: Logger; group?: number; info?: () => Promise<DaemonInfo>; cluster?: () => ClusterStatus }): Promise<Server> {
   const router = new Router(opts.log);
   addDockerRoutes(router, opts.controller);
   addNetdRoutes(router, opts.controller);
   addCniRoutes(router, opts.controller, opts.log);
   if (opts.info) addInfoRoutes(router, opts.info); // the daemon's; in-process harnesses (bench) go without
+  addClusterRoutes(router, opts.cluster);
   const server = createServer(SERVER_OPTIONS, (req, res) => {
     // handle() answers every failure itself; this is the last line, should it ever reject.
     router.handle(req, res).catch((err: unknown) => {

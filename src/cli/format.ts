@@ -1,4 +1,5 @@
 import type { DaemonInfo } from '../api/info-api.js';
+import type { ClusterStatus } from '../cluster/cluster.js';
 
 /** Plain-text tables for the CLI, `docker network ls` style. */
 export function table(headers: string[], rows: string[][]): string {
@@ -23,4 +24,17 @@ export function infoText(info: DaemonInfo): string {
   const lines = [`Instance: ${info.instance}`, `Firewall backend: ${backend}`, `Firewall warnings: ${warnings.length === 0 ? 'none' : warnings.length}`];
   for (const w of warnings) lines.push(`  ${w.family} ${w.table} ${w.chain}: ${w.problem}`, `    fix: ${w.fix}`);
   return lines.join('\n');
+}
+
+/** `netd cluster`: this host, the store, then one row per host. */
+export function clusterText(status: ClusterStatus): string {
+  const head = [`This host: ${status.host.id.slice(0, 12)} (${status.host.advertise})`, `Cluster store: ${status.store.up ? 'reachable' : 'UNREACHABLE'}${status.store.pendingWrites > 0 ? `, ${status.store.pendingWrites} write(s) waiting` : ''}`];
+  const rows = status.hosts.map((h) => [
+    h.id.slice(0, 12) + (h.self ? ' *' : ''),
+    h.name || '-',
+    h.advertise || '-',
+    h.alive ? 'alive' : 'gone',
+    Object.entries(h.endpoints).map(([n, c]) => `${n}=${c}`).join(',') || '-',
+  ]);
+  return [...head, table(['HOST ID', 'NAME', 'ADVERTISE', 'STATUS', 'ENDPOINTS'], rows)].join('\n');
 }

@@ -6,8 +6,9 @@
 import { resolve as resolvePath } from 'node:path';
 import { Command, Option } from 'commander';
 import { Client } from './client.js';
-import { infoText, labelsText, table } from './format.js';
+import { clusterText, infoText, labelsText, table } from './format.js';
 import type { DaemonInfo } from '../api/info-api.js';
+import type { ClusterStatus } from '../cluster/cluster.js';
 import { addOciHookCommand } from './oci-hook.js';
 import { DEFAULTS, FIREWALL_BACKEND_NAMES } from '../daemon/defaults.js';
 import { parsePublishSpec } from '../portmap/parse.js';
@@ -69,6 +70,12 @@ export function buildProgram(): Command {
     .option('--files-root <dir>', 'let clients name files for netd to write (attach --resolv-conf/--hosts) under this directory only (default: nowhere)')
     .addOption(new Option('--firewall-backend <name>', 'how netd programs the kernel firewall').choices(FIREWALL_BACKEND_NAMES).default(FIREWALL_BACKEND_NAMES[0]))
     .option('--docker-plugin <address>', 'also serve dockerd as a remote network and IPAM plugin on this unix socket (unix:///run/docker/plugins/netd.sock or a path; off by default)')
+    .option('--cluster-store <url>', 'join a cluster whose shared state is in etcd: etcd://HOST:PORT[,HOST:PORT...] (overlay networks; off by default)')
+    .option('--cluster-store-cacert <file>', 'CA certificate of the etcd servers (TLS)')
+    .option('--cluster-store-cert <file>', 'client certificate for etcd (TLS)')
+    .option('--cluster-store-key <file>', 'client key for etcd (TLS)')
+    .option('--advertise-address <ip>', 'this host\'s address on the network between the hosts, where their VXLAN traffic arrives (with --cluster-store)')
+    .option('--cluster-lease-ttl <seconds>', 'how long this host\'s records outlive it in etcd', '10')
     .action(async (opts, cmd: Command) => {
       // Required here, not imported above: only this command loads the daemon (and the native addon).
       const { runDaemon } = require('./daemon-command.js') as typeof import('./daemon-command.js');
@@ -86,6 +93,12 @@ export function buildProgram(): Command {
         ipForwardNoDrop: opts.ipForwardNoDrop === true,
         dockerPlugin: opts.dockerPlugin,
         firewallBackend: opts.firewallBackend,
+        clusterStore: opts.clusterStore,
+        clusterStoreCacert: opts.clusterStoreCacert,
+        clusterStoreCert: opts.clusterStoreCert,
+        clusterStoreKey: opts.clusterStoreKey,
+        advertiseAddress: opts.advertiseAddress,
+        clusterLeaseTtl: Number(opts.clusterLeaseTtl),
       });
     });
 
@@ -243,8 +256,8 @@ export function buildProgram(): Command {
       list.sort((a, b) => a.Name.localeCompare(b.Name));
       if (opts.format === 'json') return print(list);
       if (opts.quiet) return void process.stdout.write(list.map((n) => n.Id.slice(0, 12) + '\n').join(''));
-      const rows = list.map((n) => [n.Id.slice(0, 12), n.Name, n.Driver, n.IPAM.Config.map((c) => c.Subnet).join(',') || '-', String(Object.keys(n.Containers).length)]);
-      process.stdout.write(table(['NETWORK ID', 'NAME', 'DRIVER', 'SUBNET', 'CONTAINERS'], rows) + '\n');
+      const rows = list.map((n) => [n.Id.slice(0, 12), n.Name, n.Driver, n.Scope, n.IPAM.Config.map((c) => c.Subnet).join(',') || '-', String(Object.keys(n.Containers).length)]);
+      process.stdout.write(table(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE', 'SUBNET', 'CONTAINERS'], rows) + '\n');
     });
 
   program
@@ -290,6 +303,16 @@ export function buildProgram(): Command {
       const info = await client(cmd).call<DaemonInfo>('GET', '/netd/v1/info');
       if (opts.format === 'json') return print(info);
       process.stdout.write(infoText(info) + '\n');
+    });
+
+  program
+    .command('cluster')
+    .description('the hosts of the cluster: their addresses, whether they are alive, their endpoints per network')
+    .option('--format <format>', 'table or json', 'table')
+    .action(async (opts, cmd: Command) => {
+      const status = await client(cmd).call<ClusterStatus>('GET', '/netd/v1/cluster');
+      if (opts.format === 'json') return print(status);
+      process.stdout.write(clusterText(status) + '\n');
     });
 
   program

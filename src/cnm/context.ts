@@ -10,6 +10,7 @@ import type { Targets } from './targets.js';
 import type { NamespaceResolver } from './sandbox.js';
 import type { TeardownQueue } from './teardown-queue.js';
 import type { Joins } from './joins.js';
+import type { GlobalScope } from './global-scope.js';
 
 export interface CoreContext {
   registry: Registry;
@@ -24,6 +25,8 @@ export interface CoreContext {
   /** Attaches whose driver join runs outside the controller's lock (joins.ts). */
   joins: Joins;
   log: Logger;
+  /** The cluster that coordinates global networks; none when the daemon runs alone (global-scope.ts). */
+  global?: GlobalScope;
 }
 
 /** A new id for a network, endpoint or sandbox: 64 hex digits, as Docker's. */

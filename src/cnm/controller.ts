@@ -10,6 +10,7 @@
  * networks and endpoints (their lifecycles), sandboxes (persistent and shared ones), recovery (start-up),
  * monitors (background checks), observers (fan-out), validation (request checks).
  */
+import type { GlobalScope } from './global-scope.js';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Driver } from '../driverapi/driver.js';
@@ -251,12 +252,46 @@ export class Controller extends ModelView {
     });
   }
 
+  /** From now on global networks (overlay) are coordinated by `scope`: the cluster (global-scope.ts). */
+  joinCluster(scope: GlobalScope): void {
+    this.ctx.global = scope;
+  }
+
+  /**
+   * Makes here a global network another host created (the cluster saw it): the same id, name, subnet,
+   * gateway and options. Nothing when it is here already. Throws when it cannot be made (e.g. its name
+   * or subnet is taken by a network of this host's).
+   */
+  adoptNetwork(req: NetworkCreateRequest & { id: string }): Promise<NetworkRecord> {
+    return this.exclusive('adopt-network', { network: req.id, name: req.name }, async () => {
+      const existing = this.registry.networksById.get(req.id);
+      if (existing) return existing.record;
+      return this.networkOps.create({ ...req, adoptedFromCluster: true }, false);
+    });
+  }
+
+  /**
+   * Removes here a global network the cluster removed. One that still has endpoints here (an attach that
+   * raced the removal) stays, and false is returned.
+   */
+  forgetNetwork(id: string): Promise<boolean> {
+    return this.exclusive('forget-network', { network: id }, async () => {
+      const network = this.registry.networksById.get(id);
+      if (!network || network.record.scope !== 'global') return true;
+      if (network.endpoints.size > 0) return false;
+      await this.ctx.teardowns.settle((t) => t.networkId === network.id);
+      await this.networkOps.finishDelete(network);
+      return true;
+    });
+  }
+
   /** Removes every network that has no endpoints (never the predefined ones, nor those another program manages). Returns their names. */
   prune(): Promise<string[]> {
     return this.exclusive('prune', {}, async () => {
       const removed: string[] = [];
       for (const network of [...this.registry.networksById.values()]) {
-        if (network.record.predefined || network.record.managedBy !== undefined || network.endpoints.size > 0) continue;
+        // Never a global network: other hosts may have endpoints on it (rm-network asks them).
+        if (network.record.predefined || network.record.managedBy !== undefined || network.record.scope === 'global' || network.endpoints.size > 0) continue;
         await this.ctx.teardowns.settle((t) => t.networkId === network.id);
         await this.networkOps.delete(network);
         removed.push(network.name);

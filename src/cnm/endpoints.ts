@@ -194,7 +194,16 @@ export class Endpoints {
     if (req.ip !== undefined && !v4) throw new InvalidArgumentError(`network ${network.name} has no IPv4 subnet`);
     if (req.ip6 !== undefined && !v6) throw new InvalidArgumentError(`network ${network.name} has no IPv6 subnet`);
     if (v4) {
-      endpoint.ipv4 = await tx.step('allocate IPv4 address', () => ipam.allocate(v4.subnet, req.ip, claim), () => ipam.release(v4.subnet, endpoint.ipv4!));
+      const global = network.record.scope === 'global' ? this.ctx.global : undefined;
+      endpoint.ipv4 = await tx.step(
+        'allocate IPv4 address',
+        async () => {
+          // A global network's address comes from a block this host leased (a cluster round trip only without a free one).
+          await global?.ensureAddress(network.record, v4.subnet);
+          return ipam.allocate(v4.subnet, req.ip, claim);
+        },
+        () => ipam.release(v4.subnet, endpoint.ipv4!),
+      );
       endpoint.gateway4 = v4.gateway;
     }
     if (v6) {

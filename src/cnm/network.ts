@@ -15,6 +15,8 @@ export interface NetworkRecord extends DriverNetwork {
   predefined: boolean;
   /** The program that manages the network (e.g. `docker`): only it removes the network. */
   managedBy?: string;
+  /** `global`: the network spans the cluster's hosts (an overlay); absent: this host's only. */
+  scope?: 'global';
 }
 
 export interface NetworkCreateRequest {
@@ -40,6 +42,11 @@ export interface NetworkCreateRequest {
   adoptHeldPool?: boolean;
   /** The program that manages the network (e.g. `docker`): recorded; only it removes the network. */
   managedBy?: string;
+  /**
+   * A global network another host created, made here from the cluster's record (its id, subnet, gateway
+   * and options as claimed): nothing is claimed again.
+   */
+  adoptedFromCluster?: boolean;
 }
 
 export class Network {

@@ -9,6 +9,7 @@ import { Transaction } from '../transaction/transaction.js';
 import { operation } from '../transaction/fault.js';
 import { newId, type CoreContext } from './context.js';
 import { checkManager, checkStringMap, isValidId, isValidName } from './validation.js';
+import type { NetworkClaim } from './global-scope.js';
 import { Network, type IpamConfig, type NetworkCreateRequest, type NetworkRecord } from './network.js';
 
 const CREATE_NETWORK = operation('create-network', ['allocate IPv4 pool', 'allocate IPv6 pool', 'journal', 'driver create network', 'persist network']);
@@ -25,7 +26,7 @@ export class Networks {
 
   /** Creates a network. `warn` hears what is allowed but likely a mistake (a subnet the host uses). */
   async create(req: NetworkCreateRequest, predefined: boolean, warn?: (message: string) => void): Promise<NetworkRecord> {
-    const { registry, ipam, journal } = this.ctx;
+    const { registry } = this.ctx;
     if (!req || !isValidName(req.name)) {
       throw new InvalidArgumentError(`invalid network name ${JSON.stringify(req?.name)}: use 1-64 of [a-zA-Z0-9_.-], starting with a letter or digit`);
     }
@@ -40,11 +41,43 @@ export class Networks {
     if (!predefined && driver.capabilities.singleInstance) {
       throw new ForbiddenError(`only one instance of the "${driverName}" network is allowed`);
     }
-    const options = checkStringMap(req.options, 'option');
+    let options = checkStringMap(req.options, 'option');
     const labels = checkStringMap(req.labels, 'label');
+    const global = driver.capabilities.globalScope === true;
+    // A global network is claimed in the cluster first (its name, id, VXLAN id), then made here like any
+    // other; a failure here gives the claim back. Hosts that did not create it adopt it from the cluster.
+    const claim = global && !req.adoptedFromCluster ? await this.claim(driverName, req, options) : undefined;
+    if (claim) options = { ...options, ...claim.options };
+    try {
+      return await this.make(claim ? { ...req, gateway: claim.gateway } : req, predefined, { driverName, options, labels, global, id: claim?.id ?? req.id ?? newId() }, warn);
+    } catch (err) {
+      if (claim) await this.ctx.global!.unclaimNetwork(claim, req.name).catch((e: unknown) => this.ctx.log.warn({ err: e, network: claim.id }, 'could not give back the claim of a network that failed'));
+      throw err;
+    }
+  }
 
+  /** A global network's claim in the cluster: its subnet is given, its name free cluster-wide. */
+  private async claim(driverName: string, req: NetworkCreateRequest, options: Record<string, string>): Promise<NetworkClaim> {
+    const global = this.ctx.global;
+    if (!global) {
+      throw new InvalidArgumentError(`the ${driverName} driver needs a cluster: start the daemon with --cluster-store etcd://HOST:PORT --advertise-address IP`);
+    }
+    if (!req.subnet) throw new InvalidArgumentError(`a ${driverName} network needs --subnet: its addresses are shared by every host of the cluster`);
+    if (req.enableIPv6 || req.subnet6) throw new InvalidArgumentError(`${driverName} networks are IPv4 only`);
+    if (req.id !== undefined) throw new InvalidArgumentError(`a ${driverName} network's id is chosen by the cluster`);
+    return global.claimNetwork({ ...req, subnet: req.subnet, options });
+  }
+
+  private async make(
+    req: NetworkCreateRequest,
+    predefined: boolean,
+    what: { driverName: string; options: Record<string, string>; labels: Record<string, string>; global: boolean; id: string },
+    warn?: (message: string) => void,
+  ): Promise<NetworkRecord> {
+    const { registry, ipam, journal } = this.ctx;
+    const { driverName, options, labels, id } = what;
+    const driver = registry.driver(driverName);
     const tx = new Transaction(CREATE_NETWORK, this.ctx.log);
-    const id = req.id ?? newId();
     const adopt = { adopt: req.adoptHeldPool === true };
     const ipv4: IpamConfig[] = [];
     const ipv6: IpamConfig[] = [];
@@ -57,6 +90,8 @@ export class Networks {
         (): void => ipam.removePool(pool4.subnet),
       );
       ipv4.push(toIpamConfig(pool4));
+      // This host allocates only in the blocks it leases from the cluster (none yet).
+      if (what.global) ipam.setBlocks(pool4.subnet, []);
       if (enableIPv6) {
         const pool6: PoolInfo = await tx.step(
           'allocate IPv6 pool',
@@ -84,6 +119,7 @@ export class Networks {
       labels,
       predefined,
       ...(req.managedBy !== undefined ? { managedBy: req.managedBy } : {}),
+      ...(what.global ? { scope: 'global' as const } : {}),
       driverState: {},
     };
     await tx.step(
@@ -122,7 +158,15 @@ export class Networks {
     if (network.endpoints.size > 0) {
       throw new ForbiddenError(`network ${network.name} has ${network.endpoints.size} active endpoint(s); detach them first`);
     }
-    await this.finishDelete(network);
+    // A global network goes from every host at once, and only when none has endpoints on it.
+    const release = network.record.scope === 'global' ? await this.ctx.global?.releaseNetwork(network.record) : undefined;
+    try {
+      await this.finishDelete(network);
+    } catch (err) {
+      await release?.abort();
+      throw err;
+    }
+    await release?.commit();
   }
 
   /** Removes a network's kernel state, then its record. Journaled: a crash midway is completed at start. */

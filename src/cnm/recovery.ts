@@ -53,6 +53,8 @@ export class Recovery {
       registry.networksById.set(record.id, new Network(record));
       for (const c of [...record.ipv4, ...record.ipv6]) {
         ipam.addPool({ family: c.subnet.family, subnet: c.subnet, gateway: c.gateway, ipRange: c.ipRange });
+        // A global network's blocks come back from the cluster (cluster/blocks.ts) before any allocation.
+        if (record.scope === 'global') ipam.setBlocks(c.subnet, []);
       }
     }
     for (const sb of sandboxes) registry.sandboxesById.set(sb.id, { ...sb, endpoints: [] });

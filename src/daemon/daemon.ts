@@ -37,6 +37,7 @@ import { hostSubnets } from './host-subnets.js';
 import { DnsService } from '../dns/dns-service.js';
 import { FilesRoot } from '../dns/files-root.js';
 import type { DaemonConfig } from './defaults.js';
+import { setUpCluster, type ClusterMode } from './cluster-setup.js';
 
 export interface RunningDaemon {
   controller: Controller;
@@ -72,6 +73,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   let pluginServer: Server | undefined;
   let dns: DnsService | undefined;
   let execLock: DataRootLock | undefined;
+  let clusterMode: ClusterMode | undefined;
   try {
     // Namespaces and container files live there: two daemons (two data roots) must not share it.
     if (resolvePath(config.execRoot) !== resolvePath(config.dataRoot)) {
@@ -109,10 +111,15 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     });
     requireTools(firewall.tools.required);
     for (const tool of firewall.tools.optional.filter((t) => !findTool(t))) log.warn({ op: 'start', tool }, `${missingTool(tool).message}; netd works without it, with less cleanup`);
+    const ipam = new Ipam(pools);
+    const bridge = new BridgeDriver({ rtnl: hostRtnl, firewall, log, instance, ipForwardNoDrop: config.ipForwardNoDrop, forwardingFile: join(config.dataRoot, 'forwarding.json') });
+    clusterMode = setUpCluster(config, { rtnl: hostRtnl, bridge, ipam, dns, log, instance });
     const controller = new Controller({
       store: new Store(config.dataRoot),
-      ipam: new Ipam(pools),
-      drivers: [new BridgeDriver({ rtnl: hostRtnl, firewall, log, instance, ipForwardNoDrop: config.ipForwardNoDrop, forwardingFile: join(config.dataRoot, 'forwarding.json') }), new HostDriver(), new NullDriver()],
+      ipam,
+      // The overlay driver first: its restore hands its networks to the bridge driver before the bridge
+      // driver's own restore converges the firewall for all of them (overlay-driver.ts).
+      drivers: [...(clusterMode ? [clusterMode.overlay] : []), bridge, new HostDriver(), new NullDriver()],
       resolver: new ProcNamespaceResolver(join(config.execRoot, 'netns')),
       log,
       hostSubnets: () => hostSubnets(hostRtnl),
@@ -122,9 +129,11 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         { name: 'host', driver: 'host' },
         { name: 'none', driver: 'null' },
       ],
-      observers: [dns, ...(plugin ? [plugin.observer] : [])],
+      observers: [dns, ...(plugin ? [plugin.observer] : []), ...(clusterMode ? [clusterMode.cluster] : [])],
     });
+    if (clusterMode) controller.joinCluster(clusterMode.cluster);
     const problems = await controller.start();
+    clusterMode?.start(controller);
     instance.adopted(); // the marks netd used before instances are replaced by now
     dns.removeOrphanFiles();
     await plugin?.ready(controller);
@@ -135,7 +144,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       watchFirewall: process.env.NETD_TEST_NO_FIREWALL_WATCH === '1' ? undefined : (notify) => watchFirewallTables(firewall, log, notify),
     });
     const info = async () => ({ instance: instance.id, firewall: { backend: firewall.backend, warnings: await firewall.warnings() } });
-    server = await startApiServer({ host: config.host, controller, log, group: config.group, info });
+    const cluster = clusterMode ? () => clusterMode!.cluster.status() : undefined;
+    server = await startApiServer({ host: config.host, controller, log, group: config.group, info, cluster });
     log.info({ op: 'start', host: config.host, dockerPlugin: pluginPath, dataRoot: config.dataRoot, instance: instance.id, adoptedLegacyMarks: instance.adoptLegacy, networks: controller.networks().length, endpoints: controller.endpoints().length, stateProblems: problems.length }, 'netd is ready');
     const srv = server;
     const pluginSrv = pluginServer;
@@ -148,6 +158,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
         await new Promise<void>((resolve) => srv.close(() => resolve()));
         if (pluginSrv) await new Promise<void>((resolve) => pluginSrv.close(() => resolve()));
         await controller.stop(); // detaches' deferred teardowns
+        await clusterMode?.close();
         await firewall.settled(); // e.g. conntrack deletions that follow a detach
         await dnsService.close();
         elements?.close();
@@ -158,6 +169,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       },
     };
   } catch (err) {
+    await clusterMode?.close().catch(() => undefined);
     server?.close();
     pluginServer?.close();
     await dns?.close();

@@ -29,6 +29,16 @@ export interface DaemonConfig {
   dockerPlugin?: string;
   /** Which firewall backend programs netd's rules (`--firewall-backend`): iptables (the default) or nftables. */
   firewallBackend?: string;
+  /** Cluster mode: the etcd endpoints (`--cluster-store etcd://H:P[,H:P…]`); off when unset. */
+  clusterStore?: string;
+  /** TLS for etcd: the CA, client certificate and key files. */
+  clusterStoreCacert?: string;
+  clusterStoreCert?: string;
+  clusterStoreKey?: string;
+  /** This host's address on the underlay, where the other hosts' VXLAN traffic arrives (`--advertise-address`). */
+  advertiseAddress?: string;
+  /** Seconds this host's records outlive it in etcd (its lease's TTL; default 10). */
+  clusterLeaseTtl?: number;
 }
 
 /** The firewall backends `--firewall-backend` accepts (src/firewall/factory.ts has them); the first is the default. */

@@ -27,7 +27,7 @@ import type { SandboxRecord } from '../cnm/sandbox.js';
 import type { InterfaceAddress } from '../net/index.js';
 import type { AttachExtras, NetworkObserver, ObservedNetwork } from '../cnm/observer.js';
 import { NameDirectory } from './directory.js';
-import { namesOf } from './records.js';
+import { namesOf, type EndpointNames } from './records.js';
 import { Forwarder } from './forwarder.js';
 import { Responder } from './responder.js';
 import { NetworkDnsServer } from './dns-server.js';
@@ -184,6 +184,19 @@ export class DnsService implements NetworkObserver {
   endpointLeft(network: ObservedNetwork, endpoint: EndpointRecord): void {
     this.directory.leave(network.id, endpoint.id);
     this.files.left(network, endpoint);
+  }
+
+  /**
+   * A container on another host of the cluster joined a global network this host has (cluster/cluster.ts):
+   * its names answer here too. Its sandbox id is its host's, so it is never taken for a local client.
+   */
+  remoteJoined(networkId: string, entry: EndpointNames): void {
+    this.directory.leave(networkId, entry.endpointId);
+    this.directory.join(networkId, entry);
+  }
+
+  remoteLeft(networkId: string, endpointId: string): void {
+    this.directory.leave(networkId, endpointId);
   }
 
   /** Before an attach: links must name containers on the network, client paths lie under --files-root. */

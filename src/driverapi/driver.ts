@@ -31,6 +31,11 @@ export interface Capabilities {
    * its own endpoint and container, and keeps its shared state (host ports, the firewall) consistent itself.
    */
   readonly parallelJoin?: boolean;
+  /**
+   * Its networks span the hosts of a cluster (overlay): one name, id, subnet and VXLAN id everywhere,
+   * claimed through the cluster (cnm/global-scope.ts); made on every host; addresses from blocks each host leases.
+   */
+  readonly globalScope?: boolean;
 }
 
 /** What a join reports back. */

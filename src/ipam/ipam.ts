@@ -49,6 +49,11 @@ class Pool {
   poolHeld = false;
   /** A network uses the pool. */
   inUse = true;
+  /**
+   * A cluster-wide network's pool (overlay): this host allocates only inside the blocks of the subnet it
+   * leased (cluster/blocks.ts); undefined for a host-local network, whose whole range is this host's.
+   */
+  blocks?: Prefix[];
   private cursor: bigint;
   /** First and last addresses endpoints may get. */
   readonly first: bigint;
@@ -83,6 +88,7 @@ class Pool {
 
   /** Whether some address of the range is neither the gateway nor allocated. */
   hasFree(): boolean {
+    if (this.blocks) return this.nextInBlocks() !== undefined;
     const span = this.lastUsable - this.first + 1n;
     if (span <= 0n) return false;
     const inRange = (v: bigint) => v >= this.first && v <= this.lastUsable;
@@ -104,6 +110,7 @@ class Pool {
   }
 
   next(): bigint | undefined {
+    if (this.blocks) return this.nextInBlocks();
     const span = this.lastUsable - this.first + 1n;
     if (span <= 0n) return undefined;
     let candidate = this.cursor;
@@ -116,6 +123,22 @@ class Pool {
       candidate++;
     }
     return undefined;
+  }
+
+  /** The lowest free address of the leased blocks (a block is small: a /26 is 64 addresses). */
+  private nextInBlocks(): bigint | undefined {
+    for (const block of this.blocks ?? []) {
+      for (let v = block.firstValue; v <= block.lastValue; v++) {
+        if (v < this.first || v > this.lastUsable || v === this.gateway) continue;
+        if (!this.taken(v)) return v;
+      }
+    }
+    return undefined;
+  }
+
+  /** Whether `value` lies in a leased block (always, for a host-local pool). */
+  inBlocks(value: bigint): boolean {
+    return !this.blocks || this.blocks.some((b) => value >= b.firstValue && value <= b.lastValue);
   }
 }
 
@@ -278,6 +301,9 @@ export class Ipam {
     }
     const want = preferred.toBigInt();
     if (want === pool.gateway) throw new ConflictError(`address ${preferred} is the gateway of ${pool.subnet}`);
+    if (!pool.inBlocks(want)) {
+      throw new ConflictError(`address ${preferred} is outside the address blocks this host leased on ${pool.subnet} (${pool.blocks!.join(', ') || 'none'}); another host may hand it out`);
+    }
     return want;
   }
 
@@ -358,6 +384,28 @@ export class Ipam {
   /** Whether `addPool` without a subnet would find one now (without reserving it). */
   hasFreePool(family: Family, avoid: readonly Prefix[] = []): boolean {
     return this.freeDefaultSubnet(family, avoid) !== undefined;
+  }
+
+  /**
+   * Cluster-wide networks: the blocks of `subnet` this host leased. From then on the pool allocates only
+   * inside them (an empty list: nothing until a block is leased).
+   */
+  setBlocks(subnet: Prefix, blocks: readonly Prefix[]): void {
+    const pool = this.pool(subnet);
+    for (const b of blocks) if (!subnet.containsPrefix(b)) throw new InvalidArgumentError(`block ${b} is not inside ${subnet}`);
+    pool.blocks = [...blocks].sort((a, b) => (a.firstValue < b.firstValue ? -1 : 1));
+  }
+
+  /** The leased blocks of a cluster-wide network's pool (undefined: a host-local pool). */
+  blocksOf(subnet: Prefix): readonly Prefix[] | undefined {
+    return this.pools.get(subnet.toString())?.blocks;
+  }
+
+  /** How many allocated addresses lie in `block` (a block with none may go back to the cluster). */
+  allocatedIn(subnet: Prefix, block: Prefix): number {
+    let n = 0;
+    for (const v of this.pool(subnet).allocated) if (v >= block.firstValue && v <= block.lastValue) n++;
+    return n;
   }
 
   allocatedCount(subnet: Prefix): number {

@@ -69,6 +69,13 @@ export class BridgeDriver implements Driver {
   /** Host ends cut off by a detach, deleted together (link-reaper.ts). */
   private readonly reaper: LinkReaper;
   private readonly forwarding: HostForwarding;
+  /**
+   * Networks another driver made through this one (the overlay driver's: a bridge with a VXLAN port), with
+   * their endpoints as of the last restore. They share this driver's firewall convergence, which lays out
+   * every network of the instance at once: a reload that left them out would remove their rules.
+   */
+  private readonly guests = new Map<string, DriverNetwork>();
+  private guestEndpoints: DriverEndpoint[] = [];
 
   constructor(private readonly deps: BridgeDriverDeps) {
     this.ports = new PortPublisher(deps);
@@ -90,6 +97,34 @@ export class BridgeDriver implements Driver {
 
   private get rtnl(): Rtnl {
     return this.deps.rtnl;
+  }
+
+  // ---------------------------------------------------------------- guests (overlay.ts)
+
+  /** A network another driver made through this one: its firewall rules are kept with this driver's. */
+  addGuest(network: DriverNetwork): void {
+    this.guests.set(network.id, network);
+  }
+
+  removeGuest(networkId: string): void {
+    this.guests.delete(networkId);
+    this.guestEndpoints = this.guestEndpoints.filter((e) => e.networkId !== networkId);
+  }
+
+  /** At start, before this driver's own restore: the guests and their endpoints, whose bridges come back now. */
+  async restoreGuests(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<void> {
+    for (const n of networks) this.guests.set(n.id, n);
+    this.guestEndpoints = endpoints;
+    await this.restoreBridges(networks, await this.rtnl.links());
+  }
+
+  /** The ifindex of a network's bridge (a guest's too). */
+  bridgeIndexOf(network: DriverNetwork): Promise<number> {
+    return this.bridgeOf(network);
+  }
+
+  private withGuests(networks: DriverNetwork[]): DriverNetwork[] {
+    return this.guests.size === 0 ? networks : [...networks.filter((n) => !this.guests.has(n.id)), ...this.guests.values()];
   }
 
   // ---------------------------------------------------------------- networks
@@ -336,24 +371,50 @@ export class BridgeDriver implements Driver {
   // ---------------------------------------------------------------- firewall reload
 
   /** reconcile lays out the base chains too. */
-  async reloadFirewall(networks: DriverNetwork[]): Promise<void> {
+  async reloadFirewall(own: DriverNetwork[]): Promise<void> {
+    const networks = this.withGuests(own);
     await this.deps.firewall.reconcile(
       networks.map((n) => firewallSpec(n, this.optionsOf(n))),
       this.ports.forwards(),
     );
   }
 
-  async firewallIntact(networks: DriverNetwork[]): Promise<boolean> {
+  async firewallIntact(own: DriverNetwork[]): Promise<boolean> {
+    const networks = this.withGuests(own);
     const fw = this.deps.firewall;
     return fw.intact ? fw.intact(networks.map((n) => firewallSpec(n, this.optionsOf(n))), this.ports.forwards()) : false;
   }
 
   // ---------------------------------------------------------------- restart
 
-  async restore(networks: DriverNetwork[], endpoints: DriverEndpoint[]): Promise<void> {
-    for (const endpoint of endpoints) upgradeLegacyEndpoint(endpoint);
-    await this.forwarding.resume();
+  async restore(own: DriverNetwork[], ownEndpoints: DriverEndpoint[]): Promise<void> {
+    for (const endpoint of ownEndpoints) upgradeLegacyEndpoint(endpoint);
+    const networks = this.withGuests(own);
+    const endpoints = [...ownEndpoints, ...this.guestEndpoints];
     const links = await this.rtnl.links();
+    await this.restoreBridges(own, links);
+    const forwards = await this.ports.restore(
+      endpoints.flatMap((endpoint) => {
+        const network = networks.find((n) => n.id === endpoint.networkId);
+        if (!network) return [];
+        const opts = this.optionsOf(network);
+        const hostIf = links.find((l) => l.name === hostIfnameOf(endpoint));
+        return [{ endpoint, bridge: bridgeName(network, opts), opts, hostIfIndex: hostIf?.index }];
+      }),
+    );
+    // Base chains, networks' rules and port forwards, in one convergence.
+    await this.deps.firewall.reconcile(
+      networks.map((n) => firewallSpec(n, this.optionsOf(n))),
+      forwards,
+    );
+
+    // Host ends of known endpoints remarked, this instance's unknown ones removed (stray-links.ts).
+    await sweepStrayVeths(this.strayDeps, links, networks, endpoints);
+  }
+
+  /** Each network's bridge back as it was (recreated when missing), forwarding on, the bridge's sysctls. */
+  private async restoreBridges(networks: DriverNetwork[], links: Link[]): Promise<void> {
+    await this.forwarding.resume();
     for (const network of networks) {
       const opts = this.optionsOf(network);
       const name = (network.driverState as Partial<BridgeState>).bridge ?? opts.bridgeName;
@@ -372,22 +433,5 @@ export class BridgeDriver implements Driver {
       await this.enableForwarding(network);
       this.tuneBridge(network, name);
     }
-    const forwards = await this.ports.restore(
-      endpoints.flatMap((endpoint) => {
-        const network = networks.find((n) => n.id === endpoint.networkId);
-        if (!network) return [];
-        const opts = this.optionsOf(network);
-        const hostIf = links.find((l) => l.name === hostIfnameOf(endpoint));
-        return [{ endpoint, bridge: bridgeName(network, opts), opts, hostIfIndex: hostIf?.index }];
-      }),
-    );
-    // Base chains, networks' rules and port forwards, in one convergence.
-    await this.deps.firewall.reconcile(
-      networks.map((n) => firewallSpec(n, this.optionsOf(n))),
-      forwards,
-    );
-
-    // Host ends of known endpoints remarked, this instance's unknown ones removed (stray-links.ts).
-    await sweepStrayVeths(this.strayDeps, links, networks, endpoints);
   }
 }

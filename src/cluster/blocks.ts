@@ -1,0 +1,117 @@
+/**
+ * Address blocks (Calico's IPAM blocks): a global network's subnet is cut into blocks (a /26, 64
+ * addresses, unless the subnet is smaller), and each host allocates its containers' addresses only inside
+ * blocks it claimed. A claim is one create-if-absent transaction on `blocks/<net>/<block>`: two hosts
+ * can never hold one block, and an attach waits on etcd only when its host has no free address left in
+ * its blocks. The blocks a host holds are also kept in its data root, so that after a restart — etcd
+ * reachable or not — it goes on allocating in them, and never in a block it does not hold (flannel#1289:
+ * a host that was away reusing a lease meanwhile given to another).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { ConflictError, StoreUnavailableError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Prefix } from '../net/index.js';
+import { writeFileAtomic } from '../store/atomic-file.js';
+import type { EtcdStore } from './etcd-store.js';
+import { keys, parseJson, isBlockRecord, type BlockRecord } from './records.js';
+
+/** Addresses per block: 2^(32-26) = 64 (a smaller subnet is one block). */
+export const BLOCK_LENGTH = 26;
+
+/** The blocks a subnet is cut into, in order. */
+export function blocksOf(subnet: Prefix): Prefix[] {
+  const length = Math.max(BLOCK_LENGTH, subnet.length);
+  const size = 1n << BigInt(32 - length);
+  const count = subnet.size / size;
+  const out: Prefix[] = [];
+  for (let i = 0n; i < count && i < 65536n; i++) out.push(Prefix.of(subnet.at(i * size), length));
+  return out;
+}
+
+/** How long a claim may wait on etcd before the attach fails with 503. */
+const CLAIM_TIMEOUT_MS = 3000;
+
+export class BlockLeases {
+  /** network id → the blocks this host holds (as the file has them). */
+  private readonly held = new Map<string, Prefix[]>();
+
+  constructor(
+    private readonly deps: { store: EtcdStore; hostId: string; file: string; log: Logger },
+  ) {
+    if (existsSync(deps.file)) {
+      try {
+        const raw = JSON.parse(readFileSync(deps.file, 'utf8')) as Record<string, string[]>;
+        for (const [net, list] of Object.entries(raw)) this.held.set(net, list.map((b) => Prefix.parse(b)));
+      } catch (err) {
+        deps.log.warn({ err, file: deps.file }, 'unreadable block file; blocks are read back from etcd');
+      }
+    }
+  }
+
+  /** The blocks this host holds on a network. */
+  of(networkId: string): Prefix[] {
+    return this.held.get(networkId) ?? [];
+  }
+
+  /** A network is gone: its blocks with it (the cluster deleted its keys). */
+  forget(networkId: string): void {
+    if (this.held.delete(networkId)) this.save();
+  }
+
+  /**
+   * Claims one more block of `subnet` for this host: its own blocks etcd has and the file lost first, then
+   * the first block nobody holds. ConflictError when every block is held; StoreUnavailableError when etcd cannot
+   * be reached in time.
+   */
+  async claim(networkId: string, subnet: Prefix): Promise<Prefix> {
+    const { store, hostId } = this.deps;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const listed = await withTimeout(store.list(keys.blocks(networkId)), 'list the address blocks');
+      const taken = new Map<string, BlockRecord | undefined>();
+      for (const kv of listed.kvs) taken.set(kv.key, parseJson<BlockRecord>(kv.value, isBlockRecord));
+      const mine = this.of(networkId);
+      const candidates = blocksOf(subnet).filter((b) => !mine.some((m) => m.equals(b)));
+      const ours = candidates.find((b) => taken.get(keys.block(networkId, b))?.host === hostId);
+      if (ours) return this.add(networkId, ours);
+      const free = candidates.find((b) => !taken.has(keys.block(networkId, b)));
+      if (!free) throw new ConflictError(`no free address left on ${subnet}: every address block is held by a host of the cluster`);
+      const record: BlockRecord = { host: hostId, claimed: new Date().toISOString() };
+      if (await withTimeout(store.createIfAbsent([{ key: keys.block(networkId, free), value: JSON.stringify(record) }]), 'claim an address block')) {
+        this.deps.log.info({ op: 'claim-block', network: networkId, block: free.toString() }, 'address block claimed');
+        return this.add(networkId, free);
+      }
+      // Another host claimed it first: list again.
+    }
+    throw new ConflictError(`could not claim an address block of ${subnet}: other hosts kept claiming the same ones; try again`);
+  }
+
+  private add(networkId: string, block: Prefix): Prefix {
+    this.held.set(networkId, [...this.of(networkId), block]);
+    this.save();
+    return block;
+  }
+
+  private save(): void {
+    const out: Record<string, string[]> = {};
+    for (const [net, list] of this.held) out[net] = list.map(String);
+    writeFileAtomic(this.deps.file, JSON.stringify(out));
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new StoreUnavailableError(`cannot ${what}: the cluster store (etcd) does not answer`)), CLAIM_TIMEOUT_MS);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof ConflictError ? err : new StoreUnavailableError(`cannot ${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+      },
+    );
+  });
+}
+
+export { withTimeout };
