@@ -76,6 +76,7 @@ export function buildProgram(): Command {
     .option('--cluster-store-key <file>', 'client key for etcd (TLS)')
     .option('--advertise-address <ip>', 'this host\'s address on the network between the hosts, where their VXLAN traffic arrives (with --cluster-store)')
     .option('--cluster-lease-ttl <seconds>', 'how long this host\'s records outlive it in etcd', '10')
+    .option('--cluster-block-grace <seconds>', 'how long a dead host\'s address blocks stay its own before other hosts may take them (and a host cut off from etcd still uses its own)', '600')
     .action(async (opts, cmd: Command) => {
       // Required here, not imported above: only this command loads the daemon (and the native addon).
       const { runDaemon } = require('./daemon-command.js') as typeof import('./daemon-command.js');
@@ -99,6 +100,7 @@ export function buildProgram(): Command {
         clusterStoreKey: opts.clusterStoreKey,
         advertiseAddress: opts.advertiseAddress,
         clusterLeaseTtl: Number(opts.clusterLeaseTtl),
+        clusterBlockGrace: Number(opts.clusterBlockGrace),
       });
     });
 

@@ -3,9 +3,16 @@
  * addresses, unless the subnet is smaller), and each host allocates its containers' addresses only inside
  * blocks it claimed. A claim is one create-if-absent transaction on `blocks/<net>/<block>`: two hosts
  * can never hold one block, and an attach waits on etcd only when its host has no free address left in
- * its blocks. The blocks a host holds are also kept in its data root, so that after a restart — etcd
- * reachable or not — it goes on allocating in them, and never in a block it does not hold (flannel#1289:
- * a host that was away reusing a lease meanwhile given to another).
+ * its blocks. The blocks a host holds are also kept in its data root, so that after a restart it goes on
+ * allocating in them.
+ *
+ * A dead host's blocks go back to the pool after a grace period (cluster-view.ts). So a host never
+ * allocates in a block it is not sure is still its own (flannel#1289: a host that was away reusing a lease
+ * meanwhile given to another):
+ * - after a start and after every outage, its blocks are checked against etcd before the next allocation
+ *   (`validate`): a block etcd gives to another host is dropped, one etcd lost is claimed again;
+ * - while etcd cannot be reached, its blocks are used only until the grace period has passed since they
+ *   were last confirmed (`confirmed`, kept in the file across restarts): after that, other hosts may hold them.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { ConflictError, StoreUnavailableError } from '../errors.js';
@@ -31,21 +38,70 @@ export function blocksOf(subnet: Prefix): Prefix[] {
 /** How long a claim may wait on etcd before the attach fails with 503. */
 const CLAIM_TIMEOUT_MS = 3000;
 
+interface BlockFile {
+  /** network id → blocks. */
+  blocks: Record<string, string[]>;
+  /** When etcd last confirmed them (ms since the epoch). */
+  confirmed: number;
+}
+
 export class BlockLeases {
   /** network id → the blocks this host holds (as the file has them). */
   private readonly held = new Map<string, Prefix[]>();
+  /** Networks whose blocks were checked against etcd since the start or the last outage. */
+  private readonly validated = new Set<string>();
+  /** When etcd last confirmed this host's blocks (ms since the epoch; 0: never). */
+  private confirmed = 0;
 
   constructor(
-    private readonly deps: { store: EtcdStore; hostId: string; file: string; log: Logger },
+    private readonly deps: { store: EtcdStore; hostId: string; file: string; log: Logger; graceMs: number },
   ) {
     if (existsSync(deps.file)) {
       try {
-        const raw = JSON.parse(readFileSync(deps.file, 'utf8')) as Record<string, string[]>;
-        for (const [net, list] of Object.entries(raw)) this.held.set(net, list.map((b) => Prefix.parse(b)));
+        const raw = JSON.parse(readFileSync(deps.file, 'utf8')) as BlockFile;
+        for (const [net, list] of Object.entries(raw.blocks ?? {})) this.held.set(net, list.map((b) => Prefix.parse(b)));
+        this.confirmed = typeof raw.confirmed === 'number' ? raw.confirmed : 0;
       } catch (err) {
         deps.log.warn({ err, file: deps.file }, 'unreadable block file; blocks are read back from etcd');
       }
     }
+  }
+
+  /** After an outage (a full re-read of etcd): every network's blocks are checked again before use. */
+  invalidate(): void {
+    this.validated.clear();
+  }
+
+  /**
+   * Whether this host may allocate in its blocks of a network now: checked against etcd (first use after a
+   * start or an outage), or — etcd unreachable — confirmed less than the grace period ago.
+   */
+  async usable(networkId: string): Promise<boolean> {
+    if (this.validated.has(networkId)) return true;
+    if (this.deps.store.up) {
+      await this.validate(networkId);
+      return true;
+    }
+    return Date.now() - this.confirmed < this.deps.graceMs;
+  }
+
+  /** Drops the blocks etcd gives to another host; claims again those it lost. */
+  private async validate(networkId: string): Promise<void> {
+    const { store, hostId, log } = this.deps;
+    const listed = await withTimeout(store.list(keys.blocks(networkId)), 'list the address blocks');
+    const owners = new Map(listed.kvs.map((kv) => [kv.key, parseJson<BlockRecord>(kv.value, isBlockRecord)?.host]));
+    const kept: Prefix[] = [];
+    for (const block of this.of(networkId)) {
+      const key = keys.block(networkId, block);
+      const owner = owners.get(key);
+      if (owner === hostId) kept.push(block);
+      else if (owner === undefined && (await withTimeout(store.createIfAbsent([{ key, value: JSON.stringify({ host: hostId, claimed: new Date().toISOString() }) }]), 'claim an address block again'))) kept.push(block);
+      else log.warn({ op: 'validate-blocks', network: networkId, block: block.toString(), owner }, 'an address block this host held is another host\'s now: not used any more');
+    }
+    this.held.set(networkId, kept);
+    this.validated.add(networkId);
+    this.confirmed = Date.now();
+    this.save();
   }
 
   /** The blocks this host holds on a network. */
@@ -87,13 +143,14 @@ export class BlockLeases {
 
   private add(networkId: string, block: Prefix): Prefix {
     this.held.set(networkId, [...this.of(networkId), block]);
+    this.confirmed = Date.now();
     this.save();
     return block;
   }
 
   private save(): void {
-    const out: Record<string, string[]> = {};
-    for (const [net, list] of this.held) out[net] = list.map(String);
+    const out: BlockFile = { blocks: {}, confirmed: this.confirmed };
+    for (const [net, list] of this.held) out.blocks[net] = list.map(String);
     writeFileAtomic(this.deps.file, JSON.stringify(out));
   }
 }

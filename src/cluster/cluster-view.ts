@@ -21,7 +21,7 @@ import { namesOf } from '../dns/records.js';
 import type { OverlayDriver } from '../drivers/overlay/overlay-driver.js';
 import type { Peer } from '../drivers/overlay/peer-table.js';
 import type { EtcdStore, PrefixWatch, Snapshot, WatchEvent } from './etcd-store.js';
-import { ROOT, keys, parseJson, parseKey, isEndpointEntry, isHostRecord, isNetworkEntry, type EndpointEntry, type HostRecord, type NetworkEntry } from './records.js';
+import { ROOT, keys, parseJson, parseKey, isBlockRecord, isEndpointEntry, isHostRecord, isNetworkEntry, type BlockRecord, type EndpointEntry, type HostRecord, type NetworkEntry } from './records.js';
 
 export interface ClusterViewDeps {
   store: EtcdStore;
@@ -32,6 +32,10 @@ export interface ClusterViewDeps {
   log: Logger;
   /** A network the cluster removed: the blocks this host held on it are forgotten. */
   forgetBlocks?(networkId: string): void;
+  /** After each full read of etcd (the start, or after an outage). */
+  resynced?(): void;
+  /** How long after a host died its address blocks go back to the pool. */
+  blockGraceMs: number;
 }
 
 export interface HostStatus {
@@ -46,7 +50,9 @@ export interface HostStatus {
 }
 
 export class ClusterView {
-  private readonly cache = new Map<string, string>();
+  private readonly cache = new Map<string, { value: string; modRevision: bigint }>();
+  /** Dead hosts whose blocks go back to the pool when the grace period ends. */
+  private readonly reclaims = new Map<string, NodeJS.Timeout>();
   /** Hosts seen alive since start, for `netd cluster` to show them once they are gone. */
   private readonly seen = new Map<string, HostRecord>();
   private work: Promise<void> = Promise.resolve();
@@ -62,6 +68,8 @@ export class ClusterView {
   }
 
   async close(): Promise<void> {
+    for (const t of this.reclaims.values()) clearTimeout(t);
+    this.reclaims.clear();
     await this.watchHandle?.stop();
     await this.work;
   }
@@ -75,9 +83,9 @@ export class ClusterView {
 
   private entries<T>(prefix: string, check: (v: Record<string, unknown>) => boolean): [string, T][] {
     const out: [string, T][] = [];
-    for (const [k, v] of this.cache) {
+    for (const [k, { value }] of this.cache) {
       if (!k.startsWith(prefix)) continue;
-      const parsed = parseJson<T>(v, check);
+      const parsed = parseJson<T>(value, check);
       if (parsed) out.push([k, parsed]);
     }
     return out;
@@ -90,11 +98,11 @@ export class ClusterView {
   }
 
   isGoing(networkId: string): boolean {
-    return parseJson<NetworkEntry>(this.cache.get(keys.network(networkId)), isNetworkEntry)?.state === 'deleting';
+    return parseJson<NetworkEntry>(this.cache.get(keys.network(networkId))?.value, isNetworkEntry)?.state === 'deleting';
   }
 
   hostLabel(id: string): string {
-    const h = parseJson<HostRecord>(this.cache.get(keys.host(id)), isHostRecord) ?? this.seen.get(id);
+    const h = parseJson<HostRecord>(this.cache.get(keys.host(id))?.value, isHostRecord) ?? this.seen.get(id);
     return h ? `${h.name} (${h.advertise})` : id.slice(0, 12);
   }
 
@@ -125,8 +133,10 @@ export class ClusterView {
 
   private async resync(snapshot: Snapshot): Promise<void> {
     this.cache.clear();
-    for (const kv of snapshot.kvs) this.cache.set(kv.key, kv.value);
+    for (const kv of snapshot.kvs) this.cache.set(kv.key, { value: kv.value, modRevision: kv.modRevision });
     this.rememberHosts();
+    this.deps.resynced?.();
+    this.scheduleReclaims();
     const here = new Set(this.deps.controller.networks().filter((n) => n.scope === 'global').map((n) => n.id));
     const there = new Set<string>();
     for (const [k, entry] of this.entries<NetworkEntry>(`${ROOT}networks/`, isNetworkEntry)) {
@@ -183,13 +193,48 @@ export class ClusterView {
 
   private async apply(events: WatchEvent[]): Promise<void> {
     for (const ev of events) {
-      if (ev.type === 'put' && ev.value !== undefined) this.cache.set(ev.key, ev.value);
+      if (ev.type === 'put' && ev.value !== undefined) this.cache.set(ev.key, { value: ev.value, modRevision: ev.modRevision });
       else this.cache.delete(ev.key);
       const p = parseKey(ev.key);
       if (p.kind === 'host' && ev.type === 'put') this.rememberHosts();
+      if (p.kind === 'host') this.scheduleReclaims();
       if (p.kind === 'network') await this.networkChanged(p.network, ev);
       if (p.kind === 'endpoint') await this.endpointChanged(p.network, p.endpoint, ev);
     }
+  }
+
+  // ---------------------------------------------------------------- dead hosts' blocks
+
+  /** Hosts that hold blocks but have no live record: their blocks go back to the pool after the grace period. */
+  private scheduleReclaims(): void {
+    const holders = new Set<string>();
+    for (const [k, b] of this.entries<BlockRecord>(`${ROOT}blocks/`, isBlockRecord)) if (parseKey(k).kind === 'block') holders.add(b.host);
+    for (const host of holders) {
+      const alive = this.cache.has(keys.host(host));
+      const pending = this.reclaims.get(host);
+      if (alive && pending) {
+        clearTimeout(pending);
+        this.reclaims.delete(host);
+      } else if (!alive && !pending && host !== this.deps.hostId) {
+        const timer = setTimeout(() => this.enqueue(() => this.reclaim(host)), this.deps.blockGraceMs);
+        timer.unref();
+        this.reclaims.set(host, timer);
+      }
+    }
+  }
+
+  /** The grace period is over: the dead host's blocks without endpoints go (compare-and-delete: one host does it). */
+  private async reclaim(host: string): Promise<void> {
+    this.reclaims.delete(host);
+    if (this.cache.has(keys.host(host))) return;
+    const busy = this.entries<EndpointEntry>(`${ROOT}endpoints/`, isEndpointEntry).some(([, e]) => e.host === host);
+    if (busy) return;
+    let freed = 0;
+    for (const [k, { value, modRevision }] of [...this.cache]) {
+      if (parseKey(k).kind !== 'block' || parseJson<BlockRecord>(value, isBlockRecord)?.host !== host) continue;
+      if (await this.deps.store.deleteIf(k, modRevision)) freed++;
+    }
+    if (freed > 0) this.deps.log.info({ op: 'reclaim-blocks', host, blocks: freed }, 'a dead host\'s address blocks went back to the pool');
   }
 
   private async networkChanged(networkId: string, ev: WatchEvent): Promise<void> {

@@ -39,6 +39,8 @@ export interface ClusterDeps extends Omit<ClusterViewDeps, 'hostId' | 'controlle
   advertise: IPAddress;
   /** Where the blocks this host holds are kept (in the data root). */
   blocksFile: string;
+  /** How long a dead host's blocks stay its own (and a cut-off host still uses its blocks). */
+  blockGraceMs: number;
   log: Logger;
 }
 
@@ -58,12 +60,12 @@ export class Cluster implements GlobalScope, NetworkObserver {
   private view?: ClusterView;
 
   constructor(private readonly deps: ClusterDeps) {
-    this.blocks = new BlockLeases({ store: deps.store, hostId: deps.hostId, file: deps.blocksFile, log: deps.log });
+    this.blocks = new BlockLeases({ store: deps.store, hostId: deps.hostId, file: deps.blocksFile, log: deps.log, graceMs: deps.blockGraceMs });
   }
 
   /** Announces this host (under its lease) and starts following the cluster. */
   start(controller: Controller): void {
-    this.view = new ClusterView({ ...this.deps, controller, forgetBlocks: (id) => this.blocks.forget(id) });
+    this.view = new ClusterView({ ...this.deps, controller, forgetBlocks: (id) => this.blocks.forget(id), resynced: () => this.blocks.invalidate() });
     const record: HostRecord = { advertise: this.deps.advertise.toString(), name: hostname(), started: new Date().toISOString() };
     void this.deps.store.leasedPut(keys.host(this.deps.hostId), JSON.stringify(record));
     this.view.start();
@@ -165,7 +167,12 @@ export class Cluster implements GlobalScope, NetworkObserver {
   async ensureAddress(network: NetworkRecord, subnet: Prefix): Promise<void> {
     const { ipam } = this.deps;
     if (this.view?.isGoing(network.id)) throw new ForbiddenError(`network ${network.name} is being removed`);
-    if (ipam.blocksOf(subnet)?.length === 0 && this.blocks.of(network.id).length > 0) ipam.setBlocks(subnet, this.blocks.of(network.id));
+    if (!(await this.blocks.usable(network.id))) {
+      ipam.setBlocks(subnet, []);
+      throw new StoreUnavailableError(`the cluster store (etcd) has been unreachable for longer than the block grace period: the address blocks of ${network.name} this host held may be other hosts' by now`);
+    }
+    // The blocks as validated (one may have been dropped: another host holds it now).
+    ipam.setBlocks(subnet, this.blocks.of(network.id));
     if (ipam.hasFreeAddress(subnet)) return;
     if (!this.deps.store.up) {
       throw new StoreUnavailableError(`no free address left in the blocks this host holds on ${network.name}, and the cluster store (etcd) cannot be reached to claim another`);

@@ -34,6 +34,8 @@ export function setUpCluster(config: DaemonConfig, deps: { rtnl: Rtnl; bridge: B
   }
   if (config.advertiseAddress === undefined) throw new InvalidArgumentError('--cluster-store needs --advertise-address: the address other hosts reach this one at');
   const advertise = IPAddress.parse(config.advertiseAddress, 'advertise address');
+  const grace = config.clusterBlockGrace ?? 600;
+  if (!(Number.isSafeInteger(grace) && grace >= 1)) throw new InvalidArgumentError(`--cluster-block-grace must be whole seconds ≥ 1, not ${config.clusterBlockGrace}`);
   if (advertise.family !== 4) throw new InvalidArgumentError('--advertise-address must be an IPv4 address');
   const tls = config.clusterStoreCacert || config.clusterStoreCert || config.clusterStoreKey ? { ca: config.clusterStoreCacert, cert: config.clusterStoreCert, key: config.clusterStoreKey } : undefined;
   // Loaded only in cluster mode: the etcd client (gRPC, protobuf) costs a single-host daemon nothing.
@@ -42,7 +44,7 @@ export function setUpCluster(config: DaemonConfig, deps: { rtnl: Rtnl; bridge: B
   const store = new EtcdStore({ endpoints: EtcdStore.parseUrl(config.clusterStore, tls !== undefined), tls, log: deps.log, leaseTtlSeconds: config.clusterLeaseTtl });
   const overlay = new OverlayDriver({ bridge: deps.bridge, rtnl: deps.rtnl, log: deps.log, advertise, instance: deps.instance });
   const hostId = loadHostId(config.dataRoot);
-  const cluster = new Cluster({ store, ipam: deps.ipam, overlay, dns: deps.dns, hostId, advertise, blocksFile: join(config.dataRoot, 'cluster-blocks.json'), log: deps.log });
+  const cluster = new Cluster({ store, ipam: deps.ipam, overlay, dns: deps.dns, hostId, advertise, blocksFile: join(config.dataRoot, 'cluster-blocks.json'), blockGraceMs: grace * 1000, log: deps.log });
   deps.log.info({ op: 'start', host: hostname(), hostId, advertise: advertise.toString(), store: config.clusterStore }, 'cluster mode');
   return {
     overlay,

@@ -39,6 +39,8 @@ export interface DaemonConfig {
   advertiseAddress?: string;
   /** Seconds this host's records outlive it in etcd (its lease's TTL; default 10). */
   clusterLeaseTtl?: number;
+  /** Seconds after a host died before its address blocks go back to the pool (default 600). */
+  clusterBlockGrace?: number;
 }
 
 /** The firewall backends `--firewall-backend` accepts (src/firewall/factory.ts has them); the first is the default. */

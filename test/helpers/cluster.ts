@@ -34,7 +34,7 @@ export class TestCluster {
   etcd!: TestEtcd;
   outside?: TestNetns;
 
-  static async create(tag: string, opts: { hosts?: number; leaseTtl?: number; outside?: boolean } = {}): Promise<TestCluster> {
+  static async create(tag: string, opts: { hosts?: number; leaseTtl?: number; outside?: boolean; daemonArgs?: string[] } = {}): Promise<TestCluster> {
     const missing = etcdMissing();
     assert.equal(missing, undefined, `the cluster tests need etcd: ${missing}`);
     const c = new TestCluster();
@@ -48,7 +48,7 @@ export class TestCluster {
       for (let i = 0; i < (opts.hosts ?? 3); i++) {
         const ns = await c.netns(`${tag}h${i + 1}`);
         await c.leg(sw, ns, `h${i + 1}`, `${hostIp(i)}/24`);
-        const daemon = await TestDaemon.start(ns, ['--cluster-store', `etcd://${ETCD_IP}:2379`, '--advertise-address', hostIp(i), '--cluster-lease-ttl', String(opts.leaseTtl ?? 3)]);
+        const daemon = await TestDaemon.start(ns, ['--cluster-store', `etcd://${ETCD_IP}:2379`, '--advertise-address', hostIp(i), '--cluster-lease-ttl', String(opts.leaseTtl ?? 3), ...(opts.daemonArgs ?? [])]);
         c.hosts.push({ ns, daemon, ip: hostIp(i) });
       }
       if (opts.outside) {
@@ -79,6 +79,13 @@ export class TestCluster {
     await ns.exec(['ip', 'addr', 'add', cidr, 'dev', 'u0']);
     await ns.exec(['ip', 'link', 'set', 'u0', 'up']);
     await sw.exec(['ip', 'link', 'set', `sw-${name}`, 'master', 'br0', 'up']);
+  }
+
+  /** A container process, not attached (stopped with the cluster). */
+  async spare(): Promise<TestContainer> {
+    const c = await TestContainer.start();
+    this.containers.push(c);
+    return c;
   }
 
   /** A container process attached through host `i`'s daemon; returns it with its address on the network. */

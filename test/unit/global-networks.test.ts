@@ -16,6 +16,7 @@ import { ForbiddenError, InvalidArgumentError } from '../../src/errors.js';
 import { IPAddress, Prefix } from '../../src/net/index.js';
 import { blocksOf } from '../../src/cluster/blocks.js';
 import { keys, parseKey } from '../../src/cluster/records.js';
+import { macOf } from '../../src/drivers/overlay/overlay-driver.js';
 import { FakeNamespaces, RecordingDriver, att, withDir } from '../helpers/fake-core.js';
 
 class FakeCluster implements GlobalScope {
@@ -140,4 +141,9 @@ test('blocks: a subnet is cut into /26s (a smaller one is one block); keys parse
   assert.deepEqual(parseKey(keys.endpoint(net, 'b'.repeat(64))), { kind: 'endpoint', network: net, endpoint: 'b'.repeat(64) });
   assert.deepEqual(parseKey('/netd/v1/endpoints/../x'), { kind: 'other' });
   assert.deepEqual(parseKey('/other/hosts/x'), { kind: 'other' });
+});
+
+test('an overlay endpoint\'s MAC is derived from its address (a reused address keeps its MAC)', () => {
+  assert.equal(macOf(IPAddress.parse('10.243.0.64')).toString(), '02:42:0a:f3:00:40');
+  assert.equal(macOf(IPAddress.parse('255.1.2.3')).toString(), '02:42:ff:01:02:03');
 });

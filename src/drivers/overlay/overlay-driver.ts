@@ -17,7 +17,7 @@ import type { Capabilities, Driver, JoinResult } from '../../driverapi/driver.js
 import { PORT_MAP } from '../../driverapi/labels.js';
 import type { DriverEndpoint, DriverNetwork, DriverSandbox } from '../../driverapi/model.js';
 import type { Rtnl } from '../../kernel/rtnetlink.js';
-import type { IPAddress } from '../../net/index.js';
+import { MAC, type IPAddress } from '../../net/index.js';
 import type { InstanceIdentity } from '../../firewall/marks.js';
 import type { BridgeDriver } from '../bridge/bridge-driver.js';
 import { LinkOwner } from '../bridge/link-owner.js';
@@ -124,8 +124,14 @@ export class OverlayDriver implements Driver {
 
   // ---------------------------------------------------------------- endpoints: the bridge driver's
 
+  /**
+   * Without a MAC asked for, the endpoint's is derived from its address (02:42 and the four bytes of the
+   * IPv4 address, as Docker's overlay did): an address a container on another host held before comes with
+   * the same MAC, so the ARP caches of containers that talked to the old one stay right.
+   */
   join(network: DriverNetwork, endpoint: DriverEndpoint, sandbox: DriverSandbox): Promise<JoinResult> {
-    return this.bridge.join(this.local(network), endpoint, sandbox);
+    const mac = endpoint.mac ?? (endpoint.ipv4 ? macOf(endpoint.ipv4.address) : undefined);
+    return this.bridge.join(this.local(network), { ...endpoint, mac }, sandbox);
   }
 
   cutOff(network: DriverNetwork, endpoint: DriverEndpoint): Promise<void> {
@@ -176,4 +182,11 @@ export class OverlayDriver implements Driver {
       }
     }
   }
+}
+
+/** 02:42 and the four bytes of an IPv4 address: a locally administered unicast MAC. */
+export function macOf(address: IPAddress): MAC {
+  const v = address.toBigInt();
+  const bytes = [0x02, 0x42, ...[24n, 16n, 8n, 0n].map((s) => Number((v >> s) & 0xffn))];
+  return MAC.parse(bytes.map((b) => b.toString(16).padStart(2, '0')).join(':'));
 }
