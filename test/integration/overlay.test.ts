@@ -6,6 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { requireRoot } from '../helpers/netns.js';
 import { serve } from '../helpers/traffic.js';
@@ -103,6 +104,18 @@ describe('overlay networks across three hosts (etcd)', () => {
     assert.equal(res.stdout, 'out');
   });
 
+  test('a published port works on the container\'s own host: from the outside, and from a container on another host through it', async () => {
+    const p = await cl.attach(1, 'ova', 'pub', ['-p', '8082:8080']);
+    servers.push(await serve(['nsenter', '-t', String(p.c.pid), '-n', 'node', '-e', "require('net').createServer((s)=>s.end('published')).listen(8080,()=>console.log('listening'))"]));
+    const get = (c: typeof a1.c, host: string) =>
+      c.exec(['node', '-e', `const s=require('net').connect(8082,'${host}');s.setTimeout(5000,()=>{console.error('timeout');process.exit(1)});s.on('data',(d)=>{process.stdout.write(d)})`], { allowFail: true });
+    // From host 1's container: out through host 1's NAT, over the underlay to host 2's address, DNAT there.
+    assert.equal((await get(a1.c, cl.hosts[1].ip)).stdout, 'published');
+    // From host 2 itself (localhost).
+    const local = await cl.hosts[1].ns.exec(['node', '-e', "const s=require('net').connect(8082,'127.0.0.1');s.setTimeout(5000,()=>{process.exit(1)});s.on('data',(d)=>{process.stdout.write(d)})"], { allowFail: true });
+    assert.equal(local.stdout, 'published');
+  });
+
   test('a second overlay network is isolated from the first', async () => {
     await cli(2, ['create-network', '--driver', 'overlay', '--subnet', '10.250.0.0/24', 'ovb']);
     await within(5000, 'ovb on host 1', async () => (await networksOn(0)).some((n) => n.Name === 'ovb'));
@@ -149,6 +162,13 @@ describe('overlay networks across three hosts (etcd)', () => {
     assert.ok(await pings(a1.c, a2.ip), 'traffic across the overlay without etcd');
     const late = await cl.attach(1, 'ova', 'late');
     assert.ok(await pings(late.c, a2.ip), 'the new container reaches a local one');
+    // No spinning while etcd is away (flannel#1830): the daemons' CPU over 4 s of outage.
+    const cpu = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ').slice(11, 13).reduce((s, t) => s + Number(t), 0);
+    const pids = [0, 1].map((i) => cl.hosts[i].daemon.pid!);
+    const before = pids.map(cpu);
+    await new Promise((r) => setTimeout(r, 4000));
+    const used = pids.map((p, i) => (cpu(p) - before[i]) / 100); // clock ticks (USER_HZ = 100) → s
+    assert.ok(used.every((s) => s < 0.4), `CPU seconds in 4 s of outage: ${used}`);
     await cl.etcd.restart();
     await within(10_000, 'late reachable from h1 after etcd returns', () => pings(a1.c, late.ip));
   });
