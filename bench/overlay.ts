@@ -12,8 +12,9 @@
  *   prober starts a connect every 2 ms; the client container's ARP retry time is 10 ms (the kernel's
  *   floor; default 1 s) and its neighbour cache is flushed before each sample, so the figure is netd's
  *   convergence, not the client kernel's retry timers.
- * - TCP throughput (iperf3) from the host-1 container to the host-2 container across the overlay, and from
- *   host 1's namespace to host 2's advertise address across the underlay; trials alternate.
+ * - TCP throughput (iperf3) from the host-1 container to the host-2 container across the overlay, from
+ *   host 1's namespace to host 2's advertise address across the underlay, and across a bare kernel VXLAN
+ *   device between the two host namespaces (the floor); trials alternate.
  * - etcd operations per attach and per detach: etcd's own counters (`/metrics`, over its unix socket)
  *   before and after N attaches (then N detaches) on host 2, minus what an idle window as long as each
  *   shows (lease keep-alives and the like).
@@ -21,7 +22,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { TestCluster, within } from '../test/helpers/cluster.js';
+import { TestCluster, within, type ClusterHost } from '../test/helpers/cluster.js';
 import { etcdMissing, type TestEtcd } from '../test/helpers/etcd.js';
 import { TestContainer } from '../test/helpers/netns.js';
 import { type Procs, inNs, log, sleep, stopChild, waitForOutput } from './env.js';
@@ -174,23 +175,31 @@ class OverlayBench {
     log(`overlay: ${this.opts.convergence} convergence samples`);
   }
 
-  /** iperf3 across the overlay (host-1 container → host-2 container) and across the underlay (host 1 → host 2). */
+  /**
+   * iperf3 across the overlay (host-1 container → host-2 container), across the underlay (host 1 → host 2's
+   * advertise address), and across a bare kernel VXLAN device between the two host namespaces (VNI 4242,
+   * UDP 4790, 203.0.113.0/24: no bridge, no veth, no netd), the floor of what VXLAN costs on this machine.
+   */
   async throughput(): Promise<void> {
+    const paths = ['overlay', 'underlay', 'vxlan'];
     if (!which('iperf3')) {
-      for (const k of ['overlay', 'underlay']) this.rec.na(`overlay|tput|${k}`, 'n/a (iperf3 not installed)');
+      for (const k of paths) this.rec.na(`overlay|tput|${k}`, 'n/a (iperf3 not installed)');
       return;
     }
     const [h1, h2] = this.cl.hosts;
     if (!this.client || !this.server) throw new Error('throughput: no containers from the convergence step');
+    await bareVxlan([h1, h2]);
     const servers: ChildProcess[] = [
       this.opts.procs.spawn(inNs(`/proc/${this.server.c.pid}/ns/net`, ['iperf3', '-s', '--forceflush', '-p', String(IPERF_PORT)])),
-      this.opts.procs.spawn(inNs(h2.ns.path, ['iperf3', '-s', '--forceflush', '-B', h2.ip, '-p', String(IPERF_PORT)])),
+      // Host 2's server answers on its advertise address and on the bare VXLAN device's.
+      this.opts.procs.spawn(inNs(h2.ns.path, ['iperf3', '-s', '--forceflush', '-p', String(IPERF_PORT)])),
     ];
     try {
       for (const s of servers) await waitForOutput(s, /Server listening/);
       for (let t = 0; t < this.opts.tputTrials; t++) {
         this.rec.add('overlay|tput|overlay', await iperf(this.rec, `/proc/${this.client.c.pid}/ns/net`, this.server.ip, IPERF_PORT, this.opts.tputSeconds));
         this.rec.add('overlay|tput|underlay', await iperf(this.rec, h1.ns.path, h2.ip, IPERF_PORT, this.opts.tputSeconds));
+        this.rec.add('overlay|tput|vxlan', await iperf(this.rec, h1.ns.path, BARE_VXLAN_IP(1), IPERF_PORT, this.opts.tputSeconds));
       }
     } finally {
       for (const s of servers) await stopChild(s, 'SIGKILL');
@@ -226,6 +235,18 @@ class OverlayBench {
     }
     this.rec.set('overlay|etcd|n', n);
     log(`overlay: etcd counters over ${n} attaches and detaches`);
+  }
+}
+
+const BARE_VXLAN_IP = (i: number) => `203.0.113.${i + 1}`;
+
+/** A VXLAN device `vxbare` in each of two host namespaces, pointing at the other: the kernel's VXLAN alone. */
+async function bareVxlan(hosts: ClusterHost[]): Promise<void> {
+  for (const [i, h] of hosts.entries()) {
+    const peer = hosts[1 - i];
+    await h.ns.exec(['ip', 'link', 'add', 'vxbare', 'type', 'vxlan', 'id', '4242', 'local', h.ip, 'remote', peer.ip, 'dstport', '4790', 'dev', 'u0']);
+    await h.ns.exec(['ip', 'addr', 'add', `${BARE_VXLAN_IP(i)}/24`, 'dev', 'vxbare']);
+    await h.ns.exec(['ip', 'link', 'set', 'vxbare', 'up']);
   }
 }
 

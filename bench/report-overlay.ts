@@ -55,6 +55,7 @@ export function overlaySection(ctx: OverlayContext): string[] {
     const v = ctx.value(`overlay|etcd|attach|${k}|idle`);
     return Number.isFinite(v) ? String(v) : '—';
   };
+  const pct = (a: number, b: number) => (Number.isFinite(a / b) ? `${((a / b) * 100).toFixed(0)}%` : '—');
   const n = ctx.value('overlay|etcd|n');
   const counters = [...ETCD_METHODS.map((m) => `rpc.${m}`), ...MVCC_COUNTERS.map((m) => `mvcc.${m}`)];
   return [
@@ -77,7 +78,10 @@ export function overlaySection(ctx: OverlayContext): string[] {
       ],
     ),
     '',
-    table(['Gbit/s (iperf3, median)', 'across the overlay', 'across the underlay'], [['host 1 → host 2', gbit('overlay|tput|overlay'), gbit('overlay|tput|underlay')]]),
+    table(
+      ['Gbit/s (iperf3, median)', 'across the overlay', 'across the underlay', 'bare kernel VXLAN (no netd)', 'overlay ÷ bare VXLAN'],
+      [['host 1 → host 2', gbit('overlay|tput|overlay'), gbit('overlay|tput|underlay'), gbit('overlay|tput|vxlan'), pct(ctx.summary('overlay|tput|overlay')?.median ?? NaN, ctx.summary('overlay|tput|vxlan')?.median ?? NaN)]],
+    ),
     '',
     `etcd's own counters (\`/metrics\`) around ${Number.isFinite(n) ? n : 'N'} attaches, then as many detaches, on host 2; per operation, less an idle window as long (its raw count beside):`,
     '',

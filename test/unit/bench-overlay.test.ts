@@ -82,12 +82,13 @@ function result(more: Partial<PhaseResult>): PhaseResult {
 test('bench report: the overlay section has the issue 15 goals and figures; without etcd, n/a with the reason; not run, no section', () => {
   const report = renderReport(
     INFO,
-    [result({ samples: { 'overlay|attach|overlay': [15], 'overlay|attach|bridge': [12], 'overlay|converge': [40], 'overlay|tput|overlay': [7], 'overlay|tput|underlay': [8] }, values: { 'overlay|etcd|attach|rpc.Txn': 1, 'overlay|etcd|n': 10 } })],
+    [result({ samples: { 'overlay|attach|overlay': [15], 'overlay|attach|bridge': [12], 'overlay|converge': [40], 'overlay|tput|overlay': [7], 'overlay|tput|underlay': [8], 'overlay|tput|vxlan': [7.5] }, values: { 'overlay|etcd|attach|rpc.Txn': 1, 'overlay|etcd|n': 10 } })],
     CFG,
   );
   assert.match(report, /### Goals \(issue 15\)/);
   assert.match(report, /\| attach on an overlay network ÷ on a bridge network[^|]*\| 1\.25× \(15\.0 ÷ 12\.0 ms\) \| ≤ 1\.5× \| met \|/);
   assert.match(report, /\| TCP throughput across the overlay[^|]*\| 88% \(7\.00 ÷ 8\.00 Gbit\/s\) \| ≥ 90% \| \*\*missed\*\* \|/);
+  assert.match(report, /\| host 1 → host 2 \| 7\.00 \| 8\.00 \| 7\.50 \| 93% \|/);
   assert.match(report, /\| rpc\.Txn \| 1\.00 \| — \| — \|/);
   const na = renderReport(INFO, [result({ unavailable: 'etcd is not installed (no etcd in PATH)' })], CFG);
   assert.match(na, /\| cross-host convergence p95[^|]*\| n\/a \[\d\] \| ≤ 200 ms \| n\/a \|/);
