@@ -11,7 +11,8 @@
  *   overlay network; from the attach request until the prober's first TCP connect to it succeeds. The
  *   prober starts a connect every 2 ms; the client container's ARP retry time is 10 ms (the kernel's
  *   floor; default 1 s) and its neighbour cache is flushed before each sample, so the figure is netd's
- *   convergence, not the client kernel's retry timers.
+ *   convergence, not the client kernel's retry timers. Beside it: until host 1's kernel has the neighbour
+ *   entry netd writes for the new address (polled over netlink every ~1 ms once the address is known).
  * - TCP throughput (iperf3) from the host-1 container to the host-2 container across the overlay, from
  *   host 1's namespace to host 2's advertise address across the underlay, and across a bare kernel VXLAN
  *   device between the two host namespaces (the floor); trials alternate.
@@ -28,6 +29,9 @@ import { TestContainer } from '../test/helpers/netns.js';
 import { type Procs, inNs, log, sleep, stopChild, waitForOutput } from './env.js';
 import { Unavailable, iperf, type Recorder } from './harness.js';
 import { UnixHttp } from './http.js';
+import { Netns } from '../src/kernel/netns.js';
+import { Rtnl } from '../src/kernel/rtnetlink.js';
+import { vxlanName } from '../src/drivers/overlay/vxlan-segment.js';
 import { which } from './peers/docker.js';
 import { msSince } from './stats.js';
 
@@ -143,6 +147,7 @@ class OverlayBench {
     this.client = { c: a, ip };
     // The client's ARP retries at the kernel's floor (10 ms) instead of every second: see the file's comment.
     await a.exec(['sysctl', '-q', '-w', 'net.ipv4.neigh.eth0.retrans_time_ms=10']);
+    const entries = await this.neighbourWatch(0);
     const prober = this.opts.procs.spawn(['nsenter', '-t', String(a.pid), '-n', '--', process.execPath, PROBER_JS], { stdio: ['pipe', 'pipe', 'pipe'] });
     try {
       await waitForOutput(prober, /ready/);
@@ -156,8 +161,10 @@ class OverlayBench {
           const answer = nextLine(prober);
           const att = await this.attach(1, b, OVERLAY_NET, `conv${i}`);
           prober.stdin?.write(`${att.ip} ${ECHO_PORT}\n`);
+          const entry = entries.until(att.ip, start).catch(() => NaN);
           const [word, after, attempts] = (await answer).split(' ');
           const total = msSince(start);
+          this.rec.add('overlay|converge.entry', await entry);
           if (word !== 'ok') throw new Error(`convergence: host 1 never reached ${att.ip} (conv${i}, host 2): ${word} after ${after} ms, ${attempts} attempts`);
           this.rec.add('overlay|converge', total);
           this.rec.add('overlay|converge.attach', att.ms);
@@ -169,10 +176,46 @@ class OverlayBench {
         await sleep(20);
       }
     } finally {
+      entries.close();
       prober.stdin?.end();
       await stopChild(prober, 'SIGKILL');
     }
     log(`overlay: ${this.opts.convergence} convergence samples`);
+  }
+
+  /**
+   * A netlink socket in host `i`'s namespace: `until(ip, start)` polls (every ~1 ms) the overlay network's
+   * VXLAN device there until netd has written the permanent neighbour entry for `ip`; the time since `start`
+   * (NaN after 5 s). Called once the address is known (the attach's answer): an entry already there then
+   * counts as written at that moment.
+   */
+  private async neighbourWatch(i: number): Promise<{ until(ip: string, start: bigint): Promise<number>; close(): void }> {
+    const nets = JSON.parse((await this.cl.hosts[i].daemon.cli(['networks', '--format', 'json'])).stdout) as { Id: string; Name: string }[];
+    const id = nets.find((n) => n.Name === OVERLAY_NET)?.Id;
+    if (!id) throw new Error(`${OVERLAY_NET} is not listed on host ${i + 1}`);
+    const ns = Netns.open(this.cl.hosts[i].ns.path);
+    let rtnl: Rtnl;
+    try {
+      rtnl = Rtnl.open(ns);
+    } finally {
+      ns.close();
+    }
+    const link = await rtnl.linkByName(vxlanName(id));
+    if (!link) {
+      rtnl.close();
+      throw new Error(`no ${vxlanName(id)} on host ${i + 1}`);
+    }
+    return {
+      until: async (ip, start) => {
+        while (msSince(start) < 5000) {
+          const found = (await rtnl.neighbours(4, link.index)).some((n) => n.permanent && n.address.toString() === ip);
+          if (found) return msSince(start);
+          await sleep(1);
+        }
+        return NaN;
+      },
+      close: () => rtnl.close(),
+    };
   }
 
   /**

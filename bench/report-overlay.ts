@@ -74,6 +74,7 @@ export function overlaySection(ctx: OverlayContext): string[] {
         ['attach, bridge network (host 1)', lat('overlay|attach|bridge'), lat('overlay|daemon|bridge')],
         ['attach on host 2 (convergence samples)', lat('overlay|converge.attach'), '—'],
         ['attach on host 2 → first TCP connect from host 1', lat('overlay|converge'), '—'],
+        ['attach on host 2 → its neighbour entry on host 1\'s VXLAN device (netd\'s part)', lat('overlay|converge.entry'), '—'],
         ['… of which after the attach answered (prober\'s clock)', lat('overlay|converge.after'), '—'],
       ],
     ),
