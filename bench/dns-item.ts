@@ -69,7 +69,7 @@ export async function dnsItem(rec: Recorder, opts: { seconds: number; names: num
 }
 
 /** An item that needs nothing set up in the phase (dns-bench, the overlay cluster make their own namespaces). */
-export class DnsBenchImpl implements Impl {
+export class SelfContainedImpl implements Impl {
   readonly id = 'netd';
   constructor(private readonly what = 'the dns item') {}
   async setup(): Promise<void> {}
