@@ -68,15 +68,16 @@ export async function dnsItem(rec: Recorder, opts: { seconds: number; names: num
   rec.note(`dns-bench: ${opts.names} local names, ${opts.seconds} s per dnsperf run`);
 }
 
-/** The dns item needs nothing set up in the phase: dns-bench makes its own namespaces. */
-export class DnsBenchImpl implements Impl {
+/** An item that needs nothing set up in the phase (dns-bench, the overlay cluster make their own namespaces). */
+export class SelfContainedImpl implements Impl {
   readonly id = 'netd';
+  constructor(private readonly what = 'the dns item') {}
   async setup(): Promise<void> {}
   async portSupport(): Promise<true | string> {
     return 'n/a';
   }
   makeContainer(): Promise<Ctr> {
-    throw new Error('the dns item has no containers');
+    throw new Error(`${this.what} has no containers`);
   }
   async attach(): Promise<void> {}
   async detach(): Promise<void> {}

@@ -337,8 +337,8 @@ export interface ThroughputOptions {
   procs: Procs;
 }
 
-/** Gbit/s received by the iperf3 server, from a client run in the outside namespace; one retry after a failure. */
-async function iperf(rec: Recorder, outsideNs: string, host: string, port: number, seconds: number): Promise<number> {
+/** Gbit/s received by the iperf3 server, from a client run in the namespace at `outsideNs` (a path); one retry after a failure. */
+export async function iperf(rec: Recorder, outsideNs: string, host: string, port: number, seconds: number): Promise<number> {
   let last = '';
   for (let attempt = 0; attempt < 2; attempt++) {
     if (attempt > 0) {

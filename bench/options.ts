@@ -10,7 +10,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --repeat N       run every phase N times and report medians of the per-run figures (default 1)
   --only LIST      only these implementations/items/phases, comma-separated
                    (netd, netd-cni, netd-cni-shim, ip, rtnl, cni, netavark, docker, docker-netd; attach,
-                   networks, ports, concurrency, throughput, dockerrun, dns;
+                   networks, ports, concurrency, throughput, dockerrun, dns, overlay;
                    or IMPL:ITEM)
   --skip LIST      the same, to leave out
   --backends LIST  netd's firewall backends to measure, comma-separated (default: ${FIREWALL_BACKEND_NAMES.join(',')});
@@ -76,7 +76,7 @@ function parseBackends(v: string | undefined): Backend[] {
   return [...new Set(names)] as Backend[];
 }
 
-export const ITEMS: Item[] = ['attach', 'networks', 'ports', 'concurrency', 'throughput', 'dockerrun', 'dns'];
+export const ITEMS: Item[] = ['attach', 'networks', 'ports', 'concurrency', 'throughput', 'dockerrun', 'dns', 'overlay'];
 export const IMPLS_BY_ITEM: Record<Item, ImplId[]> = {
   attach: ['netd', 'netd-cni', 'netd-cni-shim', 'rtnl', 'ip', 'cni', 'netavark', 'docker'],
   networks: ['netd', 'docker'],
@@ -88,6 +88,8 @@ export const IMPLS_BY_ITEM: Record<Item, ImplId[]> = {
   dockerrun: ['docker', 'docker-netd'],
   // netd's embedded DNS against aardvark-dns and dnsmasq, one phase (bench/dns/dns-bench.ts).
   dns: ['netd'],
+  // Overlay networks across a 3-host cluster with etcd, in namespaces (bench/overlay.ts).
+  overlay: ['netd'],
 };
 
 /**
@@ -126,7 +128,7 @@ export function plan(o: Pick<Options, 'only' | 'skip' | 'backends'>): PlannedPha
       if (dependsOnBackend(impl, item)) {
         for (const backend of o.backends) out.push({ impl, item, backend, key: phaseKey(impl, item, backend) });
       } else {
-        const usesNetd = impl.startsWith('netd') || impl === 'docker-netd' || item === 'dns';
+        const usesNetd = impl.startsWith('netd') || impl === 'docker-netd' || item === 'dns' || item === 'overlay';
         out.push({ impl, item, backend: usesNetd ? o.backends[0] : undefined, key: phaseKey(impl, item) });
       }
     }

@@ -9,6 +9,7 @@ import { Notes, fmt, ordinal, table } from './report-format.js';
 import { dockerRunSection } from './report-docker.js';
 import { goalsSection } from './report-goals.js';
 import { dnsSection } from './report-dns.js';
+import { overlaySection } from './report-overlay.js';
 import { phaseKey } from './options.js';
 import { FIREWALL_BACKEND_NAMES } from '../src/daemon/defaults.js';
 
@@ -360,6 +361,15 @@ export function renderReport(info: RunInfo, results: PhaseResult[], cfg: Omit<Ph
 
   // ---- DNS (bench/dns/dns-bench.ts)
   out.push(...dnsSection({ value: (key) => phase('netd', 'dns')?.values.get(key) ?? NaN, missing: (key) => missing('netd', 'dns', key) }));
+
+  // ---- overlay networks across a cluster (bench/overlay.ts)
+  out.push(
+    ...overlaySection({
+      summary: (key) => phase('netd', 'overlay')?.summaries.get(key),
+      value: (key) => phase('netd', 'overlay')?.values.get(key) ?? NaN,
+      missing: (key) => missing('netd', 'overlay', key),
+    }),
+  );
 
   // ---- issue 12's goals, per backend
   out.push(

@@ -22,6 +22,7 @@ import type { PhaseResult } from './harness.js';
 import type { ImplId, Item, PhaseConfig } from './phase.js';
 import { USAGE, baseConfig, parseArgs, phaseConfig, plan, type Options } from './options.js';
 import { dnsMissing } from './dns-item.js';
+import { etcdMissing } from '../test/helpers/etcd.js';
 import { installPeers } from './peers/install.js';
 import { BackendUnavailable } from './netd.js';
 import { cniPluginDir } from './peers/cni.js';
@@ -35,6 +36,7 @@ const PHASE_JS = join(__dirname, 'phase.js');
 /** Why an implementation cannot run here at all (checked before a namespace is made), or undefined. */
 function precheck(impl: ImplId, item: Item): string | undefined {
   if (item === 'dns') return dnsMissing();
+  if (item === 'overlay') return etcdMissing();
   if (item === 'throughput' && !which('iperf3')) return 'iperf3 not installed (apt-get install iperf3)';
   if (impl === 'netd-cni' || impl === 'netd-cni-shim') return pluginMissing(impl === 'netd-cni' ? 'js' : 'shim');
   if (impl === 'cni' && !cniPluginDir()) return 'CNI plugins not installed (apt-get install containernetworking-plugins)';

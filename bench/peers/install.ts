@@ -9,6 +9,7 @@ import { cniPluginDir } from './cni.js';
 import { netavarkBinary } from './netavark.js';
 import { which } from './docker.js';
 import { dnsMissing } from '../dns-item.js';
+import { etcdMissing } from '../../test/helpers/etcd.js';
 
 /** Each peer's packages and whether it is there already. */
 function wanted(impls: ImplId[], items: Item[]): string[] {
@@ -18,6 +19,8 @@ function wanted(impls: ImplId[], items: Item[]): string[] {
   if ((impls.includes('docker') || impls.includes('docker-netd')) && !which('dockerd')) pkgs.push('docker.io');
   if (items.includes('throughput') && !which('iperf3')) pkgs.push('iperf3');
   if (items.includes('dns') && dnsMissing()) pkgs.push('dnsperf', 'aardvark-dns', 'dnsmasq');
+  if (items.includes('overlay') && etcdMissing()) pkgs.push('etcd-server');
+  if (items.includes('overlay') && !which('iperf3') && !pkgs.includes('iperf3')) pkgs.push('iperf3');
   if (!existsSync('/usr/sbin/nft')) pkgs.push('nftables');
   return pkgs;
 }
