@@ -86,6 +86,13 @@ export class MissingToolError extends NetdError {
   }
 }
 
+/** The cluster store (etcd) did not answer: it is down, unreachable or too slow (HTTP 503). */
+export class StoreUnavailableError extends NetdError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 503, 'store_unavailable', options);
+  }
+}
+
 /** Turns anything thrown into a NetdError, keeping the original as cause. */
 export function asNetdError(err: unknown): NetdError {
   if (err instanceof NetdError) return err;
