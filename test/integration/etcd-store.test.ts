@@ -266,6 +266,11 @@ test('etcd killed for 8 s: little CPU meanwhile, then up again, the watch resume
   await peer.createIfAbsent([{ key: '/t7/after', value: 'x' }]);
   await waitFor('an event after the restart', 5000, () => rec.events.some((e) => e.key === '/t7/after'));
   assert.deepEqual(ups.slice(0, 3), ['up', 'down', 'up'], 'up/down events');
+  // etcd extended the old lease on restart (a new leader renews every lease): keys left on it would go
+  // one TTL later. The store lost that lease during the outage, so it must have put them again.
+  await delay(4000);
+  assert.deepEqual([...(await leases(peer, '/t7/')).keys()].sort(), ['/t7/after', '/t7/endpoints/e1', '/t7/hosts/h1'], 'a leased key expired after the outage');
+  assert.ok([...(await leases(peer, '/t7/hosts/')).values()].every((id) => id === s.leaseId));
   await w.stop();
 });
 
