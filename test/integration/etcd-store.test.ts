@@ -9,10 +9,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { EtcdStore, type Snapshot, type WatchEvent } from '../../src/cluster/etcd-store.js';
-import { requireRoot, TestNetns } from '../helpers/netns.js';
+import { requireRoot, run, TestNetns } from '../helpers/netns.js';
 import { etcdMissing, TestEtcd } from '../helpers/etcd.js';
 import { REPO } from '../helpers/daemon.js';
 
@@ -272,6 +274,56 @@ test('etcd killed for 8 s: little CPU meanwhile, then up again, the watch resume
   assert.deepEqual([...(await leases(peer, '/t7/')).keys()].sort(), ['/t7/after', '/t7/endpoints/e1', '/t7/hosts/h1'], 'a leased key expired after the outage');
   assert.ok([...(await leases(peer, '/t7/hosts/')).values()].every((id) => id === s.leaseId));
   await w.stop();
+});
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, all P-256, valid one day. */
+async function makeCerts(dir: string): Promise<void> {
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await run(['openssl', 'req', '-x509', ...ec, '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.pem'), '-days', '1', '-subj', '/CN=netd-test-ca']);
+  for (const [name, usage, san] of [['server', 'serverAuth', 'subjectAltName=IP:127.0.0.1'], ['client', 'clientAuth', '']]) {
+    writeFileSync(join(dir, `${name}.ext`), `${san ? `${san}\n` : ''}extendedKeyUsage=${usage}\n`);
+    await run(['openssl', 'req', ...ec, '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.csr`), '-subj', `/CN=netd-test-${name}`]);
+    await run(['openssl', 'x509', '-req', '-in', join(dir, `${name}.csr`), '-CA', join(dir, 'ca.pem'), '-CAkey', join(dir, 'ca.key'), '-CAcreateserial', '-out', join(dir, `${name}.pem`), '-days', '1', '-extfile', join(dir, `${name}.ext`)]);
+  }
+}
+
+test('TLS: https endpoints from etcd:// with the CA and a client certificate; refused without the certificate', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'netd-etcd-tls-'));
+  const tlsNs = await TestNetns.create('etcdtls');
+  let tlsEtcd: TestEtcd | undefined;
+  try {
+    await makeCerts(dir);
+    tlsEtcd = await TestEtcd.start(tlsNs, '127.0.0.1', 2379, { cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), ca: join(dir, 'ca.pem') });
+    assert.equal(tlsEtcd.url, 'https://127.0.0.1:2379');
+    // The client runs inside etcd's namespace (the only place its https port exists).
+    const client = `
+      const [repo, url, dir, withCert] = process.argv.slice(1);
+      const { EtcdStore } = require(repo + '/dist/src/cluster/etcd-store.js');
+      const { silentLogger } = require(repo + '/dist/src/log.js');
+      const tls = { ca: dir + '/ca.pem', ...(withCert === 'yes' ? { cert: dir + '/client.pem', key: dir + '/client.key' } : {}) };
+      const s = new EtcdStore({ endpoints: EtcdStore.parseUrl(url, true), tls, log: silentLogger(), dialTimeoutMs: 2000 });
+      (async () => {
+        try {
+          const ok = await s.createIfAbsent([{ key: '/tls/k', value: withCert }]);
+          console.log(JSON.stringify({ ok, value: (await s.get('/tls/k'))?.value }));
+        } catch (e) {
+          console.log(JSON.stringify({ error: e.constructor.name, message: e.message }));
+        }
+        await s.close();
+      })();`;
+    const attempt = async (withCert: string) => JSON.parse((await tlsNs.exec(['env', '-u', 'http_proxy', '-u', 'https_proxy', 'node', '-e', client, REPO, 'etcd://127.0.0.1:2379', dir, withCert])).stdout);
+    assert.deepEqual(await attempt('yes'), { ok: true, value: 'yes' });
+    const refused = await attempt('no');
+    assert.equal(refused.error, 'StoreUnavailableError', JSON.stringify(refused));
+    // Seen from the plain socket: only the client with a certificate wrote.
+    const plain = new EtcdStore({ endpoints: [tlsEtcd.socketUrl], log: pino({ level: 'silent' }), dialTimeoutMs: 1000 });
+    stores.push(plain);
+    assert.equal((await plain.get('/tls/k'))?.value, 'yes');
+  } finally {
+    await tlsEtcd?.remove();
+    await tlsNs.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('close() is idempotent and leaves no timers behind', async () => {
