@@ -33,10 +33,15 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(stores.map((s) => s.close()));
-  if (process.env.NETD_TEST_ETCD_LOG) writeFileSync(process.env.NETD_TEST_ETCD_LOG, logLines.join(''));
-  await etcd?.remove();
-  await ns?.destroy();
+  try {
+    const closed = await Promise.allSettled(stores.map((s) => s.close()));
+    const failed = closed.filter((r) => r.status === 'rejected');
+    assert.deepEqual(failed, [], 'a store failed to close');
+  } finally {
+    if (process.env.NETD_TEST_ETCD_LOG) writeFileSync(process.env.NETD_TEST_ETCD_LOG, logLines.join(''));
+    await etcd?.remove();
+    await ns?.destroy();
+  }
 });
 
 function store(leaseTtlSeconds = 3): EtcdStore {
