@@ -142,8 +142,8 @@ test('lease lost while etcd is paused past the TTL: a new lease, and the keys ar
   const before = host.leaseId!;
   await etcd.pause();
   try {
-    await waitFor('lease lost while etcd is paused', 10_000, () => host.leaseId === undefined);
-    assert.equal(host.up, false);
+    await waitFor('down while etcd is paused', 5000, () => !host.up);
+    await delay(4000); // past the TTL: once resumed, etcd expires the lease
   } finally {
     await etcd.resume();
   }
@@ -257,7 +257,7 @@ test('etcd killed for 8 s: little CPU meanwhile, then up again, the watch resume
   const wallMs = Date.now() - wall0;
   const share = (cpu.user + cpu.system) / 1000 / wallMs;
   t.diagnostic(`CPU while etcd was down: ${(share * 100).toFixed(1)} % of ${wallMs} ms`);
-  assert.ok(share < 0.15, `the process used ${(share * 100).toFixed(1)} % CPU while etcd was down`);
+  assert.ok(share < 0.10, `the process used ${(share * 100).toFixed(1)} % CPU while etcd was down`);
   assert.equal(landed, false);
   assert.ok(s.pendingWrites >= 1, `${s.pendingWrites} writes pending`);
 
@@ -273,11 +273,13 @@ test('etcd killed for 8 s: little CPU meanwhile, then up again, the watch resume
   await peer.createIfAbsent([{ key: '/t7/after', value: 'x' }]);
   await waitFor('an event after the restart', 5000, () => rec.events.some((e) => e.key === '/t7/after'));
   assert.deepEqual(ups.slice(0, 3), ['up', 'down', 'up'], 'up/down events');
-  // etcd extended the old lease on restart (a new leader renews every lease): keys left on it would go
-  // one TTL later. The store lost that lease during the outage, so it must have put them again.
-  await delay(4000);
+  // etcd renewed the lease on restart (a new leader extends every lease by its TTL): from here on only
+  // the store's keepalive holds it. Two TTLs later the keys are still there, on the same lease.
+  const lease = s.leaseId;
+  await delay(7000);
   assert.deepEqual([...(await leases(peer, '/t7/')).keys()].sort(), ['/t7/after', '/t7/endpoints/e1', '/t7/hosts/h1'], 'a leased key expired after the outage');
   assert.ok([...(await leases(peer, '/t7/hosts/')).values()].every((id) => id === s.leaseId));
+  assert.equal(s.leaseId, lease, 'the lease changed after the outage');
   await w.stop();
 });
 
