@@ -10,7 +10,7 @@
  * keepalive answered with TTL 0, or a write refused for an unknown lease).
  *
  * Writes never fail into the caller. Each goes to an outbox (latest value per key wins, written in the
- * order first queued) that a single writer flushes in transactions of up to 64 operations; while etcd is
+ * order of their latest write) that a single writer flushes in transactions of up to 64 operations; while etcd is
  * down the writer waits with the shared backoff and tries again. The store remembers every key and value
  * it holds, so when the lease is lost (etcd gone longer than the lease lived, or the lease revoked behind
  * its back) it grants a new lease as soon as etcd answers and puts all of them again under it.
