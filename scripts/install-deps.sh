@@ -18,15 +18,18 @@ if [ "${1:-}" = "--test" ]; then
 fi
 # podman test: Debian's podman 4.3 (CNI backend; conmon and the stock CNI plugins come with it).
 if [ "${1:-}" = "--test" ]; then packages+=(podman busybox-static); fi
+# Cluster-store tests: etcd (Debian's etcd-server); each test runs a private etcd in a test namespace, so the
+# package's own etcd.service is never started (policy-rc.d below) and is disabled.
+if [ "${1:-}" = "--test" ]; then packages+=(etcd-server); fi
 if [ "${1:-}" = "--test" ] && ! { command -v docker && command -v dockerd; } >/dev/null; then packages+=(docker.io); fi
 missing=()
 for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # docker.io, containerd and podman are there for their clients: keep their package scripts from starting
-  # dockerd, containerd or podman's API socket (dockerd would change this host's firewall and bridges) by
-  # denying service starts while apt runs.
+  # docker.io, containerd, podman and etcd-server are there for their binaries: keep their package scripts from
+  # starting dockerd, containerd, podman's API socket or a system etcd (dockerd would change this host's firewall
+  # and bridges) by denying service starts while apt runs.
   # Only the units of packages installed in this run are disabled: a docker or containerd already there
   # stays as its owner set it up.
   units=()
@@ -35,6 +38,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
       docker.io) units+=(docker.service docker.socket) ;;
       containerd) units+=(containerd.service) ;;
       podman) units+=(podman.service podman.socket podman-restart.service) ;;
+      etcd-server) units+=(etcd.service) ;;
     esac
   done
   daemons=false

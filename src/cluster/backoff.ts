@@ -57,14 +57,33 @@ export class Backoff {
 
 /** Resolves after `ms`, or at once when `signal` aborts (the timer is cleared, so a closed store leaves none). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
+  return new Waker().sleep(ms, signal);
+}
+
+/**
+ * Sleeps that one event can cut short: when etcd answers again, every loop waiting out its backoff
+ * retries at once instead of up to 5 s later.
+ */
+export class Waker {
+  private readonly sleepers = new Set<() => void>();
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal?.aborted) return resolve();
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        this.sleepers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+      this.sleepers.add(done);
+    });
+  }
+
+  /** Ends every sleep now. */
+  wake(): void {
+    for (const done of [...this.sleepers]) done();
+  }
 }

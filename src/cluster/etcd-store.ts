@@ -30,7 +30,7 @@ import {
 } from 'etcd3';
 import { InvalidArgumentError, NetdError, StoreUnavailableError, asNetdError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { Backoff, sleep } from './backoff.js';
+import { Backoff, Waker, sleep } from './backoff.js';
 import { LeasedKeys, type LeaseHost } from './leased-keys.js';
 import { PrefixWatch, message, type Snapshot, type WatchHandlers, type WatchHost } from './watch.js';
 
@@ -72,6 +72,7 @@ export class EtcdStore extends EventEmitter implements WatchHost, LeaseHost {
   readonly log: Logger;
   readonly leaseTtlSeconds: number;
   readonly callTimeoutMs: number;
+  readonly waker = new Waker();
   private readonly leased: LeasedKeys;
   private readonly watches = new Set<PrefixWatch>();
   private readonly abort = new AbortController();
@@ -235,6 +236,7 @@ export class EtcdStore extends EventEmitter implements WatchHost, LeaseHost {
     if (this.isUp || this.closing) return;
     this.isUp = true;
     this.log.info('etcd reachable');
+    this.waker.wake();
     this.emit('up');
   }
 

@@ -1,17 +1,23 @@
 /**
- * The host's own records in etcd (its host key, its endpoints): keys attached to one lease, which etcd3
- * keeps alive (a keepalive every TTL/3). If the host dies, the lease expires and etcd deletes them all in
+ * The host's own records in etcd (its host key, its endpoints): keys attached to one lease, kept alive
+ * here with one keepalive every TTL/3. If the host dies, the lease expires and etcd deletes them all in
  * one revision, which is how peers learn of it.
  *
+ * The keepalive is netd's, not etcd3's `autoKeepAlive`: that one retries every 100 ms while etcd is
+ * down (5–6 % of a core here for 2×TTL) and declares the lease lost after 2×TTL without an answer, even
+ * when a restarted etcd has renewed it (a new leader extends every lease). Here a failed keepalive is
+ * retried with the backoff (capped at TTL/3), and the lease counts as lost only when etcd says so (a
+ * keepalive answered with TTL 0, or a write refused for an unknown lease).
+ *
  * Writes never fail into the caller. Each goes to an outbox (latest value per key wins, written in the
- * order first queued) that a single writer flushes in transactions of up to 64 operations; while etcd is
+ * order of their latest write) that a single writer flushes in transactions of up to 64 operations; while etcd is
  * down the writer waits with the shared backoff and tries again. The store remembers every key and value
  * it holds, so when the lease is lost (etcd gone longer than the lease lived, or the lease revoked behind
  * its back) it grants a new lease as soon as etcd answers and puts all of them again under it.
  */
 import { EtcdLeaseInvalidError, type Etcd3, type IRequestOp, type Lease } from 'etcd3';
 import type { Logger } from '../log.js';
-import { Backoff, sleep } from './backoff.js';
+import { Backoff, type Waker } from './backoff.js';
 import { message } from './watch.js';
 
 /** etcd refuses transactions of more than 128 operations by default (--max-txn-ops). */
@@ -21,6 +27,10 @@ export interface LeaseHost {
   readonly client: Etcd3;
   readonly log: Logger;
   readonly leaseTtlSeconds: number;
+  /** The deadline of one keepalive. */
+  readonly callTimeoutMs: number;
+  /** Backoff sleeps end early when etcd answers again. */
+  readonly waker: Waker;
   reachable(): void;
   unreachable(err: unknown): void;
   isOutage(err: unknown): boolean;
@@ -145,7 +155,7 @@ export class LeasedKeys {
         if (this.stopped) break;
         this.failed(err, batch);
       }
-      await sleep(this.backoff.next(), this.abort.signal);
+      await this.host.waker.sleep(this.backoff.next(), this.abort.signal);
     }
     this.flushing = false; // in the same turn as the emptiness check: an enqueue after it kicks a new writer
   }
@@ -174,10 +184,8 @@ export class LeasedKeys {
   }
 
   private async grant(): Promise<HeldLease> {
-    const lease = this.host.client.lease(this.host.leaseTtlSeconds, { autoKeepAlive: true });
+    const lease = this.host.client.lease(this.host.leaseTtlSeconds, { autoKeepAlive: false });
     lease.on('lost', (err: Error) => this.lost(lease, err));
-    lease.on('keepaliveSucceeded', () => this.host.reachable());
-    lease.on('keepaliveFailed', (err: unknown) => this.host.unreachable(err)); // typed as a response; it is the error
     let id: string;
     try {
       id = await lease.grant();
@@ -189,9 +197,34 @@ export class LeasedKeys {
       lease.release();
       throw new Error('store closed');
     }
-    this.current = { lease, id };
+    const held = { lease, id };
+    this.current = held;
     this.host.log.info({ lease: id, ttl: this.host.leaseTtlSeconds }, 'etcd lease granted');
-    return this.current;
+    void this.keepAlive(held);
+    return held;
+  }
+
+  /** One keepalive every TTL/3 while `held` is the lease; after a failure, retries paced by the backoff. */
+  private async keepAlive(held: HeldLease): Promise<void> {
+    const intervalMs = (this.host.leaseTtlSeconds * 1000) / 3;
+    const backoff = new Backoff({ maxMs: Math.max(100, Math.min(5000, intervalMs)) });
+    let wait = intervalMs;
+    for (;;) {
+      await this.host.waker.sleep(wait, this.abort.signal);
+      if (this.stopped || this.current !== held) return;
+      try {
+        // A TTL 0 answer emits 'lost' (handled by lost()) and rejects.
+        await held.lease.keepaliveOnce({ deadline: Date.now() + this.host.callTimeoutMs });
+        this.host.reachable();
+        backoff.reset();
+        wait = intervalMs;
+      } catch (err) {
+        if (this.stopped || this.current !== held) return;
+        if (err instanceof EtcdLeaseInvalidError) return this.lost(held.lease, err);
+        this.host.unreachable(err);
+        wait = backoff.next();
+      }
+    }
   }
 
   /** The lease is gone: forget it, queue every held key again, and let the writer grant a new one. */

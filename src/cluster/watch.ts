@@ -12,7 +12,7 @@
  */
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 import type { Logger } from '../log.js';
-import { Backoff, sleep } from './backoff.js';
+import { Backoff, type Waker } from './backoff.js';
 
 export interface StoredKv {
   key: string;
@@ -50,6 +50,8 @@ export interface WatchHost {
   readonly log: Logger;
   /** How long a watch may take to be created before it counts as a failure. */
   readonly callTimeoutMs: number;
+  /** Backoff sleeps end early when etcd answers again. */
+  readonly waker: Waker;
   list(prefix: string): Promise<Snapshot>;
   reachable(): void;
   unreachable(err: unknown): void;
@@ -100,7 +102,7 @@ export class PrefixWatch {
         this.host.unreachable(err);
         if (failures++ === 0) this.host.log.warn({ prefix: this.prefix, err: message(err) }, 'etcd watch could not start: retrying with backoff');
       }
-      await sleep(this.backoff.next(), this.abort.signal);
+      await this.host.waker.sleep(this.backoff.next(), this.abort.signal);
     }
     this.release();
   }

@@ -29,6 +29,13 @@ export function etcdMissing(): string | undefined {
   return 'etcd is not installed (no etcd in PATH): install the Debian package etcd-server (scripts/install-deps.sh --test does)';
 }
 
+/** PEM files for a TLS etcd: its certificate and key, and the CA it checks client certificates against. */
+export interface EtcdTlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
 const PROXY_VARS = ['http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY', 'all_proxy', 'ALL_PROXY'];
 
 export class TestEtcd {
@@ -41,11 +48,15 @@ export class TestEtcd {
     readonly ip: string,
     readonly port: number,
     readonly dir: string,
+    readonly tls?: EtcdTlsFiles,
   ) {}
 
-  /** Starts etcd in `ns` listening on IP:PORT (and the socket) and waits until it answers /health. */
-  static async start(ns: TestNetns, ip: string, port = 2379): Promise<TestEtcd> {
-    const e = new TestEtcd(ns, ip, port, mkdtempSync(join(tmpdir(), 'netd-etcd-')));
+  /**
+   * Starts etcd in `ns` listening on IP:PORT (and the socket) and waits until it answers /health. With
+   * `tls`, IP:PORT is https and asks for a client certificate; the socket stays plain.
+   */
+  static async start(ns: TestNetns, ip: string, port = 2379, tls?: EtcdTlsFiles): Promise<TestEtcd> {
+    const e = new TestEtcd(ns, ip, port, mkdtempSync(join(tmpdir(), 'netd-etcd-')), tls);
     try {
       await e.launch();
     } catch (err) {
@@ -57,7 +68,7 @@ export class TestEtcd {
 
   /** The client URL inside the namespace. */
   get url(): string {
-    return `http://${this.ip.includes(':') ? `[${this.ip}]` : this.ip}:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://${this.ip.includes(':') ? `[${this.ip}]` : this.ip}:${this.port}`;
   }
 
   /** The unix socket etcd also serves clients on (etcd names it HOST:PORT, in its working directory). */
@@ -91,7 +102,8 @@ export class TestEtcd {
       ['netns', 'exec', this.ns.name, 'etcd', '--name', name, '--data-dir', join(this.dir, 'data'),
         '--listen-client-urls', `${this.url},unix://etcd:${this.port}`, '--advertise-client-urls', this.url,
         '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${name}=${peer}`,
-        '--initial-cluster-state', 'new', '--logger', 'zap', '--log-outputs', 'stderr', '--log-level', 'warn'],
+        '--initial-cluster-state', 'new', '--logger', 'zap', '--log-outputs', 'stderr', '--log-level', 'warn',
+        ...(this.tls ? ['--cert-file', this.tls.cert, '--key-file', this.tls.key, '--trusted-ca-file', this.tls.ca, '--client-cert-auth'] : [])],
       { cwd: this.dir, env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child = child;

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from '../helpers/daemon.js';
 
-const BASE = 'iproute2 iptables nftables dnsutils iperf3 netcat-openbsd conntrack iputils-ping procps util-linux python3 make g++ socat kmod busybox-static';
+const BASE = 'iproute2 iptables nftables dnsutils iperf3 netcat-openbsd conntrack iputils-ping procps util-linux python3 make g++ socat kmod busybox-static etcd-server';
 
 function runScript(installed: string, stubs = ['docker']): { apt: string[]; systemctl: string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'netd-install-deps-'));
@@ -43,6 +43,12 @@ test('only the units of packages installed in this run are disabled', () => {
   const r = runScript(`${BASE} runc containerd docker.io`); // podman is the one missing
   assert.ok(r.apt.includes('podman'), r.apt.join(' '));
   assert.deepEqual(r.systemctl.filter((w) => w.endsWith('.service') || w.endsWith('.socket')).sort(), ['podman-restart.service', 'podman.service', 'podman.socket']);
+});
+
+test('etcd-server is installed for the cluster-store tests and its system etcd.service disabled, never started', () => {
+  const r = runScript('iproute2 iptables nftables dnsutils iperf3 netcat-openbsd conntrack iputils-ping procps util-linux python3 make g++ socat kmod busybox-static runc containerd docker.io podman');
+  assert.ok(r.apt.includes('etcd-server'), r.apt.join(' '));
+  assert.deepEqual(r.systemctl.filter((w) => w.endsWith('.service') || w.endsWith('.socket')), ['etcd.service']);
 });
 
 test('with Docker CE\'s containerd.io installed, Debian\'s containerd and runc are not asked for', () => {
