@@ -21,7 +21,7 @@ import { namesOf } from '../dns/records.js';
 import type { OverlayDriver } from '../drivers/overlay/overlay-driver.js';
 import type { Peer } from '../drivers/overlay/peer-table.js';
 import type { EtcdStore, PrefixWatch, Snapshot, WatchEvent } from './etcd-store.js';
-import { ROOT, keys, parseJson, parseKey, isBlockRecord, isEndpointEntry, isHostRecord, isNetworkEntry, type BlockRecord, type EndpointEntry, type HostRecord, type NetworkEntry } from './records.js';
+import { ROOT, keys, parseJson, parseKey, removeNetworkKeys, isBlockRecord, isEndpointEntry, isHostRecord, isNetworkEntry, type BlockRecord, type EndpointEntry, type HostRecord, type NetworkEntry } from './records.js';
 
 export interface ClusterViewDeps {
   store: EtcdStore;
@@ -262,7 +262,14 @@ export class ClusterView {
   }
 
   private async adopt(networkId: string, entry: NetworkEntry): Promise<void> {
-    if (entry.state === 'deleting') return;
+    if (entry.state === 'deleting') {
+      // This host was removing it and stopped before the cluster's keys went (it has it no more): finish.
+      const mod = this.cache.get(keys.network(networkId))?.modRevision;
+      if (entry.deletingBy === this.deps.hostId && mod !== undefined && (await removeNetworkKeys(this.deps.store, networkId, entry, mod))) {
+        this.deps.log.info({ op: 'rm-network', network: networkId, name: entry.name }, 'removal of a global network completed in the cluster');
+      }
+      return;
+    }
     try {
       await this.deps.controller.adoptNetwork({
         id: networkId,

@@ -29,7 +29,7 @@ import { OPT_VNI } from '../drivers/overlay/overlay-driver.js';
 import type { EtcdStore } from './etcd-store.js';
 import { BlockLeases, withTimeout } from './blocks.js';
 import { ClusterView, type ClusterViewDeps, type HostStatus } from './cluster-view.js';
-import { keys, parseJson, isEndpointEntry, isNetworkEntry, type EndpointEntry, type HostRecord, type NetworkEntry } from './records.js';
+import { keys, parseJson, removeNetworkKeys, isEndpointEntry, isNetworkEntry, type EndpointEntry, type HostRecord, type NetworkEntry } from './records.js';
 
 export interface ClusterDeps extends Omit<ClusterViewDeps, 'hostId' | 'controller'> {
   store: EtcdStore;
@@ -135,13 +135,13 @@ export class Cluster implements GlobalScope, NetworkObserver {
     const kv = await withTimeout(store.get(key), 'read the network in the cluster');
     const entry = parseJson<NetworkEntry>(kv?.value, isNetworkEntry);
     if (!kv || !entry) return { commit: async () => undefined, abort: async () => undefined };
-    const deleting = JSON.stringify({ ...entry, state: 'deleting' });
+    const deleting = JSON.stringify({ ...entry, state: 'deleting', deletingBy: this.deps.hostId });
     if (!(await withTimeout(store.replaceIf(key, deleting, kv.modRevision), 'mark the network as going'))) {
       throw new ConflictError(`network ${network.name} changed in the cluster meanwhile; try again`);
     }
     const marked = await store.get(key);
     const restore = async () => {
-      if (marked) await store.replaceIf(key, JSON.stringify({ ...entry, state: 'active' }), marked.modRevision);
+      if (marked) await store.replaceIf(key, JSON.stringify({ ...entry, state: 'active', deletingBy: undefined }), marked.modRevision);
     };
     const listed = await withTimeout(store.list(keys.endpoints(network.id)), 'list the network\'s endpoints');
     const elsewhere = new Map<string, number>();
@@ -156,8 +156,7 @@ export class Cluster implements GlobalScope, NetworkObserver {
     }
     return {
       commit: async () => {
-        const ok = await store.deletePrefixWhen(key, marked?.modRevision ?? 0n, [key, keys.networkName(entry.name), keys.vni(entry.vni)], [keys.blocks(network.id), keys.endpoints(network.id)]);
-        if (!ok) this.deps.log.warn({ op: 'rm-network', network: network.id }, 'the network changed in the cluster while it was removed here');
+        if (!(await removeNetworkKeys(store, network.id, entry, marked?.modRevision ?? 0n))) this.deps.log.warn({ op: 'rm-network', network: network.id }, 'the network changed in the cluster while it was removed here');
         this.blocks.forget(network.id);
       },
       abort: restore,
@@ -210,4 +209,5 @@ export class Cluster implements GlobalScope, NetworkObserver {
     void this.deps.store.leasedDelete(keys.endpoint(network.id, endpoint.id));
   }
 }
+
 

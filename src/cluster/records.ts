@@ -13,6 +13,7 @@
  * takes its endpoints with it, and every other host removes their forwarding entries and names.
  */
 import { IPAddress, MAC, Prefix } from '../net/index.js';
+import type { EtcdStore } from './etcd-store.js';
 
 export const ROOT = '/netd/v1/';
 
@@ -37,6 +38,8 @@ export interface NetworkEntry {
   by: string;
   /** `deleting` while rm-network checks that no host has endpoints: no host attaches meanwhile. */
   state: 'active' | 'deleting';
+  /** The host removing it (state `deleting`): after a crash, it completes the removal when it is back. */
+  deletingBy?: string;
 }
 
 export interface BlockRecord {
@@ -138,3 +141,9 @@ export const isNetworkEntry = (v: Record<string, unknown>): boolean =>
 export const isHostRecord = (v: Record<string, unknown>): boolean => isString(v.advertise) && isString(v.name);
 
 export const isBlockRecord = (v: Record<string, unknown>): boolean => isString(v.host);
+
+/** A global network's keys, all at once, if the network's record is still at `modRevision`. */
+export function removeNetworkKeys(store: EtcdStore, networkId: string, entry: NetworkEntry, modRevision: bigint): Promise<boolean> {
+  const key = keys.network(networkId);
+  return store.deletePrefixWhen(key, modRevision, [key, keys.networkName(entry.name), keys.vni(entry.vni)], [keys.blocks(networkId), keys.endpoints(networkId)]);
+}
