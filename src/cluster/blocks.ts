@@ -15,7 +15,7 @@
  *   were last confirmed (`confirmed`, kept in the file across restarts): after that, other hosts may hold them.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { ConflictError, StoreUnavailableError } from '../errors.js';
+import { ConflictError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Prefix } from '../net/index.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
@@ -34,9 +34,6 @@ export function blocksOf(subnet: Prefix): Prefix[] {
   for (let i = 0n; i < count && i < 65536n; i++) out.push(Prefix.of(subnet.at(i * size), length));
   return out;
 }
-
-/** How long a claim may wait on etcd before the attach fails with 503. */
-const CLAIM_TIMEOUT_MS = 3000;
 
 interface BlockFile {
   /** network id → blocks. */
@@ -88,14 +85,14 @@ export class BlockLeases {
   /** Drops the blocks etcd gives to another host; claims again those it lost. */
   private async validate(networkId: string): Promise<void> {
     const { store, hostId, log } = this.deps;
-    const listed = await withTimeout(store.list(keys.blocks(networkId)), 'list the address blocks');
+    const listed = await store.list(keys.blocks(networkId));
     const owners = new Map(listed.kvs.map((kv) => [kv.key, parseJson<BlockRecord>(kv.value, isBlockRecord)?.host]));
     const kept: Prefix[] = [];
     for (const block of this.of(networkId)) {
       const key = keys.block(networkId, block);
       const owner = owners.get(key);
       if (owner === hostId) kept.push(block);
-      else if (owner === undefined && (await withTimeout(store.createIfAbsent([{ key, value: JSON.stringify({ host: hostId, claimed: new Date().toISOString() }) }]), 'claim an address block again'))) kept.push(block);
+      else if (owner === undefined && (await store.createIfAbsent([{ key, value: JSON.stringify({ host: hostId, claimed: new Date().toISOString() }) }]))) kept.push(block);
       else log.warn({ op: 'validate-blocks', network: networkId, block: block.toString(), owner }, 'an address block this host held is another host\'s now: not used any more');
     }
     this.held.set(networkId, kept);
@@ -104,9 +101,11 @@ export class BlockLeases {
     this.save();
   }
 
-  /** The blocks this host holds on a network. */
-  of(networkId: string): Prefix[] {
-    return this.held.get(networkId) ?? [];
+  /** The blocks this host holds on a network: the same array until they change. */
+  of(networkId: string): readonly Prefix[] {
+    let list = this.held.get(networkId);
+    if (!list) this.held.set(networkId, (list = []));
+    return list;
   }
 
   /** A network is gone: its blocks with it (the cluster deleted its keys). */
@@ -116,13 +115,13 @@ export class BlockLeases {
 
   /**
    * Claims one more block of `subnet` for this host: its own blocks etcd has and the file lost first, then
-   * the first block nobody holds. ConflictError when every block is held; StoreUnavailableError when etcd cannot
-   * be reached in time.
+   * the first block nobody holds. ConflictError when every block is held; the store's StoreUnavailableError when etcd
+   * does not answer within its call deadline.
    */
   async claim(networkId: string, subnet: Prefix): Promise<Prefix> {
     const { store, hostId } = this.deps;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const listed = await withTimeout(store.list(keys.blocks(networkId)), 'list the address blocks');
+      const listed = await store.list(keys.blocks(networkId));
       const taken = new Map<string, BlockRecord | undefined>();
       for (const kv of listed.kvs) taken.set(kv.key, parseJson<BlockRecord>(kv.value, isBlockRecord));
       const mine = this.of(networkId);
@@ -132,7 +131,7 @@ export class BlockLeases {
       const free = candidates.find((b) => !taken.has(keys.block(networkId, b)));
       if (!free) throw new ConflictError(`no free address left on ${subnet}: every address block is held by a host of the cluster`);
       const record: BlockRecord = { host: hostId, claimed: new Date().toISOString() };
-      if (await withTimeout(store.createIfAbsent([{ key: keys.block(networkId, free), value: JSON.stringify(record) }]), 'claim an address block')) {
+      if (await store.createIfAbsent([{ key: keys.block(networkId, free), value: JSON.stringify(record) }])) {
         this.deps.log.info({ op: 'claim-block', network: networkId, block: free.toString() }, 'address block claimed');
         return this.add(networkId, free);
       }
@@ -154,21 +153,3 @@ export class BlockLeases {
     writeFileAtomic(this.deps.file, JSON.stringify(out));
   }
 }
-
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new StoreUnavailableError(`cannot ${what}: the cluster store (etcd) does not answer`)), CLAIM_TIMEOUT_MS);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err instanceof ConflictError ? err : new StoreUnavailableError(`cannot ${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
-      },
-    );
-  });
-}
-
-export { withTimeout };

@@ -107,7 +107,11 @@ export class ClusterView {
   }
 
   hosts(): HostStatus[] {
-    const names = new Map(this.entries<NetworkEntry>(`${ROOT}networks/`, isNetworkEntry).map(([k, n]) => [parseKey(k), n.name] as const).flatMap(([p, name]) => (p.kind === 'network' ? [[p.network, name] as const] : [])));
+    const names = new Map<string, string>();
+    for (const [k, n] of this.entries<NetworkEntry>(`${ROOT}networks/`, isNetworkEntry)) {
+      const p = parseKey(k);
+      if (p.kind === 'network') names.set(p.network, n.name);
+    }
     const out = new Map<string, HostStatus>();
     const ensure = (id: string, h: HostRecord | undefined, alive: boolean) => {
       let s = out.get(id);

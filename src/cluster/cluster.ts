@@ -27,7 +27,7 @@ import type { Controller } from '../cnm/controller.js';
 import { newId } from '../cnm/context.js';
 import { OPT_VNI } from '../drivers/overlay/overlay-driver.js';
 import type { EtcdStore } from './etcd-store.js';
-import { BlockLeases, withTimeout } from './blocks.js';
+import { BlockLeases } from './blocks.js';
 import { ClusterView, type ClusterViewDeps, type HostStatus } from './cluster-view.js';
 import { keys, parseJson, removeNetworkKeys, isEndpointEntry, isNetworkEntry, type EndpointEntry, type HostRecord, type NetworkEntry } from './records.js';
 
@@ -58,6 +58,8 @@ export class Cluster implements GlobalScope, NetworkObserver {
   private readonly blocks: BlockLeases;
   /** Made at start, when the controller has restored its state. */
   private view?: ClusterView;
+  /** The block list (as BlockLeases holds it) last handed to IPAM, per network. */
+  private readonly applied = new Map<string, readonly Prefix[]>();
 
   constructor(private readonly deps: ClusterDeps) {
     this.blocks = new BlockLeases({ store: deps.store, hostId: deps.hostId, file: deps.blocksFile, log: deps.log, graceMs: deps.blockGraceMs });
@@ -106,16 +108,13 @@ export class Cluster implements GlobalScope, NetworkObserver {
         by: this.deps.hostId,
         state: 'active',
       };
-      const claimed = await withTimeout(
-        store.createIfAbsent([
+      const claimed = await store.createIfAbsent([
           { key: keys.networkName(req.name), value: id },
           { key: keys.vni(vni), value: id },
           { key: keys.network(id), value: JSON.stringify(entry) },
-        ]),
-        'claim the network in the cluster',
-      );
+        ]);
       if (claimed) return { id, options, gateway };
-      if (await withTimeout(store.get(keys.networkName(req.name)), 'read the cluster\'s network names')) {
+      if (await store.get(keys.networkName(req.name))) {
         throw new ConflictError(`network with name ${req.name} already exists in the cluster`);
       }
       // The VXLAN id was taken: another one.
@@ -132,18 +131,18 @@ export class Cluster implements GlobalScope, NetworkObserver {
   async releaseNetwork(network: NetworkRecord): Promise<{ commit(): Promise<void>; abort(): Promise<void> }> {
     const { store } = this.deps;
     const key = keys.network(network.id);
-    const kv = await withTimeout(store.get(key), 'read the network in the cluster');
+    const kv = await store.get(key);
     const entry = parseJson<NetworkEntry>(kv?.value, isNetworkEntry);
     if (!kv || !entry) return { commit: async () => undefined, abort: async () => undefined };
     const deleting = JSON.stringify({ ...entry, state: 'deleting', deletingBy: this.deps.hostId });
-    if (!(await withTimeout(store.replaceIf(key, deleting, kv.modRevision), 'mark the network as going'))) {
+    if (!(await store.replaceIf(key, deleting, kv.modRevision))) {
       throw new ConflictError(`network ${network.name} changed in the cluster meanwhile; try again`);
     }
     const marked = await store.get(key);
     const restore = async () => {
       if (marked) await store.replaceIf(key, JSON.stringify({ ...entry, state: 'active', deletingBy: undefined }), marked.modRevision);
     };
-    const listed = await withTimeout(store.list(keys.endpoints(network.id)), 'list the network\'s endpoints');
+    const listed = await store.list(keys.endpoints(network.id));
     const elsewhere = new Map<string, number>();
     for (const e of listed.kvs) {
       const ep = parseJson<EndpointEntry>(e.value, isEndpointEntry);
@@ -168,16 +167,25 @@ export class Cluster implements GlobalScope, NetworkObserver {
     if (this.view?.isGoing(network.id)) throw new ForbiddenError(`network ${network.name} is being removed`);
     if (!(await this.blocks.usable(network.id))) {
       ipam.setBlocks(subnet, []);
+      this.applied.delete(network.id);
       throw new StoreUnavailableError(`the cluster store (etcd) has been unreachable for longer than the block grace period: the address blocks of ${network.name} this host held may be other hosts' by now`);
     }
     // The blocks as validated (one may have been dropped: another host holds it now).
-    ipam.setBlocks(subnet, this.blocks.of(network.id));
+    this.applyBlocks(network.id, subnet);
     if (ipam.hasFreeAddress(subnet)) return;
     if (!this.deps.store.up) {
       throw new StoreUnavailableError(`no free address left in the blocks this host holds on ${network.name}, and the cluster store (etcd) cannot be reached to claim another`);
     }
     await this.blocks.claim(network.id, subnet);
-    ipam.setBlocks(subnet, this.blocks.of(network.id));
+    this.applyBlocks(network.id, subnet);
+  }
+
+  /** Hands IPAM this host's blocks of a network when they changed since the last time (not on every attach). */
+  private applyBlocks(networkId: string, subnet: Prefix): void {
+    const blocks = this.blocks.of(networkId);
+    if (this.applied.get(networkId) === blocks) return;
+    this.deps.ipam.setBlocks(subnet, blocks);
+    this.applied.set(networkId, blocks);
   }
 
   // ---------------------------------------------------------------- NetworkObserver
@@ -186,7 +194,7 @@ export class Cluster implements GlobalScope, NetworkObserver {
   networkCreated(network: ObservedNetwork): void {
     if (network.scope !== 'global') return;
     const subnet = network.ipv4[0]?.subnet;
-    if (subnet) this.deps.ipam.setBlocks(subnet, this.blocks.of(network.id));
+    if (subnet) this.applyBlocks(network.id, subnet);
     this.view?.networkHere(network.id);
   }
 

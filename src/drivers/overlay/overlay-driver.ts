@@ -23,7 +23,7 @@ import type { BridgeDriver } from '../bridge/bridge-driver.js';
 import { LinkOwner } from '../bridge/link-owner.js';
 import { OPT_BRIDGE_NAME, OPT_MTU } from '../bridge/options.js';
 import { ensureSegment, removeSegment, underlayMtu, VXLAN_OVERHEAD } from './vxlan-segment.js';
-import { PeerTable, type Peer } from './peer-table.js';
+import { PeerTable } from './peer-table.js';
 
 /** The option the cluster's claim sets: the network's VXLAN id, the same on every host. */
 export const OPT_VNI = 'netd.overlay.vni';
@@ -115,11 +115,6 @@ export class OverlayDriver implements Driver {
   /** The remote containers' entries of a network on this host (undefined: the network is not here). */
   peers(networkId: string): PeerTable | undefined {
     return this.tables.get(networkId);
-  }
-
-  /** Sets a remote container's entries (the cluster saw it). */
-  async setPeer(networkId: string, peer: Peer): Promise<void> {
-    await this.tables.get(networkId)?.set(peer);
   }
 
   // ---------------------------------------------------------------- endpoints: the bridge driver's
